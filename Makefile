@@ -1,0 +1,42 @@
+# Every target creates the virtual environment it needs, so a fresh clone needs only `make demo` / `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+BENCH_VENV := .venv-bench
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+# trackeval goes in with --no-deps: its wheel pulls opencv-python and pycocotools, which HOTA/CLEAR/Identity
+# never import, and a GUI OpenCV would clash with the headless one the video stages use.
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --no-deps 'trackeval==1.3.0'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/trackid demo
+
+test: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
+
+$(BENCH_VENV)/.installed: bench/setup_env.sh bench/requirements-peers.txt pyproject.toml
+	bash bench/setup_env.sh $(BENCH_VENV)
+	touch $@
+
+bench: $(BENCH_VENV)/.installed
+	$(BENCH_VENV)/bin/python bench/mot.py
+
+clean:
+	rm -rf $(VENV) $(BENCH_VENV) runs .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,21 @@
+"""Where frames and detections come from: MOTChallenge files today; video, photos and streams later."""
+
+from trackid.sources.motchallenge import (
+    MotFormatError,
+    MotRows,
+    SeqInfo,
+    detections_by_frame,
+    read_mot_file,
+    read_seqinfo,
+    write_mot_results,
+)
+
+__all__ = [
+    "MotFormatError",
+    "MotRows",
+    "SeqInfo",
+    "detections_by_frame",
+    "read_mot_file",
+    "read_seqinfo",
+    "write_mot_results",
+]

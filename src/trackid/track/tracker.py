@@ -1,0 +1,315 @@
+"""The online tracker: detections of one frame in, the same detections with track ids out.
+
+Per frame, in order:
+1. predict every track one frame ahead (vectorised Kalman filter);
+2. match confident detections to all tracks by IoU, with a penalty for detections that would reverse a track's
+   recent heading (OC-SORT's observation-centric momentum);
+3. match low-score detections to tracks that were visible last frame (ByteTrack): occluded people often still get
+   a weak detection, and dropping it breaks the track;
+4. match what is left by IoU with each track's *last observed* box (OC-SORT's observation-centric recovery): after
+   an occlusion the filter's prediction has drifted, the last observation has not;
+5. a track found again after a gap is re-run along a straight virtual path from its last observation to the new
+   one (observation-centric re-update), so its velocity is not the drift it accumulated while unobserved;
+6. lifecycle: new tracks from unmatched confident detections, tentative until confirmed, lost while unmatched, and
+   removed after a time given in seconds (scaled by the sequence's frame rate).
+
+All per-track state lives in arrays indexed by row; there are no per-track Python objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import ClassVar, Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+from pydantic import BaseModel, ConfigDict, Field
+
+from trackid.geometry import iou_matrix
+from trackid.track.association import AssignmentMethod, assign, direction_cost
+from trackid.track.kalman import BoxKalman, KalmanNoise, cxcywh_to_xyxy, xyxy_to_cxcywh
+from trackid.types import Detections
+
+__all__ = ["TRACKERS", "OnlineTracker", "Tracker", "TrackerConfig", "make_tracker", "register_tracker"]
+
+_GATED = 1e6
+"""Cost of a pair the gate forbids; any cost below `_MAX_COST` may be matched."""
+_MAX_COST = 1e5
+
+
+class Tracker(Protocol):
+    """What every tracker offers: feed frames in order, get the frame's tracked detections back."""
+
+    def update(self, detections: Detections) -> Detections: ...
+
+    def reset(self) -> None: ...
+
+
+TRACKERS: dict[str, Callable[..., Tracker]] = {}
+"""Trackers by name, for the CLI and config files."""
+
+
+def register_tracker(name: str) -> Callable[[type], type]:
+    def decorate(cls: type) -> type:
+        TRACKERS[name] = cls
+        return cls
+
+    return decorate
+
+
+def make_tracker(name: str = "trackid", frame_rate: float = 30.0, **params: object) -> Tracker:
+    """Build a registered tracker; `params` override its config defaults."""
+    if name not in TRACKERS:
+        raise ValueError(f"unknown tracker {name!r}; choose from {sorted(TRACKERS)}")
+    return TRACKERS[name](TrackerConfig(**params), frame_rate=frame_rate)
+
+
+class TrackerConfig(BaseModel):
+    """Every parameter with its trade-off. Times are in seconds so one setting serves 7 fps and 30 fps video."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    high_score: float = Field(
+        0.6, ge=0, le=1,
+        description="Detections at or above this score take part in the first association and may start tracks. "
+        "Raising it removes false positives from tracks but hands more true people to the weaker second stage.",
+    )
+    low_score: float = Field(
+        0.1, ge=0, le=1,
+        description="Detections between this and `high_score` can only continue tracks seen in the previous frame "
+        "(ByteTrack). Lowering it keeps occluded people tracked, at the risk of continuing tracks onto clutter.",
+    )
+    new_track_score: float = Field(
+        0.7, ge=0, le=1,
+        description="A detection needs this score to start a track. Raising it suppresses short false tracks, "
+        "but people who are only ever weakly detected are never tracked.",
+    )
+    iou_gate: float = Field(
+        0.3, ge=0, le=1,
+        description="Minimum IoU between a track's predicted box and a detection for them to be matched. Lowering "
+        "it follows fast or erratic motion and low frame rates, but lets tracks jump to neighbours in crowds.",
+    )
+    low_score_iou_gate: float = Field(
+        0.5, ge=0, le=1,
+        description="The IoU gate for low-score detections, stricter because they are less trustworthy.",
+    )
+    direction_weight: float = Field(
+        0.2, ge=0,
+        description="Weight of the heading-consistency penalty (turn angle / pi x weight x detection score). "
+        "Raising it resists identity swaps between people crossing, but penalises genuine turns. 0 disables it.",
+    )
+    direction_span: int = Field(
+        3, ge=1,
+        description="Heading is measured between the latest observation and the one this many observations "
+        "earlier. Longer spans average out box jitter but react later to real turns.",
+    )
+    min_hits: int = Field(
+        3, ge=1,
+        description="Matched detections a tentative track needs before it is reported. A count, not a time: it is "
+        "evidence that the object is real. Raising it removes short false tracks but drops the first frames of "
+        "every real one.",
+    )
+    max_lost_s: float = Field(
+        1.0, gt=0,
+        description="Seconds a confirmed track survives without a detection, waiting to be recovered. Longer "
+        "bridges longer occlusions but gives a lost track more time to steal someone else's detection.",
+    )
+    reupdate: bool = Field(
+        True,
+        description="Re-run the filter along a virtual straight path when a track is recovered after a gap "
+        "(OC-SORT's ORU), so the drift accumulated while unobserved does not leak into its velocity.",
+    )
+    recover_by_last_box: bool = Field(
+        True,
+        description="Match leftover detections to the last *observed* box of unmatched tracks (OC-SORT's OCR).",
+    )
+    assignment: AssignmentMethod = Field(
+        "optimal",
+        description="'optimal' (Jonker-Volgenant) or 'greedy' (cheapest pair first; kept for ablations only).",
+    )
+    motion_noise: tuple[float, float, float] = Field(
+        (1.0 / 20, 1.0 / 160, 1.0 / 20),
+        description="Kalman standard deviations (position, velocity, measurement) as fractions of box size per "
+        "frame. More velocity noise follows manoeuvres but predicts worse through occlusion.",
+    )
+
+
+@register_tracker("trackid")
+class OnlineTracker:
+    """Motion-only online tracker (SORT family with ByteTrack's and OC-SORT's additions), deterministic.
+
+    Track ids start at 1 and are never reused within a run.
+    """
+
+    _RING: ClassVar[int] = 8  # observation centres kept per track, >= any sensible `direction_span`
+
+    def __init__(self, config: TrackerConfig | None = None, frame_rate: float = 30.0) -> None:
+        if not frame_rate > 0:
+            raise ValueError(f"frame_rate must be positive, got {frame_rate}")
+        self.config = config or TrackerConfig()
+        self.frame_rate = float(frame_rate)
+        self.max_lost = max(1, round(self.config.max_lost_s * self.frame_rate))
+        if self.config.direction_span >= self._RING:
+            raise ValueError(f"direction_span must be below {self._RING}, got {self.config.direction_span}")
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget all tracks (start of a new sequence); ids restart at 1."""
+        position, velocity, measurement = self.config.motion_noise
+        self.kalman = BoxKalman(KalmanNoise(position, velocity, measurement, initial_velocity=10 * velocity))
+        self.frame = 0
+        self._next_id = 1
+        self.track_id = np.zeros(0, np.int64)
+        self.class_id = np.zeros(0, np.int64)
+        self.hits = np.zeros(0, np.int64)
+        self.since_update = np.zeros(0, np.int64)
+        self.confirmed = np.zeros(0, bool)
+        self.last_box = np.zeros((0, 4))
+        self.last_score = np.zeros(0)
+        self.centres = np.zeros((0, self._RING, 2))  # latest observation last
+
+    def __len__(self) -> int:
+        return len(self.track_id)
+
+    def update(self, detections: Detections) -> Detections:
+        """Advance one frame. Returns the detections that continue a reported track, with their `track_id`."""
+        cfg = self.config
+        self.frame += 1
+        self.kalman.predict()
+        self.since_update += 1
+
+        boxes, scores, classes = detections.xyxy, detections.score, detections.class_id
+        high = np.flatnonzero(scores >= cfg.high_score)
+        low = np.flatnonzero((scores >= cfg.low_score) & (scores < cfg.high_score))
+        track_rows = np.arange(len(self))
+        predicted = cxcywh_to_xyxy(self.kalman.mean)
+
+        # 1. confident detections against every track's prediction, with heading consistency
+        t1, d1 = self._match(track_rows, high, predicted, boxes, scores, classes, cfg.iou_gate, cfg.direction_weight)
+        free_tracks = np.setdiff1d(track_rows, t1, assume_unique=True)
+        free_high = np.setdiff1d(high, d1, assume_unique=True)
+
+        # 2. weak detections only continue tracks that were visible in the previous frame
+        recent = free_tracks[(self.since_update[free_tracks] == 1) & self.confirmed[free_tracks]]
+        t2, d2 = self._match(recent, low, predicted, boxes, scores, classes, cfg.low_score_iou_gate, 0.0)
+
+        # 3. leftover confident detections against the last observed box of leftover tracks
+        t3 = d3 = np.zeros(0, np.intp)
+        if cfg.recover_by_last_box:
+            free_tracks = np.setdiff1d(free_tracks, t2, assume_unique=True)
+            t3, d3 = self._match(free_tracks, free_high, self.last_box, boxes, scores, classes, cfg.iou_gate, 0.0)
+            free_high = np.setdiff1d(free_high, d3, assume_unique=True)
+
+        rows = np.concatenate([t1, t2, t3])
+        dets = np.concatenate([d1, d2, d3])
+        self._apply_observations(rows, boxes[dets], scores[dets])
+        self._retire_and_start(boxes, scores, classes, free_high)
+
+        reported = (self.since_update == 0) & (self.confirmed | (self.frame <= cfg.min_hits))
+        out_rows = np.flatnonzero(reported)
+        return Detections(
+            self.last_box[out_rows],
+            self.last_score[out_rows],
+            self.class_id[out_rows],
+            np.zeros((len(out_rows), 0), np.float32),
+            np.ones(len(out_rows)),
+            self.track_id[out_rows],
+        )
+
+    def _match(
+        self,
+        track_rows: NDArray[np.intp],
+        det_rows: NDArray[np.intp],
+        track_boxes: NDArray[np.float64],
+        boxes: NDArray[np.float64],
+        scores: NDArray[np.float64],
+        classes: NDArray[np.int64],
+        iou_gate: float,
+        direction_weight: float,
+    ) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+        """Optimal assignment of `det_rows` to `track_rows` on 1 - IoU (+ heading penalty), gated by IoU and class."""
+        if len(track_rows) == 0 or len(det_rows) == 0:
+            return np.zeros(0, np.intp), np.zeros(0, np.intp)
+        det_boxes = boxes[det_rows]
+        iou = iou_matrix(track_boxes[track_rows], det_boxes)
+        cost = 1.0 - iou
+        if direction_weight > 0:
+            span = self.config.direction_span
+            last = self.centres[track_rows, -1]
+            heading = last - self.centres[track_rows, -1 - span]
+            heading /= np.sqrt((heading**2).sum(axis=1, keepdims=True)) + 1e-6
+            det_centres = 0.5 * (det_boxes[:, :2] + det_boxes[:, 2:])
+            cost += direction_weight * direction_cost(heading, last, det_centres) * scores[det_rows][None, :]
+        allowed = (iou >= iou_gate) & (self.class_id[track_rows][:, None] == classes[det_rows][None, :])
+        ti, di = assign(np.where(allowed, cost, _GATED), _MAX_COST, self.config.assignment)
+        return track_rows[ti], det_rows[di]
+
+    def _apply_observations(self, rows: NDArray[np.intp], boxes: NDArray[np.float64], scores: NDArray[np.float64]) -> None:
+        """Kalman-correct the matched tracks and record their observations."""
+        if len(rows) == 0:
+            return
+        recovered = self.since_update[rows] > 1
+        if self.config.reupdate and recovered.any():
+            gap = self.since_update[rows[recovered]]
+            self._reupdate(rows[recovered], self.last_box[rows[recovered]], boxes[recovered], gap)
+            self.kalman.update(rows[~recovered], xyxy_to_cxcywh(boxes[~recovered]))
+        else:
+            self.kalman.update(rows, xyxy_to_cxcywh(boxes))
+        self.last_box[rows] = boxes
+        self.last_score[rows] = scores
+        self.since_update[rows] = 0
+        self.hits[rows] += 1
+        self.confirmed[rows] |= self.hits[rows] >= self.config.min_hits
+        self.centres[rows, :-1] = self.centres[rows, 1:]
+        self.centres[rows, -1] = 0.5 * (boxes[:, :2] + boxes[:, 2:])
+
+    def _reupdate(
+        self, rows: NDArray[np.intp], last: NDArray[np.float64], new: NDArray[np.float64], gap: NDArray[np.int64]
+    ) -> None:
+        """Rewind to the state at the first missed frame and filter along the straight path last -> new."""
+        self.kalman.rewind(rows)
+        for step in range(1, int(gap.max())):
+            active = step < gap
+            fraction = (step / gap[active])[:, None]
+            virtual = last[active] + fraction * (new[active] - last[active])
+            self.kalman.update(rows[active], xyxy_to_cxcywh(virtual))
+            self.kalman.predict(rows[active])
+        self.kalman.update(rows, xyxy_to_cxcywh(new))
+
+    def _retire_and_start(
+        self,
+        boxes: NDArray[np.float64],
+        scores: NDArray[np.float64],
+        classes: NDArray[np.int64],
+        free_high: NDArray[np.intp],
+    ) -> None:
+        cfg = self.config
+        just_lost = np.flatnonzero(self.since_update == 1)
+        if len(just_lost):
+            self.kalman.freeze(just_lost)
+        alive = np.where(self.confirmed, self.since_update <= self.max_lost, self.since_update == 0)
+        if not alive.all():
+            self._keep(alive)
+        new = free_high[scores[free_high] >= cfg.new_track_score]
+        if len(new):
+            self._start(boxes[new], scores[new], classes[new])
+
+    def _keep(self, mask: NDArray[np.bool_]) -> None:
+        self.kalman.keep(mask)
+        self.track_id, self.class_id = self.track_id[mask], self.class_id[mask]
+        self.hits, self.since_update, self.confirmed = self.hits[mask], self.since_update[mask], self.confirmed[mask]
+        self.last_box, self.last_score, self.centres = self.last_box[mask], self.last_score[mask], self.centres[mask]
+
+    def _start(self, boxes: NDArray[np.float64], scores: NDArray[np.float64], classes: NDArray[np.int64]) -> None:
+        n = len(boxes)
+        self.kalman.initiate(xyxy_to_cxcywh(boxes))
+        self.track_id = np.concatenate([self.track_id, np.arange(self._next_id, self._next_id + n)])
+        self._next_id += n
+        self.class_id = np.concatenate([self.class_id, classes])
+        self.hits = np.concatenate([self.hits, np.ones(n, np.int64)])
+        self.since_update = np.concatenate([self.since_update, np.zeros(n, np.int64)])
+        self.confirmed = np.concatenate([self.confirmed, np.full(n, self.config.min_hits <= 1)])
+        self.last_box = np.concatenate([self.last_box, boxes])
+        self.last_score = np.concatenate([self.last_score, scores])
+        centres = 0.5 * (boxes[:, :2] + boxes[:, 2:])
+        self.centres = np.concatenate([self.centres, np.repeat(centres[:, None, :], self._RING, axis=1)])
