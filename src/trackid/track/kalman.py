@@ -3,8 +3,8 @@
 With a constant-velocity transition and diagonal process and measurement noise, the usual 8-D filter per track
 splits exactly into four independent 2-D filters (position, velocity) per axis: the covariance never couples two
 axes. So each track's covariance is three numbers per axis (`p_pp`, `p_pv`, `p_vv`), and predict/update are a
-handful of element-wise operations on (N, 4) arrays — the same result as the 8x8 matrix filter at a fraction of
-its cost, for any number of tracks.
+handful of scalar operations per axis — the same result as the 8x8 matrix filter at a fraction of its cost.
+They run as compiled loops (numba): with the few tracks of a frame, numpy's per-call overhead would dominate.
 
 Noise scales with the box size (width for `cx` and `w`, height for `cy` and `h`), as in DeepSORT/BoT-SORT: a box
 ten times larger moves and jitters ten times more in pixels.
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 from numpy.typing import NDArray
 
@@ -22,7 +23,6 @@ __all__ = ["BoxKalman", "KalmanNoise", "cxcywh_to_xyxy", "xyxy_to_cxcywh"]
 FloatArray = NDArray[np.float64]
 
 _LIVE = 5  # mean, velocity, p_pp, p_pv, p_vv
-_ALL = slice(None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,9 +63,10 @@ class BoxKalman:
     def velocity(self) -> FloatArray:
         return self._state[:, 1]
 
-    def initiate(self, boxes: FloatArray) -> None:
-        """Append one row per box (`cx, cy, w, h`), at rest, with size-relative uncertainty."""
-        scale = _scale(boxes)
+    def initiate(self, xyxy: FloatArray) -> None:
+        """Append one row per box, at rest, with size-relative uncertainty."""
+        boxes = xyxy_to_cxcywh(xyxy)
+        scale = boxes[:, (2, 3, 2, 3)]
         rows = np.zeros((len(boxes), 2 * _LIVE, 4))
         rows[:, 0] = boxes
         rows[:, 2] = (2 * self.noise.position * scale) ** 2
@@ -76,33 +77,17 @@ class BoxKalman:
         """Drop the rows where `mask` is False."""
         self._state = self._state[mask]
 
-    def predict(self, rows: NDArray[np.intp] | slice = _ALL) -> None:
-        """Advance tracks by one frame. A size whose velocity would make it non-positive stops shrinking."""
-        s = self._state[rows]
-        mean, velocity, p_pp, p_pv, p_vv = s[:, 0], s[:, 1], s[:, 2], s[:, 3], s[:, 4]
-        np.copyto(velocity[:, 2:], 0.0, where=mean[:, 2:] + velocity[:, 2:] <= 0)
-        scale = _scale(mean)
-        mean += velocity
-        p_pp += 2 * p_pv + p_vv + (self.noise.position * scale) ** 2
-        p_pv += p_vv
-        p_vv += (self.noise.velocity * scale) ** 2
-        if not isinstance(rows, slice):
-            self._state[rows] = s
+    def predict(self, rows: NDArray[np.intp] | None = None) -> None:
+        """Advance tracks (all, or `rows`) by one frame. A size about to become non-positive stops shrinking."""
+        _predict(self._state, np.arange(len(self)) if rows is None else rows, self.noise.position, self.noise.velocity)
 
-    def update(self, rows: NDArray[np.intp], boxes: FloatArray) -> None:
-        """Correct `rows` with measured boxes (`cx, cy, w, h`, one per row)."""
-        s = self._state[rows]
-        mean, velocity, p_pp, p_pv, p_vv = s[:, 0], s[:, 1], s[:, 2], s[:, 3], s[:, 4]
-        r = (self.noise.measurement * _scale(mean)) ** 2
-        gain_p = p_pp / (p_pp + r)
-        gain_v = p_pv / (p_pp + r)
-        innovation = boxes - mean
-        mean += gain_p * innovation
-        velocity += gain_v * innovation
-        p_vv -= gain_v * p_pv
-        p_pp *= 1 - gain_p
-        p_pv *= 1 - gain_p
-        self._state[rows] = s
+    def update(self, rows: NDArray[np.intp], xyxy: FloatArray) -> None:
+        """Correct `rows` with measured boxes (corners, one per row)."""
+        _update(self._state, rows, xyxy, self.noise.measurement)
+
+    def boxes(self, rows: NDArray[np.intp] | None = None) -> FloatArray:
+        """Current estimates as corner boxes."""
+        return cxcywh_to_xyxy(self.mean if rows is None else self.mean[rows])
 
     def freeze(self, rows: NDArray[np.intp]) -> None:
         """Remember the rows' current state (called when a track first misses its detection)."""
@@ -113,9 +98,40 @@ class BoxKalman:
         self._state[rows, :_LIVE] = self._state[rows, _LIVE:]
 
 
-def _scale(boxes: FloatArray) -> FloatArray:
-    """Per-axis noise scale: width for cx and w, height for cy and h."""
-    return boxes[:, (2, 3, 2, 3)]
+@numba.njit(cache=True, nogil=True)
+def _predict(state: FloatArray, rows: NDArray[np.intp], std_position: float, std_velocity: float) -> None:
+    for r in rows:
+        s = state[r]
+        for axis in (2, 3):
+            if s[0, axis] + s[1, axis] <= 0:
+                s[1, axis] = 0.0
+        width, height = s[0, 2], s[0, 3]
+        for axis in range(4):
+            scale = width if axis % 2 == 0 else height
+            s[0, axis] += s[1, axis]
+            s[2, axis] += 2 * s[3, axis] + s[4, axis] + (std_position * scale) ** 2
+            s[3, axis] += s[4, axis]
+            s[4, axis] += (std_velocity * scale) ** 2
+
+
+@numba.njit(cache=True, nogil=True)
+def _update(state: FloatArray, rows: NDArray[np.intp], xyxy: FloatArray, std_measurement: float) -> None:
+    for i, r in enumerate(rows):
+        s = state[r]
+        w, h = xyxy[i, 2] - xyxy[i, 0], xyxy[i, 3] - xyxy[i, 1]
+        measured = (xyxy[i, 0] + 0.5 * w, xyxy[i, 1] + 0.5 * h, w, h)
+        width, height = s[0, 2], s[0, 3]
+        for axis in range(4):
+            scale = width if axis % 2 == 0 else height
+            p_pp, p_pv = s[2, axis], s[3, axis]
+            innovation_var = p_pp + (std_measurement * scale) ** 2
+            gain_p, gain_v = p_pp / innovation_var, p_pv / innovation_var
+            innovation = measured[axis] - s[0, axis]
+            s[0, axis] += gain_p * innovation
+            s[1, axis] += gain_v * innovation
+            s[4, axis] -= gain_v * p_pv
+            s[2, axis] = (1 - gain_p) * p_pp
+            s[3, axis] = (1 - gain_p) * p_pv
 
 
 def xyxy_to_cxcywh(xyxy: FloatArray) -> FloatArray:

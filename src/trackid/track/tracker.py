@@ -25,16 +25,18 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field
 
-from trackid.geometry import iou_matrix
-from trackid.track.association import AssignmentMethod, assign, direction_cost
-from trackid.track.kalman import BoxKalman, KalmanNoise, cxcywh_to_xyxy, xyxy_to_cxcywh
+from trackid.track.association import AssignmentMethod, assign, gated_cost
+from trackid.track.kalman import BoxKalman, KalmanNoise
 from trackid.types import Detections
 
 __all__ = ["TRACKERS", "OnlineTracker", "Tracker", "TrackerConfig", "make_tracker", "register_tracker"]
 
-_GATED = 1e6
-"""Cost of a pair the gate forbids; any cost below `_MAX_COST` may be matched."""
-_MAX_COST = 1e5
+_EMPTY = np.zeros(0, np.intp)
+
+
+def _rows(mask: NDArray[np.bool_]) -> NDArray[np.intp]:
+    """Indices of True entries of a 1-D mask (`nonzero` without `flatnonzero`'s ravel overhead)."""
+    return mask.nonzero()[0]
 
 
 class Tracker(Protocol):
@@ -94,7 +96,7 @@ class TrackerConfig(BaseModel):
         description="The IoU gate for low-score detections, stricter because they are less trustworthy.",
     )
     direction_weight: float = Field(
-        0.2, ge=0,
+        0.3, ge=0,
         description="Weight of the heading-consistency penalty (turn angle / pi x weight x detection score). "
         "Raising it resists identity swaps between people crossing, but penalises genuine turns. 0 disables it.",
     )
@@ -110,7 +112,7 @@ class TrackerConfig(BaseModel):
         "every real one.",
     )
     max_lost_s: float = Field(
-        1.0, gt=0,
+        1.5, gt=0,
         description="Seconds a confirmed track survives without a detection, waiting to be recovered. Longer "
         "bridges longer occlusions but gives a lost track more time to steal someone else's detection.",
     )
@@ -184,36 +186,39 @@ class OnlineTracker:
         self.since_update += 1
 
         boxes, scores, classes = detections.xyxy, detections.score, detections.class_id
-        high = np.flatnonzero(scores >= cfg.high_score)
-        low = np.flatnonzero((scores >= cfg.low_score) & (scores < cfg.high_score))
-        track_rows = np.arange(len(self))
-        predicted = cxcywh_to_xyxy(self.kalman.mean)
+        high_free = scores >= cfg.high_score
+        low = _rows((scores >= cfg.low_score) & ~high_free)
+        track_free = np.ones(len(self), bool)
+        predicted = self.kalman.boxes()
 
         # 1. confident detections against every track's prediction, with heading consistency
-        t1, d1 = self._match(track_rows, high, predicted, boxes, scores, classes, cfg.iou_gate, cfg.direction_weight)
-        free_tracks = np.setdiff1d(track_rows, t1, assume_unique=True)
-        free_high = np.setdiff1d(high, d1, assume_unique=True)
+        t1, d1 = self._match(
+            np.arange(len(self)), _rows(high_free), predicted, detections, cfg.iou_gate, cfg.direction_weight
+        )
+        track_free[t1] = False
+        high_free[d1] = False
 
         # 2. weak detections only continue tracks that were visible in the previous frame
-        recent = free_tracks[(self.since_update[free_tracks] == 1) & self.confirmed[free_tracks]]
-        t2, d2 = self._match(recent, low, predicted, boxes, scores, classes, cfg.low_score_iou_gate, 0.0)
+        recent = _rows(track_free & (self.since_update == 1) & self.confirmed)
+        t2, d2 = self._match(recent, low, predicted, detections, cfg.low_score_iou_gate, 0.0)
+        track_free[t2] = False
 
         # 3. leftover confident detections against the last observed box of leftover tracks
-        t3 = d3 = np.zeros(0, np.intp)
+        t3 = d3 = _EMPTY
         if cfg.recover_by_last_box:
-            free_tracks = np.setdiff1d(free_tracks, t2, assume_unique=True)
-            t3, d3 = self._match(free_tracks, free_high, self.last_box, boxes, scores, classes, cfg.iou_gate, 0.0)
-            free_high = np.setdiff1d(free_high, d3, assume_unique=True)
+            free_high = _rows(high_free)
+            t3, d3 = self._match(_rows(track_free), free_high, self.last_box, detections, cfg.iou_gate, 0.0)
+            high_free[d3] = False
 
         rows = np.concatenate([t1, t2, t3])
         dets = np.concatenate([d1, d2, d3])
         self._apply_observations(rows, boxes[dets], scores[dets])
-        self._retire_and_start(boxes, scores, classes, free_high)
+        self._retire_and_start(boxes, scores, classes, _rows(high_free))
 
         reported = (self.since_update == 0) & (self.confirmed | (self.frame <= cfg.min_hits))
-        out_rows = np.flatnonzero(reported)
+        out_rows = _rows(reported)
         return Detections(
-            cxcywh_to_xyxy(self.kalman.mean[out_rows]) if cfg.report_filtered_box else self.last_box[out_rows],
+            self.kalman.boxes(out_rows) if cfg.report_filtered_box else self.last_box[out_rows],
             self.last_score[out_rows],
             self.class_id[out_rows],
             np.zeros((len(out_rows), 0), np.float32),
@@ -226,27 +231,31 @@ class OnlineTracker:
         track_rows: NDArray[np.intp],
         det_rows: NDArray[np.intp],
         track_boxes: NDArray[np.float64],
-        boxes: NDArray[np.float64],
-        scores: NDArray[np.float64],
-        classes: NDArray[np.int64],
+        detections: Detections,
         iou_gate: float,
         direction_weight: float,
     ) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
         """Optimal assignment of `det_rows` to `track_rows` on 1 - IoU (+ heading penalty), gated by IoU and class."""
         if len(track_rows) == 0 or len(det_rows) == 0:
-            return np.zeros(0, np.intp), np.zeros(0, np.intp)
-        det_boxes = boxes[det_rows]
-        iou = iou_matrix(track_boxes[track_rows], det_boxes)
-        cost = 1.0 - iou
+            return _EMPTY, _EMPTY
         if direction_weight > 0:
-            span = self.config.direction_span
             last = self.centres[track_rows, -1]
-            heading = last - self.centres[track_rows, -1 - span]
+            heading = last - self.centres[track_rows, -1 - self.config.direction_span]
             heading /= np.sqrt((heading**2).sum(axis=1, keepdims=True)) + 1e-6
-            det_centres = 0.5 * (det_boxes[:, :2] + det_boxes[:, 2:])
-            cost += direction_weight * direction_cost(heading, last, det_centres) * scores[det_rows][None, :]
-        allowed = (iou >= iou_gate) & (self.class_id[track_rows][:, None] == classes[det_rows][None, :])
-        ti, di = assign(np.where(allowed, cost, _GATED), _MAX_COST, self.config.assignment)
+        else:
+            last = heading = np.zeros((len(track_rows), 2))
+        cost = gated_cost(
+            track_boxes[track_rows],
+            self.class_id[track_rows],
+            heading,
+            last,
+            detections.xyxy[det_rows],
+            detections.class_id[det_rows],
+            detections.score[det_rows],
+            iou_gate,
+            direction_weight,
+        )
+        ti, di = assign(cost, method=self.config.assignment)
         return track_rows[ti], det_rows[di]
 
     def _apply_observations(self, rows: NDArray[np.intp], boxes: NDArray[np.float64], scores: NDArray[np.float64]) -> None:
@@ -257,9 +266,9 @@ class OnlineTracker:
         if self.config.reupdate and recovered.any():
             gap = self.since_update[rows[recovered]]
             self._reupdate(rows[recovered], self.last_box[rows[recovered]], boxes[recovered], gap)
-            self.kalman.update(rows[~recovered], xyxy_to_cxcywh(boxes[~recovered]))
+            self.kalman.update(rows[~recovered], boxes[~recovered])
         else:
-            self.kalman.update(rows, xyxy_to_cxcywh(boxes))
+            self.kalman.update(rows, boxes)
         self.last_box[rows] = boxes
         self.last_score[rows] = scores
         self.since_update[rows] = 0
@@ -277,9 +286,9 @@ class OnlineTracker:
             active = step < gap
             fraction = (step / gap[active])[:, None]
             virtual = last[active] + fraction * (new[active] - last[active])
-            self.kalman.update(rows[active], xyxy_to_cxcywh(virtual))
+            self.kalman.update(rows[active], virtual)
             self.kalman.predict(rows[active])
-        self.kalman.update(rows, xyxy_to_cxcywh(new))
+        self.kalman.update(rows, new)
 
     def _retire_and_start(
         self,
@@ -289,7 +298,7 @@ class OnlineTracker:
         free_high: NDArray[np.intp],
     ) -> None:
         cfg = self.config
-        just_lost = np.flatnonzero(self.since_update == 1)
+        just_lost = _rows(self.since_update == 1)
         if len(just_lost):
             self.kalman.freeze(just_lost)
         alive = np.where(self.confirmed, self.since_update <= self.max_lost, self.since_update == 0)
@@ -307,7 +316,7 @@ class OnlineTracker:
 
     def _start(self, boxes: NDArray[np.float64], scores: NDArray[np.float64], classes: NDArray[np.int64]) -> None:
         n = len(boxes)
-        self.kalman.initiate(xyxy_to_cxcywh(boxes))
+        self.kalman.initiate(boxes)
         self.track_id = np.concatenate([self.track_id, np.arange(self._next_id, self._next_id + n)])
         self._next_id += n
         self.class_id = np.concatenate([self.class_id, classes])

@@ -1,0 +1,204 @@
+"""trackid against its peers on the same MOTChallenge detections, scored by the same TrackEval call.
+
+    make bench                                  # builds .venv-bench with the peers, then runs this
+    .venv-bench/bin/python bench/mot.py --datasets mot15 mot17 --repeat 3
+
+Only the trackers' update calls are timed (detections are parsed and converted to each tracker's input type
+beforehand); frames/s is the best of `--repeat` passes, so a busy machine slows every tracker alike rather than the
+one that happened to run during a spike. Results are printed as one table per dataset and appended to
+BENCHMARKS.md with the command, machine and date. An ablation table follows for trackid's own components.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import shlex
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from trackid.eval import evaluate_mot
+from trackid.sources import detections_by_frame, read_mot_file, read_seqinfo, write_mot_results
+from trackid.track import make_tracker
+from trackid.types import Detections
+
+sys.path.insert(0, str(Path(__file__).parent))
+from peers import PEERS  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data"
+COLUMNS = ("HOTA", "AssA", "DetA", "MOTA", "IDF1", "IDSW", "FP", "FN")
+ABLATIONS: dict[str, dict[str, object]] = {
+    "trackid (default)": {},
+    "greedy matching instead of optimal": {"assignment": "greedy"},
+    "no heading penalty": {"direction_weight": 0.0},
+    "no low-score stage": {"low_score": 1.0},
+    "no recovery by last box": {"recover_by_last_box": False},
+    "no re-update after gaps": {"reupdate": False},
+    "raw detection boxes reported": {"report_filtered_box": False},
+}
+
+
+@dataclass(frozen=True)
+class SequenceData:
+    name: str
+    frame_rate: float
+    size: tuple[int, int]
+    frames: list[Detections]
+
+
+@dataclass(frozen=True)
+class Row:
+    tracker: str
+    scores: dict[str, float]
+    fps: float
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--datasets", nargs="+", default=["mot15", "mot17"], choices=["mot15", "mot17"])
+    parser.add_argument("--trackers", nargs="+", default=None, help="subset of: trackid " + " ".join(PEERS))
+    parser.add_argument("--repeat", type=int, default=2, help="timed passes per tracker; frames/s is the best")
+    parser.add_argument("--no-ablation", action="store_true")
+    parser.add_argument("--no-append", action="store_true", help="print only; do not append to BENCHMARKS.md")
+    args = parser.parse_args(argv)
+
+    names = args.trackers or ["trackid", *PEERS]
+    sections = []
+    for dataset in args.datasets:
+        sequences = load_dataset(dataset)
+        frames = sum(len(s.frames) for s in sequences)
+        rows = [run_tracker(name, sequences, dataset, args.repeat) for name in names]
+        title = f"{dataset.upper()} train, {len(sequences)} sequences, {frames} frames, FRCNN detections"
+        sections.append(format_table(title, rows, speed_ratio=True))
+        print(sections[-1], flush=True)
+        if not args.no_ablation:
+            ablation = [
+                run_tracker("trackid", sequences, dataset, args.repeat, params=params, label=label)
+                for label, params in ABLATIONS.items()
+            ]
+            sections.append(format_table(f"{dataset.upper()} ablation (trackid components)", ablation))
+            print(sections[-1], flush=True)
+    if not args.no_append:
+        append_report(sections)
+    return 0
+
+
+def load_dataset(dataset: str) -> list[SequenceData]:
+    gt_split = next((DATA / dataset / "gt").glob("*-train"))
+    sequences = []
+    for seq_dir in sorted(p for p in gt_split.iterdir() if p.is_dir()):
+        info = read_seqinfo(seq_dir / "seqinfo.ini")
+        rows = read_mot_file(DATA / dataset / "det_frcnn" / seq_dir.name / "det" / "det.txt")
+        frames = detections_by_frame(rows, info.length)
+        sequences.append(SequenceData(seq_dir.name, info.frame_rate, (info.width, info.height), frames))
+    return sequences
+
+
+def run_tracker(
+    name: str,
+    sequences: list[SequenceData],
+    dataset: str,
+    repeat: int,
+    params: dict[str, object] | None = None,
+    label: str | None = None,
+) -> Row:
+    """Run one tracker over every sequence `repeat` times; score the first pass, time the best."""
+    best = np.inf
+    with tempfile.TemporaryDirectory(prefix="trackid-bench-") as tmp:
+        for attempt in range(repeat):
+            elapsed = 0.0
+            for seq in sequences:
+                step, inputs = _stepper(name, seq, params or {})
+                outputs = []
+                for frame_input in inputs:
+                    t0 = time.perf_counter()
+                    outputs.append(step(frame_input))
+                    elapsed += time.perf_counter() - t0
+                if attempt == 0:
+                    _write(Path(tmp) / "res" / f"{seq.name}.txt", outputs)
+            best = min(best, elapsed)
+        scores = evaluate_mot(DATA / dataset / "gt", Path(tmp) / "res").combined
+    frames = sum(len(s.frames) for s in sequences)
+    return Row(label or name, scores, frames / best)
+
+
+def _stepper(
+    name: str, seq: SequenceData, params: dict[str, object]
+) -> tuple[Callable[[object], tuple[np.ndarray, np.ndarray]], list[object]]:
+    """A tracker's per-frame call and its inputs, converted before timing starts."""
+    if name == "trackid":
+        tracker = make_tracker("trackid", frame_rate=seq.frame_rate, **params)
+
+        def step(det: object) -> tuple[np.ndarray, np.ndarray]:
+            out = tracker.update(det)  # type: ignore[arg-type]
+            return out.xyxy, out.track_id
+
+        return step, list(seq.frames)
+    peer = PEERS[name](seq.frame_rate, seq.size)
+    prepare = getattr(peer, "prepare", None)
+    inputs = [prepare(d.xyxy, d.score) if prepare else (d.xyxy, d.score) for d in seq.frames]
+    if prepare:
+        return peer.update_prepared, inputs  # type: ignore[attr-defined]
+    return (lambda xs: peer.update(*xs)), inputs  # type: ignore[misc]
+
+
+def _write(path: Path, outputs: list[tuple[np.ndarray, np.ndarray]]) -> None:
+    frame = np.concatenate([np.full(len(ids), k + 1) for k, (_, ids) in enumerate(outputs)])
+    ids = np.concatenate([np.asarray(ids, np.int64) for _, ids in outputs])
+    boxes = np.concatenate([np.asarray(b, np.float64).reshape(-1, 4) for b, _ in outputs])
+    write_mot_results(path, frame, ids, boxes)
+
+
+def format_table(title: str, rows: list[Row], speed_ratio: bool = False) -> str:
+    """A markdown table; with `speed_ratio`, frames/s also as a multiple of the fastest pure-Python peer."""
+    header = ["tracker", *COLUMNS, "frames/s"]
+    fastest_peer = max((r.fps for r in rows if r.tracker != "trackid"), default=np.nan)
+    if speed_ratio:
+        header.append("x fastest peer")
+    lines = [f"**{title}**", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in rows:
+        cells = [r.tracker] + [
+            f"{r.scores[c]:.2f}" if c not in ("IDSW", "FP", "FN") else f"{r.scores[c]:.0f}" for c in COLUMNS
+        ]
+        cells.append(f"{r.fps:,.0f}")
+        if speed_ratio:
+            cells.append(f"{r.fps / fastest_peer:.2f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def append_report(sections: list[str]) -> None:
+    command = "python bench/mot.py " + shlex.join(sys.argv[1:])
+    cpu = _cpu_model()
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    header = (
+        f"\n## bench/mot.py — {stamp}\n\n"
+        f"- command: `{command}`\n"
+        f"- machine: {cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()}\n"
+        f"- peers: {', '.join(PEERS)} (versions in bench/requirements-peers.txt)\n\n"
+    )
+    with open(REPO / "BENCHMARKS.md", "a", encoding="utf-8") as handle:
+        handle.write(header + "\n".join(sections))
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,353 @@
+"""The `trackid` command line: track MOTChallenge detection files, score results with TrackEval, run a demo.
+
+Every user mistake (a malformed file, a missing input, an unknown or invalid tracker parameter) ends in one red
+line naming the input and what is wrong, with exit code 2 and no traceback. Outputs are written atomically, so a
+failed run leaves earlier results intact.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated, Any, NamedTuple
+
+import numpy as np
+import typer
+from numpy.typing import NDArray
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+from trackid import __version__
+from trackid.artifacts import atomic_write_text
+from trackid.sources.motchallenge import (
+    MotFormatError,
+    SeqInfo,
+    detections_by_frame,
+    read_mot_file,
+    read_seqinfo,
+    write_mot_results,
+)
+from trackid.track.tracker import TRACKERS, TrackerConfig, make_tracker
+from trackid.types import Detections
+
+__all__ = ["app", "parse_params"]
+
+app = typer.Typer(
+    name="trackid",
+    help="Multi-object tracking: track MOTChallenge detections, evaluate with TrackEval, run a synthetic demo.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+EXIT_USAGE = 2
+"""Exit status for bad input, the same as for a bad command line."""
+
+SCORE_COLUMNS = ("HOTA", "DetA", "AssA", "MOTA", "IDF1", "IDSW", "FP", "FN")
+
+
+class InputError(Exception):
+    """A user-facing error: printed as one line, exit status 2."""
+
+
+@app.command()
+def track(
+    detections: Annotated[
+        Path,
+        typer.Option(
+            "--detections", "-d", help="MOT det file, or a folder of MOTChallenge sequences (<seq>/det/det.txt)."
+        ),
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Result file, or a folder receiving <seq>.txt in batch mode.")
+    ],
+    seqinfo: Annotated[
+        Path | None,
+        typer.Option(
+            "--seqinfo",
+            "-s",
+            help="seqinfo.ini (default: beside the det/ folder), or in batch mode a folder holding <seq>/seqinfo.ini "
+            "(default: the detections folder).",
+        ),
+    ] = None,
+    tracker: Annotated[str, typer.Option("--tracker", "-t", help="Registered tracker name.")] = "trackid",
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--param", "-p", help="Tracker parameter key=value (JSON values: 0.5, true, [1,2,3]); repeatable."
+        ),
+    ] = None,
+    min_score: Annotated[
+        float | None, typer.Option("--min-score", help="Drop detections scoring below this before tracking.")
+    ] = None,
+) -> None:
+    """Run a tracker over MOTChallenge detections and write MOT results."""
+    with _user_errors():
+        params = parse_params(param or [])
+        _check_tracker(tracker, params)
+        jobs = _plan_jobs(detections, seqinfo, out)
+        floor = -np.inf if min_score is None else min_score
+        loaded = [(seq, read_mot_file(det), read_seqinfo(ini), dest) for seq, det, ini, dest in jobs]
+        summary = []
+        with _progress() as progress:
+            task = progress.add_task("tracking", total=sum(info.length for _, _, info, _ in loaded))
+            for seq, rows, info, dest in loaded:
+                progress.update(task, description=seq)
+                frames = detections_by_frame(rows, info.length, floor)
+                result = _run_tracker(frames, tracker, info, params, lambda: progress.advance(task))
+                write_mot_results(dest, *result)
+                summary.append((seq, info.length, len(np.unique(result[1])), len(result[0]), dest))
+        if detections.is_dir():
+            config = {"tracker": tracker, "params": params, "min_score": min_score}
+            _write_manifest(out, "track", config, [job.detections for job in jobs] + [job.seqinfo for job in jobs])
+        _print_track_summary(summary)
+
+
+@app.command("eval")
+def evaluate(
+    gt: Annotated[Path, typer.Option("--gt", help="TrackEval ground-truth folder (holds <BENCHMARK>-<split>/).")],
+    results: Annotated[Path, typer.Option("--results", "-r", help="Folder of <seq>.txt result files.")],
+    benchmark: Annotated[
+        str | None, typer.Option("--benchmark", "-b", help="e.g. MOT17, MOT15; inferred when unambiguous.")
+    ] = None,
+    split: Annotated[str, typer.Option("--split", help="Split folder suffix.")] = "train",
+    seq: Annotated[
+        list[str] | None, typer.Option("--seq", help="Sequence to score; repeatable (default: all).")
+    ] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the scores as JSON here.")] = None,
+) -> None:
+    """Score tracker results with TrackEval (HOTA, CLEAR, Identity) and print a table."""
+    from trackid.eval.mot import evaluate_mot
+
+    with _user_errors():
+        scores = evaluate_mot(gt, results, benchmark=benchmark, split=split, sequences=seq or None)
+        _console().print(_score_table(scores.combined, scores.per_sequence, f"{scores.benchmark}-{split}"))
+        if json_out is not None:
+            atomic_write_text(json_out, json.dumps(scores.to_json(), indent=2) + "\n")
+            _console().print(Text(f"scores written to {json_out}"), soft_wrap=True)
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder for the scene, results and scores.")] = Path(
+        "runs/demo"
+    ),
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the synthetic scene.")] = 0,
+) -> None:
+    """Track a generated synthetic scene and score it against its own ground truth (a smoke test, not a benchmark)."""
+    from trackid.eval.mot import evaluate_mot
+    from trackid.sources.synthetic import SceneConfig, make_scene, write_detections, write_trackeval_gt
+
+    with _user_errors():
+        scene = make_scene(SceneConfig(seed=seed))
+        info = scene.seqinfo
+        gt_root = write_trackeval_gt([scene], out)
+        det_file = write_detections(scene, out / "det" / info.name / "det" / "det.txt")
+        result_file = out / "results" / f"{info.name}.txt"
+        with _progress() as progress:
+            task = progress.add_task(info.name, total=info.length)
+            result = _run_tracker(scene.detections, "trackid", info, {}, lambda: progress.advance(task))
+        write_mot_results(result_file, *result)
+        scores = evaluate_mot(gt_root, result_file.parent)
+        scores_file = atomic_write_text(out / "scores.json", json.dumps(scores.to_json(), indent=2) + "\n")
+        _write_manifest(out, "demo", {"scene": asdict(scene.config)}, [det_file])
+
+        console = _console()
+        title = f"SYNTHETIC scene {info.name} (seed {seed}) - not a benchmark result"
+        console.print(_score_table(scores.combined, {}, title, style="bold yellow"))
+        for label, path in [
+            ("detections", det_file),
+            ("ground truth", gt_root),
+            ("results", result_file),
+            ("scores", scores_file),
+        ]:
+            console.print(Text(f"{label:>12}: {path}"), soft_wrap=True)
+
+
+def parse_params(items: Sequence[str]) -> dict[str, Any]:
+    """Parse `key=value` pairs; values are JSON (numbers, true/false, lists), else taken as plain strings."""
+    params: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise InputError(f"--param {item!r}: expected key=value")
+        params[key] = _parse_value(raw.strip())
+    return params
+
+
+class _Job(NamedTuple):
+    seq: str
+    detections: Path
+    seqinfo: Path
+    out: Path
+
+
+def _plan_jobs(detections: Path, seqinfo: Path | None, out: Path) -> list[_Job]:
+    """One job per sequence: a single file, or every `<seq>/det/det.txt` of a folder."""
+    if not detections.exists():
+        raise InputError(f"{detections}: detections not found")
+    if detections.is_file():
+        ini = seqinfo if seqinfo is not None else detections.parent.parent / "seqinfo.ini"
+        if ini.is_dir():
+            ini = ini / "seqinfo.ini"
+        if out.is_dir():
+            raise InputError(f"{out}: is a folder; --out must be a file when --detections is a file")
+        jobs = [_Job(detections.parent.parent.name, detections, ini, out)]
+    else:
+        det_files = sorted(detections.glob("*/det/det.txt"))
+        if not det_files:
+            raise InputError(f"{detections}: no <seq>/det/det.txt files in this folder")
+        if out.exists() and not out.is_dir():
+            raise InputError(f"{out}: is a file; --out must be a folder when --detections is a folder")
+        ini_root = seqinfo if seqinfo is not None else detections
+        if not ini_root.is_dir():
+            raise InputError(f"{ini_root}: --seqinfo must be a folder holding <seq>/seqinfo.ini in batch mode")
+        seqs = [(det.parent.parent.name, det) for det in det_files]
+        jobs = [_Job(seq, det, ini_root / seq / "seqinfo.ini", out / f"{seq}.txt") for seq, det in seqs]
+    for job in jobs:
+        if not job.seqinfo.is_file():
+            raise InputError(f"{job.seqinfo}: seqinfo.ini not found for {job.detections} (point --seqinfo at it)")
+    return jobs
+
+
+def _check_tracker(name: str, params: dict[str, Any]) -> None:
+    """Validate the tracker name and parameters before reading any data, so mistakes cost no time."""
+    if name not in TRACKERS:
+        raise InputError(f"--tracker {name!r}: unknown tracker; choose from {', '.join(sorted(TRACKERS))}")
+    known = TrackerConfig.model_fields
+    unknown = sorted(set(params) - set(known))
+    if unknown:
+        raise InputError(f"--param {', '.join(unknown)}: unknown tracker parameter; known: {', '.join(sorted(known))}")
+    try:
+        make_tracker(name, 30.0, **params)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in err['loc'])}: {err['msg']} (got {err['input']!r})" for err in exc.errors()
+        )
+        raise InputError(f"--param {problems}") from None
+    except ValueError as exc:
+        raise InputError(f"--param: {exc}") from None
+
+
+def _run_tracker(
+    frames: Sequence[Detections],
+    name: str,
+    info: SeqInfo,
+    params: dict[str, Any],
+    on_frame: Any,
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
+    """Feed frames in order; return the (frame, track id, xyxy) rows of all reported boxes."""
+    tracker = make_tracker(name, info.frame_rate, **params)
+    frame_numbers, ids, boxes = [], [], []
+    for k, dets in enumerate(frames, start=1):
+        tracked = tracker.update(dets)
+        frame_numbers.append(np.full(len(tracked), k, np.int64))
+        ids.append(tracked.track_id)
+        boxes.append(tracked.xyxy)
+        on_frame()
+    if not frame_numbers:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 4))
+    return np.concatenate(frame_numbers), np.concatenate(ids), np.concatenate(boxes)
+
+
+class _FrameRate(ProgressColumn):
+    """Frames per second over the run so far."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text("-- frames/s" if speed is None else f"{speed:,.0f} frames/s", style="cyan")
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        _FrameRate(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=False,
+    )
+
+
+def _score_table(
+    combined: dict[str, float], per_sequence: dict[str, dict[str, float]], title: str, style: str = "bold"
+) -> Table:
+    table = Table(title=title, title_style=style)
+    table.add_column("sequence")
+    for name in SCORE_COLUMNS:
+        table.add_column(name, justify="right")
+    table.add_row("COMBINED", *(_fmt(name, combined[name]) for name in SCORE_COLUMNS), style="bold")
+    for seq, scores in per_sequence.items():
+        table.add_row(seq, *(_fmt(name, scores[name]) for name in SCORE_COLUMNS))
+    return table
+
+
+def _print_track_summary(summary: list[tuple[str, int, int, int, Path]]) -> None:
+    table = Table(title="tracking results", title_style="bold")
+    for column in ("sequence", "frames", "tracks", "boxes", "written to"):
+        table.add_column(column, justify="left" if column in ("sequence", "written to") else "right")
+    for seq, frames, tracks, boxes, dest in summary:
+        table.add_row(seq, str(frames), str(tracks), str(boxes), str(dest))
+    _console().print(table)
+
+
+def _write_manifest(folder: Path, command: str, config: dict[str, Any], inputs: list[Path]) -> Path:
+    """What a run needs to be reproduced: command, configuration, versions and the inputs' hashes."""
+    import hashlib
+
+    manifest = {
+        "command": command,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "trackid": __version__,
+        "numpy": np.__version__,
+        "config": config,
+        "inputs": {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in inputs},
+    }
+    return atomic_write_text(folder / "manifest.json", json.dumps(manifest, indent=2) + "\n")
+
+
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    """Turn input errors into one red line and exit status 2; anything else is a bug and keeps its traceback."""
+    try:
+        yield
+    except (InputError, MotFormatError, OSError) as exc:
+        _fail(str(exc))
+    except Exception as exc:
+        # TrackEval's own input checks (e.g. a gt file it cannot parse); matched by name so that commands which never
+        # evaluate do not pay for importing trackeval.
+        if type(exc).__name__ == "TrackEvalException":
+            _fail(f"TrackEval: {exc}")
+        raise
+
+
+def _fail(message: str) -> None:
+    Console(stderr=True).print(Text(f"error: {message}", style="bold red"), soft_wrap=True)
+    raise typer.Exit(EXIT_USAGE)
+
+
+def _console() -> Console:
+    return Console()
+
+
+def _parse_value(raw: str) -> Any:
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        lowered = raw.lower()
+        if lowered in ("true", "false"):
+            return lowered == "true"
+        return raw
+
+
+def _fmt(name: str, value: float) -> str:
+    return f"{value:.0f}" if name in ("IDSW", "FP", "FN") else f"{value:.2f}"
