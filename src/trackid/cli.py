@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
@@ -242,7 +242,7 @@ def _run_tracker(
     name: str,
     info: SeqInfo,
     params: dict[str, Any],
-    on_frame: Any,
+    on_frame: Callable[[], object],
 ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
     """Feed frames in order; return the (frame, track id, xyxy) rows of all reported boxes."""
     tracker = make_tracker(name, info.frame_rate, **params)

@@ -64,11 +64,7 @@ class Detections:
             xyxy=boxes,
             score=np.ones(n) if score is None else np.asarray(score, dtype=np.float64).reshape(-1),
             class_id=np.zeros(n, np.int64) if class_id is None else np.asarray(class_id, dtype=np.int64).reshape(-1),
-            embedding=(
-                np.zeros((n, 0), np.float32)
-                if embedding is None
-                else np.asarray(embedding, dtype=np.float32).reshape(n, -1)
-            ),
+            embedding=np.zeros((n, 0), np.float32) if embedding is None else _as_embedding(embedding, n),
             quality=np.ones(n) if quality is None else np.asarray(quality, dtype=np.float64).reshape(-1),
             track_id=(
                 np.full(n, NO_TRACK, np.int64) if track_id is None else np.asarray(track_id, np.int64).reshape(-1)
@@ -157,3 +153,10 @@ class Detections:
             quality=data.get("quality"),
             track_id=detections.tracker_id,
         )
+
+
+def _as_embedding(embedding: ArrayLike, n: int) -> NDArray[np.float32]:
+    """(n, D) float32; an empty input keeps its width so that `empty(embedding_dim=D)` has shape (0, D)."""
+    arr = np.asarray(embedding, dtype=np.float32)
+    width = arr.shape[-1] if arr.ndim == 2 else (0 if n == 0 else -1)
+    return arr.reshape(n, width)

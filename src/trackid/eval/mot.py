@@ -71,8 +71,11 @@ def evaluate_mot(
             scored without preprocessing, the others with MOTChallenge's distractor removal, as TrackEval does.
         sequences: subset to score; default every sequence of the seqmap.
     """
-    with contextlib.redirect_stdout(io.StringIO()):  # trackeval prints notes about optional datasets on import
-        import trackeval
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # trackeval prints notes about optional datasets on import
+            import trackeval
+    except ImportError:
+        raise ImportError("evaluation needs TrackEval: pip install 'trackid[eval]'") from None
 
     gt_root, benchmark = _locate_gt(Path(gt_folder), benchmark, split)
     split_dir = gt_root / f"{benchmark}-{split}"

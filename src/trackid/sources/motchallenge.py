@@ -9,6 +9,7 @@ open the file at the right line instead of reading a traceback.
 from __future__ import annotations
 
 import configparser
+import itertools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,9 +125,7 @@ def detections_by_frame(rows: MotRows, num_frames: int, min_score: float = -np.i
     xyxy = xywh_to_xyxy(rows.xywh[keep])
     score = rows.score[keep]
     bounds = np.searchsorted(frame, np.arange(1, num_frames + 2))
-    return [
-        Detections.from_arrays(xyxy[lo:hi], score[lo:hi]) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)
-    ]
+    return [Detections.from_arrays(xyxy[lo:hi], score[lo:hi]) for lo, hi in itertools.pairwise(bounds)]
 
 
 def write_mot_results(
@@ -140,7 +139,9 @@ def write_mot_results(
     order = np.lexsort((track_id, frame))
     lines = [
         f"{f},{t},{x:.2f},{y:.2f},{w:.2f},{h:.2f},1,-1,-1,-1\n"
-        for f, t, (x, y, w, h) in zip(frame[order].tolist(), track_id[order].tolist(), xywh[order].tolist(), strict=True)
+        for f, t, (x, y, w, h) in zip(
+            frame[order].tolist(), track_id[order].tolist(), xywh[order].tolist(), strict=True
+        )
     ]
     return atomic_write_text(path, "".join(lines))
 
@@ -156,9 +157,7 @@ def _parse_table(path: Path, numbered: list[tuple[int, str]]) -> NDArray[np.floa
             pass
     for (lineno, _), fields in zip(numbered, rows, strict=True):
         if len(fields) not in COLUMN_COUNTS:
-            raise MotFormatError(
-                f"{path}:{lineno}: expected 6, 7, 9 or 10 comma-separated fields, found {len(fields)}"
-            )
+            raise MotFormatError(f"{path}:{lineno}: expected 6, 7, 9 or 10 comma-separated fields, found {len(fields)}")
         if len(fields) != width:
             raise MotFormatError(f"{path}:{lineno}: {len(fields)} fields, but line {numbered[0][0]} has {width}")
         for col, field in enumerate(fields, start=1):

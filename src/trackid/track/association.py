@@ -1,8 +1,9 @@
 """Matching tracks to detections: cost matrices and assignment.
 
 Assignment is optimal (scipy's `linear_sum_assignment`, a Jonker-Volgenant variant in C++: on the 2-30 track
-matrices of a frame it is ~10x faster than `lap` because it has almost no call overhead), so one crowded frame's choices are made jointly rather than
-first-come first-served; greedy matching is kept only as the ablation baseline the benchmark compares against.
+matrices of a frame it is ~10x faster than `lap` because it has almost no call overhead), so one crowded frame's
+choices are made jointly rather than first-come first-served; greedy matching is kept only as the ablation
+baseline the benchmark compares against.
 """
 
 from __future__ import annotations

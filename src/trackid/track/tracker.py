@@ -72,47 +72,61 @@ class TrackerConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     high_score: float = Field(
-        0.8, ge=0, le=1,
+        0.8,
+        ge=0,
+        le=1,
         description="Detections at or above this score take part in the first association and may start tracks. "
         "Raising it removes false positives from tracks but hands more true people to the weaker second stage.",
     )
     low_score: float = Field(
-        0.1, ge=0, le=1,
+        0.1,
+        ge=0,
+        le=1,
         description="Detections between this and `high_score` can only continue tracks seen in the previous frame "
         "(ByteTrack). Lowering it keeps occluded people tracked, at the risk of continuing tracks onto clutter.",
     )
     new_track_score: float = Field(
-        0.95, ge=0, le=1,
+        0.95,
+        ge=0,
+        le=1,
         description="A detection needs this score to start a track. Raising it suppresses short false tracks, "
         "but people who are only ever weakly detected are never tracked.",
     )
     iou_gate: float = Field(
-        0.3, ge=0, le=1,
+        0.3,
+        ge=0,
+        le=1,
         description="Minimum IoU between a track's predicted box and a detection for them to be matched. Lowering "
         "it follows fast or erratic motion and low frame rates, but lets tracks jump to neighbours in crowds.",
     )
     low_score_iou_gate: float = Field(
-        0.5, ge=0, le=1,
+        0.5,
+        ge=0,
+        le=1,
         description="The IoU gate for low-score detections, stricter because they are less trustworthy.",
     )
     direction_weight: float = Field(
-        0.3, ge=0,
+        0.3,
+        ge=0,
         description="Weight of the heading-consistency penalty (turn angle / pi x weight x detection score). "
         "Raising it resists identity swaps between people crossing, but penalises genuine turns. 0 disables it.",
     )
     direction_span: int = Field(
-        3, ge=1,
+        3,
+        ge=1,
         description="Heading is measured between the latest observation and the one this many observations "
         "earlier. Longer spans average out box jitter but react later to real turns.",
     )
     min_hits: int = Field(
-        2, ge=1,
+        2,
+        ge=1,
         description="Matched detections a tentative track needs before it is reported. A count, not a time: it is "
         "evidence that the object is real. Raising it removes short false tracks but drops the first frames of "
         "every real one.",
     )
     max_lost_s: float = Field(
-        1.5, gt=0,
+        1.5,
+        gt=0,
         description="Seconds a confirmed track survives without a detection, waiting to be recovered. Longer "
         "bridges longer occlusions but gives a lost track more time to steal someone else's detection.",
     )
@@ -258,7 +272,9 @@ class OnlineTracker:
         ti, di = assign(cost, method=self.config.assignment)
         return track_rows[ti], det_rows[di]
 
-    def _apply_observations(self, rows: NDArray[np.intp], boxes: NDArray[np.float64], scores: NDArray[np.float64]) -> None:
+    def _apply_observations(
+        self, rows: NDArray[np.intp], boxes: NDArray[np.float64], scores: NDArray[np.float64]
+    ) -> None:
         """Kalman-correct the matched tracks and record their observations."""
         if len(rows) == 0:
             return

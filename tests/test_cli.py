@@ -1,0 +1,181 @@
+"""The `trackid` command line, through typer's runner: real files in, results and tables out, clean failures."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from trackid.cli import app, parse_params
+from trackid.sources.motchallenge import read_mot_file
+
+runner = CliRunner()
+SEQS = ("TUD-Campus", "TUD-Stadtmitte")
+
+
+def _mot15_paths(data: Path, seq: str) -> tuple[Path, Path]:
+    return (
+        data / "mot15" / "det_frcnn" / seq / "det" / "det.txt",
+        data / "mot15" / "gt" / "MOT15-train" / seq / "seqinfo.ini",
+    )
+
+
+@pytest.fixture
+def mot_folder(data: Path, tmp_path: Path) -> Path:
+    """Two MOT15 sequences in MOTChallenge layout (`<seq>/det/det.txt` beside `<seq>/seqinfo.ini`)."""
+    root = tmp_path / "MOT15"
+    for seq in SEQS:
+        det, ini = _mot15_paths(data, seq)
+        (root / seq / "det").mkdir(parents=True)
+        shutil.copy(det, root / seq / "det" / "det.txt")
+        shutil.copy(ini, root / seq / "seqinfo.ini")
+    return root
+
+
+def _assert_clean_failure(result: Result, *fragments: str) -> None:
+    assert result.exit_code == 2, result.output
+    output = result.output
+    assert "Traceback" not in output
+    error_lines = [line for line in output.splitlines() if line.startswith("error: ")]
+    assert len(error_lines) == 1, output
+    for fragment in fragments:
+        assert fragment in error_lines[0], output
+
+
+def test_parse_params() -> None:
+    parsed = parse_params(
+        ["iou_gate=0.25", "min_hits=2", "reupdate=false", "assignment=greedy", "motion_noise=[1,2,3]"]
+    )
+    assert parsed == {
+        "iou_gate": 0.25,
+        "min_hits": 2,
+        "reupdate": False,
+        "assignment": "greedy",
+        "motion_noise": [1, 2, 3],
+    }
+    assert parse_params(["reupdate=True"]) == {"reupdate": True}
+
+
+def test_track_single_file(data: Path, tmp_path: Path) -> None:
+    det, ini = _mot15_paths(data, "TUD-Campus")
+    out = tmp_path / "res" / "TUD-Campus.txt"
+    result = runner.invoke(app, ["track", "--detections", str(det), "--seqinfo", str(ini), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = read_mot_file(out)
+    assert len(rows) > 100
+    assert rows.frame.max() <= 71
+    assert "TUD-Campus" in result.output and "frames/s" in result.output
+
+
+def test_track_with_params_and_min_score_changes_the_result(data: Path, tmp_path: Path) -> None:
+    det, ini = _mot15_paths(data, "TUD-Campus")
+    base = ["track", "-d", str(det), "-s", str(ini)]
+    assert runner.invoke(app, [*base, "-o", str(tmp_path / "a.txt")]).exit_code == 0
+    result = runner.invoke(
+        app,
+        [
+            *base,
+            "-o",
+            str(tmp_path / "b.txt"),
+            "--param",
+            "min_hits=1",
+            "-p",
+            "assignment=greedy",
+            "--min-score",
+            "0.99",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "a.txt").read_text() != (tmp_path / "b.txt").read_text()
+
+
+def test_track_batch_folder_then_eval(mot_folder: Path, data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    result = runner.invoke(app, ["track", "--detections", str(mot_folder), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.glob("*.txt")) == [f"{seq}.txt" for seq in sorted(SEQS)]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["command"] == "track" and len(manifest["inputs"]) == 4
+
+    json_out = tmp_path / "scores.json"
+    args = ["eval", "--gt", str(data / "mot15" / "gt"), "--results", str(out), "--json", str(json_out)]
+    result = runner.invoke(app, [*args, "--seq", "TUD-Campus", "--seq", "TUD-Stadtmitte"])
+    assert result.exit_code == 0, result.output
+    for column in ("HOTA", "DetA", "AssA", "MOTA", "IDF1", "IDSW", "FP", "FN", "COMBINED", *SEQS):
+        assert column in result.output
+    scores = json.loads(json_out.read_text())
+    assert scores["benchmark"] == "MOT15"
+    assert set(scores["per_sequence"]) == set(SEQS)
+    assert 30 < scores["combined"]["HOTA"] < 100
+
+
+def test_track_batch_with_separate_seqinfo_folder(data: Path, tmp_path: Path) -> None:
+    dets = tmp_path / "dets"
+    for seq in SEQS:
+        (dets / seq / "det").mkdir(parents=True)
+        shutil.copy(_mot15_paths(data, seq)[0], dets / seq / "det" / "det.txt")
+    out = tmp_path / "results"
+    seqinfo = data / "mot15" / "gt" / "MOT15-train"
+    result = runner.invoke(app, ["track", "-d", str(dets), "-s", str(seqinfo), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert len(list(out.glob("*.txt"))) == 2
+
+    missing = runner.invoke(app, ["track", "-d", str(dets), "-o", str(out)])  # seqinfo.ini not beside the dets
+    _assert_clean_failure(missing, "seqinfo.ini not found", "--seqinfo")
+
+
+def test_malformed_det_file_fails_cleanly_and_keeps_old_output(data: Path, tmp_path: Path) -> None:
+    ini = _mot15_paths(data, "TUD-Campus")[1]
+    bad = tmp_path / "det.txt"
+    bad.write_text("1,-1,10,10,20,40,0.9\n\n2,-1,10,10,0,40,0.9\n")
+    out = tmp_path / "out.txt"
+    out.write_text("previous results\n")
+    result = runner.invoke(app, ["track", "-d", str(bad), "-s", str(ini), "-o", str(out)])
+    _assert_clean_failure(result, f"{bad}:3:", "width and height")
+    assert out.read_text() == "previous results\n"
+
+
+@pytest.mark.parametrize(
+    ("param", "fragments"),
+    [
+        ("no_such_knob=1", ("no_such_knob", "unknown tracker parameter", "iou_gate")),
+        ("iou_gate=2", ("iou_gate", "less than or equal to 1")),
+        ("assignment=fastest", ("assignment",)),
+        ("iou_gate", ("expected key=value",)),
+    ],
+)
+def test_bad_param_fails_cleanly(data: Path, tmp_path: Path, param: str, fragments: tuple[str, ...]) -> None:
+    det, ini = _mot15_paths(data, "TUD-Campus")
+    result = runner.invoke(app, ["track", "-d", str(det), "-s", str(ini), "-o", str(tmp_path / "o.txt"), "-p", param])
+    _assert_clean_failure(result, "--param", *fragments)
+    assert not (tmp_path / "o.txt").exists()
+
+
+def test_unknown_tracker_and_missing_inputs_fail_cleanly(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.txt"
+    _assert_clean_failure(runner.invoke(app, ["track", "-d", str(missing), "-o", "x.txt"]), str(missing), "not found")
+    _assert_clean_failure(
+        runner.invoke(app, ["track", "-d", str(missing), "-o", "x.txt", "-t", "nope"]), "--tracker", "nope"
+    )
+    _assert_clean_failure(runner.invoke(app, ["eval", "--gt", str(tmp_path / "gt"), "--results", str(tmp_path)]), "gt")
+
+
+def test_eval_names_a_missing_result_file(data: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["eval", "--gt", str(data / "mot15" / "gt"), "--results", str(tmp_path)])
+    _assert_clean_failure(result, "result file missing")
+
+
+def test_demo_runs_and_labels_synthetic(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    result = runner.invoke(app, ["demo", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "SYNTHETIC" in result.output
+    assert "HOTA" in result.output
+    scores = json.loads((out / "scores.json").read_text())
+    assert scores["benchmark"] == "SYNTH"
+    assert scores["combined"]["HOTA"] > 40
+    assert (out / "results" / "SYNTH-01.txt").is_file()
+    assert str(out / "scores.json") in result.output.replace("\n", "")
