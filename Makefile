@@ -32,7 +32,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 $(BENCH_VENV)/.installed: bench/setup_env.sh bench/requirements-peers.txt pyproject.toml
-	bash bench/setup_env.sh $(BENCH_VENV)
+	VENV=$(BENCH_VENV) bash bench/setup_env.sh
 	touch $@
 
 bench: $(BENCH_VENV)/.installed

@@ -25,13 +25,13 @@ from pathlib import Path
 
 import numpy as np
 
+from peers import PEERS  # bench/ is on sys.path when this file runs as a script
 from trackid.eval import evaluate_mot
 from trackid.sources import detections_by_frame, read_mot_file, read_seqinfo, write_mot_results
 from trackid.track import make_tracker
 from trackid.types import Detections
 
 sys.path.insert(0, str(Path(__file__).parent))
-from peers import PEERS  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
@@ -144,11 +144,7 @@ def _stepper(
 
         return step, list(seq.frames)
     peer = PEERS[name](seq.frame_rate, seq.size)
-    prepare = getattr(peer, "prepare", None)
-    inputs = [prepare(d.xyxy, d.score) if prepare else (d.xyxy, d.score) for d in seq.frames]
-    if prepare:
-        return peer.update_prepared, inputs  # type: ignore[attr-defined]
-    return (lambda xs: peer.update(*xs)), inputs  # type: ignore[misc]
+    return peer.step, [peer.prepare(d.xyxy, d.score) for d in seq.frames]
 
 
 def _write(path: Path, outputs: list[tuple[np.ndarray, np.ndarray]]) -> None:

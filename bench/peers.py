@@ -1,7 +1,8 @@
 """Peer trackers behind one interface, so bench/mot.py can time only their per-frame update calls.
 
 Each adapter turns a frame's detections (``xyxy`` (N, 4), ``score`` (N,)) into the library's own input
-type, calls the library's update once, and returns exactly the tracks that the library reports for that
+type (``prepare``, not timed, as trackid's own ``Detections`` are built before timing), calls the library's
+update once (``step``, timed), and returns exactly the tracks that the library reports for that
 frame (its own min-hits / activation logic decides), with the box the library reports and its id.
 
 Peers run with their library's defaults, except:
@@ -30,8 +31,12 @@ class PeerTracker(Protocol):
 
     name: str
 
-    def update(self, xyxy: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """xyxy (N,4) float, score (N,) float for one frame -> (track_xyxy (M,4), track_ids (M,) int)."""
+    def prepare(self, xyxy: np.ndarray, score: np.ndarray) -> Any:
+        """xyxy (N,4) float, score (N,) float for one frame -> the library's own input type (not timed)."""
+        ...
+
+    def step(self, prepared: Any) -> tuple[np.ndarray, np.ndarray]:
+        """One update call on prepared input -> (track_xyxy (M,4), track_ids (M,) int) (timed)."""
         ...
 
 
@@ -53,6 +58,8 @@ _BOXMOT_NO_REID_NO_CMC: dict[str, Any] = {"use_embeddings": False, "use_cmc": Fa
 class BoxmotPeer:
     """A boxmot tracker; detections go in as (N, 6) rows ``x1, y1, x2, y2, conf, cls`` with cls 0.
 
+    boxmot rejects scores outside [0, 1]: fine for the FRCNN detections, not for raw ACF margins.
+
     No image is passed: with embeddings and CMC off, boxmot's ``requirements.frame`` is False and the
     kernels never read one (a frame would only record the image size, used by centroid association).
     """
@@ -69,10 +76,13 @@ class BoxmotPeer:
         if needs.frame or needs.embeddings:
             raise RuntimeError(f"boxmot {key} with {options} still needs a frame or embeddings: {needs}")
 
-    def update(self, xyxy: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def prepare(self, xyxy: np.ndarray, score: np.ndarray) -> np.ndarray:
         dets = np.zeros((len(score), 6), dtype=np.float64)
         dets[:, :4] = xyxy
         dets[:, 4] = score
+        return dets
+
+    def step(self, dets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         out = self._tracker.update(dets)  # rows: x1, y1, x2, y2, id, conf, cls, det_index
         return out[:, :4], out[:, 4].astype(np.int64)
 
@@ -102,8 +112,11 @@ class RoboflowPeer:
         self._tracker = tracker
         self._detections = sv.Detections
 
-    def update(self, xyxy: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        out = self._tracker.update(self._detections(xyxy=xyxy, confidence=score))
+    def prepare(self, xyxy: np.ndarray, score: np.ndarray) -> Any:
+        return self._detections(xyxy=xyxy, confidence=score)
+
+    def step(self, detections: Any) -> tuple[np.ndarray, np.ndarray]:
+        out = self._tracker.update(detections)
         if len(out) == 0:
             return _EMPTY_BOXES, _EMPTY_IDS
         keep = out.tracker_id >= 0
@@ -149,9 +162,11 @@ class NorfairPeer:
         self._detection = Detection
         self._tracker = Tracker(filter_factory=FilterPyKalmanFilterFactory(), **options)
 
-    def update(self, xyxy: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def prepare(self, xyxy: np.ndarray, score: np.ndarray) -> list[Any]:
         points = np.asarray(xyxy, dtype=np.float64).reshape(-1, 2, 2)
-        dets = [self._detection(p, scores=np.array([s, s])) for p, s in zip(points, score, strict=True)]
+        return [self._detection(p, scores=np.array([s, s])) for p, s in zip(points, score, strict=True)]
+
+    def step(self, dets: list[Any]) -> tuple[np.ndarray, np.ndarray]:
         objects = self._tracker.update(detections=dets)
         if not objects:
             return _EMPTY_BOXES, _EMPTY_IDS
@@ -174,6 +189,7 @@ PEER_OPTIONS: dict[str, dict[str, Any]] = {
     "boxmot-ocsort": {},
     "boxmot-botsort": {**_BOXMOT_NO_REID_NO_CMC, "frame_rate": "<seq>"},
     "boxmot-boosttrack": dict(_BOXMOT_NO_REID_NO_CMC),
+    "boxmot-occluboost": dict(_BOXMOT_NO_REID_NO_CMC),
     "roboflow-sort": {"frame_rate": "<seq>"},
     "roboflow-bytetrack": {"frame_rate": "<seq>"},
     "roboflow-ocsort": {"frame_rate": "<seq>"},
@@ -187,6 +203,9 @@ PEERS: dict[str, PeerFactory] = {
     "boxmot-ocsort": _boxmot("boxmot-ocsort", "ocsort", {}, takes_frame_rate=False),
     "boxmot-botsort": _boxmot("boxmot-botsort", "botsort", _BOXMOT_NO_REID_NO_CMC, takes_frame_rate=True),
     "boxmot-boosttrack": _boxmot("boxmot-boosttrack", "boosttrack", _BOXMOT_NO_REID_NO_CMC, takes_frame_rate=False),
+    # boxmot's successor to BoostTrack and its README's lead tracker; ReID off also disables its
+    # appearance-only recovery pass and global track association (GTA).
+    "boxmot-occluboost": _boxmot("boxmot-occluboost", "occluboost", _BOXMOT_NO_REID_NO_CMC, takes_frame_rate=False),
     "roboflow-sort": _roboflow("roboflow-sort", "SORTTracker", {}),
     "roboflow-bytetrack": _roboflow("roboflow-bytetrack", "ByteTrackTracker", {}),
     "roboflow-ocsort": _roboflow("roboflow-ocsort", "OCSORTTracker", {}),

@@ -53,9 +53,14 @@ def gated_cost(
     det_score: FloatArray,
     iou_gate: float,
     direction_weight: float,
+    height_iou: bool = False,
+    score_weighted: bool = False,
 ) -> FloatArray:
-    """(T, D) cost `1 - IoU + direction_weight * score * turn / pi`; pairs below `iou_gate` or of another class
-    cost `GATED`.
+    """(T, D) cost `1 - similarity + direction_weight * score * turn / pi`; pairs whose plain IoU is below
+    `iou_gate`, or of another class, cost `GATED`.
+
+    The similarity is IoU, optionally multiplied by the overlap ratio of the vertical extents (`height_iou`,
+    Hybrid-SORT) and by the detection score (`score_weighted`, ByteTrack's score fusion).
 
     The turn term is OC-SORT's observation-centric momentum: the angle between a track's recent heading (unit
     vector; zero when unknown, which disables the term) and the direction from its last observed centre to the
@@ -63,7 +68,17 @@ def gated_cost(
     overlaps well. Compiled (numba): one pass over the pairs instead of ~30 numpy calls on tiny arrays.
     """
     return _gated_cost(
-        track_boxes, track_class, heading, last_centre, det_boxes, det_class, det_score, iou_gate, direction_weight
+        track_boxes,
+        track_class,
+        heading,
+        last_centre,
+        det_boxes,
+        det_class,
+        det_score,
+        iou_gate,
+        direction_weight,
+        height_iou,
+        score_weighted,
     )
 
 
@@ -78,6 +93,8 @@ def _gated_cost(
     det_score: FloatArray,
     iou_gate: float,
     direction_weight: float,
+    height_iou: bool,
+    score_weighted: bool,
 ) -> FloatArray:
     cost = np.empty((len(track_boxes), len(det_boxes)))
     for i in range(len(track_boxes)):
@@ -91,7 +108,12 @@ def _gated_cost(
             if iou < iou_gate or track_class[i] != det_class[j]:
                 cost[i, j] = GATED
                 continue
-            cost[i, j] = 1.0 - iou
+            sim = iou
+            if height_iou:
+                sim *= max(min(ty2, dy2) - max(ty1, dy1), 0.0) / (max(ty2, dy2) - min(ty1, dy1))
+            if score_weighted:
+                sim *= det_score[j]
+            cost[i, j] = 1.0 - sim
             if direction_weight > 0 and (hx != 0 or hy != 0):
                 ux = 0.5 * (dx1 + dx2) - last_centre[i, 0]
                 uy = 0.5 * (dy1 + dy2) - last_centre[i, 1]
