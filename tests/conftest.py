@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from trackid.track import Tracker
+from trackid.track import Tracker, track_sequence
 from trackid.types import Detections
 
 REPO = Path(__file__).resolve().parent.parent
@@ -28,10 +28,4 @@ def run_tracker(
     tracker: Tracker, frames: Sequence[Detections]
 ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
     """(frame, track id, xyxy) of every box the tracker reports, frames numbered from 1."""
-    frame_numbers, ids, boxes = [], [], []
-    for k, dets in enumerate(frames, start=1):
-        out = tracker.update(dets)
-        frame_numbers.append(np.full(len(out), k, np.int64))
-        ids.append(out.track_id)
-        boxes.append(out.xyxy)
-    return np.concatenate(frame_numbers), np.concatenate(ids), np.concatenate(boxes)
+    return track_sequence(tracker, frames)

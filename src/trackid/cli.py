@@ -34,7 +34,7 @@ from trackid.sources.motchallenge import (
     read_seqinfo,
     write_mot_results,
 )
-from trackid.track.tracker import TRACKERS, TrackerConfig, make_tracker
+from trackid.track.tracker import TRACKERS, TrackerConfig, make_tracker, track_sequence
 from trackid.types import Detections
 
 __all__ = ["app", "parse_params"]
@@ -244,18 +244,7 @@ def _run_tracker(
     params: dict[str, Any],
     on_frame: Callable[[], object],
 ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
-    """Feed frames in order; return the (frame, track id, xyxy) rows of all reported boxes."""
-    tracker = make_tracker(name, info.frame_rate, **params)
-    frame_numbers, ids, boxes = [], [], []
-    for k, dets in enumerate(frames, start=1):
-        tracked = tracker.update(dets)
-        frame_numbers.append(np.full(len(tracked), k, np.int64))
-        ids.append(tracked.track_id)
-        boxes.append(tracked.xyxy)
-        on_frame()
-    if not frame_numbers:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 4))
-    return np.concatenate(frame_numbers), np.concatenate(ids), np.concatenate(boxes)
+    return track_sequence(make_tracker(name, info.frame_rate, **params), frames, on_frame)
 
 
 class _FrameRate(ProgressColumn):

@@ -20,7 +20,7 @@ All per-track state lives in arrays indexed by row; there are no per-track Pytho
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import ClassVar, Protocol
 
 import numpy as np
@@ -31,7 +31,15 @@ from trackid.track.association import AssignmentMethod, assign, gated_cost
 from trackid.track.kalman import BoxKalman, KalmanNoise
 from trackid.types import Detections
 
-__all__ = ["TRACKERS", "OnlineTracker", "Tracker", "TrackerConfig", "make_tracker", "register_tracker"]
+__all__ = [
+    "TRACKERS",
+    "OnlineTracker",
+    "Tracker",
+    "TrackerConfig",
+    "make_tracker",
+    "register_tracker",
+    "track_sequence",
+]
 
 _EMPTY = np.zeros(0, np.intp)
 
@@ -66,6 +74,24 @@ def make_tracker(name: str = "trackid", frame_rate: float = 30.0, **params: obje
     if name not in TRACKERS:
         raise ValueError(f"unknown tracker {name!r}; choose from {sorted(TRACKERS)}")
     return TRACKERS[name](TrackerConfig(**params), frame_rate=frame_rate)
+
+
+def track_sequence(
+    tracker: Tracker, frames: Iterable[Detections], on_frame: Callable[[], object] | None = None
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
+    """Feed a sequence's frames in order; return (frame, track id, xyxy) of every reported box, frames from 1.
+
+    The three aligned arrays are what `write_mot_results` takes.
+    """
+    frame_numbers, ids, boxes = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)], [np.zeros((0, 4))]
+    for k, dets in enumerate(frames, start=1):
+        tracked = tracker.update(dets)
+        frame_numbers.append(np.full(len(tracked), k, np.int64))
+        ids.append(tracked.track_id)
+        boxes.append(tracked.xyxy)
+        if on_frame is not None:
+            on_frame()
+    return np.concatenate(frame_numbers), np.concatenate(ids), np.concatenate(boxes)
 
 
 class TrackerConfig(BaseModel):
