@@ -43,6 +43,9 @@ ABLATIONS: dict[str, dict[str, object]] = {
     "no low-score stage": {"low_score": 1.0},
     "no recovery by last box": {"recover_by_last_box": False},
     "no re-update after gaps": {"reupdate": False},
+    "tentative tracks compete with confirmed": {"confirmed_first": False},
+    "plain IoU (no height modulation)": {"height_iou": False},
+    "no score weighting": {"score_weighted_iou": False},
     "raw detection boxes reported": {"report_filtered_box": False},
 }
 
@@ -60,6 +63,7 @@ class Row:
     tracker: str
     scores: dict[str, float]
     fps: float
+    dropped: int = 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -113,6 +117,7 @@ def run_tracker(
 ) -> Row:
     """Run one tracker over every sequence `repeat` times; score the first pass, time the best."""
     best = np.inf
+    dropped = 0
     with tempfile.TemporaryDirectory(prefix="trackid-bench-") as tmp:
         for attempt in range(repeat):
             elapsed = 0.0
@@ -124,11 +129,11 @@ def run_tracker(
                     outputs.append(step(frame_input))
                     elapsed += time.perf_counter() - t0
                 if attempt == 0:
-                    _write(Path(tmp) / "res" / f"{seq.name}.txt", outputs)
+                    dropped += _write(Path(tmp) / "res" / f"{seq.name}.txt", outputs)
             best = min(best, elapsed)
         scores = evaluate_mot(DATA / dataset / "gt", Path(tmp) / "res").combined
     frames = sum(len(s.frames) for s in sequences)
-    return Row(label or name, scores, frames / best)
+    return Row(label or name, scores, frames / best, dropped)
 
 
 def _stepper(
@@ -147,11 +152,18 @@ def _stepper(
     return peer.step, [peer.prepare(d.xyxy, d.score) for d in seq.frames]
 
 
-def _write(path: Path, outputs: list[tuple[np.ndarray, np.ndarray]]) -> None:
+def _write(path: Path, outputs: list[tuple[np.ndarray, np.ndarray]]) -> int:
+    """Write one sequence's results; returns how many boxes were dropped for a non-positive or non-finite size.
+
+    Some peers report raw filter states whose height has gone negative. Such a box cannot match any ground truth
+    (it would only count as a false positive), and our MOT reader rightly rejects it, so it is dropped and counted.
+    """
     frame = np.concatenate([np.full(len(ids), k + 1) for k, (_, ids) in enumerate(outputs)])
     ids = np.concatenate([np.asarray(ids, np.int64) for _, ids in outputs])
     boxes = np.concatenate([np.asarray(b, np.float64).reshape(-1, 4) for b, _ in outputs])
-    write_mot_results(path, frame, ids, boxes)
+    valid = np.isfinite(boxes).all(axis=1) & (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+    write_mot_results(path, frame[valid], ids[valid], boxes[valid])
+    return int((~valid).sum())
 
 
 def format_table(title: str, rows: list[Row], speed_ratio: bool = False) -> str:
@@ -169,11 +181,16 @@ def format_table(title: str, rows: list[Row], speed_ratio: bool = False) -> str:
         if speed_ratio:
             cells.append(f"{r.fps / fastest_peer:.2f}")
         lines.append("| " + " | ".join(cells) + " |")
+    notes = [f"{r.tracker}: {r.dropped} boxes with non-positive size dropped before scoring" for r in rows if r.dropped]
+    if notes:
+        lines += ["", *(f"- {n}" for n in notes)]
     return "\n".join(lines) + "\n"
 
 
 def append_report(sections: list[str]) -> None:
-    command = "python bench/mot.py " + shlex.join(sys.argv[1:])
+    python = Path(sys.executable)
+    python_shown = python.relative_to(REPO) if python.is_relative_to(REPO) else python
+    command = " ".join([str(python_shown), "bench/mot.py", shlex.join(sys.argv[1:])]).strip()
     cpu = _cpu_model()
     stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     header = (

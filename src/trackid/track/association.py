@@ -43,47 +43,8 @@ def assign(cost: FloatArray, max_cost: float = MAX_COST, method: AssignmentMetho
     return rows[keep], cols[keep]
 
 
-def gated_cost(
-    track_boxes: FloatArray,
-    track_class: NDArray[np.int64],
-    heading: FloatArray,
-    last_centre: FloatArray,
-    det_boxes: FloatArray,
-    det_class: NDArray[np.int64],
-    det_score: FloatArray,
-    iou_gate: float,
-    direction_weight: float,
-    height_iou: bool = False,
-    score_weighted: bool = False,
-) -> FloatArray:
-    """(T, D) cost `1 - similarity + direction_weight * score * turn / pi`; pairs whose plain IoU is below
-    `iou_gate`, or of another class, cost `GATED`.
-
-    The similarity is IoU, optionally multiplied by the overlap ratio of the vertical extents (`height_iou`,
-    Hybrid-SORT) and by the detection score (`score_weighted`, ByteTrack's score fusion).
-
-    The turn term is OC-SORT's observation-centric momentum: the angle between a track's recent heading (unit
-    vector; zero when unknown, which disables the term) and the direction from its last observed centre to the
-    detection. A detection that would make a track turn back on itself is an unlikely continuation even when it
-    overlaps well. Compiled (numba): one pass over the pairs instead of ~30 numpy calls on tiny arrays.
-    """
-    return _gated_cost(
-        track_boxes,
-        track_class,
-        heading,
-        last_centre,
-        det_boxes,
-        det_class,
-        det_score,
-        iou_gate,
-        direction_weight,
-        height_iou,
-        score_weighted,
-    )
-
-
 @numba.njit(cache=True, nogil=True)
-def _gated_cost(
+def gated_cost(
     track_boxes: FloatArray,
     track_class: NDArray[np.int64],
     heading: FloatArray,
@@ -96,6 +57,17 @@ def _gated_cost(
     height_iou: bool,
     score_weighted: bool,
 ) -> FloatArray:
+    """(T, D) cost `1 - similarity + direction_weight * score * turn / pi`; pairs whose plain IoU is below
+    `iou_gate`, or of another class, cost `GATED`.
+
+    The similarity is IoU, optionally multiplied by the overlap ratio of the vertical extents (`height_iou`,
+    Hybrid-SORT) and by the detection score (`score_weighted`, ByteTrack's score fusion).
+
+    The turn term is OC-SORT's observation-centric momentum: the angle between a track's recent heading (unit
+    vector; zero when unknown, which disables the term) and the direction from its last observed centre to the
+    detection. A detection that would make a track turn back on itself is an unlikely continuation even when it
+    overlaps well. Compiled (numba): one pass over the pairs instead of ~30 numpy calls on tiny arrays.
+    """
     cost = np.empty((len(track_boxes), len(det_boxes)))
     for i in range(len(track_boxes)):
         tx1, ty1, tx2, ty2 = track_boxes[i]
