@@ -27,7 +27,7 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field
 
-from trackid.track.association import AssignmentMethod, assign, gated_cost
+from trackid.track.association import GATED, AssignmentMethod, assign, gated_cost
 from trackid.track.kalman import BoxKalman, KalmanNoise
 from trackid.types import Detections
 
@@ -187,6 +187,36 @@ class TrackerConfig(BaseModel):
         True,
         description="Match leftover detections to the last *observed* box of unmatched tracks (OC-SORT's OCR).",
     )
+    appearance_weight: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Share of appearance (cosine distance between a track's appearance memory and a detection's "
+        "embedding) in the association cost, the rest being motion. Used only when detections carry embeddings. "
+        "Raising it keeps identities through crossings, but trusts embeddings that occlusion or a generic "
+        "(non re-ID) model make noisy; 0 ignores embeddings.",
+    )
+    appearance_gate: float = Field(
+        0.5,
+        ge=0,
+        le=2,
+        description="Cosine distance above which a track and a detection may not match, however well they overlap. "
+        "Lowering it prevents more identity swaps but splits tracks whose look changes (turning, lighting).",
+    )
+    appearance_momentum: float = Field(
+        0.9,
+        ge=0,
+        lt=1,
+        description="Exponential moving average of a track's appearance memory: the weight kept by the old memory "
+        "at each update. Higher is steadier against one bad crop, slower to follow a real change of look.",
+    )
+    appearance_min_quality: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Only confident detections whose crop quality reaches this update a track's appearance memory, "
+        "so blurred, truncated or occluded crops cannot teach a track the wrong look.",
+    )
     assignment: AssignmentMethod = Field(
         "optimal",
         description="'optimal' (Jonker-Volgenant) or 'greedy' (cheapest pair first; kept for ablations only).",
@@ -239,6 +269,7 @@ class OnlineTracker:
         self.last_box = np.zeros((0, 4))
         self.last_score = np.zeros(0)
         self.centres = np.zeros((0, self._RING, 2))  # latest observation last
+        self.appearance = np.zeros((0, 0), np.float32)  # unit rows; all-zero where no good crop was seen yet
 
     def __len__(self) -> int:
         return len(self.track_id)
@@ -250,7 +281,7 @@ class OnlineTracker:
         self.kalman.predict()
         self.since_update += 1
 
-        boxes, scores, classes = detections.xyxy, detections.score, detections.class_id
+        boxes, scores = detections.xyxy, detections.score
         high_free = scores >= cfg.high_score
         low = _rows((scores >= cfg.low_score) & ~high_free)
         track_free = np.ones(len(self), bool)
@@ -275,7 +306,7 @@ class OnlineTracker:
 
         # 2. weak detections only continue tracks that were visible in the previous frame
         recent = _rows(track_free & (self.since_update == 1) & self.confirmed)
-        t2, d2 = self._match(recent, low, predicted, detections, cfg.low_score_iou_gate, 0.0)
+        t2, d2 = self._match(recent, low, predicted, detections, cfg.low_score_iou_gate, 0.0, use_appearance=False)
         track_free[t2] = False
 
         # 3. leftover confident detections against the last observed box of leftover tracks
@@ -288,7 +319,10 @@ class OnlineTracker:
         rows = np.concatenate([t1, t2, t3])
         dets = np.concatenate([d1, d2, d3])
         self._apply_observations(rows, boxes[dets], scores[dets])
-        self._retire_and_start(boxes, scores, classes, _rows(high_free))
+        if self._uses_appearance(detections):
+            confident = np.concatenate([t1, t3]), np.concatenate([d1, d3])
+            self._remember_appearance(*confident, detections)
+        self._retire_and_start(detections, _rows(high_free))
 
         reported = (self.since_update == 0) & (self.confirmed | (self.frame <= cfg.min_hits))
         out_rows = _rows(reported)
@@ -296,7 +330,7 @@ class OnlineTracker:
             self.kalman.boxes(out_rows) if cfg.report_filtered_box else self.last_box[out_rows],
             self.last_score[out_rows],
             self.class_id[out_rows],
-            np.zeros((len(out_rows), 0), np.float32),
+            self.appearance[out_rows],
             np.ones(len(out_rows)),
             self.track_id[out_rows],
         )
@@ -309,8 +343,10 @@ class OnlineTracker:
         detections: Detections,
         iou_gate: float,
         direction_weight: float,
+        use_appearance: bool = True,
     ) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
-        """Optimal assignment of `det_rows` to `track_rows` on 1 - IoU (+ heading penalty), gated by IoU and class."""
+        """Optimal assignment of `det_rows` to `track_rows` on the motion cost, fused with appearance when
+        detections carry embeddings; gated by IoU, class and appearance distance."""
         if len(track_rows) == 0 or len(det_rows) == 0:
             return _EMPTY, _EMPTY
         if direction_weight > 0:
@@ -332,8 +368,44 @@ class OnlineTracker:
             self.config.height_iou,
             self.config.score_weighted_iou,
         )
+        if use_appearance and self._uses_appearance(detections):
+            cost = self._fuse_appearance(cost, track_rows, detections.embedding[det_rows])
         ti, di = assign(cost, method=self.config.assignment)
         return track_rows[ti], det_rows[di]
+
+    def _uses_appearance(self, detections: Detections) -> bool:
+        return self.config.appearance_weight > 0 and detections.embedding.shape[1] > 0
+
+    def _fuse_appearance(
+        self, cost: NDArray[np.float64], track_rows: NDArray[np.intp], embedding: NDArray[np.float32]
+    ) -> NDArray[np.float64]:
+        """Blend cosine distance into the allowed pairs' cost and forbid pairs that look too different.
+
+        Pairs where the track has no appearance memory yet, or the detection no embedding, keep their motion cost.
+        """
+        memory = self.appearance[track_rows]
+        if memory.shape[1] != embedding.shape[1]:
+            raise ValueError(
+                f"detections carry {embedding.shape[1]}-d embeddings but tracks remember {memory.shape[1]}-d ones; "
+                "one tracker must be fed by one embedder"
+            )
+        distance = 1.0 - memory @ embedding.T
+        known = (memory != 0).any(axis=1)[:, None] & (embedding != 0).any(axis=1)[None, :] & (cost < GATED)
+        w = self.config.appearance_weight
+        fused = np.where(known, (1 - w) * cost + w * distance, cost)
+        return np.where(known & (distance > self.config.appearance_gate), GATED, fused)
+
+    def _remember_appearance(self, rows: NDArray[np.intp], dets: NDArray[np.intp], detections: Detections) -> None:
+        """EMA of unit embeddings from good crops of confident matches; a first good crop is taken as is."""
+        good = detections.quality[dets] >= self.config.appearance_min_quality
+        rows, embedding = rows[good], detections.embedding[dets[good]]
+        if len(rows) == 0:
+            return
+        old = self.appearance[rows]
+        fresh = ~(old != 0).any(axis=1, keepdims=True)
+        momentum = np.where(fresh, 0.0, self.config.appearance_momentum).astype(np.float32)
+        blended = momentum * old + (1 - momentum) * embedding
+        self.appearance[rows] = blended / np.maximum(np.linalg.norm(blended, axis=1, keepdims=True), 1e-12)
 
     def _apply_observations(
         self, rows: NDArray[np.intp], boxes: NDArray[np.float64], scores: NDArray[np.float64]
@@ -369,13 +441,7 @@ class OnlineTracker:
             self.kalman.predict(rows[active])
         self.kalman.update(rows, new)
 
-    def _retire_and_start(
-        self,
-        boxes: NDArray[np.float64],
-        scores: NDArray[np.float64],
-        classes: NDArray[np.int64],
-        free_high: NDArray[np.intp],
-    ) -> None:
+    def _retire_and_start(self, detections: Detections, free_high: NDArray[np.intp]) -> None:
         cfg = self.config
         just_lost = _rows(self.since_update == 1)
         if len(just_lost):
@@ -383,18 +449,19 @@ class OnlineTracker:
         alive = np.where(self.confirmed, self.since_update <= self.max_lost, self.since_update == 0)
         if not alive.all():
             self._keep(alive)
-        new = free_high[scores[free_high] >= cfg.new_track_score]
+        new = free_high[detections.score[free_high] >= cfg.new_track_score]
         if len(new):
-            self._start(boxes[new], scores[new], classes[new])
+            self._start(detections[new])
 
     def _keep(self, mask: NDArray[np.bool_]) -> None:
         self.kalman.keep(mask)
         self.track_id, self.class_id = self.track_id[mask], self.class_id[mask]
         self.hits, self.since_update, self.confirmed = self.hits[mask], self.since_update[mask], self.confirmed[mask]
         self.last_box, self.last_score, self.centres = self.last_box[mask], self.last_score[mask], self.centres[mask]
+        self.appearance = self.appearance[mask]
 
-    def _start(self, boxes: NDArray[np.float64], scores: NDArray[np.float64], classes: NDArray[np.int64]) -> None:
-        n = len(boxes)
+    def _start(self, new: Detections) -> None:
+        boxes, scores, classes, n = new.xyxy, new.score, new.class_id, len(new)
         self.kalman.initiate(boxes)
         self.track_id = np.concatenate([self.track_id, np.arange(self._next_id, self._next_id + n)])
         self._next_id += n
@@ -406,3 +473,16 @@ class OnlineTracker:
         self.last_score = np.concatenate([self.last_score, scores])
         centres = 0.5 * (boxes[:, :2] + boxes[:, 2:])
         self.centres = np.concatenate([self.centres, np.repeat(centres[:, None, :], self._RING, axis=1)])
+        self._start_appearance(new)
+
+    def _start_appearance(self, new: Detections) -> None:
+        """New tracks remember their first embedding if its crop is good enough; width follows the embedder."""
+        embedding = new.embedding * (new.quality >= self.config.appearance_min_quality)[:, None]
+        if self.appearance.shape[1] != embedding.shape[1]:
+            if len(self.appearance) and self.appearance.shape[1]:
+                raise ValueError(
+                    f"detections carry {embedding.shape[1]}-d embeddings but tracks remember "
+                    f"{self.appearance.shape[1]}-d ones; one tracker must be fed by one embedder"
+                )
+            self.appearance = np.zeros((len(self.appearance), embedding.shape[1]), np.float32)
+        self.appearance = np.concatenate([self.appearance, embedding.astype(np.float32)])
