@@ -268,6 +268,7 @@ class OnlineTracker:
         self.confirmed = np.zeros(0, bool)
         self.last_box = np.zeros((0, 4))
         self.last_score = np.zeros(0)
+        self.last_quality = np.zeros(0)
         self.centres = np.zeros((0, self._RING, 2))  # latest observation last
         self.appearance = np.zeros((0, 0), np.float32)  # unit rows; all-zero where no good crop was seen yet
 
@@ -275,7 +276,8 @@ class OnlineTracker:
         return len(self.track_id)
 
     def update(self, detections: Detections) -> Detections:
-        """Advance one frame. Returns the detections that continue a reported track, with their `track_id`."""
+        """Advance one frame. Returns one row per track reported this frame: its box (filtered, or the detection's),
+        the detection's score and crop quality, the track's appearance memory as `embedding`, and `track_id`."""
         cfg = self.config
         self.frame += 1
         self.kalman.predict()
@@ -319,6 +321,7 @@ class OnlineTracker:
         rows = np.concatenate([t1, t2, t3])
         dets = np.concatenate([d1, d2, d3])
         self._apply_observations(rows, boxes[dets], scores[dets])
+        self.last_quality[rows] = detections.quality[dets]
         if self._uses_appearance(detections):
             confident = np.concatenate([t1, t3]), np.concatenate([d1, d3])
             self._remember_appearance(*confident, detections)
@@ -331,7 +334,7 @@ class OnlineTracker:
             self.last_score[out_rows],
             self.class_id[out_rows],
             self.appearance[out_rows],
-            np.ones(len(out_rows)),
+            self.last_quality[out_rows],
             self.track_id[out_rows],
         )
 
@@ -458,7 +461,7 @@ class OnlineTracker:
         self.track_id, self.class_id = self.track_id[mask], self.class_id[mask]
         self.hits, self.since_update, self.confirmed = self.hits[mask], self.since_update[mask], self.confirmed[mask]
         self.last_box, self.last_score, self.centres = self.last_box[mask], self.last_score[mask], self.centres[mask]
-        self.appearance = self.appearance[mask]
+        self.appearance, self.last_quality = self.appearance[mask], self.last_quality[mask]
 
     def _start(self, new: Detections) -> None:
         boxes, scores, classes, n = new.xyxy, new.score, new.class_id, len(new)
@@ -471,6 +474,7 @@ class OnlineTracker:
         self.confirmed = np.concatenate([self.confirmed, np.full(n, self.config.min_hits <= 1)])
         self.last_box = np.concatenate([self.last_box, boxes])
         self.last_score = np.concatenate([self.last_score, scores])
+        self.last_quality = np.concatenate([self.last_quality, new.quality])
         centres = 0.5 * (boxes[:, :2] + boxes[:, 2:])
         self.centres = np.concatenate([self.centres, np.repeat(centres[:, None, :], self._RING, axis=1)])
         self._start_appearance(new)

@@ -1,0 +1,84 @@
+"""Configuration layers: CLI > environment > profile > file > defaults, and errors that name the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from trackid.config import PROFILES, ConfigError, load_config
+
+
+def _file(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "run.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_are_the_balanced_profile() -> None:
+    config, profile = load_config(environ={})
+    assert profile == "balanced"
+    assert config.embedder is not None and config.embedder.name == "mobilenetv2"
+    assert config.tracker.max_lost_s == 2.0
+
+
+def test_each_layer_overrides_the_one_below(tmp_path: Path) -> None:
+    path = _file(tmp_path, "tracker:\n  max_lost_s: 5\n  min_hits: 4\n  iou_gate: 0.4\nframe_stride: 2\n")
+    env = {"TRACKID_TRACKER__MIN_HITS": "6", "TRACKID_TRACKER__IOU_GATE": "0.2"}
+    config, _ = load_config(path, "fast_cpu", ["tracker.iou_gate=0.1"], environ=env)
+    assert config.frame_stride == 2  # file only
+    assert config.tracker.max_lost_s == 5  # file beats defaults
+    assert config.tracker.min_hits == 6  # environment beats file
+    assert config.tracker.iou_gate == 0.1  # command line beats environment
+    assert config.embedder is None  # the profile beats the file's default embedder
+
+
+def test_profile_beats_file_but_not_environment(tmp_path: Path) -> None:
+    path = _file(tmp_path, "embedder:\n  name: colour\ndetector:\n  tiles: [3, 3]\n")
+    config, _ = load_config(path, "high_accuracy", environ={"TRACKID_DETECTOR__TILES": "[1, 2]"})
+    assert config.embedder is not None and config.embedder.name == "mobilenetv2"  # profile over file
+    assert config.detector.tiles == (1, 2)  # environment over profile
+
+
+def test_profile_is_chosen_by_cli_then_env_then_file(tmp_path: Path) -> None:
+    path = _file(tmp_path, "profile: high_accuracy\n")
+    assert load_config(path, environ={})[1] == "high_accuracy"
+    assert load_config(path, environ={"TRACKID_PROFILE": "fast_cpu"})[1] == "fast_cpu"
+    assert load_config(path, "balanced", environ={"TRACKID_PROFILE": "fast_cpu"})[1] == "balanced"
+
+
+def test_profiles_differ_in_what_they_promise() -> None:
+    fast, balanced, accurate = (load_config(profile=p, environ={})[0] for p in PROFILES)
+    assert fast.embedder is None and balanced.embedder is not None
+    assert accurate.detector.tiles is not None and balanced.detector.tiles is None
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"overrides": ["tracker.no_such=1"]}, "tracker.no_such"),
+        ({"overrides": ["tracker.max_lost_s=-1"]}, "tracker.max_lost_s"),
+        ({"overrides": ["novalue"]}, "expected key=value"),
+        ({"profile": "turbo"}, "profile 'turbo'"),
+        ({"environ": {"TRACKID_FRAME_STRIDE__X": "1"}}, "frame_stride"),
+    ],
+)
+def test_bad_configuration_names_the_key(kwargs: dict[str, object], message: str) -> None:
+    kwargs.setdefault("environ", {})
+    with pytest.raises(ConfigError, match=message):
+        load_config(**kwargs)  # type: ignore[arg-type]
+
+
+def test_bad_files_name_the_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "missing.yaml", environ={})
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(_file(tmp_path, "tracker: [unclosed\n"), environ={})
+    with pytest.raises(ConfigError, match="mapping"):
+        load_config(_file(tmp_path, "- a\n- b\n"), environ={})
+
+
+def test_profiles_are_not_mutated_by_overrides() -> None:
+    before = repr(PROFILES)
+    load_config(profile="high_accuracy", overrides=["detector.params.input_size=512"], environ={})
+    assert repr(PROFILES) == before
