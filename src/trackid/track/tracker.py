@@ -188,7 +188,7 @@ class TrackerConfig(BaseModel):
         description="Match leftover detections to the last *observed* box of unmatched tracks (OC-SORT's OCR).",
     )
     appearance_weight: float = Field(
-        0.5,
+        0.9,
         ge=0,
         le=1,
         description="Share of appearance (cosine distance between a track's appearance memory and a detection's "
@@ -197,7 +197,7 @@ class TrackerConfig(BaseModel):
         "(non re-ID) model make noisy; 0 ignores embeddings.",
     )
     appearance_gate: float = Field(
-        0.5,
+        0.3,
         ge=0,
         le=2,
         description="Cosine distance above which a track and a detection may not match, however well they overlap. "

@@ -1,0 +1,195 @@
+"""Embedder throughput (crops/s at batch 1 and batch 32) on real crops, with a re-ID accuracy check alongside.
+
+    .venv/bin/python bench/embed.py                  # prints the table and appends it to BENCHMARKS.md
+    .venv/bin/python bench/embed.py --repeat 3 --no-append
+
+Person embedders run on VIPeR crops (48 x 128), dlib on ORL faces (92 x 112, grey as BGR). "batch 1" calls
+`embed([crop])` once per crop, "batch 32" calls `embed` on 32 crops at a time; crops/s is the best of `--repeat`
+passes, after one warm-up call, so a busy moment on the shared machine does not decide a row. Accuracy is rank-1 /
+rank-10 over all 632 VIPeR people (camera A queries, camera B gallery, cosine) for person embedders, and leave-one-out
+rank-1 over the 400 ORL faces for dlib. The generic-ONNX row runs a small random-weight CNN built here (2 stride-2
+convolutions, 256 x 128 input): it measures the backend's overhead, not a model, so it has no accuracy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import shlex
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnx
+from numpy.typing import NDArray
+from onnx import TensorProto, helper, numpy_helper
+
+from trackid.embed import (
+    ColourTextureEmbedder,
+    DlibFaceEmbedder,
+    Embedder,
+    EnsembleEmbedder,
+    MobileNetV2Embedder,
+    OnnxEmbedder,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+DATA = REPO.parent / "shared" / "data"
+
+Crops = list[NDArray[np.uint8]]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--crops", type=int, default=256, help="person crops timed per pass (faces: a quarter)")
+    parser.add_argument("--repeat", type=int, default=2, help="timed passes; the best counts")
+    parser.add_argument("--no-append", action="store_true", help="print only; do not append to BENCHMARKS.md")
+    args = parser.parse_args(argv)
+
+    viper_a, viper_b = load_viper()
+    faces, face_labels = load_orl()
+    with tempfile.TemporaryDirectory() as tmp:
+        mobilenet = MobileNetV2Embedder()
+        colour = ColourTextureEmbedder()
+        rows: list[tuple[str, Embedder, Crops, str]] = [
+            ("MobileNetV2 (ONNX, 256x128)", mobilenet, viper_a, viper_accuracy(mobilenet, viper_a, viper_b)),
+            ("colour + texture histograms", colour, viper_a, viper_accuracy(colour, viper_a, viper_b)),
+        ]
+        ensemble = EnsembleEmbedder([mobilenet, colour])
+        rows.append(("ensemble MobileNetV2 + colour", ensemble, viper_a, viper_accuracy(ensemble, viper_a, viper_b)))
+        tiny = OnnxEmbedder(tiny_cnn(Path(tmp) / "tiny_cnn.onnx"))
+        rows.append(("generic ONNX (tiny random CNN)", tiny, viper_a, "n/a"))
+        dlib_face = DlibFaceEmbedder()
+        rows.append(("dlib face ResNet", dlib_face, faces, face_accuracy(dlib_face, faces, face_labels)))
+
+        lines = [
+            "| embedder | dim | crops | crops/s batch 1 | crops/s batch 32 | batch 32 / batch 1 | accuracy |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for name, embedder, pool, accuracy in rows:
+            n = args.crops if embedder is not dlib_face else args.crops // 4
+            crops = pool[:n]
+            one = crops_per_second(embedder, crops, 1, args.repeat)
+            many = crops_per_second(embedder, crops, 32, args.repeat)
+            kind = "VIPeR" if pool is viper_a else "ORL faces"
+            lines.append(
+                f"| {name} | {embedder.dim} | {n} {kind} | {one:,.0f} | {many:,.0f} | {many / one:.2f} | {accuracy} |"
+            )
+            print(lines[-1], flush=True)
+    table = "\n".join(lines) + "\n"
+    print("\n" + table)
+    if not args.no_append:
+        append_report(table)
+    return 0
+
+
+def crops_per_second(embedder: Embedder, crops: Crops, batch: int, repeat: int) -> float:
+    embedder.embed(crops[:batch])  # warm-up: first-call allocations and thread-pool start
+    best = np.inf
+    for _ in range(repeat):
+        start = time.perf_counter()
+        for i in range(0, len(crops), batch):
+            embedder.embed(crops[i : i + batch])
+        best = min(best, time.perf_counter() - start)
+    return len(crops) / best
+
+
+def viper_accuracy(embedder: Embedder, cam_a: Crops, cam_b: Crops) -> str:
+    sims = embedder.embed(cam_a) @ embedder.embed(cam_b).T
+    rank = (sims > np.diag(sims)[:, None]).sum(axis=1)
+    return f"VIPeR rank-1 {100 * (rank == 0).mean():.1f} %, rank-10 {100 * (rank < 10).mean():.1f} %"
+
+
+def face_accuracy(embedder: Embedder, faces: Crops, labels: NDArray[np.int64]) -> str:
+    sims = embedder.embed(faces) @ embedder.embed(faces).T
+    np.fill_diagonal(sims, -np.inf)
+    return f"ORL leave-one-out rank-1 {100 * (labels[sims.argmax(axis=1)] == labels).mean():.1f} %"
+
+
+def load_viper() -> tuple[Crops, Crops]:
+    folder = DATA / "reid" / "viper"
+    ids = sorted({p.name[:4] for p in folder.glob("*.png")})
+    if not ids:
+        raise SystemExit(f"VIPeR not found at {folder}")
+    return [_read(folder / f"{i}0001.png") for i in ids], [_read(folder / f"{i}0002.png") for i in ids]
+
+
+def load_orl() -> tuple[Crops, NDArray[np.int64]]:
+    folder = DATA / "faces" / "orl_att"
+    crops, labels = [], []
+    for person in range(1, 41):
+        for image in range(1, 11):
+            grey = cv2.imread(str(folder / f"s{person}" / f"{image}.pgm"), cv2.IMREAD_GRAYSCALE)
+            if grey is None:
+                raise SystemExit(f"cannot read ORL face {folder}/s{person}/{image}.pgm")
+            crops.append(np.asarray(cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR), np.uint8))
+            labels.append(person)
+    # Interleave people so the first crops timed are not all one person (dlib's time does not depend on it anyway).
+    order = np.argsort(np.arange(400) % 10, kind="stable")
+    return [crops[i] for i in order], np.asarray(labels)[order]
+
+
+def tiny_cnn(path: Path) -> Path:
+    """Conv 3x3/2 (16) -> ReLU -> conv 3x3/2 (32) -> ReLU -> global average pool: a 32-d 'model'."""
+    rng = np.random.default_rng(0)
+    w1 = rng.normal(0, 0.1, (16, 3, 3, 3)).astype(np.float32)
+    w2 = rng.normal(0, 0.1, (32, 16, 3, 3)).astype(np.float32)
+    nodes = [
+        helper.make_node("Conv", ["input", "w1"], ["c1"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c1"], ["r1"]),
+        helper.make_node("Conv", ["r1", "w2"], ["c2"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c2"], ["r2"]),
+        helper.make_node("GlobalAveragePool", ["r2"], ["pooled"]),
+        helper.make_node("Flatten", ["pooled"], ["features"], axis=1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "tiny_cnn",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, 256, 128])],
+        [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["N", 32])],
+        [numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(w2, "w2")],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), str(path))
+    return path
+
+
+def append_report(table: str) -> None:
+    python = Path(sys.executable)
+    python_shown = python.relative_to(REPO) if python.is_relative_to(REPO) else python
+    command = " ".join([str(python_shown), "bench/embed.py", shlex.join(sys.argv[1:])]).strip()
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    header = (
+        f"\n## bench/embed.py — {stamp}\n\n"
+        f"- command: `{command}`\n"
+        f"- machine: {_cpu_model()}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()}\n"
+        "- crops/s: best of the passes, onnxruntime on all cores; accuracy: all 632 VIPeR people / 400 ORL faces\n\n"
+    )
+    with open(REPO / "BENCHMARKS.md", "a", encoding="utf-8") as handle:
+        handle.write(header + table)
+
+
+def _read(path: Path) -> NDArray[np.uint8]:
+    image = cv2.imread(str(path))
+    if image is None:
+        raise SystemExit(f"cannot read {path}")
+    return np.asarray(image, np.uint8)
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

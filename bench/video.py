@@ -1,0 +1,152 @@
+"""End to end on a real video: PETS09-S2L1 (795 frames, 768x576) scored against MOT15 ground truth.
+
+    .venv/bin/python bench/video.py
+
+1. Each profile (fast_cpu, balanced, high_accuracy) with our own SSDLite detections: HOTA, IDF1, ID switches,
+   end-to-end frames/s (decode + detect + embed + track + write) and peak memory.
+2. The FRCNN detections replayed with the video's frames, appearance off vs on: the ID-switch reduction and the
+   HOTA change that the embedder buys.
+
+Every configuration runs in a fresh process, so peak memory is that run's own. The sequence is 7 fps (seqinfo.ini;
+the AVI header says 10), which the tracker's time-based parameters need. Appends its tables to BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import multiprocessing as mp
+import os
+import platform
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data"
+VIDEO = DATA / "pets09_s2l1" / "vtest.avi"
+SEQ = "PETS09-S2L1"
+GT = DATA / "mot15" / "gt"
+FRCNN = DATA / "mot15" / "det_frcnn" / SEQ / "det" / "det.txt"
+FRAME_RATE = 7.0
+COLUMNS = ("HOTA", "AssA", "DetA", "MOTA", "IDF1", "IDSW", "FP", "FN")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--no-append", action="store_true", help="print only; do not append to BENCHMARKS.md")
+    parser.add_argument("--max-frames", type=int, default=None, help="limit frames (quick checks only)")
+    args = parser.parse_args(argv)
+
+    runs: list[tuple[str, dict[str, Any]]] = [
+        (f"{profile}, SSDLite", {"profile": profile}) for profile in ("fast_cpu", "balanced", "high_accuracy")
+    ]
+    runs += [
+        ("FRCNN + frames, appearance off", {"profile": "fast_cpu", "replay": True}),
+        ("FRCNN + frames, appearance on (MobileNetV2)", {"profile": "balanced", "replay": True}),
+    ]
+    context = mp.get_context("spawn")
+    rows = []
+    for label, spec in runs:
+        with context.Pool(1) as pool:
+            rows.append((label, pool.apply(_run_one, (spec, args.max_frames))))
+        print(label, rows[-1], flush=True)
+    table = _table(rows)
+    off, on = rows[-2][1], rows[-1][1]
+    idsw_change = 100 * (on["IDSW"] - off["IDSW"]) / max(off["IDSW"], 1)
+    change = (
+        f"Appearance on vs off (FRCNN + frames): ID switches {off['IDSW']:.0f} -> {on['IDSW']:.0f} "
+        f"({idsw_change:+.0f} %), HOTA {off['HOTA']:.2f} -> {on['HOTA']:.2f}."
+    )
+    report = f"{table}\n{change}\n"
+    print(report)
+    if not args.no_append:
+        _append(report)
+    return 0
+
+
+def _run_one(spec: dict[str, Any], max_frames: int | None) -> dict[str, float]:
+    """One configuration in this (fresh) process: track, score, report speed and peak memory."""
+    from trackid.config import load_config
+    from trackid.eval import evaluate_mot
+    from trackid.pipelines.video import track_video
+
+    overrides = [f"frame_rate={FRAME_RATE}"]
+    if spec.get("replay"):
+        overrides.append("detector.min_score=0.0")
+    config, _ = load_config(profile=spec["profile"], overrides=overrides, environ={})
+    detector = None
+    if spec.get("replay"):
+        from trackid.detect.precomputed import PrecomputedDetector
+        from trackid.track import TrackerConfig
+
+        # the profiles' tracker thresholds are SSDLite's; FRCNN detections get the defaults tuned on them
+        config = config.model_copy(update={"tracker": TrackerConfig()})
+        detector = PrecomputedDetector.from_mot_file(FRCNN, 795)
+    with tempfile.TemporaryDirectory(prefix="trackid-video-bench-") as tmp:
+        video = VIDEO
+        if max_frames is not None:
+            video = _head(VIDEO, max_frames, Path(tmp))
+        run = track_video(video, config, Path(tmp) / "run", detector=detector)
+        results = Path(tmp) / "results"
+        results.mkdir()
+        shutil.copy(run.run_dir / "tracks.txt", results / f"{SEQ}.txt")
+        scores = evaluate_mot(GT, results, sequences=[SEQ]).combined
+    return {
+        **{k: scores[k] for k in COLUMNS},
+        "fps": run.frames_per_second,
+        "peak_mb": run.peak_memory_mb,
+        "frames": run.frames,
+    }
+
+
+def _head(video: Path, frames: int, tmp: Path) -> Path:
+    import cv2
+
+    capture = cv2.VideoCapture(str(video))
+    out = tmp / "head.mp4"
+    width, height = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), FRAME_RATE, (width, height))
+    for _ in range(frames):
+        ok, frame = capture.read()
+        if not ok:
+            break
+        writer.write(frame)
+    writer.release()
+    return out
+
+
+def _table(rows: list[tuple[str, dict[str, float]]]) -> str:
+    header = ["configuration", *COLUMNS, "frames/s", "peak MB"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for label, r in rows:
+        cells = [f"{r[c]:.2f}" if c not in ("IDSW", "FP", "FN") else f"{r[c]:.0f}" for c in COLUMNS]
+        lines.append("| " + " | ".join([label, *cells, f"{r['fps']:.1f}", f"{r['peak_mb']:.0f}"]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _append(report: str) -> None:
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    header = (
+        f"\n## bench/video.py — {stamp}\n\n"
+        f"- command: `.venv/bin/python bench/video.py {' '.join(sys.argv[1:])}`\n"
+        f"- machine: {cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()}\n"
+        f"- data: PETS09-S2L1 `vtest.avi` (795 frames, 768x576, 7 fps) against MOT15 ground truth (TrackEval); "
+        "frames/s is end to end (decode, detect, embed, track, write outputs), one process per row\n\n"
+    )
+    with open(REPO / "BENCHMARKS.md", "a", encoding="utf-8") as handle:
+        handle.write(header + report)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

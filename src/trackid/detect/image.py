@@ -1,0 +1,36 @@
+"""Input checks shared by the backends, so every detector rejects bad input with the same named message."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = ["check_image", "check_model_file"]
+
+
+def check_image(image: object, name: str = "image") -> NDArray[np.uint8]:
+    """Return `image` if it is a non-empty H x W x 3 uint8 array, else raise ValueError saying what is wrong.
+
+    Backends call this first: OpenCV and the face libraries otherwise fail deep inside C++ with messages that
+    name neither the argument nor the fix.
+    """
+    if not isinstance(image, np.ndarray):
+        raise ValueError(f"{name} must be a numpy array (H x W x 3 uint8, BGR), got {type(image).__name__}")
+    if image.dtype != np.uint8:
+        raise ValueError(f"{name} must have dtype uint8 (H x W x 3, BGR), got {image.dtype}")
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"{name} must have shape (H, W, 3) with BGR channels, got {image.shape}")
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise ValueError(f"{name} has zero size: shape {image.shape}")
+    return image
+
+
+def check_model_file(path: str | os.PathLike[str], what: str) -> Path:
+    """Resolve a model file path, raising FileNotFoundError naming `what` and the path when it is not a file."""
+    resolved = Path(path).expanduser()
+    if not resolved.is_file():
+        raise FileNotFoundError(f"{what} not found: {resolved}")
+    return resolved

@@ -1,0 +1,278 @@
+"""From a video file to tracked people: source -> detect -> embed (quality-gated) -> track -> run folder.
+
+`track_video` writes one folder per run (`runs/<name>/`):
+- `tracks.txt` (MOTChallenge results, frames 1-based) and `tracks.jsonl` (one line per reported box),
+- `annotated.mp4` (boxes and ids drawn on the frames),
+- `crops/<track_id>.jpg` (the best-quality crop of each track),
+- `manifest.json` (config, versions, input hash, status, timings).
+
+Every file is written atomically (temporary name, then rename). If the video turns out to be corrupt or truncated
+part-way, the frames processed so far are still written out as complete files, the manifest records the failure
+and the frame it happened at, and the error is raised for the caller to report.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import resource
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from trackid import __version__
+from trackid.artifacts import atomic_write_text
+from trackid.config import DetectorConfig, EmbedderConfig, RunConfig
+from trackid.detect import Detector, make_detector
+from trackid.embed import Embedder, make_embedder
+from trackid.embed.crops import crop_boxes
+from trackid.embed.quality import crop_quality
+from trackid.sources.motchallenge import write_mot_results
+from trackid.sources.video import VideoError, VideoSource
+from trackid.track import make_tracker
+from trackid.types import Detections
+
+__all__ = ["VideoRun", "build_detector", "build_embedder", "track_video"]
+
+
+@dataclass
+class VideoRun:
+    """What a run produced and how fast: frames/s counts the whole loop (decode, detect, embed, track, write)."""
+
+    run_dir: Path
+    frames: int
+    tracks: int
+    seconds: float
+    peak_memory_mb: float
+    files: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def frames_per_second(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+def build_detector(config: DetectorConfig) -> Detector:
+    detector = make_detector(config.name, **config.params)
+    if config.tiles is not None:
+        from trackid.detect.tiling import TiledDetector
+
+        detector = TiledDetector(detector, tiles=config.tiles)
+    return detector
+
+
+def build_embedder(config: EmbedderConfig | None) -> Embedder | None:
+    return None if config is None else make_embedder(config.name, **config.params)
+
+
+def track_video(
+    video: str | os.PathLike[str],
+    config: RunConfig,
+    run_dir: str | os.PathLike[str],
+    *,
+    detector: Detector | None = None,
+    on_frame: Callable[[int], object] | None = None,
+) -> VideoRun:
+    """Track every (strided) frame of `video` and write the run folder.
+
+    Args:
+        detector: use this instead of building one from `config.detector` (e.g. precomputed detections replayed
+            with the frames).
+        on_frame: called with the frame index after each processed frame (progress bars).
+    """
+    source = VideoSource(video, frame_rate=config.frame_rate, stride=config.frame_stride)
+    detector = detector or build_detector(config.detector)
+    embedder = build_embedder(config.embedder)
+    tracker = make_tracker(
+        "trackid", frame_rate=source.info.frame_rate / config.frame_stride, **config.tracker.model_dump()
+    )
+    out = Path(run_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    manifest = _manifest(source, config, embedder)
+    atomic_write_text(out / "manifest.json", json.dumps({**manifest, "status": "running"}, indent=2) + "\n")
+
+    sinks = _Sinks(out, source, write_video=config.write_video)
+    started = time.perf_counter()
+    frames = 0
+    try:
+        seek = getattr(detector, "seek", None)  # replayed detections must follow the frame index under a stride
+        for index, image in source:
+            if seek is not None:
+                seek(index)
+            detections = detector.detect(image)
+            detections = detections[detections.score >= config.detector.min_score]
+            detections = _with_appearance(image, detections, embedder)
+            tracked = tracker.update(detections)
+            sinks.add(index, image, tracked)
+            frames += 1
+            if on_frame is not None:
+                on_frame(index)
+    except VideoError as exc:
+        seconds = time.perf_counter() - started
+        files = sinks.close()
+        failure = {"status": "failed", "error": str(exc), "frames_processed": frames, "seconds": seconds}
+        atomic_write_text(out / "manifest.json", json.dumps({**manifest, **failure}, indent=2) + "\n")
+        raise VideoError(f"{exc} (the {frames} frames before it were tracked and written to {out})") from None
+    seconds = time.perf_counter() - started
+    files = sinks.close()
+    run = VideoRun(out, frames, sinks.track_count, seconds, _peak_memory_mb(), files)
+    summary = {
+        "status": "complete",
+        "frames_processed": frames,
+        "tracks": run.tracks,
+        "seconds": round(seconds, 3),
+        "frames_per_second": round(run.frames_per_second, 2),
+        "peak_memory_mb": round(run.peak_memory_mb, 1),
+        "files": {k: str(v.relative_to(out)) for k, v in files.items()},
+    }
+    files["manifest"] = atomic_write_text(out / "manifest.json", json.dumps({**manifest, **summary}, indent=2) + "\n")
+    return run
+
+
+def _with_appearance(image: NDArray[np.uint8], detections: Detections, embedder: Embedder | None) -> Detections:
+    """Crop quality always (it picks each track's best crop); embeddings only when an embedder is configured."""
+    quality = crop_quality(image, detections.xyxy)
+    if embedder is None:
+        return replace(detections, quality=quality)
+    embedding = embedder.embed(crop_boxes(image, detections.xyxy))
+    return replace(detections, quality=quality, embedding=embedding)
+
+
+class _Sinks:
+    """All outputs of a run, written to temporary names and renamed into place by `close`."""
+
+    def __init__(self, out: Path, source: VideoSource, write_video: bool) -> None:
+        self.out = out
+        self.rows: list[tuple[int, NDArray[np.int64], NDArray[np.float64]]] = []
+        self.best: dict[int, tuple[float, NDArray[np.uint8]]] = {}
+        self._jsonl_tmp = out / ".tracks.jsonl.tmp"
+        self._jsonl = self._jsonl_tmp.open("w", encoding="utf-8")
+        self._video_tmp = out / ".annotated.tmp.mp4"
+        self._writer: cv2.VideoWriter | None = None
+        if write_video:
+            size = (source.info.width, source.info.height)
+            fps = source.info.frame_rate / source.stride
+            self._writer = cv2.VideoWriter(str(self._video_tmp), cv2.VideoWriter.fourcc(*"mp4v"), fps, size)
+            if not self._writer.isOpened():
+                raise OSError(f"{self._video_tmp}: OpenCV cannot write mp4v video here")
+
+    @property
+    def track_count(self) -> int:
+        return len(self.best)
+
+    def add(self, index: int, image: NDArray[np.uint8], tracked: Detections) -> None:
+        frame = index + 1
+        self.rows.append((frame, tracked.track_id, tracked.xyxy))
+        self._jsonl.write(
+            "".join(
+                json.dumps(
+                    {
+                        "frame": frame,
+                        "track_id": t,
+                        "xyxy": [round(v, 2) for v in box],
+                        "score": round(s, 4),
+                        "quality": round(q, 4),
+                    }
+                )
+                + "\n"
+                for t, box, s, q in zip(
+                    tracked.track_id.tolist(),
+                    tracked.xyxy.tolist(),
+                    tracked.score.tolist(),
+                    tracked.quality.tolist(),
+                    strict=True,
+                )
+            )
+        )
+        self._keep_best_crops(image, tracked)
+        if self._writer is not None:
+            self._writer.write(_annotate(image, tracked))
+
+    def _keep_best_crops(self, image: NDArray[np.uint8], tracked: Detections) -> None:
+        better = [
+            i
+            for i, (t, q) in enumerate(zip(tracked.track_id.tolist(), tracked.quality.tolist(), strict=True))
+            if q > self.best.get(t, (-1.0, None))[0]
+        ]
+        if better:
+            crops = crop_boxes(image, tracked.xyxy[better])
+            for i, crop in zip(better, crops, strict=True):
+                if crop.size:
+                    self.best[int(tracked.track_id[i])] = (float(tracked.quality[i]), crop.copy())
+
+    def close(self) -> dict[str, Path]:
+        files: dict[str, Path] = {}
+        self._jsonl.close()
+        files["tracks_jsonl"] = self._jsonl_tmp.replace(self.out / "tracks.jsonl")
+        if self.rows:
+            frame = np.concatenate([np.full(len(ids), f, np.int64) for f, ids, _ in self.rows])
+            ids = np.concatenate([ids for _, ids, _ in self.rows])
+            boxes = np.concatenate([b for _, _, b in self.rows])
+        else:
+            frame, ids, boxes = np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 4))
+        files["tracks_mot"] = write_mot_results(self.out / "tracks.txt", frame, ids, boxes)
+        if self._writer is not None:
+            self._writer.release()
+            files["annotated_video"] = self._video_tmp.replace(self.out / "annotated.mp4")
+        crops_dir = self.out / "crops"
+        crops_dir.mkdir(exist_ok=True)
+        for track_id, (_, crop) in self.best.items():
+            ok, encoded = cv2.imencode(".jpg", crop)
+            if ok:
+                tmp = crops_dir / f".{track_id}.jpg.tmp"
+                tmp.write_bytes(encoded.tobytes())
+                tmp.replace(crops_dir / f"{track_id}.jpg")
+        files["crops"] = crops_dir
+        return files
+
+
+def _annotate(image: NDArray[np.uint8], tracked: Detections) -> NDArray[np.uint8]:
+    """Boxes and ids, each id in its own stable colour."""
+    canvas = image.copy()
+    for track_id, (x1, y1, x2, y2) in zip(tracked.track_id.tolist(), tracked.xyxy.astype(int).tolist(), strict=True):
+        colour = _colour(track_id)
+        cv2.rectangle(canvas, (x1, y1), (x2, y2), colour, 2)
+        cv2.putText(canvas, str(track_id), (x1, max(y1 - 4, 10)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 2)
+    return canvas
+
+
+def _colour(track_id: int) -> tuple[int, int, int]:
+    hue = (track_id * 47) % 180
+    bgr = cv2.cvtColor(np.array([[[hue, 200, 255]]], np.uint8), cv2.COLOR_HSV2BGR)[0, 0]
+    return int(bgr[0]), int(bgr[1]), int(bgr[2])
+
+
+def _manifest(source: VideoSource, config: RunConfig, embedder: Embedder | None) -> dict[str, Any]:
+    return {
+        "trackid": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "input": {
+            "path": str(source.path),
+            "sha256": _sha256(source.path),
+            "frame_rate": source.info.frame_rate,
+            "frames": source.info.frame_count,
+            "size": [source.info.width, source.info.height],
+        },
+        "config": config.model_dump(mode="json"),
+        "embedder": None if embedder is None else {"model_id": embedder.model_id, "version": embedder.version},
+        "versions": {"numpy": np.__version__, "opencv": cv2.__version__},
+    }
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _peak_memory_mb() -> float:
+    """Peak resident memory of this process (Linux reports kilobytes)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
