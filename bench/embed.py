@@ -1,14 +1,15 @@
-"""Embedder throughput (crops/s at batch 1 and batch 32) on real crops, with a re-ID accuracy check alongside.
+"""Embedder throughput (crops/s at batch 1, 8 and 32) on real crops, with a re-ID accuracy check alongside.
 
     .venv/bin/python bench/embed.py                  # prints the table and appends it to BENCHMARKS.md
     .venv/bin/python bench/embed.py --repeat 3 --no-append
 
-Person embedders run on VIPeR crops (48 x 128), dlib on ORL faces (92 x 112, grey as BGR). "batch 1" calls
-`embed([crop])` once per crop, "batch 32" calls `embed` on 32 crops at a time; crops/s is the best of `--repeat`
-passes, after one warm-up call, so a busy moment on the shared machine does not decide a row. Accuracy is rank-1 /
-rank-10 over all 632 VIPeR people (camera A queries, camera B gallery, cosine) for person embedders, and leave-one-out
-rank-1 over the 400 ORL faces for dlib. The generic-ONNX row runs a small random-weight CNN built here (2 stride-2
-convolutions, 256 x 128 input): it measures the backend's overhead, not a model, so it has no accuracy.
+Person embedders run on VIPeR crops (48 x 128), dlib on ORL faces (92 x 112, grey as BGR). "batch B" calls
+`embed` on B crops at a time with the embedder's own `batch_size` set to B, so a row shows what batching buys each
+backend (dlib and the histograms have no batch size: they loop or vectorise internally); crops/s is the best of
+`--repeat` passes after one warm-up call, so a busy moment on the shared machine does not decide a row. Accuracy
+is rank-1 / rank-10 over all 632 VIPeR people (camera A queries, camera B gallery, cosine) for person embedders,
+and leave-one-out rank-1 over the 400 ORL faces for dlib. The generic-ONNX row runs a small random-weight CNN built
+here (2 stride-2 convolutions, 256 x 128 input): it measures the backend's overhead, not a model.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import shlex
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import cv2
@@ -42,45 +43,51 @@ from trackid.embed import (
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO.parent / "shared" / "data"
 
+BATCHES = (1, 8, 32)
+
 Crops = list[NDArray[np.uint8]]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--crops", type=int, default=256, help="person crops timed per pass (faces: a quarter)")
-    parser.add_argument("--repeat", type=int, default=2, help="timed passes; the best counts")
+    parser.add_argument("--crops", type=int, default=256, help="person crops timed per pass (dlib: an eighth)")
+    parser.add_argument("--repeat", type=int, default=3, help="timed passes; the best counts")
     parser.add_argument("--no-append", action="store_true", help="print only; do not append to BENCHMARKS.md")
     args = parser.parse_args(argv)
 
     viper_a, viper_b = load_viper()
     faces, face_labels = load_orl()
     with tempfile.TemporaryDirectory() as tmp:
-        mobilenet = MobileNetV2Embedder()
-        colour = ColourTextureEmbedder()
-        rows: list[tuple[str, Embedder, Crops, str]] = [
-            ("MobileNetV2 (ONNX, 256x128)", mobilenet, viper_a, viper_accuracy(mobilenet, viper_a, viper_b)),
-            ("colour + texture histograms", colour, viper_a, viper_accuracy(colour, viper_a, viper_b)),
+        tiny_path = tiny_cnn(Path(tmp) / "tiny_cnn.onnx")
+        rows: list[tuple[str, Callable[[int], Embedder], bool]] = [
+            ("MobileNetV2 (ONNX, 256x128)", lambda b: MobileNetV2Embedder(batch_size=b), True),
+            ("colour + texture histograms", lambda b: ColourTextureEmbedder(), True),
+            (
+                "ensemble MobileNetV2 + colour",
+                lambda b: EnsembleEmbedder([MobileNetV2Embedder(batch_size=b), ColourTextureEmbedder()]),
+                True,
+            ),
+            ("generic ONNX (tiny random CNN)", lambda b: OnnxEmbedder(tiny_path, batch_size=b), True),
+            ("dlib face ResNet", lambda b: DlibFaceEmbedder(), False),
         ]
-        ensemble = EnsembleEmbedder([mobilenet, colour])
-        rows.append(("ensemble MobileNetV2 + colour", ensemble, viper_a, viper_accuracy(ensemble, viper_a, viper_b)))
-        tiny = OnnxEmbedder(tiny_cnn(Path(tmp) / "tiny_cnn.onnx"))
-        rows.append(("generic ONNX (tiny random CNN)", tiny, viper_a, "n/a"))
-        dlib_face = DlibFaceEmbedder()
-        rows.append(("dlib face ResNet", dlib_face, faces, face_accuracy(dlib_face, faces, face_labels)))
-
         lines = [
-            "| embedder | dim | crops | crops/s batch 1 | crops/s batch 32 | batch 32 / batch 1 | accuracy |",
+            "| embedder | dim | crops | crops/s batch 1 | batch 8 | batch 32 | accuracy |",
             "|---|---|---|---|---|---|---|",
         ]
-        for name, embedder, pool, accuracy in rows:
-            n = args.crops if embedder is not dlib_face else args.crops // 4
-            crops = pool[:n]
-            one = crops_per_second(embedder, crops, 1, args.repeat)
-            many = crops_per_second(embedder, crops, 32, args.repeat)
-            kind = "VIPeR" if pool is viper_a else "ORL faces"
-            lines.append(
-                f"| {name} | {embedder.dim} | {n} {kind} | {one:,.0f} | {many:,.0f} | {many / one:.2f} | {accuracy} |"
-            )
+        for name, make, person in rows:
+            n = args.crops if person else args.crops // 8
+            crops = (viper_a if person else faces)[:n]
+            speeds = [crops_per_second(make(batch), crops, batch, args.repeat) for batch in BATCHES]
+            embedder = make(8)
+            if name.startswith("generic"):
+                accuracy = "n/a (random weights)"
+            elif person:
+                accuracy = viper_accuracy(embedder, viper_a, viper_b)
+            else:
+                accuracy = face_accuracy(embedder, faces, face_labels)
+            kind = "VIPeR" if person else "ORL faces"
+            cells = " | ".join(f"{v:,.0f}" for v in speeds)
+            lines.append(f"| {name} | {embedder.dim} | {n} {kind} | {cells} | {accuracy} |")
             print(lines[-1], flush=True)
     table = "\n".join(lines) + "\n"
     print("\n" + table)

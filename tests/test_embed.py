@@ -16,6 +16,7 @@ import pytest
 from numpy.typing import NDArray
 from onnx import TensorProto, helper, numpy_helper
 
+from trackid.artifacts import CACHE_ENV
 from trackid.embed import (
     EMBEDDERS,
     ColourTextureEmbedder,
@@ -31,7 +32,6 @@ from trackid.embed import (
     make_embedder,
     score_crops,
 )
-from trackid.embed.cache import CACHE_ENV
 from trackid.embed.mobilenet import default_weights_path
 from trackid.embed.torch_pickle import load_state_dict
 from trackid.types import Detections

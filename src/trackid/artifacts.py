@@ -1,16 +1,28 @@
-"""Writing run artifacts so that a crash never leaves a half-written file where a complete one was expected."""
+"""Files trackid writes: run artifacts and cached model conversions.
+
+Everything is written atomically (a crash never leaves a half-written file where a complete one was expected) and
+derived files are named by the hash of what they were made from (a changed input never reuses a stale file).
+"""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_write_text"]
+__all__ = ["CACHE_ENV", "atomic_write_bytes", "atomic_write_text", "cache_dir", "file_sha256"]
+
+CACHE_ENV = "TRACKID_CACHE_DIR"
+"""Environment variable overriding the cache root (default `$XDG_CACHE_HOME/trackid`, else `~/.cache/trackid`)."""
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
-    """Write `text` to a temporary file beside `path`, fsync it, then rename it over `path`.
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write `data` to a temporary file beside `path`, fsync it, then rename it over `path`.
 
     Readers see either the old file or the complete new one: rename within a directory is atomic on POSIX.
     """
@@ -18,8 +30,8 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, target)
@@ -27,3 +39,25 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return target
+
+
+def cache_dir(sub: str = "") -> Path:
+    """`<cache root>/<sub>`, created if missing; the root is `$TRACKID_CACHE_DIR` or the user's cache folder."""
+    root = os.environ.get(CACHE_ENV)
+    base = (
+        Path(root).expanduser()
+        if root
+        else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "trackid"
+    )
+    path = base / sub if sub else base
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """Hex SHA-256 of a file's bytes, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -22,8 +22,9 @@ from pathlib import Path
 import cv2
 
 from trackid.artifacts import atomic_write_text
+from trackid.artifacts import cache_dir as artifacts_cache_dir
 
-__all__ = ["INPUT_NAME", "SsdConfig", "cached_ssd_text_graph", "default_cache_dir", "ssd_text_graph"]
+__all__ = ["INPUT_NAME", "SsdConfig", "cached_ssd_text_graph", "ssd_text_graph"]
 
 GENERATOR_VERSION = 2
 """Bumped whenever the generated text changes, so stale cache files are not reused."""
@@ -111,14 +112,6 @@ class SsdConfig:
         return [w * side for w in widths], [h * side for h in heights]
 
 
-def default_cache_dir() -> Path:
-    """`$TRACKID_CACHE_DIR`, else `$XDG_CACHE_HOME/trackid`, else `~/.cache/trackid`."""
-    if explicit := os.environ.get("TRACKID_CACHE_DIR"):
-        return Path(explicit)
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "trackid"
-
-
 def cached_ssd_text_graph(
     pb_path: str | os.PathLike[str], config: SsdConfig, cache_dir: str | os.PathLike[str] | None = None
 ) -> Path:
@@ -130,7 +123,7 @@ def cached_ssd_text_graph(
     pb = Path(pb_path)
     digest = hashlib.sha256(pb.read_bytes())
     digest.update(repr((GENERATOR_VERSION, astuple(config))).encode())
-    target = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    target = Path(cache_dir) if cache_dir is not None else artifacts_cache_dir("models")
     path = target / f"{pb.stem}-{digest.hexdigest()[:16]}.pbtxt"
     if not path.is_file():
         atomic_write_text(path, ssd_text_graph(pb, config))

@@ -54,7 +54,7 @@ class SsdLiteDetector:
             overlapping people and more duplicate boxes.
         max_detections: boxes kept per frame after NMS.
         model_path: a frozen SSD graph with the same architecture; default: the packaged one.
-        cache_dir: where the generated text graph is kept; default `~/.cache/trackid` (see `default_cache_dir`).
+        cache_dir: where the generated text graph is kept; default the models folder of `trackid.artifacts.cache_dir`.
     """
 
     name = "ssdlite"

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from trackid.artifacts import file_sha256
 from trackid.embed.base import register_embedder
-from trackid.embed.cache import file_sha256
 from trackid.embed.crops import check_crops, l2_normalise
 
 __all__ = ["DlibFaceEmbedder", "face_models_dir"]

@@ -12,12 +12,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 from numpy.typing import NDArray
 
+from trackid.artifacts import file_sha256
 from trackid.embed.base import register_embedder
-from trackid.embed.cache import file_sha256
 from trackid.embed.crops import check_crops, l2_normalise, resize_stack
+from trackid.embed.model_files import cpu_session
 
 __all__ = ["OnnxEmbedder"]
 
@@ -33,7 +33,7 @@ class OnnxEmbedder:
         rgb: whether the model expects RGB (torch-trained models) rather than BGR (OpenCV-trained ones).
         batch_size: crops per call (ignored when the model's batch dimension is fixed).
         model_id: name stored with the vectors; default `onnx:<file stem>`. Vectors of different models never meet.
-        num_threads: onnxruntime intra-op threads; 0 lets it use every core.
+        num_threads: onnxruntime intra-op threads; 0 uses every core (threads never spin-wait between calls).
     """
 
     def __init__(
@@ -63,9 +63,7 @@ class OnnxEmbedder:
         std_arr = np.asarray(std, np.float32)
         self._scale = 1.0 / (255.0 * std_arr)
         self._shift = -np.asarray(mean, np.float32) / std_arr
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = num_threads
-        self.session_ = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.session_ = cpu_session(path, num_threads)
         model_input = self.session_.get_inputs()[0]
         self._input_name = model_input.name
         fixed_batch = model_input.shape[0]

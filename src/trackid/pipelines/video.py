@@ -13,7 +13,6 @@ and the frame it happened at, and the error is raised for the caller to report.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import resource
@@ -28,10 +27,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from trackid import __version__
-from trackid.artifacts import atomic_write_text
+from trackid.artifacts import atomic_write_bytes, atomic_write_text, file_sha256
 from trackid.config import DetectorConfig, EmbedderConfig, RunConfig
 from trackid.detect import Detector, make_detector
-from trackid.embed import Embedder, make_embedder
+from trackid.embed import Embedder, embed_detections, make_embedder
 from trackid.embed.crops import crop_boxes
 from trackid.embed.quality import crop_quality
 from trackid.sources.motchallenge import write_mot_results
@@ -136,12 +135,14 @@ def track_video(
 
 
 def _with_appearance(image: NDArray[np.uint8], detections: Detections, embedder: Embedder | None) -> Detections:
-    """Crop quality always (it picks each track's best crop); embeddings only when an embedder is configured."""
-    quality = crop_quality(image, detections.xyxy)
+    """Crop quality always (it picks each track's best crop); embeddings only when an embedder is configured.
+
+    Boxes with no usable pixels (outside the frame, blank) get zero vectors, which the tracker treats as unknown.
+    """
     if embedder is None:
-        return replace(detections, quality=quality)
-    embedding = embedder.embed(crop_boxes(image, detections.xyxy))
-    return replace(detections, quality=quality, embedding=embedding)
+        return replace(detections, quality=crop_quality(image, detections.xyxy))
+    detections, _ = embed_detections(embedder, image, detections)
+    return detections
 
 
 class _Sinks:
@@ -225,9 +226,7 @@ class _Sinks:
         for track_id, (_, crop) in self.best.items():
             ok, encoded = cv2.imencode(".jpg", crop)
             if ok:
-                tmp = crops_dir / f".{track_id}.jpg.tmp"
-                tmp.write_bytes(encoded.tobytes())
-                tmp.replace(crops_dir / f"{track_id}.jpg")
+                atomic_write_bytes(crops_dir / f"{track_id}.jpg", encoded.tobytes())
         files["crops"] = crops_dir
         return files
 
@@ -254,7 +253,7 @@ def _manifest(source: VideoSource, config: RunConfig, embedder: Embedder | None)
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "input": {
             "path": str(source.path),
-            "sha256": _sha256(source.path),
+            "sha256": file_sha256(source.path),
             "frame_rate": source.info.frame_rate,
             "frames": source.info.frame_count,
             "size": [source.info.width, source.info.height],
@@ -263,14 +262,6 @@ def _manifest(source: VideoSource, config: RunConfig, embedder: Embedder | None)
         "embedder": None if embedder is None else {"model_id": embedder.model_id, "version": embedder.version},
         "versions": {"numpy": np.__version__, "opencv": cv2.__version__},
     }
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _peak_memory_mb() -> float:
