@@ -11,25 +11,21 @@ A detection matches one ground-truth box one-to-one (Hungarian) at IoU >= 0.5. m
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from pathlib import Path
 
 import cv2
 import numpy as np
 from numpy.typing import NDArray
 from scipy.optimize import linear_sum_assignment
 
+from report import REPO, append_section  # bench/ is on sys.path when a script here runs
 from trackid.detect import Detector, HogPeopleDetector, SsdLiteDetector, TiledDetector
 from trackid.geometry import iou_matrix
 from trackid.sources.motchallenge import detections_by_frame, read_mot_file
 
-REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
 VIDEO = DATA / "pets09_s2l1" / "vtest.avi"
 GT = DATA / "mot15" / "gt" / "MOT15-train" / "PETS09-S2L1" / "gt" / "gt.txt"
@@ -72,11 +68,10 @@ def main() -> None:
     for name, build in VARIANTS:
         scores.append(evaluate(name, build(), gt, far_below))
         print(f"  {name}: {scores[-1]}", flush=True)
-    section = report(scores, args.frames, len(heights), far_below, heights)
-    print(section)
+    notes, table = report(scores, args.frames, len(heights), far_below, heights)
+    print("\n".join(notes) + "\n\n" + table)
     if not args.no_write:
-        with (REPO / "BENCHMARKS.md").open("a", encoding="utf-8") as handle:
-            handle.write("\n" + section)
+        append_section("detect.py", notes, table)
 
 
 def evaluate(name: str, detector: Detector, gt: list[NDArray[np.float64]], far_below: float) -> Score:
@@ -111,48 +106,27 @@ def _matched_gt(gt: NDArray[np.float64], det: NDArray[np.float64]) -> NDArray[np
     return hit
 
 
-def report(scores: list[Score], frames: int, boxes: int, far_below: float, heights: NDArray[np.float64]) -> str:
+def report(
+    scores: list[Score], frames: int, boxes: int, far_below: float, heights: NDArray[np.float64]
+) -> tuple[list[str], str]:
+    """The section's notes (what was measured, how) and its table."""
     base = next(s for s in scores if s.name == BASELINE)
     rows = [
         f"| {s.name} | {100 * s.recall:.1f} | {100 * s.far_recall:.1f} | {100 * (s.far_recall - base.far_recall):+.1f} "
         f"| {100 * s.precision:.1f} | {s.ms_per_frame:.1f} | {s.ms_per_frame / base.ms_per_frame:.1f} |"
         for s in scores
     ]
-    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    return "\n".join(
-        [
-            f"## bench/detect.py — {now}",
-            "",
-            "- command: `.venv/bin/python bench/detect.py`",
-            f"- machine: {_cpu_model()}, {_cores()} cores, Python {platform.python_version()}, {platform.system()}, "
-            f"OpenCV {cv2.__version__}",
-            f"- data: PETS09-S2L1 view 1 (`vtest.avi`, {frames} frames, 768x576) against MOT15 ground truth "
-            f"({boxes} boxes, heights {heights.min():.0f}-{heights.max():.0f} px, median {np.median(heights):.0f})",
-            f"- far = ground-truth boxes shorter than {far_below:.0f} px (lowest third of heights: the people farthest "
-            "from the camera); a detection matches one box one-to-one at IoU >= 0.5; detectors at their default "
-            "thresholds (SSDLite score >= 0.5, HOG margin >= 0)",
-            "- ms/frame: `detect` calls only, single process; x cost divides by plain SSDLite 300x300 in this run",
-            "",
-            "| detector | recall % | far recall % | far recall vs plain | precision % | ms/frame | x cost |",
-            "|---|---|---|---|---|---|---|",
-            *rows,
-            "",
-        ]
-    )
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
-def _cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    notes = [
+        f"OpenCV {cv2.__version__}",
+        f"data: PETS09-S2L1 view 1 (`vtest.avi`, {frames} frames, 768x576) against MOT15 ground truth "
+        f"({boxes} boxes, heights {heights.min():.0f}-{heights.max():.0f} px, median {np.median(heights):.0f})",
+        f"far = ground-truth boxes shorter than {far_below:.0f} px (lowest third of heights: the people farthest "
+        "from the camera); a detection matches one box one-to-one at IoU >= 0.5; detectors at their default "
+        "thresholds (SSDLite score >= 0.5, HOG margin >= 0)",
+        "ms/frame: `detect` calls only, single process; x cost divides by plain SSDLite 300x300 in this run",
+    ]
+    header = "| detector | recall % | far recall % | far recall vs plain | precision % | ms/frame | x cost |"
+    return notes, "\n".join([header, "|---|---|---|---|---|---|---|", *rows]) + "\n"
 
 
 if __name__ == "__main__":

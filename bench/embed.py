@@ -15,11 +15,6 @@ here (2 stride-2 convolutions, 256 x 128 input): it measures the backend's overh
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import os
-import platform
-import shlex
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -31,6 +26,7 @@ import onnx
 from numpy.typing import NDArray
 from onnx import TensorProto, helper, numpy_helper
 
+from report import REPO, append_section  # bench/ is on sys.path when a script here runs
 from trackid.embed import (
     ColourTextureEmbedder,
     DlibFaceEmbedder,
@@ -40,7 +36,6 @@ from trackid.embed import (
     OnnxEmbedder,
 )
 
-REPO = Path(__file__).resolve().parent.parent
 DATA = REPO.parent / "shared" / "data"
 
 BATCHES = (1, 8, 32)
@@ -167,18 +162,8 @@ def tiny_cnn(path: Path) -> Path:
 
 
 def append_report(table: str) -> None:
-    python = Path(sys.executable)
-    python_shown = python.relative_to(REPO) if python.is_relative_to(REPO) else python
-    command = " ".join([str(python_shown), "bench/embed.py", shlex.join(sys.argv[1:])]).strip()
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    header = (
-        f"\n## bench/embed.py — {stamp}\n\n"
-        f"- command: `{command}`\n"
-        f"- machine: {_cpu_model()}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()}\n"
-        "- crops/s: best of the passes, onnxruntime on all cores; accuracy: all 632 VIPeR people / 400 ORL faces\n\n"
-    )
-    with open(REPO / "BENCHMARKS.md", "a", encoding="utf-8") as handle:
-        handle.write(header + table)
+    notes = ["crops/s: best of the passes, onnxruntime on all cores; accuracy: all 632 VIPeR people / 400 ORL faces"]
+    append_section("embed.py", notes, table)
 
 
 def _read(path: Path) -> NDArray[np.uint8]:
@@ -186,16 +171,6 @@ def _read(path: Path) -> NDArray[np.uint8]:
     if image is None:
         raise SystemExit(f"cannot read {path}")
     return np.asarray(image, np.uint8)
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 if __name__ == "__main__":

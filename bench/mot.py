@@ -12,10 +12,6 @@ BENCHMARKS.md with the command, machine and date. An ablation table follows for 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import os
-import platform
-import shlex
 import sys
 import tempfile
 import time
@@ -26,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from peers import PEERS  # bench/ is on sys.path when this file runs as a script
+from report import REPO, append_section
 from trackid.eval import evaluate_mot
 from trackid.sources import detections_by_frame, read_mot_file, read_seqinfo, write_mot_results
 from trackid.track import make_tracker
@@ -33,7 +30,6 @@ from trackid.types import Detections
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
 COLUMNS = ("HOTA", "AssA", "DetA", "MOTA", "IDF1", "IDSW", "FP", "FN")
 ABLATIONS: dict[str, dict[str, object]] = {
@@ -188,29 +184,8 @@ def format_table(title: str, rows: list[Row], speed_ratio: bool = False) -> str:
 
 
 def append_report(sections: list[str]) -> None:
-    python = Path(sys.executable)
-    python_shown = python.relative_to(REPO) if python.is_relative_to(REPO) else python
-    command = " ".join([str(python_shown), "bench/mot.py", shlex.join(sys.argv[1:])]).strip()
-    cpu = _cpu_model()
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    header = (
-        f"\n## bench/mot.py — {stamp}\n\n"
-        f"- command: `{command}`\n"
-        f"- machine: {cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()}\n"
-        f"- peers: {', '.join(PEERS)} (versions in bench/requirements-peers.txt)\n\n"
-    )
-    with open(REPO / "BENCHMARKS.md", "a", encoding="utf-8") as handle:
-        handle.write(header + "\n".join(sections))
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+    notes = [f"peers: {', '.join(PEERS)} (versions in bench/requirements-peers.txt)"]
+    append_section("mot.py", notes, "\n".join(sections))
 
 
 if __name__ == "__main__":

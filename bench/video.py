@@ -14,17 +14,14 @@ the AVI header says 10), which the tracker's time-based parameters need. Appends
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import multiprocessing as mp
-import os
-import platform
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
+from report import REPO, append_section  # bench/ is on sys.path when a script here runs
+
 DATA = REPO.parent / "shared" / "data"
 VIDEO = DATA / "pets09_s2l1" / "vtest.avi"
 SEQ = "PETS09-S2L1"
@@ -128,24 +125,11 @@ def _table(rows: list[tuple[str, dict[str, float]]]) -> str:
 
 
 def _append(report: str) -> None:
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
-    header = (
-        f"\n## bench/video.py — {stamp}\n\n"
-        f"- command: `.venv/bin/python bench/video.py {' '.join(sys.argv[1:])}`\n"
-        f"- machine: {cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()}\n"
-        f"- data: PETS09-S2L1 `vtest.avi` (795 frames, 768x576, 7 fps) against MOT15 ground truth (TrackEval); "
-        "frames/s is end to end (decode, detect, embed, track, write outputs), one process per row\n\n"
-    )
-    with open(REPO / "BENCHMARKS.md", "a", encoding="utf-8") as handle:
-        handle.write(header + report)
+    notes = [
+        "data: PETS09-S2L1 `vtest.avi` (795 frames, 768x576, 7 fps) against MOT15 ground truth (TrackEval); frames/s "
+        "is end to end (decode, detect, embed, track, write outputs), one process per row"
+    ]
+    append_section("video.py", notes, report)
 
 
 if __name__ == "__main__":
