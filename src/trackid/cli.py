@@ -173,8 +173,9 @@ def _track_video(
                 style="bold",
             )
         )
-        for label, path in run.files.items():
-            console.print(Text(f"{label:>16}: {path}"), soft_wrap=True)
+        labels = {"manifest": "report", "annotated_video": "annotated video", "crops": "best crops"}
+        for key, path in run.files.items():
+            console.print(Text(f"{labels.get(key, key.replace('_', ' ')):>16}: {path}"), soft_wrap=True)
 
 
 @app.command("eval")
