@@ -1,0 +1,1 @@
+"""The identity gallery: vector index, stores, calibrated matching, similarity log and corrections."""
