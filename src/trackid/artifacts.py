@@ -11,7 +11,7 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["CACHE_ENV", "atomic_write_bytes", "atomic_write_text", "cache_dir", "file_sha256"]
+__all__ = ["CACHE_ENV", "atomic_write_bytes", "atomic_write_text", "cache_dir", "check_model_file", "file_sha256"]
 
 CACHE_ENV = "TRACKID_CACHE_DIR"
 """Environment variable overriding the cache root (default `$XDG_CACHE_HOME/trackid`, else `~/.cache/trackid`)."""
@@ -61,3 +61,11 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def check_model_file(path: str | os.PathLike[str], what: str) -> Path:
+    """Resolve a model file path, raising FileNotFoundError naming `what` and the path when it is not a file."""
+    resolved = Path(path).expanduser()
+    if not resolved.is_file():
+        raise FileNotFoundError(f"{what} not found: {resolved}")
+    return resolved

@@ -14,7 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from trackid.detect.base import register_detector
-from trackid.detect.image import check_image
+from trackid.images import check_image
 from trackid.types import Detections
 
 __all__ = ["DlibHogFaceDetector", "YuNetFaceDetector"]

@@ -7,8 +7,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from trackid.detect.base import register_detector
-from trackid.detect.image import check_image
 from trackid.detect.nms import nms_indices
+from trackid.images import check_image
 from trackid.types import Detections
 
 __all__ = ["HogPeopleDetector"]

@@ -13,9 +13,10 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from trackid.artifacts import check_model_file
 from trackid.detect.base import register_detector
-from trackid.detect.image import check_image, check_model_file
 from trackid.detect.nms import nms_indices
+from trackid.images import check_image
 from trackid.types import Detections
 
 __all__ = ["OnnxYoloDetector", "letterbox"]

@@ -9,7 +9,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from trackid.detect.base import register_detector
-from trackid.detect.image import check_image
+from trackid.images import check_image
 from trackid.sources.motchallenge import detections_by_frame, read_mot_file
 from trackid.types import Detections
 

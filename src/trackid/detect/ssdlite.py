@@ -15,9 +15,10 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from trackid.artifacts import check_model_file
 from trackid.detect.base import register_detector
-from trackid.detect.image import check_image, check_model_file
 from trackid.detect.ssd_graph import SsdConfig, cached_ssd_text_graph
+from trackid.images import check_image
 from trackid.types import Detections
 
 __all__ = ["SsdLiteDetector", "bundled_ssdlite_graph"]

@@ -14,8 +14,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from trackid.detect.base import Detector, make_detector, register_detector
-from trackid.detect.image import check_image
 from trackid.detect.nms import suppress
+from trackid.images import check_image
 from trackid.types import Detections
 
 __all__ = ["TiledDetector", "tile_grid"]

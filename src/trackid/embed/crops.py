@@ -13,7 +13,9 @@ import cv2
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["check_crops", "check_image", "clamp_boxes", "crop_boxes", "l2_normalise", "resize_stack"]
+from trackid.images import check_image
+
+__all__ = ["check_crops", "clamp_boxes", "crop_boxes", "l2_normalise", "resize_stack"]
 
 
 def crop_boxes(image: NDArray[np.uint8], xyxy: ArrayLike) -> list[NDArray[np.uint8]]:
@@ -45,18 +47,6 @@ def clamp_boxes(xyxy: ArrayLike, width: int, height: int) -> tuple[NDArray[np.fl
     clipped = np.clip(clipped, 0.0, [width, height, width, height])
     valid = finite & (clipped[:, 2] > clipped[:, 0]) & (clipped[:, 3] > clipped[:, 1])
     return clipped, valid
-
-
-def check_image(image: Any, name: str) -> None:
-    """Raise naming `name` unless `image` is a non-empty H x W x 3 uint8 array."""
-    if not isinstance(image, np.ndarray):
-        raise TypeError(f"{name} must be a numpy array, got {type(image).__name__}")
-    if image.dtype != np.uint8:
-        raise TypeError(f"{name} must be uint8 (BGR 0-255), got dtype {image.dtype}")
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"{name} must have shape (H, W, 3), got {image.shape}")
-    if image.shape[0] == 0 or image.shape[1] == 0:
-        raise ValueError(f"{name} has zero size {image.shape}; drop degenerate boxes before embedding")
 
 
 def check_crops(crops: Sequence[Any]) -> None:

@@ -16,7 +16,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from pydantic import BaseModel, ConfigDict, Field
 
-from trackid.embed.crops import check_image, clamp_boxes, crop_boxes
+from trackid.embed.crops import clamp_boxes, crop_boxes
+from trackid.images import check_image
 
 __all__ = ["CropQuality", "QualityConfig", "crop_quality", "score_crops"]
 

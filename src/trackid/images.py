@@ -1,14 +1,11 @@
-"""Input checks shared by the backends, so every detector rejects bad input with the same named message."""
+"""Images as every stage receives them: H x W x 3 uint8 arrays in OpenCV's BGR order."""
 
 from __future__ import annotations
-
-import os
-from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["check_image", "check_model_file"]
+__all__ = ["check_image"]
 
 
 def check_image(image: object, name: str = "image") -> NDArray[np.uint8]:
@@ -26,11 +23,3 @@ def check_image(image: object, name: str = "image") -> NDArray[np.uint8]:
     if image.shape[0] == 0 or image.shape[1] == 0:
         raise ValueError(f"{name} has zero size: shape {image.shape}")
     return image
-
-
-def check_model_file(path: str | os.PathLike[str], what: str) -> Path:
-    """Resolve a model file path, raising FileNotFoundError naming `what` and the path when it is not a file."""
-    resolved = Path(path).expanduser()
-    if not resolved.is_file():
-        raise FileNotFoundError(f"{what} not found: {resolved}")
-    return resolved
