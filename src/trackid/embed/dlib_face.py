@@ -10,14 +10,13 @@ cosine similarity; `raw_features` returns the raw vectors for that rule.
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
 
-from trackid.artifacts import file_sha256
+from trackid.artifacts import file_sha256, package_file
 from trackid.embed.base import register_embedder
 from trackid.embed.crops import check_crops, l2_normalise
 
@@ -71,11 +70,5 @@ class DlibFaceEmbedder:
 
 
 def face_models_dir() -> Path:
-    """The `models` folder of `face_recognition_models`, found without importing it (its import needs pkg_resources)."""
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
-            "dlib face models come from the face_recognition_models package: `pip install face_recognition_models`, "
-            "or pass models_dir"
-        )
-    return Path(spec.submodule_search_locations[0]) / "models"
+    """The `models` folder of `face_recognition_models` (its own import needs pkg_resources)."""
+    return package_file("face_recognition_models", "models", "pip install face_recognition_models==0.3.0")

