@@ -4,7 +4,8 @@ Per frame, in order:
 1. predict every track one frame ahead (Kalman filter, compiled kernel);
 2. match confident detections to confirmed tracks, then to tentative ones, on a similarity that combines IoU, the
    overlap of vertical extents and the detection score, with a penalty for detections that would reverse a
-   track's recent heading (OC-SORT's observation-centric momentum);
+   track's recent heading (OC-SORT's observation-centric momentum); when detections carry embeddings, the cosine
+   distance to each track's appearance memory is blended in and forbids pairs that look too different;
 3. match low-score detections to tracks that were visible last frame (ByteTrack): occluded people often still get
    a weak detection, and dropping it breaks the track;
 4. match what is left by IoU with each track's *last observed* box (OC-SORT's observation-centric recovery): after
@@ -237,7 +238,7 @@ class TrackerConfig(BaseModel):
 
 @register_tracker("trackid")
 class OnlineTracker:
-    """Motion-only online tracker (SORT family with ByteTrack's and OC-SORT's additions), deterministic.
+    """Online tracker (SORT family with ByteTrack's and OC-SORT's additions, appearance when given), deterministic.
 
     Track ids start at 1 and are never reused within a run.
     """
