@@ -1,0 +1,185 @@
+"""How far ahead can a motion model predict people? A study on real ground-truth trajectories.
+
+    .venv/bin/python bench/prediction.py
+
+For every ground-truth track of MOT17 train and MOT15 train, probes start every 0.5 s: the filter is fed the track's
+boxes for a 1 s warm-up, then predicts without observations (a simulated occlusion) up to 2 s ahead. The error is
+the distance between predicted and true box centres divided by the true box height (so near and far people count
+alike). Probes are labelled by what the person really did over the first second of the gap, judged from the ground
+truth: *stopping* (speed falls below a third of the warm-up speed), *turning* (heading changes by more than 30
+degrees), or *straight*. People standing still during the warm-up are left out: there is no motion to predict.
+
+All probes run at once as rows of one filter (`trackid.track.kalman.BoxKalman`), so a new motion model is compared
+by adding it to `MODELS`. Appends a table (median and 90th-percentile error per class and horizon) to BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import numpy as np
+from numpy.typing import NDArray
+
+from report import REPO, append_section  # bench/ is on sys.path when a script here runs
+from trackid.geometry import xywh_to_xyxy
+from trackid.sources.motchallenge import read_seqinfo
+from trackid.track.imm import ImmBoxFilter, ImmNoise
+from trackid.track.kalman import BoxKalman, KalmanNoise
+from trackid.track.tracker import TrackerConfig
+
+DATA = REPO.parent / "shared" / "data"
+WARMUP_S, HORIZON_S, PROBE_EVERY_S = 1.0, 2.0, 0.5
+HORIZONS_S = (0.5, 1.0, 2.0)
+CLASSES = ("straight", "turning", "stopping")
+MIN_SPEED = 0.05  # box heights per second: below this the person is standing, nothing to predict
+
+
+@dataclass
+class Probes:
+    """Aligned windows: boxes (P, W + H + 1, 4) xyxy from warm-up start to horizon end, with their frame rate."""
+
+    boxes: NDArray[np.float64]
+    warmup: int
+    frame_rate: float
+    label: NDArray[np.str_]
+
+
+def cv_kalman(frame_rate: float) -> BoxKalman:
+    """The tracker's own filter with its default noise, scaled to the frame rate as the tracker does."""
+    position, velocity, measurement = TrackerConfig().motion_noise
+    velocity *= 30.0 / frame_rate
+    return BoxKalman(KalmanNoise(position, velocity, measurement, initial_velocity=10 * velocity))
+
+
+def imm(frame_rate: float, **overrides: float) -> ImmBoxFilter:
+    """The IMM with the same cruise noise as the CV filter; per-frame dynamics scaled to the frame rate."""
+    position, velocity, measurement = TrackerConfig().motion_noise
+    ratio = 30.0 / frame_rate
+    base = ImmNoise(position, velocity * ratio, measurement)
+    decay = overrides.pop("stop_decay", base.stop_decay) ** ratio
+    return ImmBoxFilter(replace(base, stop_decay=decay, **overrides))
+
+
+MODELS: dict[str, Callable[[float], BoxKalman | ImmBoxFilter]] = {"CV Kalman": cv_kalman, "IMM": imm}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--no-append", action="store_true", help="print only; do not append to BENCHMARKS.md")
+    args = parser.parse_args(argv)
+    probe_sets = [p for dataset in ("mot17", "mot15") for p in load_probes(dataset)]
+    counts = {c: sum(int((p.label == c).sum()) for p in probe_sets) for c in CLASSES}
+    lines = [
+        "| model | segment | probes | " + " | ".join(f"median / p90 at {h:g} s" for h in HORIZONS_S) + " |",
+        "|---|---|---|" + "---|" * len(HORIZONS_S),
+    ]
+    for name, make in MODELS.items():
+        errors = {c: {h: [] for h in HORIZONS_S} for c in CLASSES}
+        for probes in probe_sets:
+            predicted = predict(make(probes.frame_rate), probes)
+            for h in HORIZONS_S:
+                step = round(h * probes.frame_rate)
+                err = _centre_error(predicted[:, step - 1], probes.boxes[:, probes.warmup + step])
+                for c in CLASSES:
+                    errors[c][h].append(err[probes.label == c])
+        for c in CLASSES:
+            cells = []
+            for h in HORIZONS_S:
+                e = np.concatenate(errors[c][h])
+                cells.append(f"{np.median(e):.3f} / {np.percentile(e, 90):.3f}")
+            lines.append(f"| {name} | {c} | {counts[c]} | " + " | ".join(cells) + " |")
+    table = "\n".join(lines) + "\n"
+    print(table)
+    if not args.no_append:
+        notes = [
+            "data: ground-truth tracks of MOT17 train (7 sequences, pedestrians, considered boxes) and MOT15 train "
+            f"(11 sequences); a probe every {PROBE_EVERY_S:g} s of a track: {WARMUP_S:g} s of observations, then "
+            f"prediction without observations up to {HORIZON_S:g} s",
+            "error: distance between predicted and true box centres / true box height; segments judged on the first "
+            "second of the gap: stopping (speed < 1/3 of the warm-up speed), turning (heading change > 30 degrees), "
+            "else straight",
+        ]
+        append_section("prediction.py", notes, table)
+    return 0
+
+
+def predict(kalman: BoxKalman | ImmBoxFilter, probes: Probes) -> NDArray[np.float64]:
+    """Warm the filter up on each probe's observed boxes, then predict; returns (P, H, 4) predicted xyxy."""
+    rows = np.arange(len(probes.boxes))
+    kalman.initiate(probes.boxes[:, 0])
+    for k in range(1, probes.warmup + 1):
+        kalman.predict()
+        kalman.update(rows, probes.boxes[:, k])
+    steps = probes.boxes.shape[1] - probes.warmup - 1
+    out = np.empty((len(rows), steps, 4))
+    for k in range(steps):
+        kalman.predict()
+        out[:, k] = kalman.boxes()
+    return out
+
+
+def load_probes(dataset: str) -> list[Probes]:
+    split = next((DATA / dataset / "gt").glob("*-train"))
+    sets = []
+    for seq_dir in sorted(p for p in split.iterdir() if p.is_dir()):
+        info = read_seqinfo(seq_dir / "seqinfo.ini")
+        table = np.loadtxt(seq_dir / "gt" / "gt.txt", delimiter=",", ndmin=2)
+        if dataset != "mot15":  # MOT16/17: pedestrians (class 1) that are scored (consider flag 1)
+            table = table[(table[:, 6] == 1) & (table[:, 7] == 1)]
+        probes = _windows(table, info.frame_rate)
+        if probes is not None:
+            sets.append(probes)
+    return sets
+
+
+def _windows(table: NDArray[np.float64], frame_rate: float) -> Probes | None:
+    warmup = round(WARMUP_S * frame_rate)
+    horizon = round(HORIZON_S * frame_rate)
+    every = max(1, round(PROBE_EVERY_S * frame_rate))
+    length = warmup + horizon + 1
+    windows = []
+    for track_id in np.unique(table[:, 1]):
+        track = table[table[:, 1] == track_id]
+        track = track[np.argsort(track[:, 0])]
+        frames = track[:, 0].astype(int)
+        boxes = xywh_to_xyxy(track[:, 2:6])
+        # only stretches without missing frames: a gap in the ground truth is not a gap we simulate
+        breaks = np.flatnonzero(np.diff(frames) != 1) + 1
+        for run in np.split(np.arange(len(frames)), breaks):
+            for start in range(0, len(run) - length + 1, every):
+                windows.append(boxes[run[start : start + length]])
+    if not windows:
+        return None
+    stacked = np.stack(windows)
+    label, moving = _label(stacked, warmup, frame_rate)
+    return Probes(stacked[moving], warmup, frame_rate, label[moving])
+
+
+def _label(boxes: NDArray[np.float64], warmup: int, frame_rate: float) -> tuple[NDArray[np.str_], NDArray[np.bool_]]:
+    """Straight / turning / stopping from the true motion, and which probes moved during the warm-up."""
+    centre = 0.5 * (boxes[..., :2] + boxes[..., 2:])
+    height = boxes[:, warmup, 3] - boxes[:, warmup, 1]
+    half = max(1, round(0.5 * frame_rate))
+    second = round(frame_rate)
+    before = (centre[:, warmup] - centre[:, warmup - half]) / (half / frame_rate)
+    after = (centre[:, warmup + second] - centre[:, warmup]) / (second / frame_rate)
+    speed_before = np.linalg.norm(before, axis=1) / height
+    speed_after = np.linalg.norm(after, axis=1) / height
+    cos = (before * after).sum(axis=1) / np.maximum(
+        np.linalg.norm(before, axis=1) * np.linalg.norm(after, axis=1), 1e-9
+    )
+    turning = np.degrees(np.arccos(np.clip(cos, -1, 1))) > 30
+    stopping = speed_after < speed_before / 3
+    label = np.where(stopping, "stopping", np.where(turning, "turning", "straight"))
+    return label, speed_before > MIN_SPEED
+
+
+def _centre_error(predicted: NDArray[np.float64], truth: NDArray[np.float64]) -> NDArray[np.float64]:
+    distance = np.linalg.norm(0.5 * (predicted[:, :2] + predicted[:, 2:]) - 0.5 * (truth[:, :2] + truth[:, 2:]), axis=1)
+    return distance / (truth[:, 3] - truth[:, 1])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
