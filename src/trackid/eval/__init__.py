@@ -1,5 +1,6 @@
 """Wrappers over the field's evaluators, so our numbers mean what the literature's numbers mean."""
 
 from trackid.eval.mot import METRICS, MotScores, evaluate_mot
+from trackid.eval.reid import ReidScores, evaluate_reid
 
-__all__ = ["METRICS", "MotScores", "evaluate_mot"]
+__all__ = ["METRICS", "MotScores", "ReidScores", "evaluate_mot", "evaluate_reid"]

@@ -1,0 +1,157 @@
+"""From top-k candidates to decisions: a batch of queries competing for identities, solved jointly.
+
+Greedy matching (each query takes its best candidate in turn) lets an early query steal the identity that a later
+query needed more, and can give one identity to two queries. Here the batch is one assignment problem: each query
+either takes a candidate identity or the explicit "new identity" option, no identity is taken twice, and the total
+cost sum(-log p) over matches plus -log(threshold) per new identity is minimal. That is the most probable joint
+explanation of the batch in which every accepted match has p >= threshold: a match below threshold always costs
+more than declaring the query new, so the threshold policy and the assignment never contradict each other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from scipy.optimize import linear_sum_assignment
+
+from trackid.identity.calibration import MatchCalibrator
+
+__all__ = ["Decision", "Match", "assign_queries", "match_queries"]
+
+Decision = Literal["match", "new", "new_conflict"]
+"""match: took `identity_id`. new: no candidate reached the threshold. new_conflict: one did, but the batch's
+optimal assignment gave it to another query (worth logging: a likely duplicate or a split identity)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """One query's decision, with the evidence the similarity log records.
+
+    For a new identity, `similarity` and `probability` are those of the query's best candidate (NaN without any),
+    so the log shows how close the decision was.
+    """
+
+    query: int
+    identity_id: Hashable | None
+    similarity: float
+    probability: float
+    threshold: float
+    decision: Decision
+
+
+def match_queries(
+    calibrator: MatchCalibrator,
+    candidate_ids: ArrayLike,
+    similarity: ArrayLike,
+    threshold: float,
+    quality: ArrayLike | None = None,
+    time_gap_s: ArrayLike | None = None,
+    valid: ArrayLike | None = None,
+) -> list[Match]:
+    """Calibrate (Q, K) candidate similarities (and optional qualities / time gaps), then `assign_queries`."""
+    sims = np.asarray(similarity, np.float64)
+    if sims.ndim != 2:
+        raise ValueError(f"similarity must be (queries, k), got shape {sims.shape}")
+    mask = np.ones(sims.shape, bool) if valid is None else np.asarray(valid, bool)
+    if mask.shape != sims.shape:
+        raise ValueError(f"valid must match similarity's shape {sims.shape}, got {mask.shape}")
+    extras = [None if v is None else np.asarray(v, np.float64)[mask] for v in (quality, time_gap_s)]
+    proba = np.zeros(sims.shape)
+    if mask.any():
+        proba[mask] = calibrator.predict_proba(sims[mask], extras[0], extras[1])
+    return assign_queries(candidate_ids, proba, threshold, similarity=sims, valid=mask)
+
+
+def assign_queries(
+    candidate_ids: ArrayLike,
+    probability: ArrayLike,
+    threshold: float,
+    similarity: ArrayLike | None = None,
+    valid: ArrayLike | None = None,
+) -> list[Match]:
+    """Jointly decide a batch: each query matches one candidate identity (p >= threshold) or becomes new.
+
+    Args:
+        candidate_ids: (Q, K) identity ids from the index's top-k search. An identity may appear several times
+            in a row (several prototypes); its best probability counts.
+        probability: (Q, K) calibrated P(same) of each candidate.
+        threshold: accept a match only when p >= threshold (from a policy, e.g. a target false-match rate).
+        similarity: (Q, K) raw similarities, only recorded in the `Match` records.
+        valid: (Q, K) mask of real candidates, for rows with fewer than K hits (default: all valid).
+
+    Returns:
+        One `Match` per query, in query order.
+    """
+    p = np.asarray(probability, np.float64)
+    if p.ndim != 2:
+        raise ValueError(f"probability must be (queries, k), got shape {p.shape}")
+    ids = np.asarray(candidate_ids, dtype=object)
+    if ids.shape != p.shape:
+        raise ValueError(f"candidate_ids must match probability's shape {p.shape}, got {ids.shape}")
+    sims = np.full(p.shape, np.nan) if similarity is None else np.asarray(similarity, np.float64)
+    if sims.shape != p.shape:
+        raise ValueError(f"similarity must match probability's shape {p.shape}, got {sims.shape}")
+    mask = np.ones(p.shape, bool) if valid is None else np.asarray(valid, bool)
+    if mask.shape != p.shape:
+        raise ValueError(f"valid must match probability's shape {p.shape}, got {mask.shape}")
+    if not np.isfinite(p[mask]).all() or ((p[mask] < 0) | (p[mask] > 1)).any():
+        raise ValueError("probability must be finite and in [0, 1] for every valid candidate")
+    if not 0.0 < threshold <= 1.0 and threshold != float("inf"):
+        raise ValueError(f"threshold must be a probability in (0, 1] or inf, got {threshold}")
+
+    n_queries, k = p.shape
+    rows, cols = np.nonzero(mask)
+    unique_ids, column = _factorise(ids[rows, cols])
+    n_ids = len(unique_ids)
+    # Columns: one per candidate identity, then one private "new identity" column per query.
+    cost = np.full((n_queries, n_ids + n_queries), np.inf)
+    allowed = p[rows, cols] >= threshold
+    np.minimum.at(cost, (rows[allowed], column[allowed]), -np.log(p[rows, cols][allowed]))
+    # An infinite threshold allows no match, so any finite cost for "new" gives the same (all-new) answer.
+    cost[np.arange(n_queries), n_ids + np.arange(n_queries)] = -np.log(threshold) if np.isfinite(threshold) else 0.0
+    assigned_row, assigned_col = linear_sum_assignment(cost)
+    taken = np.full(n_queries, -1)
+    taken[assigned_row] = assigned_col
+
+    # Per query, the evidence to record: the chosen identity's best candidate, else the best candidate overall.
+    masked_p = np.where(mask, p, -np.inf)
+    cand_col = np.full(p.shape, -1)
+    cand_col[rows, cols] = column
+    chosen = (cand_col == taken[:, None]) & mask
+    if k:
+        best_of_chosen = np.argmax(np.where(chosen, p, -np.inf), axis=1)
+        pick = np.where(chosen.any(axis=1), best_of_chosen, np.argmax(masked_p, axis=1))
+    else:
+        pick = np.zeros(n_queries, np.intp)
+    has_any: NDArray[np.bool_] = np.asarray(mask.any(axis=1))
+    best_p = masked_p.max(axis=1, initial=-np.inf)
+    out = []
+    for q in range(n_queries):
+        j = int(pick[q]) if has_any[q] else -1
+        is_match = int(taken[q]) < n_ids
+        if is_match:
+            decision: Decision = "match"
+        else:
+            decision = "new_conflict" if best_p[q] >= threshold else "new"
+        out.append(
+            Match(
+                query=q,
+                identity_id=unique_ids[taken[q]] if is_match else None,
+                similarity=float(sims[q, j]) if j >= 0 else float("nan"),
+                probability=float(p[q, j]) if j >= 0 else float("nan"),
+                threshold=float(threshold),
+                decision=decision,
+            )
+        )
+    return out
+
+
+def _factorise(values: NDArray[np.object_]) -> tuple[list[Hashable], NDArray[np.intp]]:
+    """Distinct ids in first-seen order and each value's index; works for any hashable ids (int, str, UUID)."""
+    index: dict[Hashable, int] = {}
+    codes = np.fromiter((index.setdefault(v, len(index)) for v in values), dtype=np.intp, count=len(values))
+    return list(index), codes
