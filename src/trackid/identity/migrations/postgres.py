@@ -1,0 +1,47 @@
+"""PostgreSQL + pgvector schema steps.
+
+Vectors are untyped `vector` columns so that models of different dimensions share one table; each model gets a
+partial HNSW index on `(vector::vector(d))` for its own rows (created when the model is registered), which is how
+pgvector indexes mixed dimensions.
+"""
+
+from __future__ import annotations
+
+from trackid.identity.migrations import Migration
+
+__all__ = ["MIGRATIONS"]
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "gallery tables",
+        (
+            "CREATE EXTENSION IF NOT EXISTS vector",
+            "CREATE TABLE models (id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, model_id TEXT NOT NULL, "
+            "model_version TEXT NOT NULL, dim INTEGER NOT NULL CHECK (dim > 0), UNIQUE (model_id, model_version))",
+            "CREATE TABLE identities (id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, label TEXT, site TEXT, "
+            "attributes JSONB NOT NULL DEFAULT '{}', created DOUBLE PRECISION NOT NULL, first_seen DOUBLE PRECISION, "
+            "last_seen DOUBLE PRECISION, sighting_count INTEGER NOT NULL DEFAULT 0, "
+            "deleted SMALLINT NOT NULL DEFAULT 0)",
+            "CREATE TABLE sightings (id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "
+            "identity_id BIGINT REFERENCES identities(id), time DOUBLE PRECISION NOT NULL, site TEXT, camera TEXT, "
+            "quality DOUBLE PRECISION NOT NULL, model_key BIGINT NOT NULL REFERENCES models(id), "
+            "vector vector NOT NULL)",
+            "CREATE INDEX sightings_by_identity ON sightings (identity_id, time)",
+            "CREATE TABLE prototypes (id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "
+            "identity_id BIGINT NOT NULL REFERENCES identities(id), model_key BIGINT NOT NULL REFERENCES models(id), "
+            "vector vector NOT NULL, quality DOUBLE PRECISION NOT NULL, sighting_count INTEGER NOT NULL, "
+            "created DOUBLE PRECISION NOT NULL)",
+            "CREATE INDEX prototypes_by_identity ON prototypes (identity_id, model_key)",
+            "CREATE TABLE corrections (id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, kind TEXT NOT NULL "
+            "CHECK (kind IN ('merge', 'split', 'relabel', 'delete', 'undo')), identity_id BIGINT, "
+            "other_identity_id BIGINT, payload JSONB NOT NULL, time DOUBLE PRECISION NOT NULL, "
+            "undone_by BIGINT REFERENCES corrections(id))",
+            "CREATE TABLE similarity_log (id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "
+            "query_sighting_id BIGINT, candidate_identity_id BIGINT, similarity DOUBLE PRECISION NOT NULL, "
+            "probability DOUBLE PRECISION, threshold DOUBLE PRECISION, decision TEXT NOT NULL, "
+            "model_id TEXT NOT NULL, model_version TEXT NOT NULL, time DOUBLE PRECISION NOT NULL)",
+            "CREATE INDEX similarity_log_by_time ON similarity_log (time)",
+        ),
+    ),
+)

@@ -1,0 +1,41 @@
+"""SQLite schema steps. Vectors are float32 BLOBs (the source of truth; the HNSW file is derived from them)."""
+
+from __future__ import annotations
+
+from trackid.identity.migrations import Migration
+
+__all__ = ["MIGRATIONS"]
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "gallery tables",
+        (
+            "CREATE TABLE models (id INTEGER PRIMARY KEY, model_id TEXT NOT NULL, model_version TEXT NOT NULL, "
+            "dim INTEGER NOT NULL CHECK (dim > 0), UNIQUE (model_id, model_version))",
+            # AUTOINCREMENT: identity and sighting ids are handed out and must never be reused.
+            "CREATE TABLE identities (id INTEGER PRIMARY KEY AUTOINCREMENT, label TEXT, site TEXT, "
+            "attributes TEXT NOT NULL DEFAULT '{}', created REAL NOT NULL, first_seen REAL, last_seen REAL, "
+            "sighting_count INTEGER NOT NULL DEFAULT 0, deleted INTEGER NOT NULL DEFAULT 0)",
+            "CREATE TABLE sightings (id INTEGER PRIMARY KEY AUTOINCREMENT, "
+            "identity_id INTEGER REFERENCES identities(id), time REAL NOT NULL, site TEXT, camera TEXT, "
+            "quality REAL NOT NULL, model_key INTEGER NOT NULL REFERENCES models(id), vector BLOB NOT NULL)",
+            "CREATE INDEX sightings_by_identity ON sightings (identity_id, time)",
+            "CREATE TABLE prototypes (id INTEGER PRIMARY KEY AUTOINCREMENT, "
+            "identity_id INTEGER NOT NULL REFERENCES identities(id), model_key INTEGER NOT NULL REFERENCES models(id), "
+            "vector BLOB NOT NULL, quality REAL NOT NULL, sighting_count INTEGER NOT NULL, created REAL NOT NULL)",
+            "CREATE INDEX prototypes_by_identity ON prototypes (identity_id, model_key)",
+            "CREATE TABLE corrections (id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL "
+            "CHECK (kind IN ('merge', 'split', 'relabel', 'delete', 'undo')), identity_id INTEGER, "
+            "other_identity_id INTEGER, payload TEXT NOT NULL, time REAL NOT NULL, "
+            "undone_by INTEGER REFERENCES corrections(id))",
+            "CREATE TABLE similarity_log (id INTEGER PRIMARY KEY AUTOINCREMENT, query_sighting_id INTEGER, "
+            "candidate_identity_id INTEGER, similarity REAL NOT NULL, probability REAL, threshold REAL, "
+            "decision TEXT NOT NULL, model_id TEXT NOT NULL, model_version TEXT NOT NULL, time REAL NOT NULL)",
+            "CREATE INDEX similarity_log_by_time ON similarity_log (time)",
+            # Per model, 'prototype_seq:<key>' counts prototype writes and 'index_seq:<key>' is that count when
+            # the index file was saved: a mismatch on open means the file is stale and is rebuilt from the table.
+            "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+        ),
+    ),
+)

@@ -1,0 +1,200 @@
+"""The scale gallery store: PostgreSQL + pgvector, same protocol and SQL as the SQLite store.
+
+Prototype search runs in the database: each model has a partial HNSW index (`vector_cosine_ops`) over
+`vector::vector(d)` restricted to `model_key = <that model>`, so one table holds models of any dimension and a
+search can only ever reach its own model's vectors. Durability is PostgreSQL's (a committed write is fsynced).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import psycopg
+from numpy.typing import NDArray
+
+from trackid.identity.migrations import SCHEMA_VERSION_DDL, pending
+from trackid.identity.migrations.postgres import MIGRATIONS
+from trackid.identity.store import ModelInfo, SqlGalleryStore
+
+__all__ = ["PostgresGalleryStore"]
+
+_MIGRATION_LOCK = 0x7472_6163_6B69_64
+"""Advisory lock id held while migrating, so two processes opening a fresh database do not both migrate."""
+
+
+class PostgresGalleryStore(SqlGalleryStore):
+    """`GalleryStore` on PostgreSQL with the pgvector extension (0.5 or newer, for HNSW).
+
+    Parameters
+    ----------
+    conninfo:
+        A libpq URL or keyword string, e.g. `postgresql://user@host/db`.
+    ef_search:
+        pgvector's `hnsw.ef_search` floor for searches (it is raised to the number of prototypes fetched, up to
+        pgvector's maximum of 1000). Raising it improves recall, costs latency.
+    hnsw_m, hnsw_ef_construction:
+        Build parameters of each model's HNSW index (pgvector's `m`, `ef_construction`): higher gives better recall
+        at a given `ef_search`, costs build time and index size.
+    max_prototypes, merge_similarity:
+        See `SqlGalleryStore`.
+    """
+
+    def __init__(
+        self,
+        conninfo: str,
+        *,
+        ef_search: int = 40,
+        hnsw_m: int = 16,
+        hnsw_ef_construction: int = 64,
+        max_prototypes: int = 5,
+        merge_similarity: float = 0.9,
+    ) -> None:
+        super().__init__(max_prototypes=max_prototypes, merge_similarity=merge_similarity)
+        for name, value in (
+            ("ef_search", ef_search),
+            ("hnsw_m", hnsw_m),
+            ("hnsw_ef_construction", hnsw_ef_construction),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        self.ef_search = ef_search
+        self.hnsw_m = hnsw_m
+        self.hnsw_ef_construction = hnsw_ef_construction
+        self._conn: psycopg.Connection[tuple[Any, ...]] | None = psycopg.connect(conninfo, autocommit=True)
+        self._depth = 0
+        self._migrate()
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    # -- SqlGalleryStore hooks ----------------------------------------------------------------------------------
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        self._depth = 1
+        try:
+            with self._connection.transaction():
+                yield
+        finally:
+            self._depth = 0
+
+    def _execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self._connection.execute(_dialect(sql), tuple(params))
+
+    def _execute_count(self, sql: str, params: Sequence[Any] = ()) -> int:
+        return self._connection.execute(_dialect(sql), tuple(params)).rowcount
+
+    def _executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            with self._connection.cursor() as cursor:
+                cursor.executemany(_dialect(sql), [tuple(r) for r in rows])
+
+    def _fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return self._connection.execute(_dialect(sql), tuple(params)).fetchall()
+
+    def _encode_vector(self, vector: NDArray[np.float32]) -> str:
+        """pgvector's text form; float32 values printed as Python floats round-trip exactly."""
+        return "[" + ",".join(repr(v) for v in vector.astype(np.float32).tolist()) + "]"
+
+    def _decode_vector(self, value: Any) -> NDArray[np.float32]:
+        return np.array(value[1:-1].split(","), dtype=np.float32)
+
+    def _nearest_prototypes(
+        self, model: ModelInfo, query: NDArray[np.float32], fetch: int
+    ) -> list[tuple[int, int, float]]:
+        # The model key and dimension are integers from our own models table, formatted into the SQL because a
+        # partial index is only used when its predicate and expression are literals; the query vector is a parameter.
+        distance = f"(vector::vector({int(model.dim)})) <=> %s::vector({int(model.dim)})"
+        with self._transaction():
+            self._connection.execute(
+                "SELECT set_config('hnsw.ef_search', %s, true)", (str(min(1000, max(self.ef_search, fetch))),)
+            )
+            text = self._encode_vector(query)
+            rows = self._connection.execute(
+                f"SELECT id, identity_id, 1 - ({distance}) FROM prototypes WHERE model_key = {int(model.key)} "
+                f"ORDER BY {distance} LIMIT %s",
+                (text, text, fetch),
+            ).fetchall()
+        return [(int(r[0]), int(r[1]), float(r[2])) for r in rows]
+
+    def _on_model_registered(self, model: ModelInfo) -> None:
+        self._connection.execute(self._index_ddl(model))
+
+    def _on_prototypes_changed(self, model_key: int, upserted: list[int], removed: list[int]) -> None:
+        """Nothing to do: pgvector's index is maintained by the database in the same transaction."""
+
+    def _backend_problems(self) -> list[str]:
+        problems = []
+        for table in ("sightings", "prototypes"):
+            bad = self._fetchall(
+                f"SELECT count(*) FROM {table} t JOIN models m ON m.id = t.model_key "
+                "WHERE vector_dims(t.vector) <> m.dim"
+            )[0][0]
+            if bad:
+                problems.append(f"{bad} {table} rows have a vector dimension other than their model's")
+        return problems
+
+    def _repair_indexes(self) -> list[str]:
+        """Create missing per-model HNSW indexes and rebuild invalid ones (e.g. left by a failed build)."""
+        repaired = []
+        for model in self.models():
+            name = f"prototypes_hnsw_model{model.key}"
+            row = self._fetchone(
+                "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = ?",
+                (name,),
+            )
+            if row is None:
+                self._connection.execute(self._index_ddl(model))
+                repaired.append(f"created missing index {name}")
+            elif not row[0]:
+                self._connection.execute(f"REINDEX INDEX {name}")
+                repaired.append(f"rebuilt invalid index {name}")
+        return repaired
+
+    # -- helpers ------------------------------------------------------------------------------------------------
+
+    @property
+    def _connection(self) -> psycopg.Connection[tuple[Any, ...]]:
+        if self._conn is None:
+            raise ValueError("the store is closed")
+        return self._conn
+
+    def _migrate(self) -> None:
+        with self._transaction():
+            self._connection.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+            self._connection.execute(SCHEMA_VERSION_DDL)
+            current = self._fetchall("SELECT coalesce(max(version), 0) FROM schema_version")[0][0]
+            for step in pending(MIGRATIONS, int(current)):
+                for statement in step.statements:
+                    self._connection.execute(statement)
+                self._execute(
+                    "INSERT INTO schema_version (version, name, applied) VALUES (?, ?, ?)",
+                    (step.version, step.name, time.time()),
+                )
+            self.schema_version = int(self._fetchall("SELECT max(version) FROM schema_version")[0][0])
+
+    def _index_ddl(self, model: ModelInfo) -> str:
+        return (
+            f"CREATE INDEX IF NOT EXISTS prototypes_hnsw_model{int(model.key)} ON prototypes USING hnsw "
+            f"((vector::vector({int(model.dim)})) vector_cosine_ops) "
+            f"WITH (m = {int(self.hnsw_m)}, ef_construction = {int(self.hnsw_ef_construction)}) "
+            f"WHERE model_key = {int(model.key)}"
+        )
+
+
+def _dialect(sql: str) -> str:
+    """The shared SQL uses `?` placeholders (SQLite's); psycopg wants `%s`. No shared statement contains `%`."""
+    return sql.replace("?", "%s")

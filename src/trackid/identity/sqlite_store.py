@@ -1,0 +1,260 @@
+"""The embedded gallery store: one SQLite file (WAL) plus one vector index file per model beside it.
+
+The database is the source of truth, vectors included (float32 BLOBs). Each model's prototypes are also held in a
+`VectorIndex` (HNSW by default) for fast search; its file (`<db>.model<key>.<kind>`) is only a cache: it is saved
+on `close`, and on open it is loaded only if the database says nothing changed since it was saved, else rebuilt
+from the prototypes table. So a crash can lose no acknowledged write, only the time of a rebuild.
+
+Durability: WAL with `synchronous=FULL` fsyncs the log at every commit, so a sighting whose id was returned
+survives power loss and OS crashes too. `NORMAL` would survive a killed process (the WAL is in the page cache)
+but may lose the last commits on power loss, which breaks "acknowledged = durable"; batch writes to amortise the
+fsync instead.
+
+One process writes a store at a time (SQLite serialises writers anyway); the in-memory index of another process
+that has the same store open does not see those writes until it reopens.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from trackid.identity.index import ExactIndex, HnswIndex, VectorIndex, make_index
+from trackid.identity.migrations import SCHEMA_VERSION_DDL, pending
+from trackid.identity.migrations.sqlite import MIGRATIONS
+from trackid.identity.store import ModelInfo, SqlGalleryStore
+
+__all__ = ["SqliteGalleryStore"]
+
+
+class SqliteGalleryStore(SqlGalleryStore):
+    """`GalleryStore` in a SQLite file; see the module docstring for what lives where.
+
+    Parameters
+    ----------
+    path:
+        The database file (created with its folder if missing); index files are written beside it.
+    index_kind:
+        "hnsw" (approximate, scales to millions) or "exact" (brute force, exact, fine up to tens of thousands).
+    index_params:
+        Passed to the index class (e.g. `ef_search` for HNSW: higher recall, slower search).
+    max_prototypes, merge_similarity:
+        See `SqlGalleryStore`.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        index_kind: str = "hnsw",
+        index_params: dict[str, Any] | None = None,
+        max_prototypes: int = 5,
+        merge_similarity: float = 0.9,
+    ) -> None:
+        super().__init__(max_prototypes=max_prototypes, merge_similarity=merge_similarity)
+        if index_kind not in ("hnsw", "exact"):
+            raise ValueError(f"index_kind must be 'hnsw' or 'exact', got {index_kind!r}")
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.index_kind = index_kind
+        self.index_params = dict(index_params or {})
+        # isolation_level=None: we issue BEGIN/COMMIT ourselves, so DDL in migrations is transactional too.
+        self._conn = sqlite3.connect(self.path, isolation_level=None)
+        for pragma in ("journal_mode = WAL", "synchronous = FULL", "foreign_keys = ON", "busy_timeout = 10000"):
+            self._conn.execute(f"PRAGMA {pragma}")
+        self._depth = 0
+        self._touched: dict[int, set[int]] = {}
+        self._migrate()
+        self._indexes: dict[int, VectorIndex] = {}
+        for model in self.models():
+            self._indexes[model.key] = self._open_index(model)
+
+    def close(self) -> None:
+        """Save the index files (so the next open skips the rebuild) and close the database."""
+        if self._conn is None:
+            return
+        self.save_indexes()
+        self._conn.close()
+        self._conn = None  # type: ignore[assignment]  # a closed store fails loudly on use
+
+    def save_indexes(self) -> None:
+        """Write every model's index file atomically and record which prototype writes it contains."""
+        for key, index in self._indexes.items():
+            seq = self._meta(f"prototype_seq:{key}")
+            index.save(self._index_path(key))
+            with self._transaction():
+                self._set_meta(f"index_seq:{key}", seq)
+
+    def index_path(self, model_id: str, model_version: str) -> Path:
+        model = self._find_model(model_id, model_version)
+        if model is None:
+            raise ValueError(f"no vectors of model_id {model_id!r} model_version {model_version!r} in this store")
+        return self._index_path(model.key)
+
+    # -- SqlGalleryStore hooks ----------------------------------------------------------------------------------
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        self._conn.execute("BEGIN IMMEDIATE")
+        self._depth = 1
+        try:
+            yield
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            self._touched.clear()
+            raise
+        else:
+            self._conn.execute("COMMIT")
+            self._sync_indexes()
+        finally:
+            self._depth = 0
+
+    def _execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self._conn.execute(sql, tuple(params))
+
+    def _execute_count(self, sql: str, params: Sequence[Any] = ()) -> int:
+        return self._conn.execute(sql, tuple(params)).rowcount
+
+    def _executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self._conn.executemany(sql, [tuple(r) for r in rows])
+
+    def _fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return self._conn.execute(sql, tuple(params)).fetchall()
+
+    def _encode_vector(self, vector: NDArray[np.float32]) -> bytes:
+        return np.ascontiguousarray(vector, dtype="<f4").tobytes()
+
+    def _decode_vector(self, value: Any) -> NDArray[np.float32]:
+        return np.frombuffer(value, dtype="<f4").astype(np.float32)
+
+    def _nearest_prototypes(
+        self, model: ModelInfo, query: NDArray[np.float32], fetch: int
+    ) -> list[tuple[int, int, float]]:
+        if model.key not in self._indexes:  # registered by another process since this one opened
+            self._indexes[model.key] = self._open_index(model)
+        keys, sims = self._indexes[model.key].search(query[None, :], fetch)
+        found = keys[0] >= 0
+        hit_keys, hit_sims = keys[0][found].tolist(), sims[0][found].tolist()
+        owners = self._prototype_owners(hit_keys)
+        return [(key, owners[key], sim) for key, sim in zip(hit_keys, hit_sims, strict=True) if key in owners]
+
+    def _on_model_registered(self, model: ModelInfo) -> None:
+        self._indexes[model.key] = make_index(self.index_kind, model.dim, **self.index_params)
+
+    def _on_prototypes_changed(self, model_key: int, upserted: list[int], removed: list[int]) -> None:
+        self._touched.setdefault(model_key, set()).update(upserted, removed)
+        self._conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?, 1) ON CONFLICT (key) DO UPDATE SET value = value + 1",
+            (f"prototype_seq:{model_key}",),
+        )
+
+    def _backend_problems(self) -> list[str]:
+        problems = [f"sqlite integrity_check: {r[0]}" for r in self._fetchall("PRAGMA integrity_check") if r[0] != "ok"]
+        problems += [f"sqlite foreign_key_check: {tuple(r)}" for r in self._fetchall("PRAGMA foreign_key_check")]
+        return problems
+
+    def _repair_indexes(self) -> list[str]:
+        """Rebuild any index whose size or sampled contents disagree with the prototypes table."""
+        repaired = []
+        for model in self.models():
+            index = self._indexes.get(model.key)
+            if index is None or not self._index_matches(model, index):
+                self._indexes[model.key] = self._rebuilt_index(model)
+                repaired.append(f"index of model {model.model_id} {model.model_version} rebuilt from the database")
+        return repaired
+
+    # -- helpers ------------------------------------------------------------------------------------------------
+
+    def _migrate(self) -> None:
+        self._conn.execute(SCHEMA_VERSION_DDL)
+        with self._transaction():
+            current = self._fetchall("SELECT coalesce(max(version), 0) FROM schema_version")[0][0]
+            for step in pending(MIGRATIONS, int(current)):
+                for statement in step.statements:
+                    self._conn.execute(statement)
+                self._conn.execute(
+                    "INSERT INTO schema_version (version, name, applied) VALUES (?, ?, ?)",
+                    (step.version, step.name, time.time()),
+                )
+            self.schema_version = int(self._fetchall("SELECT max(version) FROM schema_version")[0][0])
+
+    def _index_path(self, model_key: int) -> Path:
+        return self.path.with_name(f"{self.path.name}.model{model_key}.{self.index_kind}")
+
+    def _open_index(self, model: ModelInfo) -> VectorIndex:
+        """The saved index file if it holds exactly the database's prototypes, else a rebuild from the table."""
+        path = self._index_path(model.key)
+        fresh = path.is_file() and self._meta(f"index_seq:{model.key}") == self._meta(f"prototype_seq:{model.key}")
+        if fresh:
+            params = {k: v for k, v in self.index_params.items() if k in ("ef_search", "threads")}
+            index: VectorIndex = HnswIndex.load(path, **params) if self.index_kind == "hnsw" else ExactIndex.load(path)
+            if index.dim == model.dim:
+                return index
+        return self._rebuilt_index(model)
+
+    def _rebuilt_index(self, model: ModelInfo) -> VectorIndex:
+        index = make_index(self.index_kind, model.dim, **self.index_params)
+        rows = self._fetchall("SELECT id, vector FROM prototypes WHERE model_key = ? ORDER BY id", (model.key,))
+        if rows:
+            keys = np.array([r[0] for r in rows], dtype=np.int64)
+            index.add(keys, np.stack([self._decode_vector(r[1]) for r in rows]))
+        return index
+
+    def _index_matches(self, model: ModelInfo, index: VectorIndex) -> bool:
+        count = self._fetchall("SELECT count(*) FROM prototypes WHERE model_key = ?", (model.key,))[0][0]
+        if len(index) != count:
+            return False
+        sample = self._fetchall(
+            "SELECT id, vector FROM prototypes WHERE model_key = ? ORDER BY random() LIMIT 64", (model.key,)
+        )
+        if not sample:
+            return True
+        _, sims = index.search(np.stack([self._decode_vector(r[1]) for r in sample]), 1)
+        return bool((sims[:, 0] >= 0.999).all())
+
+    def _sync_indexes(self) -> None:
+        """After a commit: make each touched index hold exactly the committed prototype rows."""
+        touched, self._touched = self._touched, {}
+        for model_key, ids in touched.items():
+            rows = self._fetchall(
+                f"SELECT id, vector FROM prototypes WHERE id IN ({', '.join('?' * len(ids))})", sorted(ids)
+            )
+            index = self._indexes[model_key]
+            present = {int(r[0]) for r in rows}
+            gone = sorted(ids - present)
+            if gone:
+                index.remove(np.array(gone, dtype=np.int64))
+            if rows:
+                index.add(np.array([r[0] for r in rows], np.int64), np.stack([self._decode_vector(r[1]) for r in rows]))
+
+    def _prototype_owners(self, keys: list[int]) -> dict[int, int]:
+        if not keys:
+            return {}
+        marks = ", ".join("?" * len(keys))
+        rows = self._fetchall(f"SELECT id, identity_id FROM prototypes WHERE id IN ({marks})", keys)
+        return {int(r[0]): int(r[1]) for r in rows}
+
+    def _meta(self, key: str) -> int:
+        rows = self._fetchall("SELECT value FROM meta WHERE key = ?", (key,))
+        return int(rows[0][0]) if rows else 0
+
+    def _set_meta(self, key: str, value: int) -> None:
+        self._conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )

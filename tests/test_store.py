@@ -1,0 +1,354 @@
+"""The gallery store contract, run on both backends: SQLite + HNSW file and a real PostgreSQL + pgvector."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+
+from trackid.identity.sqlite_store import SqliteGalleryStore
+from trackid.identity.store import GalleryStore, SimilarityRecord, SqlGalleryStore, make_store
+
+DIM = 8
+M = {"model_id": "mnv2", "model_version": "1"}
+
+OpenStore = Callable[..., SqlGalleryStore]
+
+
+@pytest.fixture(scope="session")
+def postgres_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One real PostgreSQL (with pgvector) for the session; each test gets its own database in it."""
+    pgserver = pytest.importorskip("pgserver")
+    pytest.importorskip("psycopg")
+    server = pgserver.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="stop")
+    yield server.get_uri()
+    server.cleanup()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OpenStore]:
+    """A function opening (and, called again, reopening) one fresh store of the parametrised backend."""
+    opened: list[SqlGalleryStore] = []
+    if request.param == "sqlite":
+
+        def factory(**kwargs: object) -> SqlGalleryStore:
+            opened.append(make_store(f"sqlite://{tmp_path / 'gallery.db'}", **kwargs))
+            return opened[-1]
+
+    else:
+        import psycopg
+
+        admin = request.getfixturevalue("postgres_uri")
+        name = f"gallery_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {name}")
+        url = admin.replace("/postgres?", f"/{name}?", 1)
+        assert url != admin, f"unexpected pgserver URI {admin}"
+
+        def factory(**kwargs: object) -> SqlGalleryStore:
+            opened.append(make_store(url, **kwargs))
+            return opened[-1]
+
+    yield factory
+    for store in opened:
+        store.close()
+
+
+def unit(i: int, noise: float = 0.0, seed: int = 0) -> NDArray[np.float32]:
+    """Basis vector `i` plus a little noise: distinct individuals are orthogonal, sightings of one are close."""
+    rng = np.random.default_rng(seed)
+    v = np.eye(DIM, dtype=np.float32)[i] + noise * rng.normal(size=DIM).astype(np.float32)
+    return v / np.linalg.norm(v)
+
+
+def test_create_assign_and_search(open_store: OpenStore) -> None:
+    store = open_store()
+    assert isinstance(store, GalleryStore)
+    alice, bob = store.create_identity(label="alice"), store.create_identity(label="bob")
+    for t, seed in ((10.0, 1), (30.0, 2)):
+        store.add_sighting(unit(0, 0.05, seed), **M, time=t, identity_id=alice.id, camera="c1")
+    loose = store.add_sighting(unit(1, 0.05, 3), **M, time=20.0, quality=0.8)
+    assert loose.identity_id is None and [s.id for s in store.sightings(unassigned=True)] == [loose.id]
+    store.assign_sighting(loose.id, bob.id)
+
+    got = store.get_identity(alice.id)
+    assert (got.first_seen, got.last_seen, got.sighting_count) == (10.0, 30.0, 2)
+    assert store.get_sighting(loose.id).identity_id == bob.id
+    (hits,) = store.search(unit(0, 0.05, 9), **M, k=2)
+    assert [h.identity_id for h in hits] == [alice.id, bob.id]
+    assert hits[0].similarity > 0.9 > hits[1].similarity
+    batch = store.search(np.stack([unit(1), unit(0)]), **M, k=1)
+    assert [b[0].identity_id for b in batch] == [bob.id, alice.id]
+
+    store.unassign_sighting(loose.id)
+    assert store.get_identity(bob.id).sighting_count == 0 and store.prototypes(bob.id) == []
+    assert [h.identity_id for h in store.search(unit(1), **M, k=5)[0]] == [alice.id]
+
+
+def test_prototypes_are_few_and_quality_weighted(open_store: OpenStore) -> None:
+    store = open_store(max_prototypes=3, merge_similarity=0.95)
+    ident = store.create_identity()
+    qualities = [0.2, 0.9, 0.5, 0.1, 0.8, 0.3, 0.7]
+    for i, q in enumerate(qualities):  # seven distinct appearances compete for three slots
+        store.add_sighting(unit(i), **M, time=float(i), quality=q, identity_id=ident.id)
+    protos = store.prototypes(ident.id)
+    assert len(protos) == 3
+    assert sorted(round(p.quality, 6) for p in protos) == [0.7, 0.8, 0.9]
+    assert all(p.model_id == "mnv2" and p.model_version == "1" for p in protos)
+
+    # A near-duplicate of the best appearance folds into its prototype, weighted by quality, instead of a slot.
+    store.add_sighting(unit(1, 0.01, 5), **M, time=9.0, quality=0.6, identity_id=ident.id)
+    protos = store.prototypes(ident.id)
+    merged = max(protos, key=lambda p: p.quality)
+    assert len(protos) == 3 and merged.sighting_count == 2 and merged.quality == pytest.approx(1.5)
+    assert float(merged.vector @ unit(1)) > 0.99
+    assert store.check_integrity().ok
+
+
+def test_models_never_mix_and_mismatches_are_errors(open_store: OpenStore) -> None:
+    store = open_store()
+    a, b = store.create_identity(), store.create_identity()
+    store.add_sighting(unit(0), **M, time=0.0, identity_id=a.id)
+    store.add_sighting(unit(0), model_id="mnv2", model_version="2", time=0.0, identity_id=b.id)
+    assert [h.identity_id for h in store.search(unit(0), **M, k=5)[0]] == [a.id]
+    assert [h.identity_id for h in store.search(unit(0), model_id="mnv2", model_version="2")[0]] == [b.id]
+
+    with pytest.raises(ValueError, match="dimension 4"):
+        store.add_sighting(np.ones(4), **M, time=0.0)
+    with pytest.raises(ValueError, match=r"queries\[0\] has dimension 16"):
+        store.search(np.ones(16), **M)
+    with pytest.raises(ValueError, match="model_id 'other'"):
+        store.search(unit(0), model_id="other", model_version="1")
+    with pytest.raises(ValueError, match="dimension 8 in this store, not 16"):
+        store.register_model("mnv2", "1", 16)
+    assert store.register_model("mnv2", "1", DIM).dim == DIM
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_vectors_are_rejected(open_store: OpenStore, bad: float) -> None:
+    store = open_store()
+    store.add_sighting(unit(0), **M, time=0.0)
+    vector = unit(1)
+    vector[3] = bad
+    with pytest.raises(ValueError, match="vector contains NaN or infinite"):
+        store.add_sighting(vector, **M, time=1.0)
+    with pytest.raises(ValueError, match=r"queries\[0\] contains NaN or infinite"):
+        store.search(vector, **M)
+    with pytest.raises(ValueError, match="zero norm"):
+        store.add_sighting(np.zeros(DIM), **M, time=1.0)
+    with pytest.raises(ValueError, match="time must be finite"):
+        store.add_sighting(unit(1), **M, time=bad)
+    assert len(store.sightings()) == 1
+
+
+def test_unknown_ids_are_errors(open_store: OpenStore) -> None:
+    store = open_store()
+    known = store.create_identity()
+    sighting = store.add_sighting(unit(0), **M, time=0.0)
+    with pytest.raises(KeyError, match="identity_id 999"):
+        store.get_identity(999)
+    with pytest.raises(KeyError, match="identity_id 999"):
+        store.add_sighting(unit(0), **M, time=0.0, identity_id=999)
+    with pytest.raises(KeyError, match="identity_id 999"):
+        store.assign_sighting(sighting.id, 999)
+    with pytest.raises(KeyError, match="sighting_id 999"):
+        store.assign_sighting(999, known.id)
+    with pytest.raises(KeyError, match="from_id 999"):
+        store.merge(known.id, 999)
+    with pytest.raises(KeyError, match="identity_id 999"):
+        store.relabel(999, "x")
+    assert len(store.sightings()) == 1, "a failed add leaves nothing behind"
+
+
+def test_time_window_and_site_filters(open_store: OpenStore) -> None:
+    store = open_store()
+    early = store.create_identity(site="north")
+    late = store.create_identity()
+    store.add_sighting(unit(0, 0.1, 1), **M, time=100.0, site="north", identity_id=early.id)
+    store.add_sighting(unit(0, 0.1, 2), **M, time=500.0, site="south", identity_id=late.id)
+
+    def found(**filters: object) -> list[int]:
+        return [h.identity_id for h in store.search(unit(0), **M, k=5, **filters)[0]]
+
+    assert sorted(found()) == [early.id, late.id]
+    assert found(since=0.0, until=200.0) == [early.id]
+    assert found(since=400.0) == [late.id]
+    assert found(until=50.0) == []
+    assert found(site="south") == [late.id]
+    assert found(site="north") == [early.id]
+    assert found(site="south", until=200.0) == []
+
+
+def test_attribute_gates(open_store: OpenStore) -> None:
+    store = open_store()
+    female = store.create_identity(attributes={"sex": "F", "species": "lynx"})
+    male = store.create_identity(attributes={"sex": "M", "species": "lynx"})
+    unknown = store.create_identity(attributes={"species": "lynx"})
+    for i, ident in enumerate((female, male, unknown)):
+        store.add_sighting(unit(0, 0.1, i), **M, time=float(i), identity_id=ident.id)
+    gated = store.search(unit(0), **M, k=5, attributes={"sex": "F"})[0]
+    assert sorted(h.identity_id for h in gated) == [female.id, unknown.id], "unknown sex is not a contradiction"
+    assert store.search(unit(0), **M, k=5, attributes={"species": "wolf"})[0] == []
+    assert store.get_identity(female.id).attributes == {"sex": "F", "species": "lynx"}
+    with pytest.raises(ValueError, match="attributes must be JSON"):
+        store.create_identity(attributes={"when": object()})
+
+
+def test_merge_split_and_their_labelled_pairs(open_store: OpenStore) -> None:
+    store = open_store()
+    a, b = store.create_identity(label="a"), store.create_identity(label="b")
+    a_ids = [store.add_sighting(unit(0, 0.1, s), **M, time=float(s), identity_id=a.id).id for s in range(3)]
+    b_ids = [store.add_sighting(unit(0, 0.1, s), **M, time=10.0 + s, identity_id=b.id).id for s in range(3, 5)]
+
+    merge = store.merge(a.id, b.id)
+    assert merge.kind == "merge" and store.get_identity(a.id).sighting_count == 5
+    assert store.get_identity(b.id).deleted and [i.id for i in store.identities()] == [a.id]
+    with pytest.raises(ValueError, match=r"from_id \d+ is deleted"):
+        store.merge(a.id, b.id)
+    pairs = store.labelled_pairs(**M)
+    assert {(p.sighting_a, p.sighting_b) for p in pairs} == {(x, y) for x in b_ids for y in a_ids}
+    assert all(p.same and p.correction_id == merge.id and p.similarity > 0.8 for p in pairs)
+
+    split = store.split(a.id, at=10.0, label="b again")
+    new = store.get_identity(split.other_identity_id or -1)
+    assert new.label == "b again" and [s.id for s in store.sightings(new.id)] == b_ids
+    assert store.get_identity(a.id).sighting_count == 3
+    different = [p for p in store.labelled_pairs(**M) if not p.same]
+    assert {(p.sighting_a, p.sighting_b) for p in different} == {(x, y) for x in b_ids for y in a_ids}
+
+    by_ids = store.split(a.id, sighting_ids=[a_ids[0]])
+    assert [s.id for s in store.sightings(by_ids.other_identity_id)] == [a_ids[0]]
+    with pytest.raises(ValueError, match="both sides"):
+        store.split(new.id, at=0.0)
+    with pytest.raises(ValueError, match="do not belong"):
+        store.split(new.id, sighting_ids=[a_ids[1]])
+    assert store.check_integrity().ok
+
+
+def test_relabel_delete_and_undo_stack(open_store: OpenStore) -> None:
+    store = open_store()
+    a, b = store.create_identity(label="a"), store.create_identity(label="b")
+    store.add_sighting(unit(0), **M, time=0.0, identity_id=a.id)
+    store.add_sighting(unit(1), **M, time=1.0, identity_id=b.id)
+    store.relabel(a.id, "alice")
+    store.merge(a.id, b.id)
+    store.delete_identity(a.id)
+    assert store.identities() == [] and store.search(unit(0), **M)[0] == []
+
+    assert store.undo().payload["undone"] == 3  # the delete
+    assert [h.identity_id for h in store.search(unit(1), **M, k=1)[0]] == [a.id]
+    store.undo()  # the merge: b's sighting goes home, b is live again
+    assert [h.identity_id for h in store.search(unit(1), **M, k=1)[0]] == [b.id]
+    assert store.labelled_pairs(**M) == [], "an undone merge is no longer a label"
+    store.undo()  # the relabel
+    assert store.get_identity(a.id).label == "a"
+    with pytest.raises(ValueError, match="no correction to undo"):
+        store.undo()
+    kinds = [(c.kind, c.undone_by is not None) for c in store.corrections()]
+    assert kinds == [("relabel", True), ("merge", True), ("delete", True)] + [("undo", False)] * 3
+    assert store.check_integrity().ok
+
+
+def test_undo_split_returns_later_sightings_and_integrity_sees_damage(open_store: OpenStore) -> None:
+    store = open_store()
+    ident = store.create_identity()
+    for t in range(4):
+        store.add_sighting(unit(0, 0.1, t), **M, time=float(t), identity_id=ident.id)
+    split = store.split(ident.id, at=2.0)
+    new_id = split.other_identity_id
+    assert new_id is not None
+    store.add_sighting(unit(0, 0.1, 7), **M, time=9.0, identity_id=new_id)
+    store.undo()
+    assert store.get_identity(ident.id).sighting_count == 5 and store.get_identity(new_id).deleted
+    assert [h.identity_id for h in store.search(unit(0), **M, k=5)[0]] == [ident.id]
+    assert store.check_integrity().ok
+
+    with store._transaction():
+        store._execute("UPDATE identities SET sighting_count = 99 WHERE id = ?", (ident.id,))
+    assert store.check_integrity().problems == (f"identity {ident.id}: sighting_count differs from its sightings",)
+
+
+def test_similarity_log_and_retention(open_store: OpenStore) -> None:
+    store = open_store()
+    day = 86400.0
+    records = [
+        SimilarityRecord(i, 1, 0.5 + i / 100, 0.7, 0.6, "match" if i % 2 else "new", "mnv2", "1", i * day)
+        for i in range(10)
+    ]
+    store.log_similarities(records)
+    assert store.similarity_log() == records
+    assert store.similarity_log(since=8 * day) == records[8:]
+    assert store.similarity_log(limit=2) == records[8:]
+    assert store.prune_similarity_log(max_age_days=5, now=10 * day) == 5
+    assert store.prune_similarity_log(max_rows=3) == 2
+    assert store.similarity_log() == records[7:]
+    with pytest.raises(ValueError, match=r"records\[0\].similarity must be finite"):
+        store.log_similarities([SimilarityRecord(None, None, float("nan"), None, None, "new", "m", "1", 0.0)])
+
+
+def test_restart_keeps_identities_sightings_and_search(open_store: OpenStore) -> None:
+    store = open_store()
+    idents = [store.create_identity(label=f"id{i}", attributes={"n": i}) for i in range(DIM)]
+    for i, ident in enumerate(idents):
+        for s in range(3):
+            store.add_sighting(unit(i, 0.1, s), **M, time=float(s), identity_id=ident.id, site="x")
+    queries = np.stack([unit(i, 0.1, 99) for i in range(DIM)])
+    before = store.search(queries, **M, k=3)
+    store.close()
+
+    reopened = open_store()
+    assert reopened.identities() == [reopened.get_identity(i.id) for i in idents]
+    assert [i.label for i in reopened.identities()] == [f"id{i}" for i in range(DIM)]
+    assert len(reopened.sightings()) == 3 * DIM
+    after = reopened.search(queries, **M, k=3)
+    assert [[h.identity_id for h in q] for q in after] == [[h.identity_id for h in q] for q in before]
+    assert [q[0].identity_id for q in after] == [i.id for i in idents]
+    assert reopened.check_integrity().ok
+
+
+def test_migrations_are_idempotent(open_store: OpenStore) -> None:
+    first = open_store()
+    first.create_identity(label="kept")
+    version = first.schema_version
+    first.close()
+    for _ in range(2):
+        again = open_store()
+        assert again.schema_version == version >= 1
+        assert [i.label for i in again.identities()] == ["kept"]
+        assert again._fetchall("SELECT version FROM schema_version ORDER BY version") == [(version,)]
+        again.close()
+
+
+def test_sqlite_index_file_is_rebuilt_when_missing_or_stale(tmp_path: Path) -> None:
+    path = tmp_path / "g.db"
+    store = SqliteGalleryStore(path)
+    ident = store.create_identity()
+    store.add_sighting(unit(0), **M, time=0.0, identity_id=ident.id)
+    index_file = store.index_path(**M)
+    store.close()
+    assert index_file.is_file()
+
+    index_file.unlink()
+    store = SqliteGalleryStore(path)
+    assert store.search(unit(0), **M)[0][0].identity_id == ident.id
+    store.close()
+
+    # A write that never reached the index file (no close: as after a crash) makes the saved file stale.
+    stale = SqliteGalleryStore(path)
+    other = stale.create_identity()
+    stale.add_sighting(unit(1), **M, time=1.0, identity_id=other.id)
+    stale._conn.close()
+    store = SqliteGalleryStore(path)
+    assert store.search(unit(1), **M)[0][0].identity_id == other.id
+    report = store.check_integrity()
+    assert report.ok and report.repaired == ()
+
+    store._indexes[1].remove(np.array([p.id for p in store.prototypes(other.id)]))
+    assert store.search(unit(1), **M)[0][0].identity_id != other.id
+    assert store.check_integrity().repaired == ("index of model mnv2 1 rebuilt from the database",)
+    assert store.search(unit(1), **M)[0][0].identity_id == other.id
+    store.close()
