@@ -239,6 +239,90 @@ def demo(
             console.print(Text(f"{label:>12}: {path}"), soft_wrap=True)
 
 
+gallery_app = typer.Typer(help="The identity gallery: calibration report and maintenance.", no_args_is_help=True)
+app.add_typer(gallery_app, name="gallery")
+
+StoreOption = Annotated[
+    str, typer.Option("--store", help="Gallery store: a SQLite file path, or postgresql://... for PostgreSQL.")
+]
+ModelOption = Annotated[str, typer.Option("--model-id", help="Embedding model whose vectors to use.")]
+VersionOption = Annotated[str, typer.Option("--model-version", help="Version of that model.")]
+
+
+@gallery_app.command("report")
+def gallery_report(
+    store: StoreOption,
+    model_id: ModelOption,
+    model_version: VersionOption,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for report.html, report.json and the PNGs.")],
+    target_fmr: Annotated[
+        float, typer.Option("--target-fmr", help="False-match rate the threshold is chosen for.")
+    ] = 0.01,
+    calibrator_out: Annotated[
+        Path | None, typer.Option("--save-calibrator", help="Also write the calibrator fitted on the pairs (JSON).")
+    ] = None,
+) -> None:
+    """Calibration report from the labelled pairs human corrections produced: similarity histograms, ROC,
+    calibration curve, the F1-optimal threshold and the threshold for a target false-match rate."""
+    from trackid.identity.calibration import MatchCalibrator
+    from trackid.identity.report import write_calibration_report
+    from trackid.identity.store import make_store
+
+    with _user_errors(ValueError, KeyError):
+        with make_store(store) as gallery_store:
+            if (model_id, model_version) not in {(m.model_id, m.model_version) for m in gallery_store.models()}:
+                raise InputError(f"--model-id {model_id} --model-version {model_version}: no such model in {store}")
+            pairs = gallery_store.labelled_pairs(model_id=model_id, model_version=model_version)
+        similarity = np.array([p.similarity for p in pairs])
+        same = np.array([p.same for p in pairs], dtype=bool)
+        if same.all() or not same.any():
+            raise InputError(
+                f"{store}: the corrections give {int(same.sum())} same and {int((~same).sum())} different pairs; "
+                "a report needs both (merge and split some identities first)"
+            )
+        calibrator = MatchCalibrator().fit(similarity, same)
+        summary = write_calibration_report(out, similarity, same, calibrator, target_false_match_rate=target_fmr)
+        if calibrator_out is not None:
+            calibrator.save(calibrator_out)
+        console = _console()
+        console.print(Text(f"{len(pairs)} labelled pairs ({int(same.sum())} same)", style="bold"))
+        console.print(Text(f"thresholds: {json.dumps(summary['thresholds'])}"), soft_wrap=True)
+        console.print(Text(f"report: {out / 'report.html'}"), soft_wrap=True)
+
+
+@gallery_app.command("reprocess")
+def gallery_reprocess(
+    store: StoreOption,
+    model_id: ModelOption,
+    model_version: VersionOption,
+    calibrator: Annotated[Path, typer.Option("--calibrator", help="Fitted calibrator (JSON).")],
+    unassigned: Annotated[bool, typer.Option("--unassigned", help="Re-decide the unassigned sightings.")] = False,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue an interrupted run (each assignment is committed as it is made).")
+    ] = True,
+    threshold: Annotated[
+        float,
+        typer.Option("--threshold", help="Probability threshold, e.g. the target-FMR one `gallery report` printed."),
+    ] = 0.5,
+) -> None:
+    """Re-decide past unassigned sightings after the calibration or threshold changed."""
+    from trackid.identity.calibration import MatchCalibrator
+    from trackid.identity.gallery import Gallery
+    from trackid.identity.store import make_store
+
+    if not unassigned:
+        _fail("only --unassigned reprocessing exists: pass --unassigned")
+    del resume  # always resumable: reprocessed sightings are no longer unassigned
+    with _user_errors(ValueError, KeyError):
+        fitted = MatchCalibrator.load(calibrator)
+        with make_store(store) as gallery_store:
+            gallery = Gallery(
+                gallery_store, model_id=model_id, model_version=model_version, calibrator=fitted, threshold=threshold
+            )
+            counts = gallery.reprocess_unassigned()
+        _console().print(Text(", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in counts.items()), style="bold"))
+
+
 def parse_params(items: Sequence[str]) -> dict[str, Any]:
     """Parse `key=value` pairs; values are JSON (numbers, true/false, lists), else taken as plain strings."""
     params: dict[str, Any] = {}

@@ -1,0 +1,218 @@
+"""The gallery as its users see it: *is this an individual we saw before, and how sure are we?*
+
+`Gallery` ties the pieces together for one embedding model: search the store's top-k identities, turn similarities
+into calibrated probabilities, decide the whole batch jointly (a query takes an identity or becomes a new one; no
+identity is taken twice), remember every sighting, and log every comparison that led to a decision. Decisions are
+driven by a risk policy (a probability threshold chosen for a target false-match rate), never by a raw similarity.
+"""
+
+from __future__ import annotations
+
+import time as clock
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from trackid.identity.calibration import MatchCalibrator
+from trackid.identity.matching import Match, match_queries
+from trackid.identity.store import GalleryStore, SimilarityRecord
+
+__all__ = ["Gallery", "Recognition"]
+
+
+@dataclass(frozen=True, slots=True)
+class Recognition:
+    """What happened to one query: the decision with its evidence, the sighting stored, and its identity."""
+
+    match: Match
+    sighting_id: int
+    identity_id: int | None
+
+
+class Gallery:
+    """Recognise and remember individuals seen by one embedding model.
+
+    Args:
+        store: where identities, sightings and the similarity log live (SQLite or PostgreSQL).
+        model_id, model_version: the embedder whose vectors this gallery compares; other models' vectors in the
+            same store are never compared with these.
+        calibrator: fitted `MatchCalibrator` mapping similarity (and quality) to P(same individual).
+        threshold: minimum probability to accept a match, from a risk policy (e.g. the calibrator's
+            `threshold_for_false_match_rate(0.01)`). Lower accepts more matches and more false ones.
+        k: candidates per query. More lets the joint assignment resolve competing queries, at search cost.
+        create_new: a query below the threshold starts a new identity (True) or stays unassigned for review or a
+            later `reprocess_unassigned` (False).
+    """
+
+    def __init__(
+        self,
+        store: GalleryStore,
+        *,
+        model_id: str,
+        model_version: str,
+        calibrator: MatchCalibrator,
+        threshold: float,
+        k: int = 5,
+        create_new: bool = True,
+    ) -> None:
+        if not 0.0 < threshold <= 1.0:
+            raise ValueError(f"threshold must be a probability in (0, 1], got {threshold}")
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        self.store = store
+        self.model_id, self.model_version = model_id, model_version
+        self.calibrator = calibrator
+        self.threshold = float(threshold)
+        self.k = k
+        self.create_new = create_new
+
+    def identify(
+        self,
+        vectors: ArrayLike,
+        *,
+        time: float,
+        quality: ArrayLike | None = None,
+        site: str | None = None,
+        camera: str | None = None,
+        since: float | None = None,
+        attributes: Mapping[str, Any] | None = None,
+    ) -> list[Recognition]:
+        """Decide a batch of queries seen together, store them as sightings, log the comparisons.
+
+        `since` limits candidates to identities seen after that time; `site` and `attributes` gate candidates too.
+        """
+        queries = np.asarray(vectors, np.float32)
+        if queries.ndim != 2:
+            raise ValueError(f"vectors must be (n, dim), got shape {queries.shape}")
+        self._register(queries.shape[1])
+        qualities = np.ones(len(queries)) if quality is None else np.asarray(quality, np.float64)
+        if len(qualities) != len(queries):
+            raise ValueError(f"quality has {len(qualities)} values for {len(queries)} vectors")
+        matches = self._decide(queries, qualities, since=since, site=site, attributes=attributes)
+        out = []
+        for match, vector, q in zip(matches, queries, qualities, strict=True):
+            identity_id = self._identity_for(match, site)
+            sighting = self.store.add_sighting(
+                vector,
+                model_id=self.model_id,
+                model_version=self.model_version,
+                time=time,
+                quality=float(q),
+                site=site,
+                camera=camera,
+                identity_id=identity_id,
+            )
+            out.append(Recognition(match, sighting.id, identity_id))
+        self._log(out)
+        return out
+
+    def reprocess_unassigned(self) -> dict[str, int]:
+        """Re-decide every unassigned sighting with the current calibrator and threshold (e.g. after tuning).
+
+        Each assignment is committed on its own, so an interrupted run resumes where it stopped when started again:
+        what it already assigned is no longer unassigned.
+        """
+        counts = {"reprocessed": 0, "assigned": 0, "still_unassigned": 0}
+        if (self.model_id, self.model_version) not in {(m.model_id, m.model_version) for m in self.store.models()}:
+            return counts
+        for sighting in self.store.sightings(unassigned=True):
+            if (sighting.model_id, sighting.model_version) != (self.model_id, self.model_version):
+                continue
+            match = self._decide(sighting.vector[None], np.array([sighting.quality]))[0]
+            counts["reprocessed"] += 1
+            identity_id = _matched_identity(match)
+            if identity_id is not None:
+                self.store.assign_sighting(sighting.id, identity_id)
+                counts["assigned"] += 1
+            else:
+                counts["still_unassigned"] += 1
+            self._log([Recognition(match, sighting.id, identity_id)])
+        return counts
+
+    def refit_calibration(self) -> MatchCalibrator:
+        """Refit the calibrator on the labelled pairs that human corrections produced (merges: same, splits:
+        different), so the gallery learns from its mistakes. Needs pairs of both kinds."""
+        known = {(m.model_id, m.model_version) for m in self.store.models()}
+        registered = (self.model_id, self.model_version) in known
+        pairs = self.store.labelled_pairs(model_id=self.model_id, model_version=self.model_version) if registered else []
+        similarity = np.array([p.similarity for p in pairs])
+        same = np.array([p.same for p in pairs], dtype=bool)
+        if len(pairs) == 0 or same.all() or not same.any():
+            raise ValueError(
+                f"refitting needs corrections giving both same and different pairs; the store has "
+                f"{int(same.sum())} same and {int((~same).sum())} different pairs for {self.model_id}"
+            )
+        self.calibrator = MatchCalibrator(method=self.calibrator.method).fit(similarity, same)
+        return self.calibrator
+
+    def _decide(
+        self,
+        queries: np.ndarray,
+        qualities: np.ndarray,
+        *,
+        since: float | None = None,
+        site: str | None = None,
+        attributes: Mapping[str, Any] | None = None,
+    ) -> list[Match]:
+        hits = self.store.search(
+            queries,
+            model_id=self.model_id,
+            model_version=self.model_version,
+            k=self.k,
+            since=since,
+            site=site,
+            attributes=attributes,
+        )
+        ids = np.full((len(queries), self.k), -1, np.int64)
+        sims = np.zeros((len(queries), self.k))
+        for row, candidates in enumerate(hits):
+            for col, candidate in enumerate(candidates[: self.k]):
+                ids[row, col], sims[row, col] = candidate.identity_id, candidate.similarity
+        quality = np.repeat(qualities[:, None], self.k, axis=1) if self._uses_quality() else None
+        return match_queries(self.calibrator, ids, sims, self.threshold, quality=quality, valid=ids >= 0)
+
+    def _register(self, dim: int) -> None:
+        """The first vectors of a model register it (and fix its dimension) in the store."""
+        known = {(m.model_id, m.model_version): m.dim for m in self.store.models()}
+        if (self.model_id, self.model_version) not in known:
+            self.store.register_model(self.model_id, self.model_version, dim)
+
+    def _uses_quality(self) -> bool:
+        return "quality" in getattr(self.calibrator, "features_", ())
+
+    def _identity_for(self, match: Match, site: str | None) -> int | None:
+        matched = _matched_identity(match)
+        if matched is not None or not self.create_new:
+            return matched
+        return self.store.create_identity(site=site).id
+
+    def _log(self, recognitions: list[Recognition]) -> None:
+        now = clock.time()
+        self.store.log_similarities(
+            [
+                SimilarityRecord(
+                    query=r.sighting_id,
+                    candidate=_matched_identity(r.match),
+                    similarity=float(np.nan_to_num(r.match.similarity, nan=-1.0)),  # -1: nothing to compare with
+                    probability=None if np.isnan(r.match.probability) else float(r.match.probability),
+                    threshold=self.threshold,
+                    decision=r.match.decision,
+                    model_id=self.model_id,
+                    model_version=self.model_version,
+                    time=now,
+                )
+                for r in recognitions
+            ]
+        )
+
+
+def _matched_identity(match: Match) -> int | None:
+    """The store id a match took; None for a new or unassigned query."""
+    if match.decision != "match" or match.identity_id is None:
+        return None
+    if not isinstance(match.identity_id, int | np.integer):
+        raise TypeError(f"store identity ids are integers, got {match.identity_id!r}")
+    return int(match.identity_id)

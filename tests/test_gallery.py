@@ -1,0 +1,207 @@
+"""The gallery end to end on a real SQLite store: recognise, remember, decide jointly, log, reprocess, learn."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from trackid.identity.calibration import MatchCalibrator
+from trackid.identity.gallery import Gallery
+from trackid.identity.store import make_store
+
+DIM = 32
+MODEL = {"model_id": "synthetic-embedder", "model_version": "1"}
+
+
+def _people(n: int, seed: int = 0) -> np.ndarray:
+    centres = np.random.default_rng(seed).normal(size=(n, DIM))
+    return centres / np.linalg.norm(centres, axis=1, keepdims=True)
+
+
+def _views(centres: np.ndarray, noise: float, seed: int) -> np.ndarray:
+    """Sightings of the given people: their centre plus noise (synthetic stand-ins for embeddings)."""
+    views = centres + noise * np.random.default_rng(seed).normal(size=centres.shape) / np.sqrt(DIM)
+    return (views / np.linalg.norm(views, axis=1, keepdims=True)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def calibrator() -> MatchCalibrator:
+    """Fitted on labelled pairs of the same synthetic model: same person vs different people."""
+    people = _people(200, seed=1)
+    a, b = _views(people, 0.5, 2), _views(people, 0.5, 3)
+    sims = a @ b.T
+    same = np.eye(len(people), dtype=bool)
+    return MatchCalibrator().fit(sims.ravel(), same.ravel())
+
+
+def _gallery(path: Path, calibrator: MatchCalibrator, **kwargs: object) -> Gallery:
+    threshold = calibrator.threshold_for_false_match_rate(0.01)
+    return Gallery(make_store(path, index_kind="exact"), calibrator=calibrator, threshold=threshold, **MODEL, **kwargs)  # type: ignore[arg-type]
+
+
+def test_new_people_then_recognised_after_restart(tmp_path: Path, calibrator: MatchCalibrator) -> None:
+    people = _people(12)
+    gallery = _gallery(tmp_path / "g.db", calibrator)
+    first = gallery.identify(_views(people, 0.5, 10), time=100.0, site="north")
+    assert [r.match.decision for r in first] == ["new"] * 12
+    ids = [r.identity_id for r in first]
+    assert len(set(ids)) == 12
+    gallery.store.close()
+
+    gallery = _gallery(tmp_path / "g.db", calibrator)  # identities survive a restart
+    second = gallery.identify(_views(people, 0.5, 11), time=200.0, site="north")
+    recognised = [r.identity_id for r in second if r.match.decision == "match"]
+    assert len(recognised) >= 10
+    assert all(r.identity_id == ids[i] for i, r in enumerate(second) if r.match.decision == "match")
+    log = gallery.store.similarity_log()
+    assert len(log) == 24 and {rec.decision for rec in log} >= {"new", "match"}
+    assert all(rec.threshold == gallery.threshold for rec in log)
+    gallery.store.close()
+
+
+def test_a_batch_cannot_give_one_identity_to_two_queries(tmp_path: Path, calibrator: MatchCalibrator) -> None:
+    person = _people(1, seed=5)
+    gallery = _gallery(tmp_path / "g.db", calibrator)
+    (known,) = gallery.identify(_views(person, 0.3, 1), time=1.0)
+    both = gallery.identify(np.concatenate([_views(person, 0.3, 2), _views(person, 0.3, 3)]), time=2.0)
+    decisions = sorted(r.match.decision for r in both)
+    assert decisions[0] == "match" and decisions[1] in ("new", "new_conflict")
+    assert [r.identity_id for r in both].count(known.identity_id) == 1
+    gallery.store.close()
+
+
+def test_unassigned_sightings_are_reprocessed_once(tmp_path: Path, calibrator: MatchCalibrator) -> None:
+    people = _people(6, seed=7)
+    gallery = _gallery(tmp_path / "g.db", calibrator)
+    gallery.identify(_views(people, 0.4, 1), time=1.0)
+    strict = _gallery(tmp_path / "g.db", calibrator, create_new=False)
+    strict.threshold = 0.999  # nothing reaches it: the sightings stay unassigned for review
+    held = strict.identify(_views(people, 0.4, 2), time=2.0)
+    assert all(r.identity_id is None for r in held)
+    assert len(strict.store.sightings(unassigned=True)) == 6
+    strict.threshold = calibrator.threshold_for_false_match_rate(0.01)  # threshold tuned: re-decide them
+    counts = strict.reprocess_unassigned()
+    assert counts["reprocessed"] == 6 and counts["assigned"] >= 5
+    again = strict.reprocess_unassigned()  # resumable: what was assigned is not reprocessed
+    assert again["reprocessed"] == counts["still_unassigned"]
+    gallery.store.close()
+    strict.store.close()
+
+
+def test_corrections_refit_the_calibration(tmp_path: Path, calibrator: MatchCalibrator) -> None:
+    people = _people(2, seed=9)
+    gallery = _gallery(tmp_path / "g.db", calibrator)
+    with pytest.raises(ValueError, match="both same and different pairs"):
+        gallery.refit_calibration()
+    first = gallery.identify(_views(people, 0.4, 1), time=1.0)
+    # a reviewer finds person 0 filed twice (merge: a "same" pair) ...
+    duplicate = gallery.store.create_identity()
+    gallery.store.add_sighting(_views(people[:1], 0.4, 2)[0], time=2.0, identity_id=duplicate.id, **MODEL)
+    gallery.store.merge(int(first[0].identity_id), duplicate.id)  # type: ignore[arg-type]
+    # ... and person 1's identity holding someone else's later sighting (split: a "different" pair)
+    gallery.store.add_sighting(
+        _views(_people(1, seed=99), 0.4, 3)[0], time=9.0, identity_id=first[1].identity_id, **MODEL
+    )
+    gallery.store.split(int(first[1].identity_id), at=5.0)  # type: ignore[arg-type]
+    refit = gallery.refit_calibration()
+    assert refit is gallery.calibrator and refit.n_positive_ >= 1 and refit.n_negative_ >= 1
+    gallery.store.close()
+
+
+def test_bad_arguments_are_named(tmp_path: Path, calibrator: MatchCalibrator) -> None:
+    store = make_store(tmp_path / "g.db", index_kind="exact")
+    with pytest.raises(ValueError, match="threshold"):
+        Gallery(store, calibrator=calibrator, threshold=0.0, **MODEL)
+    gallery = Gallery(store, calibrator=calibrator, threshold=0.5, **MODEL)
+    with pytest.raises(ValueError, match="quality"):
+        gallery.identify(_views(_people(2), 0.1, 1), time=1.0, quality=[1.0])
+    store.close()
+
+
+def _store_with_corrections(path: Path, calibrator: MatchCalibrator) -> list[int]:
+    """A store whose corrections give same and different pairs; returns the identities of 10 people."""
+    people = _people(10, seed=21)
+    gallery = _gallery(path, calibrator)
+    ids = [int(r.identity_id) for r in gallery.identify(_views(people, 0.4, 1), time=1.0)]  # type: ignore[arg-type]
+    for i in range(3):
+        twin = gallery.store.create_identity()
+        gallery.store.add_sighting(_views(people[i : i + 1], 0.4, 10 + i)[0], time=2.0, identity_id=twin.id, **MODEL)
+        gallery.store.merge(ids[i], twin.id)
+    for i in range(3, 6):
+        stranger = _views(_people(1, seed=100 + i), 0.4, 3)[0]
+        gallery.store.add_sighting(stranger, time=9.0, identity_id=ids[i], **MODEL)
+        gallery.store.split(ids[i], at=5.0)
+    gallery.store.close()
+    return ids
+
+
+def test_cli_report_and_reprocess(tmp_path: Path, calibrator: MatchCalibrator) -> None:
+    from typer.testing import CliRunner
+
+    from trackid.cli import app
+
+    db = tmp_path / "g.db"
+    _store_with_corrections(db, calibrator)
+    runner = CliRunner()
+    model = ["--model-id", MODEL["model_id"], "--model-version", MODEL["model_version"]]
+    out, saved = tmp_path / "report", tmp_path / "calibrator.json"
+    result = runner.invoke(
+        app, ["gallery", "report", "--store", str(db), *model, "--out", str(out), "--save-calibrator", str(saved)]
+    )
+    assert result.exit_code == 0, result.output
+    assert {p.name for p in out.iterdir()} >= {"report.html", "report.json", "roc.png", "calibration.png"}
+    assert saved.is_file()
+
+    strict = _gallery(db, calibrator, create_new=False)
+    strict.threshold = 0.999
+    strict.identify(_views(_people(10, seed=21)[:4], 0.4, 7), time=20.0)
+    strict.store.close()
+    result = runner.invoke(
+        app,
+        [
+            "gallery",
+            "reprocess",
+            "--store",
+            str(db),
+            *model,
+            "--calibrator",
+            str(saved),
+            "--unassigned",
+            "--threshold",
+            str(calibrator.threshold_for_false_match_rate(0.01)),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "reprocessed: 4" in result.output
+
+
+def test_cli_report_needs_both_kinds_of_pairs(tmp_path: Path, calibrator: MatchCalibrator) -> None:
+    from typer.testing import CliRunner
+
+    from trackid.cli import app
+
+    db = tmp_path / "g.db"
+    gallery = _gallery(db, calibrator)
+    gallery.identify(_views(_people(3), 0.4, 1), time=1.0)
+    gallery.store.close()
+    model = ["--model-id", MODEL["model_id"], "--model-version", MODEL["model_version"]]
+    result = CliRunner().invoke(app, ["gallery", "report", "--store", str(db), *model, "--out", str(tmp_path / "r")])
+    assert result.exit_code == 2 and "needs both" in result.output
+    result = CliRunner().invoke(
+        app,
+        [
+            "gallery",
+            "report",
+            "--store",
+            str(db),
+            "--model-id",
+            "other",
+            "--model-version",
+            "9",
+            "--out",
+            str(tmp_path / "r"),
+        ],
+    )
+    assert result.exit_code == 2 and "no such model" in result.output
