@@ -116,7 +116,7 @@ class Gallery:
         what it already assigned is no longer unassigned.
         """
         counts = {"reprocessed": 0, "assigned": 0, "still_unassigned": 0}
-        if (self.model_id, self.model_version) not in {(m.model_id, m.model_version) for m in self.store.models()}:
+        if not self._registered():
             return counts
         for sighting in self.store.sightings(unassigned=True):
             if (sighting.model_id, sighting.model_version) != (self.model_id, self.model_version):
@@ -135,9 +135,8 @@ class Gallery:
     def refit_calibration(self) -> MatchCalibrator:
         """Refit the calibrator on the labelled pairs that human corrections produced (merges: same, splits:
         different), so the gallery learns from its mistakes. Needs pairs of both kinds."""
-        known = {(m.model_id, m.model_version) for m in self.store.models()}
-        registered = (self.model_id, self.model_version) in known
-        pairs = self.store.labelled_pairs(model_id=self.model_id, model_version=self.model_version) if registered else []
+        model = {"model_id": self.model_id, "model_version": self.model_version}
+        pairs = self.store.labelled_pairs(**model) if self._registered() else []
         similarity = np.array([p.similarity for p in pairs])
         same = np.array([p.same for p in pairs], dtype=bool)
         if len(pairs) == 0 or same.all() or not same.any():
@@ -174,10 +173,12 @@ class Gallery:
         quality = np.repeat(qualities[:, None], self.k, axis=1) if self._uses_quality() else None
         return match_queries(self.calibrator, ids, sims, self.threshold, quality=quality, valid=ids >= 0)
 
+    def _registered(self) -> bool:
+        return any((m.model_id, m.model_version) == (self.model_id, self.model_version) for m in self.store.models())
+
     def _register(self, dim: int) -> None:
         """The first vectors of a model register it (and fix its dimension) in the store."""
-        known = {(m.model_id, m.model_version): m.dim for m in self.store.models()}
-        if (self.model_id, self.model_version) not in known:
+        if not self._registered():
             self.store.register_model(self.model_id, self.model_version, dim)
 
     def _uses_quality(self) -> bool:
