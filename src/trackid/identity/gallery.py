@@ -135,8 +135,10 @@ class Gallery:
     def refit_calibration(self) -> MatchCalibrator:
         """Refit the calibrator on the labelled pairs that human corrections produced (merges: same, splits:
         different), so the gallery learns from its mistakes. Needs pairs of both kinds."""
-        model = {"model_id": self.model_id, "model_version": self.model_version}
-        pairs = self.store.labelled_pairs(**model) if self._registered() else []
+        registered = self._registered()
+        pairs = (
+            self.store.labelled_pairs(model_id=self.model_id, model_version=self.model_version) if registered else []
+        )
         similarity = np.array([p.similarity for p in pairs])
         same = np.array([p.same for p in pairs], dtype=bool)
         if len(pairs) == 0 or same.all() or not same.any():
