@@ -26,7 +26,8 @@ import onnx
 from numpy.typing import NDArray
 from onnx import TensorProto, helper, numpy_helper
 
-from report import REPO, append_section  # bench/ is on sys.path when a script here runs
+from datasets import DATA, load_viper
+from report import append_section  # bench/ is on sys.path when a script here runs
 from trackid.embed import (
     ColourTextureEmbedder,
     DlibFaceEmbedder,
@@ -35,8 +36,6 @@ from trackid.embed import (
     MobileNetV2Embedder,
     OnnxEmbedder,
 )
-
-DATA = REPO.parent / "shared" / "data"
 
 BATCHES = (1, 8, 32)
 
@@ -114,14 +113,6 @@ def face_accuracy(embedder: Embedder, faces: Crops, labels: NDArray[np.int64]) -
     return f"ORL leave-one-out rank-1 {100 * (labels[sims.argmax(axis=1)] == labels).mean():.1f} %"
 
 
-def load_viper() -> tuple[Crops, Crops]:
-    folder = DATA / "reid" / "viper"
-    ids = sorted({p.name[:4] for p in folder.glob("*.png")})
-    if not ids:
-        raise SystemExit(f"VIPeR not found at {folder}")
-    return [_read(folder / f"{i}0001.png") for i in ids], [_read(folder / f"{i}0002.png") for i in ids]
-
-
 def load_orl() -> tuple[Crops, NDArray[np.int64]]:
     folder = DATA / "faces" / "orl_att"
     crops, labels = [], []
@@ -164,13 +155,6 @@ def tiny_cnn(path: Path) -> Path:
 def append_report(table: str) -> None:
     notes = ["crops/s: best of the passes, onnxruntime on all cores; accuracy: all 632 VIPeR people / 400 ORL faces"]
     append_section("embed.py", notes, table)
-
-
-def _read(path: Path) -> NDArray[np.uint8]:
-    image = cv2.imread(str(path))
-    if image is None:
-        raise SystemExit(f"cannot read {path}")
-    return np.asarray(image, np.uint8)
 
 
 if __name__ == "__main__":

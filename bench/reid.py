@@ -17,17 +17,15 @@ import argparse
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from datasets import load_viper
 from report import REPO, append_section  # bench/ is on sys.path when a script here runs
 from trackid.embed import ColourTextureEmbedder, Embedder, EnsembleEmbedder, MobileNetV2Embedder
 from trackid.eval.reid import evaluate_reid
 from trackid.identity.calibration import MatchCalibrator, expected_calibration_error
 from trackid.identity.report import write_calibration_report
-
-DATA = REPO.parent / "shared" / "data" / "reid" / "viper"
 
 EMBEDDERS: dict[str, Callable[[], Embedder]] = {
     "MobileNetV2": MobileNetV2Embedder,
@@ -109,23 +107,8 @@ def cross_pairs(sim: NDArray[np.float64], ids: NDArray[np.int64]) -> tuple[NDArr
     return block.ravel(), np.eye(len(ids), dtype=bool).ravel()
 
 
-def load_viper() -> tuple[list[NDArray[np.uint8]], list[NDArray[np.uint8]]]:
-    """(camera 1 crops, camera 2 crops), aligned by identity."""
-    ids = sorted({p.name[:4] for p in DATA.glob("*.png")})
-    if not ids:
-        raise SystemExit(f"VIPeR not found at {DATA}")
-    return [_read(DATA / f"{i}0001.png") for i in ids], [_read(DATA / f"{i}0002.png") for i in ids]
-
-
 def display(path: Path) -> str:
     return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
-
-
-def _read(path: Path) -> NDArray[np.uint8]:
-    image = cv2.imread(str(path))
-    if image is None:
-        raise SystemExit(f"cannot read {path}")
-    return np.asarray(image, np.uint8)
 
 
 if __name__ == "__main__":
