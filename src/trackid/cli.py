@@ -41,7 +41,7 @@ __all__ = ["app", "parse_params"]
 
 app = typer.Typer(
     name="trackid",
-    help="Multi-object tracking: track MOTChallenge detections, evaluate with TrackEval, run a synthetic demo.",
+    help="Track people in videos or MOTChallenge detections, evaluate with TrackEval, maintain the identity gallery.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
