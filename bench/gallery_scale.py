@@ -47,7 +47,8 @@ def main() -> None:
     efs = [int(v) for v in args.ef_search.split(",")]
     rows: list[str] = []
     notes = [
-        f"SYNTHETIC data: {data.identities} identity centres (random unit vectors in {args.dim}-d), each gallery "
+        f"SYNTHETIC data: {data.identities} identity centres in groups of ~100 (identity centre = random group "
+        f"centre + noise of norm 1, so identities of a group have cosine ~0.5), {args.dim}-d; each gallery "
         f"vector = centre + Gaussian noise of norm {args.noise}, L2-normalised (same-identity cosine ~"
         f"{1 / (1 + args.noise**2):.2f}); {args.queries} queries are fresh noisy sightings of random identities",
         f"recall@{K} against exact cosine top-{K} (chunked numpy matmul); latency = one query per call through the "
@@ -82,10 +83,17 @@ def main() -> None:
 class SyntheticGallery:
     """Deterministic clustered unit vectors: row i always gets the same vector, whatever chunk asks for it."""
 
-    def __init__(self, dim: int, identities: int, noise: float, seed: int) -> None:
+    def __init__(
+        self, dim: int, identities: int, noise: float, seed: int, group_size: int = 100, group_spread: float = 1.0
+    ) -> None:
         self.dim, self.identities, self.noise, self.seed = dim, max(1, identities), noise, seed
         rng = np.random.default_rng([seed, 0])
-        self.centres = _normalise(rng.standard_normal((self.identities, dim), dtype=np.float32))
+        # Identities come in groups (people dressed alike, the same camera's lighting): an identity centre is its
+        # group's centre plus noise. Real embedding spaces have such structure; independent random centres would
+        # make every pair of identities equally unrelated, which no real model produces.
+        groups = _normalise(rng.standard_normal((max(1, self.identities // group_size), dim), dtype=np.float32))
+        spread = rng.standard_normal((self.identities, dim), dtype=np.float32) * (group_spread / np.sqrt(dim))
+        self.centres = _normalise(groups[rng.integers(0, len(groups), self.identities)] + spread)
 
     def chunks(self, n: int) -> Iterator[tuple[NDArray[np.int64], NDArray[np.float32]]]:
         for index, start in enumerate(range(0, n, CHUNK)):
