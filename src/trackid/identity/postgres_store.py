@@ -65,7 +65,6 @@ class PostgresGalleryStore(SqlGalleryStore):
         self.hnsw_m = hnsw_m
         self.hnsw_ef_construction = hnsw_ef_construction
         self._conn: psycopg.Connection[tuple[Any, ...]] | None = psycopg.connect(conninfo, autocommit=True)
-        self._depth = 0
         self._migrate()
 
     def close(self) -> None:
@@ -76,20 +75,9 @@ class PostgresGalleryStore(SqlGalleryStore):
     # -- SqlGalleryStore hooks ----------------------------------------------------------------------------------
 
     @contextmanager
-    def _transaction(self) -> Iterator[None]:
-        if self._depth:
-            self._depth += 1
-            try:
-                yield
-            finally:
-                self._depth -= 1
-            return
-        self._depth = 1
-        try:
-            with self._connection.transaction():
-                yield
-        finally:
-            self._depth = 0
+    def _outer_transaction(self) -> Iterator[None]:
+        with self._connection.transaction():
+            yield
 
     def _execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         self._connection.execute(_dialect(sql), tuple(params))

@@ -22,8 +22,8 @@ import math
 import os
 import time as _time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -313,6 +313,7 @@ class SqlGalleryStore(ABC):
         self.max_prototypes = max_prototypes
         self.merge_similarity = float(merge_similarity)
         self.schema_version = 0
+        self._depth = 0  # nesting of `_transaction`
 
     def __enter__(self) -> SqlGalleryStore:
         return self
@@ -715,9 +716,27 @@ class SqlGalleryStore(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One atomic unit, durable when it exits; nested uses join the outer one, so composite operations (a
+        correction that moves sightings and rebuilds prototypes) commit once."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        self._depth = 1
+        try:
+            with self._outer_transaction():
+                yield
+        finally:
+            self._depth = 0
+
     @abstractmethod
-    def _transaction(self) -> AbstractContextManager[None]:
-        """One atomic unit, durable when it exits; nested uses join the outer one."""
+    def _outer_transaction(self) -> AbstractContextManager[None]:
+        """The backend's real transaction: begin, then commit on success or roll back on error."""
 
     @abstractmethod
     def _execute(self, sql: str, params: Sequence[Any] = ()) -> None: ...
