@@ -12,7 +12,17 @@ from numpy.typing import NDArray
 from trackid.geometry import xyxy_to_xywh
 from trackid.types import Detections
 
-__all__ = ["nms_indices", "suppress"]
+__all__ = ["check_detection_limits", "nms_indices", "suppress"]
+
+
+def check_detection_limits(score_threshold: float, nms_threshold: float, max_detections: int) -> None:
+    """The score, NMS and count limits every network detector takes, checked with messages naming them."""
+    if not 0.0 <= score_threshold <= 1.0:
+        raise ValueError(f"score_threshold must be in [0, 1], got {score_threshold}")
+    if not 0.0 < nms_threshold <= 1.0:
+        raise ValueError(f"nms_threshold must be in (0, 1], got {nms_threshold}")
+    if max_detections < 1:
+        raise ValueError(f"max_detections must be positive, got {max_detections}")
 
 
 def nms_indices(

@@ -15,7 +15,7 @@ from numpy.typing import NDArray
 
 from trackid.artifacts import check_model_file
 from trackid.detect.base import register_detector
-from trackid.detect.nms import nms_indices
+from trackid.detect.nms import check_detection_limits, nms_indices
 from trackid.images import check_image
 from trackid.types import Detections
 
@@ -72,12 +72,7 @@ class OnnxYoloDetector:
         path = check_model_file(model_path, "ONNX model (model_path)")
         if output_format not in ("auto", "yolov8", "yolov5"):
             raise ValueError(f"output_format must be 'auto', 'yolov8' or 'yolov5', got {output_format!r}")
-        if not 0.0 <= score_threshold <= 1.0:
-            raise ValueError(f"score_threshold must be in [0, 1], got {score_threshold}")
-        if not 0.0 < nms_threshold <= 1.0:
-            raise ValueError(f"nms_threshold must be in (0, 1], got {nms_threshold}")
-        if max_detections < 1:
-            raise ValueError(f"max_detections must be positive, got {max_detections}")
+        check_detection_limits(score_threshold, nms_threshold, max_detections)
         options = ort.SessionOptions()
         if threads is not None:
             if threads < 1:

@@ -16,6 +16,7 @@ from numpy.typing import NDArray
 
 from trackid.artifacts import check_model_file, package_file
 from trackid.detect.base import register_detector
+from trackid.detect.nms import check_detection_limits
 from trackid.detect.ssd_graph import SsdConfig, cached_ssd_text_graph
 from trackid.images import check_image
 from trackid.types import Detections
@@ -62,12 +63,7 @@ class SsdLiteDetector:
         cache_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         width, height = _check_size(input_size)
-        if not 0.0 <= score_threshold <= 1.0:
-            raise ValueError(f"score_threshold must be in [0, 1], got {score_threshold}")
-        if not 0.0 < nms_threshold <= 1.0:
-            raise ValueError(f"nms_threshold must be in (0, 1], got {nms_threshold}")
-        if max_detections < 1:
-            raise ValueError(f"max_detections must be positive, got {max_detections}")
+        check_detection_limits(score_threshold, nms_threshold, max_detections)
         self.input_size = (width, height)
         self.score_threshold = float(score_threshold)
         pb = bundled_ssdlite_graph() if model_path is None else check_model_file(model_path, "SSD frozen graph")
