@@ -135,6 +135,11 @@ class HnswIndex:
     ef_search:
         Candidate list size while searching; the main recall/latency dial, changeable at any time via the
         attribute of the same name. Raising it raises recall and latency; it should be at least `k`.
+    dtype:
+        How the graph stores vectors: "bf16" (default) halves memory and distance cost against "f32" with no
+        measurable recall loss on unit vectors (100k clustered 512-d: recall@10 0.999 vs 1.000, half the build
+        time and latency; bench/gallery_scale.py); "f16" is the choice on CPUs without bf16 instructions; "i8" is
+        smaller still but loses recall (0.94 on the same data). Similarities are computed in this precision.
     threads:
         Threads for batch add/search (0 = all cores). Single-query lookups run on the caller's thread.
     rebuild_threads:
@@ -145,13 +150,17 @@ class HnswIndex:
         self,
         dim: int,
         *,
-        connectivity: int = 16,
-        ef_construction: int = 128,
+        connectivity: int = 32,
+        ef_construction: int = 200,
         ef_search: int = 64,
+        dtype: str = "bf16",
         threads: int = 0,
         rebuild_threads: int | None = None,
     ) -> None:
         self.dim = _check_positive(dim, "dim")
+        if dtype not in _DTYPES:
+            raise ValueError(f"dtype must be one of {_DTYPES}, got {dtype!r}")
+        self.dtype = dtype
         self.connectivity = _check_positive(connectivity, "connectivity")
         self.ef_construction = _check_positive(ef_construction, "ef_construction")
         self._ef_search = _check_positive(ef_search, "ef_search")
@@ -164,6 +173,16 @@ class HnswIndex:
         self._write_lock = threading.Lock()
         self._access = _ReadWriteLock()
         self._journal: list[tuple[str, NDArray[np.int64], NDArray[np.float32] | None]] | None = None
+        self._tombstones = 0
+
+    @property
+    def tombstones(self) -> int:
+        """Entries removed or overwritten since the graph was built: they still cost search time until a rebuild."""
+        return self._tombstones
+
+    @property
+    def rebuilding(self) -> bool:
+        return self._journal is not None
 
     @property
     def ef_search(self) -> int:
@@ -182,7 +201,7 @@ class HnswIndex:
         self._check_writable()
         with self._write_lock:
             with self._access.writing():
-                _upsert(self._index, new_keys, new_vectors, self.threads)
+                self._tombstones += _upsert(self._index, new_keys, new_vectors, self.threads)
             if self._journal is not None:
                 self._journal.append(("add", new_keys, new_vectors))
 
@@ -191,7 +210,7 @@ class HnswIndex:
         self._check_writable()
         with self._write_lock:
             with self._access.writing():
-                self._index.remove(gone.astype(np.uint64))
+                self._tombstones += int(self._index.remove(gone.astype(np.uint64)))
             if self._journal is not None:
                 self._journal.append(("remove", gone, None))
 
@@ -241,6 +260,7 @@ class HnswIndex:
             connectivity=loaded.connectivity,
             ef_construction=loaded.expansion_add,
             ef_search=ef_search,
+            dtype=str(loaded.dtype).rsplit(".", 1)[-1].lower(),
             threads=threads,
         )
         loaded.expansion_search = ef_search  # type: ignore[misc]  # usearch's setter follows its getter
@@ -280,15 +300,17 @@ class HnswIndex:
                     chunk = np.stack([np.asarray(rows[i]) for i in present]).astype(np.float32, copy=False)
                     fresh.add(keys[start : start + _REBUILD_CHUNK][present], chunk, threads=self.rebuild_threads)
             with self._write_lock:
+                tombstones = 0
                 for op, journal_keys, journal_vectors in self._journal or []:
                     if op == "add":
                         assert journal_vectors is not None
-                        _upsert(fresh, journal_keys, journal_vectors, self.rebuild_threads)
+                        tombstones += _upsert(fresh, journal_keys, journal_vectors, self.rebuild_threads)
                     else:
-                        fresh.remove(journal_keys.astype(np.uint64))
+                        tombstones += int(fresh.remove(journal_keys.astype(np.uint64)))
                 fresh.expansion_search = self._ef_search  # type: ignore[misc]  # usearch's setter follows its getter
                 self._index = fresh
                 self._read_only = False
+                self._tombstones = tombstones
         finally:
             with self._write_lock:
                 self._journal = None
@@ -297,7 +319,7 @@ class HnswIndex:
         return Index(
             ndim=self.dim,
             metric="cos",
-            dtype="f32",
+            dtype=self.dtype,
             connectivity=self.connectivity,
             expansion_add=self.ef_construction,
             expansion_search=self._ef_search,
@@ -307,6 +329,9 @@ class HnswIndex:
         if self._read_only:
             raise ValueError("index was loaded with view=True and is read-only; load it with view=False to write")
 
+
+_DTYPES = ("f32", "bf16", "f16", "i8")
+"""Scalar types usearch can store the graph's vectors in."""
 
 _REBUILD_CHUNK = 65_536
 """Vectors copied and inserted per step of a rebuild: bounds the extra memory and each read-lock section."""
@@ -363,12 +388,14 @@ class _ReadWriteLock:
                 self._cond.notify_all()
 
 
-def _upsert(index: Index, keys: NDArray[np.int64], vectors: NDArray[np.float32], threads: int) -> None:
+def _upsert(index: Index, keys: NDArray[np.int64], vectors: NDArray[np.float32], threads: int) -> int:
+    """Add or replace; returns how many existing entries were replaced (each leaves a tombstone)."""
     ukeys = keys.astype(np.uint64)
     present = np.asarray(index.contains(ukeys), dtype=bool)
     if present.any():
         index.remove(ukeys[present])
     index.add(ukeys, vectors, threads=threads)
+    return int(present.sum())
 
 
 def _check_batch(keys: Any, vectors: Any, dim: int) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
