@@ -45,10 +45,18 @@ class SqliteGalleryStore(SqlGalleryStore):
     index_kind:
         "hnsw" (approximate, scales to millions) or "exact" (brute force, exact, fine up to tens of thousands).
     index_params:
-        Passed to the index class (e.g. `ef_search` for HNSW: higher recall, slower search).
+        Passed to the index class (e.g. `ef_search` for HNSW: higher recall, slower search). A saved index file
+        built with other graph settings (connectivity, ef_construction, dtype) is rebuilt with these on open.
+    compact_after:
+        HNSW only: once the entries removed or replaced since the graph was built (prototype updates replace)
+        reach this fraction of the index size, the index is rebuilt in the background and swapped in; lookups
+        and writes continue meanwhile. Lower keeps searches on a cleaner graph, at more rebuild CPU.
     max_prototypes, merge_similarity:
         See `SqlGalleryStore`.
     """
+
+    COMPACT_MIN_TOMBSTONES = 1000
+    """Below this many tombstones a rebuild is not worth a thread: a small graph's search barely notices them."""
 
     def __init__(
         self,
@@ -56,12 +64,16 @@ class SqliteGalleryStore(SqlGalleryStore):
         *,
         index_kind: str = "hnsw",
         index_params: dict[str, Any] | None = None,
+        compact_after: float = 0.25,
         max_prototypes: int = 5,
         merge_similarity: float = 0.9,
     ) -> None:
         super().__init__(max_prototypes=max_prototypes, merge_similarity=merge_similarity)
         if index_kind not in ("hnsw", "exact"):
             raise ValueError(f"index_kind must be 'hnsw' or 'exact', got {index_kind!r}")
+        if not compact_after > 0:
+            raise ValueError(f"compact_after must be > 0, got {compact_after!r}")
+        self.compact_after = float(compact_after)
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.index_kind = index_kind
@@ -91,6 +103,21 @@ class SqliteGalleryStore(SqlGalleryStore):
             index.save(self._index_path(key))
             with self._transaction():
                 self._set_meta(f"index_seq:{key}", seq)
+
+    def compact(self, *, wait: bool = False) -> int:
+        """Start a background rebuild of every HNSW index that has tombstones; returns how many started.
+
+        Runs by itself after writes (see `compact_after`); call it to compact now, e.g. after a large deletion.
+        `wait=True` blocks until the rebuilds are swapped in.
+        """
+        threads = [
+            index.rebuild_in_background()
+            for index in self._indexes.values()
+            if isinstance(index, HnswIndex) and index.tombstones and not index.rebuilding
+        ]
+        for thread in threads if wait else ():
+            thread.join()
+        return len(threads)
 
     def index_path(self, model_id: str, model_version: str) -> Path:
         model = self._find_model(model_id, model_version)
@@ -136,11 +163,19 @@ class SqliteGalleryStore(SqlGalleryStore):
     ) -> list[tuple[int, int, float]]:
         if model.key not in self._indexes:  # registered by another process since this one opened
             self._indexes[model.key] = self._open_index(model)
-        keys, sims = self._indexes[model.key].search(query[None, :], fetch)
-        found = keys[0] >= 0
-        hit_keys, hit_sims = keys[0][found].tolist(), sims[0][found].tolist()
-        owners = self._prototype_owners(hit_keys)
-        return [(key, owners[key], sim) for key, sim in zip(hit_keys, hit_sims, strict=True) if key in owners]
+        keys, _ = self._indexes[model.key].search(query[None, :], fetch)
+        hit_keys = keys[0][keys[0] >= 0].tolist()
+        if not hit_keys:
+            return []
+        # The index finds the candidates; their similarities are recomputed from the float32 rows, so that what is
+        # calibrated and logged is exact whatever precision the index stores (bf16 by default).
+        marks = ", ".join("?" * len(hit_keys))
+        rows = self._fetchall(f"SELECT id, identity_id, vector FROM prototypes WHERE id IN ({marks})", hit_keys)
+        if not rows:
+            return []
+        sims = np.stack([self._decode_vector(r[2]) for r in rows]) @ query
+        order = np.argsort(-sims, kind="stable")
+        return [(int(rows[i][0]), int(rows[i][1]), float(sims[i])) for i in order]
 
     def _on_model_registered(self, model: ModelInfo) -> None:
         self._indexes[model.key] = make_index(self.index_kind, model.dim, **self.index_params)
@@ -192,7 +227,7 @@ class SqliteGalleryStore(SqlGalleryStore):
         if fresh:
             params = {k: v for k, v in self.index_params.items() if k in ("ef_search", "threads")}
             index: VectorIndex = HnswIndex.load(path, **params) if self.index_kind == "hnsw" else ExactIndex.load(path)
-            if index.dim == model.dim:
+            if index.dim == model.dim and self._same_build(index):
                 return index
         return self._rebuilt_index(model)
 
@@ -203,6 +238,18 @@ class SqliteGalleryStore(SqlGalleryStore):
             keys = np.array([r[0] for r in rows], dtype=np.int64)
             index.add(keys, np.stack([self._decode_vector(r[1]) for r in rows]))
         return index
+
+    def _same_build(self, index: VectorIndex) -> bool:
+        """Whether a loaded index was built with the graph settings this store is configured with."""
+        if not isinstance(index, HnswIndex):
+            return True
+        wanted = make_index(self.index_kind, index.dim, **self.index_params)
+        assert isinstance(wanted, HnswIndex)
+        return (index.connectivity, index.ef_construction, index.dtype) == (
+            wanted.connectivity,
+            wanted.ef_construction,
+            wanted.dtype,
+        )
 
     def _index_matches(self, model: ModelInfo, index: VectorIndex) -> bool:
         count = self._fetchall("SELECT count(*) FROM prototypes WHERE model_key = ?", (model.key,))[0][0]
@@ -233,13 +280,12 @@ class SqliteGalleryStore(SqlGalleryStore):
                 index.remove(np.array(gone, dtype=np.int64))
             if rows:
                 index.add(np.array([r[0] for r in rows], np.int64), np.stack([self._decode_vector(r[1]) for r in rows]))
-
-    def _prototype_owners(self, keys: list[int]) -> dict[int, int]:
-        if not keys:
-            return {}
-        marks = ", ".join("?" * len(keys))
-        rows = self._fetchall(f"SELECT id, identity_id FROM prototypes WHERE id IN ({marks})", keys)
-        return {int(r[0]): int(r[1]) for r in rows}
+            if (
+                isinstance(index, HnswIndex)
+                and not index.rebuilding
+                and index.tombstones >= max(self.compact_after * len(index), self.COMPACT_MIN_TOMBSTONES)
+            ):
+                index.rebuild_in_background()
 
     def _meta(self, key: str) -> int:
         rows = self._fetchall("SELECT value FROM meta WHERE key = ?", (key,))
