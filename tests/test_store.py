@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
+from trackid.identity.index import HnswIndex
 from trackid.identity.sqlite_store import SqliteGalleryStore
 from trackid.identity.store import GalleryStore, SimilarityRecord, SqlGalleryStore, make_store
 
@@ -319,8 +321,32 @@ def test_migrations_are_idempotent(open_store: OpenStore) -> None:
         again = open_store()
         assert again.schema_version == version >= 1
         assert [i.label for i in again.identities()] == ["kept"]
-        assert again._fetchall("SELECT version FROM schema_version ORDER BY version") == [(version,)]
+        versions = again._fetchall("SELECT version FROM schema_version ORDER BY version")
+        assert versions == [(v,) for v in range(1, version + 1)]
         again.close()
+
+
+def test_a_version_1_sqlite_store_upgrades_in_place(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import trackid.identity.sqlite_store as backend
+
+    path = tmp_path / "old.db"
+    with monkeypatch.context() as patch:
+        patch.setattr(backend, "MIGRATIONS", backend.MIGRATIONS[:1])
+        old = SqliteGalleryStore(path)
+        ident = old.create_identity(label="before")
+        old._execute("INSERT INTO models (model_id, model_version, dim) VALUES (?, ?, ?)", ("mnv2", "1", DIM))
+        old._execute(
+            "INSERT INTO sightings (identity_id, time, quality, model_key, vector) VALUES (?, 5.0, 1.0, 1, ?)",
+            (ident.id, old._encode_vector(unit(0))),
+        )
+        assert old.schema_version == 1
+        old._conn.close()
+    store = SqliteGalleryStore(path)
+    assert store.schema_version == len(backend.MIGRATIONS) >= 2
+    (sighting,) = store.sightings()
+    assert sighting.identity_id == ident.id and sighting.source is None
+    assert store.count_without_model("better", "2") == 1
+    store.close()
 
 
 def test_sqlite_index_file_is_rebuilt_when_missing_or_stale(tmp_path: Path) -> None:
@@ -352,3 +378,101 @@ def test_sqlite_index_file_is_rebuilt_when_missing_or_stale(tmp_path: Path) -> N
     assert store.check_integrity().repaired == ("index of model mnv2 1 rebuilt from the database",)
     assert store.search(unit(1), **M)[0][0].identity_id == other.id
     store.close()
+
+
+def test_sources_and_vectors_of_a_second_model(open_store: OpenStore) -> None:
+    store = open_store()
+    a, b = store.create_identity(), store.create_identity()
+    source = {"image": "cam1/0001.jpg", "box": [1.0, 2.0, 30.0, 60.0]}
+    s1 = store.add_sighting(unit(0), **M, time=1.0, identity_id=a.id, source=source)
+    s2 = store.add_sighting(unit(1), **M, time=2.0, identity_id=b.id)
+    s3 = store.add_sighting(unit(2), **M, time=3.0)  # unassigned
+    assert store.get_sighting(s1.id).source == source and s2.source is None
+    new = {"model_id": "better", "model_version": "2"}
+    assert store.count_without_model(**new) == 3
+    assert [s.id for s in store.sightings_without_model(**new, limit=2)] == [s1.id, s2.id]
+    assert [s.id for s in store.sightings_without_model(**new, after=s2.id)] == [s3.id]
+
+    v = np.eye(4, dtype=np.float32)
+    assert store.add_sighting_vectors([s1.id, s3.id], 3 * v[[0, 1]], **new) == 2
+    assert store.add_sighting_vectors([s1.id], v[[2]], **new) == 0  # kept, never duplicated
+    assert [s.id for s in store.sightings_without_model(**new)] == [s2.id]
+    assert store.count_without_model(**new) == 1 and store.sightings_without_model(**M) == []
+    got = store.vectors_of([s1.id, s2.id, s3.id], **new)
+    assert sorted(got) == [s1.id, s3.id]
+    np.testing.assert_allclose(got[s1.id], v[0])
+
+    # The new model's prototypes make `a` searchable in the new space; the unassigned sighting adds none ...
+    assert [h.identity_id for h in store.search(v[0], **new, k=5)[0]] == [a.id]
+    # ... until it is assigned, when all its vectors fold in; corrections rebuild every model's prototypes.
+    store.assign_sighting(s3.id, b.id)
+    assert store.search(v[1], **new, k=5)[0][0].identity_id == b.id
+    store.merge(b.id, a.id)
+    assert {h.identity_id for h in store.search(v[0], **new, k=5)[0]} == {b.id}
+    store.undo()
+    assert store.search(v[0], **new, k=5)[0][0].identity_id == a.id
+    assert store.check_integrity().ok
+    assert [s.id for s in store.sightings(b.id)] == [s2.id, s3.id]  # a second vector is not a second sighting
+    assert store.get_identity(b.id).sighting_count == 2
+
+
+def test_second_model_vectors_are_checked(open_store: OpenStore) -> None:
+    store = open_store()
+    s1 = store.add_sighting(unit(0), **M, time=1.0)
+    new = {"model_id": "better", "model_version": "2"}
+    store.add_sighting_vectors([s1.id], np.ones((1, 4)), **new)
+    with pytest.raises(KeyError, match="sighting_id 999"):
+        store.add_sighting_vectors([999], np.ones((1, 4)), **new)
+    with pytest.raises(ValueError, match=r"vectors\[0\] has dimension 3 but the model's vectors have dimension 4"):
+        store.add_sighting_vectors([s1.id], np.ones((1, 3)), model_id="better", model_version="2")
+    with pytest.raises(ValueError, match=r"vectors\[1\] contains NaN"):
+        s2 = store.add_sighting(unit(1), **M, time=2.0)
+        store.add_sighting_vectors([s1.id, s2.id], np.array([[1, 0, 0, 0], [np.nan, 0, 0, 0]]), **new)
+    with pytest.raises(ValueError, match=r"vectors must be \(2, dim\)"):
+        store.add_sighting_vectors([s1.id, 2], np.ones((1, 4)), **new)
+    with pytest.raises(ValueError, match="source must be a mapping"):
+        store.add_sighting(unit(0), **M, time=1.0, source="img.jpg")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="JSON-serialisable"):
+        store.add_sighting(unit(0), **M, time=1.0, source={"image": object()})
+    assert store.count_without_model(**new) == 1  # nothing partial was written by the failed batches
+
+
+def test_sqlite_compacts_the_index_in_the_background(tmp_path: Path) -> None:
+    store = SqliteGalleryStore(tmp_path / "g.db", compact_after=0.5, max_prototypes=1, merge_similarity=-1.0)
+    store.COMPACT_MIN_TOMBSTONES = 4  # type: ignore[misc]  # a small gallery for the test
+    ident = store.create_identity()
+    for t in range(3):  # each fold replaces the one prototype: one tombstone per write after the first
+        store.add_sighting(unit(0, 0.1, t), **M, time=float(t), identity_id=ident.id)
+    index = store._indexes[1]
+    assert isinstance(index, HnswIndex) and index.tombstones == 2
+    others = [store.create_identity() for _ in range(3)]
+    for i, other in enumerate(others):
+        store.add_sighting(unit(i + 1), **M, time=0.0, identity_id=other.id)
+    store.add_sighting(unit(0, 0.1, 7), **M, time=7.0, identity_id=ident.id)
+    store.add_sighting(unit(0, 0.1, 8), **M, time=8.0, identity_id=ident.id)  # 4 tombstones >= 0.5 * 4 entries
+    deadline = time.monotonic() + 10
+    while store._indexes[1].tombstones and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert store._indexes[1].tombstones == 0 and len(store._indexes[1]) == 4
+    assert store.search(unit(0), **M, k=1)[0][0].identity_id == ident.id
+    store.add_sighting(unit(0, 0.1, 9), **M, time=9.0, identity_id=ident.id)
+    assert store.compact(wait=True) == 1 and store._indexes[1].tombstones == 0
+    assert store.check_integrity().ok
+    store.close()
+
+
+def test_sqlite_rebuilds_an_index_file_built_with_other_settings(tmp_path: Path) -> None:
+    path = tmp_path / "g.db"
+    store = SqliteGalleryStore(path, index_params={"connectivity": 8, "dtype": "f32"})
+    ident = store.create_identity()
+    store.add_sighting(unit(0), **M, time=0.0, identity_id=ident.id)
+    store.close()
+    same = SqliteGalleryStore(path, index_params={"connectivity": 8, "dtype": "f32"})
+    loaded = same._indexes[1]
+    assert isinstance(loaded, HnswIndex) and (loaded.connectivity, loaded.dtype) == (8, "f32")
+    same.close()
+    changed = SqliteGalleryStore(path)  # defaults: connectivity 32, bf16
+    rebuilt = changed._indexes[1]
+    assert isinstance(rebuilt, HnswIndex) and (rebuilt.connectivity, rebuilt.dtype) == (32, "bf16")
+    assert changed.search(unit(0), **M)[0][0].identity_id == ident.id
+    changed.close()

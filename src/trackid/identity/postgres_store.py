@@ -126,7 +126,7 @@ class PostgresGalleryStore(SqlGalleryStore):
 
     def _backend_problems(self) -> list[str]:
         problems = []
-        for table in ("sightings", "prototypes"):
+        for table in ("sightings", "sighting_vectors", "prototypes"):
             bad = self._fetchall(
                 f"SELECT count(*) FROM {table} t JOIN models m ON m.id = t.model_key "
                 "WHERE vector_dims(t.vector) <> m.dim"

@@ -94,7 +94,11 @@ class Prototype:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Sighting:
-    """One observation with its appearance vector; `identity_id` None means not (yet) assigned."""
+    """One observation with its appearance vector; `identity_id` None means not (yet) assigned.
+
+    `vector` is the one of the model it was recorded with; `reembed` can add vectors of further models (see
+    `vectors_of`). `source` says where its pixels are (e.g. `{"image": path, "box": [x1, y1, x2, y2]}`).
+    """
 
     id: int
     identity_id: int | None
@@ -105,6 +109,7 @@ class Sighting:
     model_id: str
     model_version: str
     vector: NDArray[np.float32]
+    source: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,7 +201,22 @@ class GalleryStore(Protocol):
         site: str | None = None,
         camera: str | None = None,
         identity_id: int | None = None,
+        source: Mapping[str, Any] | None = None,
     ) -> Sighting: ...
+
+    def add_sighting_vectors(
+        self, sighting_ids: Sequence[int], vectors: ArrayLike, *, model_id: str, model_version: str
+    ) -> int: ...
+
+    def sightings_without_model(
+        self, model_id: str, model_version: str, *, after: int = 0, limit: int = 256
+    ) -> list[Sighting]: ...
+
+    def vectors_of(
+        self, sighting_ids: Sequence[int], *, model_id: str, model_version: str
+    ) -> dict[int, NDArray[np.float32]]: ...
+
+    def count_without_model(self, model_id: str, model_version: str) -> int: ...
 
     def get_sighting(self, sighting_id: int) -> Sighting: ...
 
@@ -388,26 +408,108 @@ class SqlGalleryStore(ABC):
         site: str | None = None,
         camera: str | None = None,
         identity_id: int | None = None,
+        source: Mapping[str, Any] | None = None,
     ) -> Sighting:
         """Store a sighting (registering its model on first use); with `identity_id`, assign it too.
 
-        The sighting is durable when this returns; its id is the acknowledgement.
+        The sighting is durable when this returns; its id is the acknowledgement. `source` (JSON-serialisable)
+        records where its pixels are, so that `reembed` can compute vectors of another model later.
         """
         when = _check_finite(time, "time")
         q = _check_quality(quality)
+        source_json = _source_json(source)
         with self._transaction():
             model = self._model_for_write(model_id, model_version, np.asarray(vector))
             unit = as_unit_vector(vector, model.dim)
             if identity_id is not None:
                 self._live_identity(identity_id, "identity_id")
             new_id = self._insert(
-                "INSERT INTO sightings (identity_id, time, site, camera, quality, model_key, vector) "
-                "VALUES (NULL, ?, ?, ?, ?, ?, ?) RETURNING id",
-                (when, site, camera, q, model.key, self._encode_vector(unit)),
+                "INSERT INTO sightings (identity_id, time, site, camera, quality, model_key, vector, source) "
+                "VALUES (NULL, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                (when, site, camera, q, model.key, self._encode_vector(unit), source_json),
             )
             if identity_id is not None:
                 self._assign(new_id, identity_id)
         return self.get_sighting(new_id)
+
+    def add_sighting_vectors(
+        self, sighting_ids: Sequence[int], vectors: ArrayLike, *, model_id: str, model_version: str
+    ) -> int:
+        """Record vectors of another model for existing sightings (what `reembed` writes), in one transaction.
+
+        Each is folded into its identity's prototypes of that model, so the identity becomes searchable with it.
+        A sighting that already has a vector of the model keeps it: re-running an interrupted `reembed` adds only
+        what is missing, never a duplicate. Returns how many vectors were added.
+        """
+        ids = [_as_id(s) for s in sighting_ids]
+        arr = np.asarray(vectors)
+        if arr.ndim != 2 or len(arr) != len(ids):
+            raise ValueError(f"vectors must be ({len(ids)}, dim) for {len(ids)} sighting_ids, got shape {arr.shape}")
+        if not ids:
+            return 0
+        added = 0
+        with self._transaction():
+            model = self._model_for_write(model_id, model_version, arr[0])
+            units = [as_unit_vector(v, model.dim, f"vectors[{i}]") for i, v in enumerate(arr)]
+            held = {i for i, _ in self._model_vectors(ids, model.key, len(ids))}
+            folds: dict[int, list[tuple[NDArray[np.float32], float]]] = {}
+            for sighting_id, unit in zip(ids, units, strict=True):
+                if sighting_id in held:
+                    continue
+                row = self._fetchone("SELECT identity_id, quality FROM sightings WHERE id = ?", (sighting_id,))
+                if row is None:
+                    raise KeyError(f"sighting_id {sighting_id} does not exist")
+                self._execute(
+                    "INSERT INTO sighting_vectors (sighting_id, model_key, vector) VALUES (?, ?, ?)",
+                    (sighting_id, model.key, self._encode_vector(unit)),
+                )
+                held.add(sighting_id)
+                added += 1
+                if row[0] is not None:
+                    folds.setdefault(int(row[0]), []).append((unit, float(row[1])))
+            for identity_id, observations in folds.items():
+                self._fold_into_prototypes(identity_id, model.key, observations)
+        return added
+
+    def sightings_without_model(
+        self, model_id: str, model_version: str, *, after: int = 0, limit: int = 256
+    ) -> list[Sighting]:
+        """Up to `limit` sightings with id > `after` that have no vector of this model yet, in id order (a
+        `reembed` pages through them; what it has written drops out, so a restart resumes)."""
+        model = self._find_model(model_id, model_version)
+        if model is None:
+            return self._sighting_rows("s.id > ?", (int(after),), order="s.id", limit=limit)
+        return self._sighting_rows(
+            "s.id > ? AND s.model_key <> ? AND NOT EXISTS "
+            "(SELECT 1 FROM sighting_vectors v WHERE v.sighting_id = s.id AND v.model_key = ?)",
+            (int(after), model.key, model.key),
+            order="s.id",
+            limit=limit,
+        )
+
+    def count_without_model(self, model_id: str, model_version: str) -> int:
+        """How many sightings `sightings_without_model` would still page through (for progress bars)."""
+        model = self._find_model(model_id, model_version)
+        if model is None:
+            return int(self._fetchall("SELECT count(*) FROM sightings")[0][0])
+        return int(
+            self._fetchall(
+                "SELECT count(*) FROM sightings s WHERE s.model_key <> ? AND NOT EXISTS "
+                "(SELECT 1 FROM sighting_vectors v WHERE v.sighting_id = s.id AND v.model_key = ?)",
+                (model.key, model.key),
+            )[0][0]
+        )
+
+    def vectors_of(
+        self, sighting_ids: Sequence[int], *, model_id: str, model_version: str
+    ) -> dict[int, NDArray[np.float32]]:
+        """The given sightings' vectors of one model (recorded with it or added by `reembed`); missing ones are
+        absent from the result."""
+        model = self._find_model(model_id, model_version)
+        if model is None:
+            return {}
+        ids = [_as_id(s) for s in sighting_ids]
+        return dict(self._model_vectors(ids, model.key, len(ids)))
 
     def get_sighting(self, sighting_id: int) -> Sighting:
         rows = self._sighting_rows("s.id = ?", (_as_id(sighting_id),))
@@ -705,7 +807,9 @@ class SqlGalleryStore(ABC):
         problems += [f"identity {r[0]}: {r[2]} prototypes of model {r[1]} > {self.max_prototypes}" for r in crowded]
         orphans = self._fetchall(
             "SELECT count(*) FROM prototypes p WHERE NOT EXISTS "
-            "(SELECT 1 FROM sightings s WHERE s.identity_id = p.identity_id AND s.model_key = p.model_key)"
+            "(SELECT 1 FROM sightings s WHERE s.identity_id = p.identity_id AND s.model_key = p.model_key) "
+            "AND NOT EXISTS (SELECT 1 FROM sighting_vectors v JOIN sightings s ON s.id = v.sighting_id "
+            "WHERE s.identity_id = p.identity_id AND v.model_key = p.model_key)"
         )
         if orphans[0][0]:
             problems.append(f"{orphans[0][0]} prototypes belong to no sighting of their identity and model")
@@ -823,12 +927,17 @@ class SqlGalleryStore(ABC):
         rows = self._fetchall(sql + (" LIMIT ?" if limit else ""), (identity_id, limit) if limit else (identity_id,))
         return [int(r[0]) for r in rows]
 
-    def _sighting_rows(self, where: str, params: Sequence[Any]) -> list[Sighting]:
-        rows = self._fetchall(
-            "SELECT s.id, s.identity_id, s.time, s.site, s.camera, s.quality, m.model_id, m.model_version, s.vector "
-            f"FROM sightings s JOIN models m ON m.id = s.model_key WHERE {where} ORDER BY s.time, s.id",
-            params,
+    def _sighting_rows(
+        self, where: str, params: Sequence[Any], *, order: str = "s.time, s.id", limit: int | None = None
+    ) -> list[Sighting]:
+        sql = (
+            "SELECT s.id, s.identity_id, s.time, s.site, s.camera, s.quality, m.model_id, m.model_version, s.vector, "
+            f"s.source FROM sightings s JOIN models m ON m.id = s.model_key WHERE {where} ORDER BY {order}"
         )
+        if limit is not None:
+            sql += " LIMIT ?"
+            params = (*params, int(limit))
+        rows = self._fetchall(sql, params)
         return [
             Sighting(
                 int(r[0]),
@@ -840,6 +949,7 @@ class SqlGalleryStore(ABC):
                 r[6],
                 r[7],
                 self._decode_vector(r[8]),
+                None if r[9] is None else json.loads(r[9]),
             )
             for r in rows
         ]
@@ -848,11 +958,16 @@ class SqlGalleryStore(ABC):
         self._executemany("UPDATE sightings SET identity_id = ? WHERE id = ?", [(identity_id, s) for s in sighting_ids])
 
     def _assign(self, sighting_id: int, identity_id: int) -> None:
-        """Point the sighting at the identity and fold it into that identity's prototypes of its model."""
+        """Point the sighting at the identity and fold each of its vectors into that identity's prototypes."""
         self._execute("UPDATE sightings SET identity_id = ? WHERE id = ?", (identity_id, sighting_id))
-        row = self._fetchone("SELECT model_key, vector, quality, time FROM sightings WHERE id = ?", (sighting_id,))
-        assert row is not None
-        self._fold_into_prototypes(identity_id, int(row[0]), [(self._decode_vector(row[1]), float(row[2]))])
+        rows = self._fetchall(
+            "SELECT model_key, vector, quality FROM sightings WHERE id = ? UNION ALL "
+            "SELECT v.model_key, v.vector, s.quality FROM sighting_vectors v JOIN sightings s ON s.id = v.sighting_id "
+            "WHERE v.sighting_id = ?",
+            (sighting_id, sighting_id),
+        )
+        for r in rows:
+            self._fold_into_prototypes(identity_id, int(r[0]), [(self._decode_vector(r[1]), float(r[2]))])
         self._refresh_identity(identity_id)
 
     def _rebuild_prototypes(self, identity_id: int) -> None:
@@ -862,7 +977,10 @@ class SqlGalleryStore(ABC):
         for model_key in sorted({int(r[1]) for r in old}):
             self._on_prototypes_changed(model_key, [], [int(r[0]) for r in old if int(r[1]) == model_key])
         rows = self._fetchall(
-            "SELECT model_key, vector, quality FROM sightings WHERE identity_id = ? ORDER BY time, id", (identity_id,)
+            "SELECT model_key, vector, quality, time, id FROM sightings WHERE identity_id = ? UNION ALL "
+            "SELECT v.model_key, v.vector, s.quality, s.time, s.id FROM sighting_vectors v "
+            "JOIN sightings s ON s.id = v.sighting_id WHERE s.identity_id = ? ORDER BY 4, 5",
+            (identity_id, identity_id),
         )
         by_model: dict[int, list[tuple[NDArray[np.float32], float]]] = {}
         for r in rows:
@@ -961,8 +1079,10 @@ class SqlGalleryStore(ABC):
             chunk = list(sighting_ids[start : start + 500])
             marks = ", ".join("?" * len(chunk))
             rows = self._fetchall(
-                f"SELECT id, vector FROM sightings WHERE model_key = ? AND id IN ({marks}) ORDER BY id",
-                [model_key, *chunk],
+                f"SELECT id, vector FROM sightings WHERE model_key = ? AND id IN ({marks}) UNION ALL "
+                f"SELECT sighting_id, vector FROM sighting_vectors WHERE model_key = ? AND sighting_id IN ({marks}) "
+                "ORDER BY 1",
+                [model_key, *chunk, model_key, *chunk],
             )
             out += [(int(r[0]), self._decode_vector(r[1])) for r in rows]
             if len(out) >= limit:
@@ -1094,6 +1214,17 @@ def _attributes_json(attributes: Mapping[str, Any] | None) -> str:
         return json.dumps(attrs, sort_keys=True, allow_nan=False)
     except (TypeError, ValueError) as err:
         raise ValueError(f"attributes must be JSON-serialisable: {err}") from None
+
+
+def _source_json(source: Mapping[str, Any] | None) -> str | None:
+    if source is None:
+        return None
+    if not isinstance(source, Mapping):
+        raise ValueError(f"source must be a mapping (e.g. {{'image': path, 'box': [x1, y1, x2, y2]}}), got {source!r}")
+    try:
+        return json.dumps(dict(source), sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"source must be JSON-serialisable: {exc}") from None
 
 
 def _as_id(value: Any) -> int:

@@ -44,4 +44,15 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX similarity_log_by_time ON similarity_log (time)",
         ),
     ),
+    Migration(
+        2,
+        "sighting sources and vectors of further models",
+        (
+            "ALTER TABLE sightings ADD COLUMN source TEXT",
+            "CREATE TABLE sighting_vectors (sighting_id BIGINT NOT NULL REFERENCES sightings(id), "
+            "model_key BIGINT NOT NULL REFERENCES models(id), vector vector NOT NULL, "
+            "PRIMARY KEY (sighting_id, model_key))",
+            "CREATE INDEX sighting_vectors_by_model ON sighting_vectors (model_key, sighting_id)",
+        ),
+    ),
 )

@@ -38,4 +38,17 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
         ),
     ),
+    Migration(
+        2,
+        "sighting sources and vectors of further models",
+        (
+            # Where the sighting's pixels are (JSON: image path, box): what `reembed` reads with a new model.
+            "ALTER TABLE sightings ADD COLUMN source TEXT",
+            # A sighting's vectors from models other than the one it was recorded with (written by `reembed`).
+            "CREATE TABLE sighting_vectors (sighting_id INTEGER NOT NULL REFERENCES sightings(id), "
+            "model_key INTEGER NOT NULL REFERENCES models(id), vector BLOB NOT NULL, "
+            "PRIMARY KEY (sighting_id, model_key))",
+            "CREATE INDEX sighting_vectors_by_model ON sighting_vectors (model_key, sighting_id)",
+        ),
+    ),
 )
