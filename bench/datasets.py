@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import cv2
 import numpy as np
 from numpy.typing import NDArray
 
 from report import REPO
+from trackid.images import read_image
 
 DATA = REPO.parent / "shared" / "data"
 
-__all__ = ["DATA", "load_viper", "read_image"]
+__all__ = ["DATA", "load_viper"]
 
 
 def load_viper() -> tuple[list[NDArray[np.uint8]], list[NDArray[np.uint8]]]:
@@ -23,9 +21,3 @@ def load_viper() -> tuple[list[NDArray[np.uint8]], list[NDArray[np.uint8]]]:
         raise SystemExit(f"VIPeR not found at {folder}")
     return [read_image(folder / f"{i}0001.png") for i in ids], [read_image(folder / f"{i}0002.png") for i in ids]
 
-
-def read_image(path: Path) -> NDArray[np.uint8]:
-    image = cv2.imread(str(path))
-    if image is None:
-        raise SystemExit(f"cannot read {path}")
-    return np.asarray(image, np.uint8)

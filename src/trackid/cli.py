@@ -323,6 +323,44 @@ def gallery_reprocess(
         _console().print(Text(", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in counts.items()), style="bold"))
 
 
+@gallery_app.command("reembed")
+def gallery_reembed(
+    store: StoreOption,
+    model: Annotated[
+        str, typer.Option("--model", "-m", help="Embedder to re-embed with (a registered name, e.g. mobilenetv2).")
+    ],
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", "-p", help="Embedder parameter key=value (JSON values); repeatable."),
+    ] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Crops embedded and committed at once.")] = 64,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue an interrupted run (each batch is committed as it is done).")
+    ] = True,
+) -> None:
+    """Give every sighting a vector of another embedding model, read from the image its source names."""
+    from trackid.embed import make_embedder
+    from trackid.identity.reembed import reembed
+    from trackid.identity.store import make_store
+
+    del resume  # always resumable: sightings that have the new model's vector are not visited again
+    with _user_errors(ValueError, KeyError):
+        embedder = make_embedder(model, **parse_params(param or []))
+        with make_store(store) as gallery_store:
+            todo = gallery_store.count_without_model(embedder.model_id, embedder.version)
+            with _progress("sightings") as bar:
+                task = bar.add_task(f"reembed {embedder.model_id} {embedder.version}", total=todo)
+                report = reembed(
+                    gallery_store, embedder, batch_size=batch_size, progress=lambda n: bar.advance(task, n)
+                )
+        console = _console()
+        console.print(Text(f"added {report.added} vectors of {embedder.model_id} {embedder.version}", style="bold"))
+        for reason, count in report.skipped.most_common():
+            console.print(Text(f"skipped {count}: {reason}", style="yellow"), soft_wrap=True)
+        for line in report.examples:
+            console.print(Text(f"  {line}"), soft_wrap=True)
+
+
 def parse_params(items: Sequence[str]) -> dict[str, Any]:
     """Parse `key=value` pairs; values are JSON (numbers, true/false, lists), else taken as plain strings."""
     params: dict[str, Any] = {}
@@ -399,20 +437,24 @@ def _run_tracker(
     return track_sequence(make_tracker(name, info.frame_rate, **params), frames, on_frame)
 
 
-class _FrameRate(ProgressColumn):
-    """Frames per second over the run so far."""
+class _Rate(ProgressColumn):
+    """Items (frames, sightings) per second over the run so far."""
+
+    def __init__(self, unit: str) -> None:
+        super().__init__()
+        self.unit = unit
 
     def render(self, task: Task) -> Text:
         speed = task.finished_speed or task.speed
-        return Text("-- frames/s" if speed is None else f"{speed:,.0f} frames/s", style="cyan")
+        return Text(f"-- {self.unit}/s" if speed is None else f"{speed:,.0f} {self.unit}/s", style="cyan")
 
 
-def _progress() -> Progress:
+def _progress(unit: str = "frames") -> Progress:
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        _FrameRate(),
+        _Rate(unit),
         TimeElapsedColumn(),
         console=Console(stderr=True),
         transient=False,

@@ -2,10 +2,30 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
+import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["check_image"]
+__all__ = ["check_image", "read_image"]
+
+
+def read_image(path: str | os.PathLike[str]) -> NDArray[np.uint8]:
+    """Decode an image file to BGR uint8; ValueError naming the file and the fault (missing, empty, undecodable).
+
+    OpenCV's `imread` returns None for all three without saying which; callers that skip bad files need the reason.
+    """
+    file = Path(path)
+    if not file.is_file():
+        raise ValueError(f"{file}: image file not found")
+    if file.stat().st_size == 0:
+        raise ValueError(f"{file}: zero-byte file")
+    image = cv2.imread(str(file), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError(f"{file}: not a decodable image (corrupt, truncated or an unsupported format)")
+    return np.asarray(image, np.uint8)
 
 
 def check_image(image: object, name: str = "image") -> NDArray[np.uint8]:
