@@ -82,3 +82,19 @@ def test_profiles_are_not_mutated_by_overrides() -> None:
     before = repr(PROFILES)
     load_config(profile="high_accuracy", overrides=["detector.params.input_size=512"], environ={})
     assert repr(PROFILES) == before
+
+
+def test_gallery_section_layers_and_opens_its_store(tmp_path: Path) -> None:
+    path = _file(tmp_path, f"gallery:\n  store: {tmp_path / 'g.db'}\n  log_retention:\n    max_rows: 100\n")
+    env = {"TRACKID_GALLERY__LOG_RETENTION__MAX_AGE_DAYS": "30"}
+    config, _ = load_config(path, overrides=["gallery.index.ef_search=128"], environ=env)
+    retention = config.gallery.log_retention
+    assert (retention.max_rows, retention.max_age_days) == (100, 30.0)
+    store = config.gallery.open_store()
+    try:
+        assert store.index_params == {"connectivity": 32, "ef_construction": 200, "ef_search": 128, "dtype": "bf16"}
+        assert store.max_prototypes == 5
+    finally:
+        store.close()
+    with pytest.raises(ConfigError, match=r"gallery\.index\.dtype"):
+        load_config(overrides=["gallery.index.dtype=f64"], environ={})

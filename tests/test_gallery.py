@@ -9,6 +9,7 @@ import pytest
 
 from trackid.identity.calibration import MatchCalibrator
 from trackid.identity.gallery import Gallery
+from trackid.identity.settings import LogRetention
 from trackid.identity.store import make_store
 
 DIM = 32
@@ -110,6 +111,39 @@ def test_corrections_refit_the_calibration(tmp_path: Path, calibrator: MatchCali
     gallery.store.close()
 
 
+def test_log_retention_prunes_as_the_gallery_logs(tmp_path: Path, calibrator: MatchCalibrator) -> None:
+    retention = LogRetention(max_age_days=None, max_rows=5, prune_every=4)
+    gallery = _gallery(tmp_path / "g.db", calibrator, log_retention=retention)
+    people = _people(3, seed=4)
+    for t in range(4):  # 3 decisions logged per call: pruned after the 2nd (6 >= 4) and the 4th call
+        gallery.identify(_views(people, 0.4, t), time=float(t))
+    log = gallery.store.similarity_log()
+    assert len(log) == 5 and [rec.query for rec in log] == list(range(8, 13))
+    keep_all = _gallery(tmp_path / "g2.db", calibrator)  # no retention: nothing is dropped
+    for t in range(4):
+        keep_all.identify(_views(people, 0.4, t), time=float(t))
+    assert len(keep_all.store.similarity_log()) == 12
+    gallery.store.close()
+    keep_all.store.close()
+
+
+def test_reprocess_uses_the_vectors_reembed_added(tmp_path: Path, calibrator: MatchCalibrator) -> None:
+    people = _people(4, seed=12)
+    store = make_store(tmp_path / "g.db", index_kind="exact")
+    old = {"model_id": "old", "model_version": "0"}
+    known = [store.create_identity().id for _ in people]
+    for identity_id, view in zip(known, _views(people, 0.4, 1), strict=True):  # known people, in both models
+        sighting = store.add_sighting(np.ones(3), **old, time=1.0, identity_id=identity_id)
+        store.add_sighting_vectors([sighting.id], view[None], **MODEL)
+    later = [store.add_sighting(np.ones(3), **old, time=2.0).id for _ in people]  # unassigned, old model only
+    store.add_sighting_vectors(later, _views(people, 0.4, 2), **MODEL)
+    gallery = Gallery(store, calibrator=calibrator, threshold=calibrator.threshold_for_false_match_rate(0.01), **MODEL)
+    counts = gallery.reprocess_unassigned()
+    assert counts["reprocessed"] == 4 and counts["assigned"] >= 3
+    assert all(store.get_sighting(s).identity_id in (k, None) for s, k in zip(later, known, strict=True))
+    store.close()
+
+
 def test_bad_arguments_are_named(tmp_path: Path, calibrator: MatchCalibrator) -> None:
     store = make_store(tmp_path / "g.db", index_kind="exact")
     with pytest.raises(ValueError, match="threshold"):
@@ -117,6 +151,8 @@ def test_bad_arguments_are_named(tmp_path: Path, calibrator: MatchCalibrator) ->
     gallery = Gallery(store, calibrator=calibrator, threshold=0.5, **MODEL)
     with pytest.raises(ValueError, match="quality"):
         gallery.identify(_views(_people(2), 0.1, 1), time=1.0, quality=[1.0])
+    with pytest.raises(ValueError, match="sources has 1 entries for 2 vectors"):
+        gallery.identify(_views(_people(2), 0.1, 1), time=1.0, sources=[{"image": "a.jpg"}])
     store.close()
 
 

@@ -1,4 +1,4 @@
-"""One typed configuration tree for a video run, with profiles and a fixed precedence.
+"""One typed configuration tree for a run (video or gallery), with profiles and a fixed precedence.
 
 Precedence, highest first: command-line `--set key=value` > environment (`TRACKID_SECTION__KEY=value`) > profile
 (`--profile`, else `TRACKID_PROFILE`, else the file's `profile:` key) > YAML config file > defaults. Layers are
@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from trackid.identity.settings import GalleryConfig
 from trackid.track.tracker import TrackerConfig
 
 __all__ = ["PROFILES", "ConfigError", "DetectorConfig", "EmbedderConfig", "RunConfig", "load_config"]
@@ -49,7 +50,7 @@ class EmbedderConfig(BaseModel):
 
 
 class RunConfig(BaseModel):
-    """Everything a video run needs besides its input."""
+    """Everything a run needs besides its input."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -63,6 +64,7 @@ class RunConfig(BaseModel):
         None, gt=0, description="Override the container's frame rate (time-based tracker parameters use it)."
     )
     write_video: bool = Field(True, description="Write the annotated video (costs ~10% of a fast run).")
+    gallery: GalleryConfig = Field(default_factory=GalleryConfig)
 
 
 # SSDLite's scores run lower than the FRCNN detections the tracker's defaults were tuned on, so its profiles lower

@@ -9,7 +9,7 @@ driven by a risk policy (a probability threshold chosen for a target false-match
 from __future__ import annotations
 
 import time as clock
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +18,7 @@ from numpy.typing import ArrayLike
 
 from trackid.identity.calibration import MatchCalibrator
 from trackid.identity.matching import Match, match_queries
+from trackid.identity.settings import LogRetention
 from trackid.identity.store import GalleryStore, SimilarityRecord
 
 __all__ = ["Gallery", "Recognition"]
@@ -45,6 +46,8 @@ class Gallery:
         k: candidates per query. More lets the joint assignment resolve competing queries, at search cost.
         create_new: a query below the threshold starts a new identity (True) or stays unassigned for review or a
             later `reprocess_unassigned` (False).
+        log_retention: how long the similarity log keeps records; this gallery prunes it every
+            `log_retention.prune_every` logged decisions. None never prunes.
     """
 
     def __init__(
@@ -57,6 +60,7 @@ class Gallery:
         threshold: float,
         k: int = 5,
         create_new: bool = True,
+        log_retention: LogRetention | None = None,
     ) -> None:
         if not 0.0 < threshold <= 1.0:
             raise ValueError(f"threshold must be a probability in (0, 1], got {threshold}")
@@ -68,6 +72,8 @@ class Gallery:
         self.threshold = float(threshold)
         self.k = k
         self.create_new = create_new
+        self.log_retention = log_retention
+        self._logged_since_prune = 0
 
     def identify(
         self,
@@ -79,10 +85,12 @@ class Gallery:
         camera: str | None = None,
         since: float | None = None,
         attributes: Mapping[str, Any] | None = None,
+        sources: Sequence[Mapping[str, Any] | None] | None = None,
     ) -> list[Recognition]:
         """Decide a batch of queries seen together, store them as sightings, log the comparisons.
 
         `since` limits candidates to identities seen after that time; `site` and `attributes` gate candidates too.
+        `sources` (one per query, e.g. `{"image": path, "box": [x1, y1, x2, y2]}`) let `reembed` revisit the pixels.
         """
         queries = np.asarray(vectors, np.float32)
         if queries.ndim != 2:
@@ -91,9 +99,12 @@ class Gallery:
         qualities = np.ones(len(queries)) if quality is None else np.asarray(quality, np.float64)
         if len(qualities) != len(queries):
             raise ValueError(f"quality has {len(qualities)} values for {len(queries)} vectors")
+        where = [None] * len(queries) if sources is None else list(sources)
+        if len(where) != len(queries):
+            raise ValueError(f"sources has {len(where)} entries for {len(queries)} vectors")
         matches = self._decide(queries, qualities, since=since, site=site, attributes=attributes)
         out = []
-        for match, vector, q in zip(matches, queries, qualities, strict=True):
+        for match, vector, q, source in zip(matches, queries, qualities, where, strict=True):
             identity_id = self._identity_for(match, site)
             sighting = self.store.add_sighting(
                 vector,
@@ -104,6 +115,7 @@ class Gallery:
                 site=site,
                 camera=camera,
                 identity_id=identity_id,
+                source=source,
             )
             out.append(Recognition(match, sighting.id, identity_id))
         self._log(out)
@@ -112,16 +124,21 @@ class Gallery:
     def reprocess_unassigned(self) -> dict[str, int]:
         """Re-decide every unassigned sighting with the current calibrator and threshold (e.g. after tuning).
 
-        Each assignment is committed on its own, so an interrupted run resumes where it stopped when started again:
-        what it already assigned is no longer unassigned.
+        Sightings are compared by their vector of this gallery's model, whether recorded with it or added by
+        `reembed`; those without one are left alone. Each assignment is committed on its own, so an interrupted run
+        resumes where it stopped when started again: what it already assigned is no longer unassigned.
         """
         counts = {"reprocessed": 0, "assigned": 0, "still_unassigned": 0}
         if not self._registered():
             return counts
-        for sighting in self.store.sightings(unassigned=True):
-            if (sighting.model_id, sighting.model_version) != (self.model_id, self.model_version):
+        pending = self.store.sightings(unassigned=True)
+        vectors = self.store.vectors_of(
+            [s.id for s in pending], model_id=self.model_id, model_version=self.model_version
+        )
+        for sighting in pending:
+            if sighting.id not in vectors:
                 continue
-            match = self._decide(sighting.vector[None], np.array([sighting.quality]))[0]
+            match = self._decide(vectors[sighting.id][None], np.array([sighting.quality]))[0]
             counts["reprocessed"] += 1
             identity_id = _matched_identity(match)
             if identity_id is not None:
@@ -210,6 +227,13 @@ class Gallery:
                 for r in recognitions
             ]
         )
+        retention = self.log_retention
+        if retention is None:
+            return
+        self._logged_since_prune += len(recognitions)
+        if self._logged_since_prune >= retention.prune_every:
+            self._logged_since_prune = 0
+            self.store.prune_similarity_log(max_age_days=retention.max_age_days, max_rows=retention.max_rows)
 
 
 def _matched_identity(match: Match) -> int | None:
