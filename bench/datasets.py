@@ -20,4 +20,3 @@ def load_viper() -> tuple[list[NDArray[np.uint8]], list[NDArray[np.uint8]]]:
     if not ids:
         raise SystemExit(f"VIPeR not found at {folder}")
     return [read_image(folder / f"{i}0001.png") for i in ids], [read_image(folder / f"{i}0002.png") for i in ids]
-

@@ -173,7 +173,8 @@ class SqliteGalleryStore(SqlGalleryStore):
         rows = self._fetchall(f"SELECT id, identity_id, vector FROM prototypes WHERE id IN ({marks})", hit_keys)
         if not rows:
             return []
-        sims = np.stack([self._decode_vector(r[2]) for r in rows]) @ query
+        vectors = np.frombuffer(b"".join(r[2] for r in rows), dtype="<f4").reshape(len(rows), -1)
+        sims = vectors.astype(np.float32, copy=False) @ query
         order = np.argsort(-sims, kind="stable")
         return [(int(rows[i][0]), int(rows[i][1]), float(sims[i])) for i in order]
 

@@ -334,6 +334,7 @@ class SqlGalleryStore(ABC):
         self.merge_similarity = float(merge_similarity)
         self.schema_version = 0
         self._depth = 0  # nesting of `_transaction`
+        self._models: dict[tuple[str, str], ModelInfo] = {}
 
     def __enter__(self) -> SqlGalleryStore:
         return self
@@ -893,11 +894,20 @@ class SqlGalleryStore(ABC):
         return int(row[0])
 
     def _find_model(self, model_id: str, model_version: str) -> ModelInfo | None:
+        # Model rows are never changed or deleted, so a found one is cached (every search looks its model up).
+        known = self._models.get((model_id, model_version))
+        if known is not None:
+            return known
         row = self._fetchone(
             "SELECT id, model_id, model_version, dim FROM models WHERE model_id = ? AND model_version = ?",
             (model_id, model_version),
         )
-        return None if row is None else ModelInfo(int(row[0]), row[1], row[2], int(row[3]))
+        if row is None:
+            return None
+        model = ModelInfo(int(row[0]), row[1], row[2], int(row[3]))
+        if self._depth == 0:  # inside a transaction the row may still be rolled back
+            self._models[(model_id, model_version)] = model
+        return model
 
     def _model_for_write(self, model_id: str, model_version: str, vector: NDArray[Any]) -> ModelInfo:
         model = self._find_model(model_id, model_version)
@@ -1056,7 +1066,9 @@ class SqlGalleryStore(ABC):
         if not ids:
             return set()
         marks = ", ".join("?" * len(ids))
-        sql = f"SELECT i.id, i.attributes FROM identities i WHERE i.deleted = 0 AND i.id IN ({marks})"
+        # attributes are only read (and parsed) when there are gates: this runs on every search
+        columns = "i.id, i.attributes" if gates else "i.id, NULL"
+        sql = f"SELECT {columns} FROM identities i WHERE i.deleted = 0 AND i.id IN ({marks})"
         params: list[Any] = sorted(ids)
         if window is not None:
             sql += " AND EXISTS (SELECT 1 FROM sightings s WHERE s.identity_id = i.id AND s.time >= ? AND s.time <= ?)"
@@ -1064,8 +1076,11 @@ class SqlGalleryStore(ABC):
         if site is not None:
             sql += " AND (i.site = ? OR EXISTS (SELECT 1 FROM sightings s WHERE s.identity_id = i.id AND s.site = ?))"
             params += [site, site]
+        rows = self._fetchall(sql, params)
+        if not gates:
+            return {int(r[0]) for r in rows}
         passing = set()
-        for identity_id, attrs in self._fetchall(sql, params):
+        for identity_id, attrs in rows:
             known = _load_attributes(attrs)
             if all(key not in known or known[key] == value for key, value in gates.items()):
                 passing.add(int(identity_id))
