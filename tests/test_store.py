@@ -476,3 +476,26 @@ def test_sqlite_rebuilds_an_index_file_built_with_other_settings(tmp_path: Path)
     assert isinstance(rebuilt, HnswIndex) and (rebuilt.connectivity, rebuilt.dtype) == (32, "bf16")
     assert changed.search(unit(0), **M)[0][0].identity_id == ident.id
     changed.close()
+
+
+def test_source_keys_make_writes_idempotent_and_transactions_group_writes(open_store: OpenStore) -> None:
+    store = open_store()
+    first = store.add_sighting(unit(0), **M, time=1.0, source_key="photo:abc#0")
+    assert first.source_key == "photo:abc#0" and store.get_sighting(first.id).source_key == "photo:abc#0"
+    with pytest.raises(ValueError, match="source_key 'photo:abc#0' is already stored"):
+        store.add_sighting(unit(1), **M, time=2.0, source_key="photo:abc#0")
+    with pytest.raises(ValueError, match="source_key must be a non-empty string"):
+        store.add_sighting(unit(1), **M, time=2.0, source_key="")
+    assert store.stored_source_keys(["photo:abc#0", "photo:def#0"]) == {"photo:abc#0"}
+
+    with pytest.raises(RuntimeError, match="interrupted"), store.transaction():  # all or nothing
+        ident = store.create_identity(label="half-written")
+        store.add_sighting(unit(2), **M, time=3.0, identity_id=ident.id, source_key="photo:def#0")
+        raise RuntimeError("interrupted")
+    assert store.stored_source_keys(["photo:def#0"]) == set()
+    assert [i.label for i in store.identities()] == [] and len(store.sightings()) == 1
+    with store.transaction():
+        ident = store.create_identity(label="whole")
+        store.add_sighting(unit(2), **M, time=3.0, identity_id=ident.id, source_key="photo:def#0")
+    assert store.stored_source_keys(["photo:def#0"]) == {"photo:def#0"}
+    assert store.search(unit(2), **M, k=1)[0][0].identity_id == ident.id

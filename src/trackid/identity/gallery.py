@@ -9,7 +9,7 @@ driven by a risk policy (a probability threshold chosen for a target false-match
 from __future__ import annotations
 
 import time as clock
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,11 +86,14 @@ class Gallery:
         since: float | None = None,
         attributes: Mapping[str, Any] | None = None,
         sources: Sequence[Mapping[str, Any] | None] | None = None,
+        source_keys: Sequence[str | None] | None = None,
     ) -> list[Recognition]:
         """Decide a batch of queries seen together, store them as sightings, log the comparisons.
 
-        `since` limits candidates to identities seen after that time; `site` and `attributes` gate candidates too.
-        `sources` (one per query, e.g. `{"image": path, "box": [x1, y1, x2, y2]}`) let `reembed` revisit the pixels.
+        `since` limits candidates to identities seen after that time; `site` and `attributes` gate candidates too,
+        and a new identity takes `site` and `attributes`. `sources` (one per query, e.g. `{"image": path, "box":
+        [x1, y1, x2, y2]}`) let `reembed` revisit the pixels; `source_keys` make the batch idempotent (see
+        `GalleryStore.add_sighting`). The whole batch (new identities, sightings, log) is one transaction.
         """
         queries = np.asarray(vectors, np.float32)
         if queries.ndim != 2:
@@ -102,26 +105,31 @@ class Gallery:
         where = [None] * len(queries) if sources is None else list(sources)
         if len(where) != len(queries):
             raise ValueError(f"sources has {len(where)} entries for {len(queries)} vectors")
+        keys = [None] * len(queries) if source_keys is None else list(source_keys)
+        if len(keys) != len(queries):
+            raise ValueError(f"source_keys has {len(keys)} entries for {len(queries)} vectors")
         matches = self._decide(queries, qualities, since=since, site=site, attributes=attributes)
         out = []
-        for match, vector, q, source in zip(matches, queries, qualities, where, strict=True):
-            identity_id = self._identity_for(match, site)
-            sighting = self.store.add_sighting(
-                vector,
-                model_id=self.model_id,
-                model_version=self.model_version,
-                time=time,
-                quality=float(q),
-                site=site,
-                camera=camera,
-                identity_id=identity_id,
-                source=source,
-            )
-            out.append(Recognition(match, sighting.id, identity_id))
-        self._log(out)
+        with self.store.transaction():
+            for match, vector, q, source, key in zip(matches, queries, qualities, where, keys, strict=True):
+                identity_id = self._identity_for(match, site, attributes)
+                sighting = self.store.add_sighting(
+                    vector,
+                    model_id=self.model_id,
+                    model_version=self.model_version,
+                    time=time,
+                    quality=float(q),
+                    site=site,
+                    camera=camera,
+                    identity_id=identity_id,
+                    source=source,
+                    source_key=key,
+                )
+                out.append(Recognition(match, sighting.id, identity_id))
+            self._log(out)
         return out
 
-    def reprocess_unassigned(self) -> dict[str, int]:
+    def reprocess_unassigned(self, progress: Callable[[int, int], None] | None = None) -> dict[str, int]:
         """Re-decide every unassigned sighting with the current calibrator and threshold (e.g. after tuning).
 
         Sightings are compared by their vector of this gallery's model, whether recorded with it or added by
@@ -135,7 +143,9 @@ class Gallery:
         vectors = self.store.vectors_of(
             [s.id for s in pending], model_id=self.model_id, model_version=self.model_version
         )
-        for sighting in pending:
+        for done, sighting in enumerate(pending, start=1):
+            if progress is not None:
+                progress(done, len(pending))
             if sighting.id not in vectors:
                 continue
             match = self._decide(vectors[sighting.id][None], np.array([sighting.quality]))[0]
@@ -203,11 +213,11 @@ class Gallery:
     def _uses_quality(self) -> bool:
         return "quality" in getattr(self.calibrator, "features_", ())
 
-    def _identity_for(self, match: Match, site: str | None) -> int | None:
+    def _identity_for(self, match: Match, site: str | None, attributes: Mapping[str, Any] | None) -> int | None:
         matched = _matched_identity(match)
         if matched is not None or not self.create_new:
             return matched
-        return self.store.create_identity(site=site).id
+        return self.store.create_identity(site=site, attributes=attributes).id
 
     def _log(self, recognitions: list[Recognition]) -> None:
         now = clock.time()

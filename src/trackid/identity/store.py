@@ -110,6 +110,7 @@ class Sighting:
     model_version: str
     vector: NDArray[np.float32]
     source: Mapping[str, Any] | None = None
+    source_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,7 +203,12 @@ class GalleryStore(Protocol):
         camera: str | None = None,
         identity_id: int | None = None,
         source: Mapping[str, Any] | None = None,
+        source_key: str | None = None,
     ) -> Sighting: ...
+
+    def stored_source_keys(self, keys: Sequence[str]) -> set[str]: ...
+
+    def transaction(self) -> AbstractContextManager[None]: ...
 
     def add_sighting_vectors(
         self, sighting_ids: Sequence[int], vectors: ArrayLike, *, model_id: str, model_version: str
@@ -410,12 +416,17 @@ class SqlGalleryStore(ABC):
         camera: str | None = None,
         identity_id: int | None = None,
         source: Mapping[str, Any] | None = None,
+        source_key: str | None = None,
     ) -> Sighting:
         """Store a sighting (registering its model on first use); with `identity_id`, assign it too.
 
         The sighting is durable when this returns; its id is the acknowledgement. `source` (JSON-serialisable)
-        records where its pixels are, so that `reembed` can compute vectors of another model later.
+        records where its pixels are, so that `reembed` can compute vectors of another model later. `source_key`
+        is a unique idempotency key (e.g. a photo's content hash + detection): storing a key twice is an error,
+        and `stored_source_keys` tells a resumed pipeline what it already wrote.
         """
+        if source_key is not None and (not isinstance(source_key, str) or not source_key):
+            raise ValueError(f"source_key must be a non-empty string, got {source_key!r}")
         when = _check_finite(time, "time")
         q = _check_quality(quality)
         source_json = _source_json(source)
@@ -424,14 +435,33 @@ class SqlGalleryStore(ABC):
             unit = as_unit_vector(vector, model.dim)
             if identity_id is not None:
                 self._live_identity(identity_id, "identity_id")
+            if source_key is not None and self.stored_source_keys([source_key]):
+                raise ValueError(f"source_key {source_key!r} is already stored (a sighting is never written twice)")
             new_id = self._insert(
-                "INSERT INTO sightings (identity_id, time, site, camera, quality, model_key, vector, source) "
-                "VALUES (NULL, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                (when, site, camera, q, model.key, self._encode_vector(unit), source_json),
+                "INSERT INTO sightings (identity_id, time, site, camera, quality, model_key, vector, source, "
+                "source_key) VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                (when, site, camera, q, model.key, self._encode_vector(unit), source_json, source_key),
             )
             if identity_id is not None:
                 self._assign(new_id, identity_id)
         return self.get_sighting(new_id)
+
+    def stored_source_keys(self, keys: Sequence[str]) -> set[str]:
+        """Which of `keys` are stored as some sighting's `source_key`."""
+        found: set[str] = set()
+        unique = sorted(set(keys))
+        for start in range(0, len(unique), 500):
+            chunk = unique[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            found.update(
+                r[0] for r in self._fetchall(f"SELECT source_key FROM sightings WHERE source_key IN ({marks})", chunk)
+            )
+        return found
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """Group several writes (e.g. a new identity, its sighting and the logged decision) into one atomic unit:
+        after a crash either all of them are stored or none."""
+        return self._transaction()
 
     def add_sighting_vectors(
         self, sighting_ids: Sequence[int], vectors: ArrayLike, *, model_id: str, model_version: str
@@ -942,7 +972,8 @@ class SqlGalleryStore(ABC):
     ) -> list[Sighting]:
         sql = (
             "SELECT s.id, s.identity_id, s.time, s.site, s.camera, s.quality, m.model_id, m.model_version, s.vector, "
-            f"s.source FROM sightings s JOIN models m ON m.id = s.model_key WHERE {where} ORDER BY {order}"
+            f"s.source, s.source_key FROM sightings s JOIN models m ON m.id = s.model_key WHERE {where} "
+            f"ORDER BY {order}"
         )
         if limit is not None:
             sql += " LIMIT ?"
@@ -960,6 +991,7 @@ class SqlGalleryStore(ABC):
                 r[7],
                 self._decode_vector(r[8]),
                 None if r[9] is None else json.loads(r[9]),
+                r[10],
             )
             for r in rows
         ]

@@ -51,4 +51,14 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX sighting_vectors_by_model ON sighting_vectors (model_key, sighting_id)",
         ),
     ),
+    Migration(
+        3,
+        "sighting source keys",
+        (
+            # An idempotency key per sighting (e.g. a photo's content hash and detection): a pipeline that is
+            # re-run after a crash asks which keys are stored and never writes a sighting twice.
+            "ALTER TABLE sightings ADD COLUMN source_key TEXT",
+            "CREATE UNIQUE INDEX sightings_by_source_key ON sightings (source_key)",
+        ),
+    ),
 )
