@@ -34,6 +34,9 @@ class ColourTextureEmbedder:
         orientation_bins: unsigned gradient orientations over 0-180 degrees (texture: stripes, prints, edges).
         texture_weight: share of the texture block in the cosine (0-1); colour carries most identity in re-ID.
         input_size: (height, width) crops are resized to before counting; the histograms barely depend on it.
+        white_balance: scale each crop's channels to equal means first (grey world) and stretch its brightness to
+            the full range, so that a camera's colour cast and exposure matter less; for pairs of cameras with
+            different lighting (PRID 2011), off where colour itself identifies (VIPeR).
     """
 
     model_id = "colour-texture-hist"
@@ -47,6 +50,7 @@ class ColourTextureEmbedder:
         orientation_bins: int = 8,
         texture_weight: float = 0.3,
         input_size: tuple[int, int] = (128, 64),
+        white_balance: bool = False,
     ) -> None:
         if not 0.0 <= texture_weight <= 1.0:
             raise ValueError(f"texture_weight must be in [0, 1], got {texture_weight}")
@@ -55,10 +59,11 @@ class ColourTextureEmbedder:
         self.stripes, self.hue_bins, self.saturation_bins = stripes, hue_bins, saturation_bins
         self.value_bins, self.orientation_bins, self.texture_weight = value_bins, orientation_bins, texture_weight
         self.input_size = (int(input_size[0]), int(input_size[1]))
+        self.white_balance = bool(white_balance)
         self.dim = stripes * (hue_bins * saturation_bins + value_bins + orientation_bins)
         self.version = (
             f"s{stripes}-h{hue_bins}s{saturation_bins}v{value_bins}-o{orientation_bins}-t{texture_weight:g}"
-            f"-{self.input_size[0]}x{self.input_size[1]}"
+            f"-{self.input_size[0]}x{self.input_size[1]}" + ("-wb" if self.white_balance else "")
         )
 
     def embed(self, crops: Sequence[NDArray[np.uint8]]) -> NDArray[np.float32]:
@@ -68,6 +73,8 @@ class ColourTextureEmbedder:
             return np.zeros((0, self.dim), np.float32)
         height, width = self.input_size
         bgr = resize_stack(crops, height, width)
+        if self.white_balance:
+            bgr = _white_balanced(bgr)
         # One conversion for the whole batch: cvtColor works per pixel, so stacking crops vertically is exact.
         hsv = cv2.cvtColor(bgr.reshape(n * height, width, 3), cv2.COLOR_BGR2HSV).reshape(n, height, width, 3)
         stripe = (np.arange(height) * self.stripes // height)[None, :, None]
@@ -99,6 +106,17 @@ class ColourTextureEmbedder:
         total = hist.sum(axis=2, keepdims=True)
         hist = np.divide(hist, total, out=np.zeros_like(hist), where=total > 0)
         return np.sqrt(hist).reshape(n, -1).astype(np.float32)
+
+
+def _white_balanced(bgr: NDArray[np.uint8]) -> NDArray[np.uint8]:
+    """Grey-world balance per crop (equal channel means), then brightness stretched to 0-255 (2nd-98th percentile)."""
+    x = bgr.astype(np.float32)
+    means = x.mean(axis=(1, 2), keepdims=True)
+    x *= means.mean(axis=3, keepdims=True) / np.maximum(means, 1.0)
+    low = np.percentile(x, 2, axis=(1, 2, 3), keepdims=True)
+    high = np.percentile(x, 98, axis=(1, 2, 3), keepdims=True)
+    x = (x - low) * (255.0 / np.maximum(high - low, 1.0))
+    return np.clip(x, 0, 255).astype(np.uint8)
 
 
 def _orientations(bgr: NDArray[np.uint8], n_bins: int) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
