@@ -1,0 +1,157 @@
+"""Photo re-identification on VIPeR and PRID 2011 treated as photo sets from two cameras (issue #5's acceptance).
+
+Per data set: `photos tune` on half the individuals (seed 0) picks the ensemble weights and the threshold for the
+target false-positive rate; on the other half it reports rank-1 / rank-5 / mAP of each member and of the ensemble,
+and the false-match rate of the threshold on held-out pairs. Then the held-out individuals' photos of both cameras
+are ingested into a fresh store with those settings (`trackid photos ingest`, a separate process, so its peak
+memory is its own) and scored with `photos validate`: assignment accuracy, assignment rate, false-match rate of the
+decisions. Last, throughput: every photo of the data set ingested, photos/s, per-photo latency p50/p99, peak RSS.
+
+    .venv/bin/python bench/photos.py [--datasets viper,prid] [--no-append]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from datasets import DATA
+from report import append_section
+from trackid.config import PhotosConfig
+from trackid.identity.store import make_store
+from trackid.pipelines.photos import Labels, tune, validate
+
+TRACKID = str(Path(sys.executable).parent / "trackid")
+DATASETS = {
+    # name: (camera folders, label pattern); VIPeR keeps both cameras in one folder, so it is linked into two.
+    "viper": ("reid/viper", r"^(?P<individual>\d{4})"),
+    "prid": ("reid/prid2011", r"person_(?P<individual>\d+)"),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--datasets", default="viper,prid")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-append", action="store_true")
+    args = parser.parse_args()
+    accuracy, speed, notes = [], [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.datasets.split(","):
+            cameras = _camera_folders(name, Path(tmp) / name)
+            pattern = DATASETS[name][1]
+            a, s, n = bench_dataset(name, cameras, pattern, Path(tmp) / name, args.seed)
+            accuracy += a
+            speed.append(s)
+            notes += n
+    acc_table = (
+        "| data set | embedder (held-out individuals) | rank-1 % | rank-5 % | mAP % |\n|---|---|---:|---:|---:|\n"
+        + "\n".join(accuracy)
+        + "\n"
+    )
+    speed_table = (
+        "| data set | photos | ingest s | photos/s | s per photo p50 / p99 / max | peak RSS MiB |\n"
+        "|---|---:|---:|---:|---:|---:|\n" + "\n".join(speed) + "\n"
+    )
+    print(acc_table)
+    print(speed_table)
+    for note in notes:
+        print("-", note)
+    if not args.no_append:
+        append_section("photos.py", notes, acc_table + "\n" + speed_table)
+
+
+def _camera_folders(name: str, root: Path) -> list[Path]:
+    source = DATA / DATASETS[name][0]
+    if name == "prid":
+        return [source / "cam_a", source / "cam_b"]
+    folders = []
+    for cam in ("0001", "0002"):
+        folder = root / "cameras" / f"cam{cam[-1]}"
+        folder.mkdir(parents=True)
+        for photo in sorted(source.glob(f"????{cam}.png")):
+            (folder / photo.name).symlink_to(photo)
+        folders.append(folder)
+    return folders
+
+
+def bench_dataset(
+    name: str, cameras: list[Path], pattern: str, work: Path, seed: int
+) -> tuple[list[str], str, list[str]]:
+    config = PhotosConfig()
+    labels = Labels(pattern=pattern)
+    start = time.perf_counter()
+    tuned = tune(cameras, labels, config=config, out=work / "tuned", seed=seed)
+    tune_s = time.perf_counter() - start
+    held = tuned.evidence["held_out"]
+    rows = [
+        f"| {name} | {member} | {s['rank1']:.1f} | {s['rank5']:.1f} | {s['mAP']:.1f} |"
+        for member, s in held["members"].items()
+    ]
+    weights = tuned.embedder.params.get("weights")
+    ens = held["ensemble"]
+    gain = held["ensemble_gain_over_best_member"]
+    rows.append(
+        f"| {name} | **ensemble** (weights {weights}) | **{ens['rank1']:.1f}** | {ens['rank5']:.1f} | "
+        f"**{ens['mAP']:.1f}** |"
+    )
+    rows.append(f"| {name} | ensemble - best member | {gain['rank1']:+.1f} | | {gain['mAP']:+.1f} |")
+
+    # assignment on the held-out individuals: both cameras ingested into a fresh store with the tuned settings
+    keep = set(held["individual_labels"])
+    held_folders = []
+    for camera in cameras:
+        folder = work / "held_out" / camera.name
+        folder.mkdir(parents=True)
+        for photo in sorted(camera.iterdir()):
+            if labels(photo).get("individual") in keep:
+                (folder / photo.name).symlink_to(photo.resolve())
+        held_folders.append(folder)
+    store = work / "held_out.db"
+    _ingest(held_folders, store, work / "tuned", work / "held_out_run")
+    with make_store(store) as gallery:
+        checked = validate(gallery, labels, config.targets, work / "validate")["metrics"]
+
+    # throughput: every photo of the data set, in a separate process
+    everything = work / "all.db"
+    wall, rss = _ingest(cameras, everything, work / "tuned", work / "all_run")
+    report = json.loads((work / "all_run" / "ingest_report.json").read_text())
+    photos = report["photos_found"]
+    lat = report["seconds_per_photo"]
+    speed = (
+        f"| {name} | {photos:,} | {wall:.1f} | {photos / wall:.1f} | "
+        f"{lat['p50']:.3f} / {lat['p99']:.3f} / {lat['p100']:.3f} | {rss:,.0f} |"
+    )
+    notes = [
+        f"{name}: tuned on {tuned.evidence['individuals'] - held['individuals']} individuals (seed {seed}, "
+        f"{tune_s:.0f} s), tested on {held['individuals']} held-out individuals ({held['photos']} photos); "
+        f"threshold p >= {tuned.threshold:.4f} for target FPR {tuned.target_false_positive_rate}: held-out pair "
+        f"false-match rate {100 * held['false_match_rate']:.2f} % (target < 5 %), recall "
+        f"{100 * held['recall']:.1f} %",
+        f"{name}: held-out ingest of both cameras ({checked['sightings']} sightings, {checked['individuals']} "
+        f"individuals): assignment accuracy {100 * checked['assignment_accuracy']:.1f} %, assignment rate "
+        f"{100 * checked['assignment_rate']:.1f} %, false-match rate of 'match' decisions "
+        f"{100 * checked['false_match_rate']:.1f} %; outcomes {checked['outcomes']}",
+        f"{name}: skipped while ingesting everything: {report['skipped_by_reason'] or 'nothing'}; decisions "
+        f"{report['decisions']}",
+    ]
+    return rows, speed, notes
+
+
+def _ingest(folders: list[Path], store: Path, tuned: Path, out: Path) -> tuple[float, float]:
+    """Run `trackid photos ingest` as its own process: (wall seconds, peak RSS MiB of the children so far)."""
+    start = time.perf_counter()
+    options = ["--site", "bench", "--tuned", str(tuned), "--store", str(store), "--out", str(out)]
+    subprocess.run([TRACKID, "photos", "ingest", *map(str, folders), *options], check=True, capture_output=True)
+    wall = time.perf_counter() - start
+    return wall, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
+if __name__ == "__main__":
+    main()
