@@ -140,15 +140,15 @@ class MobileNetV2PyramidEmbedder(MobileNetV2Embedder):
     ) -> None:
         if not taps or len(set(taps)) != len(taps):
             raise ValueError(f"taps must name distinct blocks, got {list(taps)}")
+        blocks = {f"features.{i}" for i in range(19)}
+        unknown = [t for t in taps if t not in blocks]
+        if unknown:
+            raise ValueError(f"taps {unknown} are not blocks of MobileNetV2 (features.0 .. features.18)")
         if stripes < 0:
             raise ValueError(f"stripes must be >= 0, got {stripes}")
         self.taps, self.stripes, self.flip = tuple(taps), int(stripes), bool(flip)
         self._tap_list = list(self.taps)
         super().__init__(weights_path, input_size, batch_size, num_threads, taps=self.taps)
-        known = {o.name: o for o in self.session_.get_outputs()}
-        unknown = [t for t in self.taps if t not in known]
-        if unknown:
-            raise ValueError(f"taps {unknown} are not blocks of MobileNetV2 (features.1 .. features.18)")
         probe = self._pooled([np.zeros((*self.input_size, 3), np.uint8)])
         self.dim = probe.shape[1]
         self.version = f"{self.version}-{'+'.join(t.split('.')[1] for t in self.taps)}-s{self.stripes}-f{int(flip)}"
