@@ -340,25 +340,29 @@ def gallery_reembed(
 ) -> None:
     """Give every sighting a vector of another embedding model, read from the image its source names."""
     from trackid.embed import make_embedder
-    from trackid.identity.reembed import reembed
     from trackid.identity.store import make_store
 
     del resume  # always resumable: sightings that have the new model's vector are not visited again
     with _user_errors(ValueError, KeyError):
         embedder = make_embedder(model, **parse_params(param or []))
         with make_store(store) as gallery_store:
-            todo = gallery_store.count_without_model(embedder.model_id, embedder.version)
-            with _progress("sightings") as bar:
-                task = bar.add_task(f"reembed {embedder.model_id} {embedder.version}", total=todo)
-                report = reembed(
-                    gallery_store, embedder, batch_size=batch_size, progress=lambda n: bar.advance(task, n)
-                )
-        console = _console()
-        console.print(Text(f"added {report.added} vectors of {embedder.model_id} {embedder.version}", style="bold"))
-        for reason, count in report.skipped.most_common():
-            console.print(Text(f"skipped {count}: {reason}", style="yellow"), soft_wrap=True)
-        for line in report.examples:
-            console.print(Text(f"  {line}"), soft_wrap=True)
+            _reembed_with_progress(gallery_store, embedder, batch_size)
+
+
+def _reembed_with_progress(gallery_store: Any, embedder: Any, batch_size: int) -> None:
+    """`reembed` behind a progress bar, then what it added and what it skipped, by reason."""
+    from trackid.identity.reembed import reembed
+
+    todo = gallery_store.count_without_model(embedder.model_id, embedder.version)
+    with _progress("sightings") as bar:
+        task = bar.add_task(f"reembed {embedder.model_id}", total=todo)
+        report = reembed(gallery_store, embedder, batch_size=batch_size, progress=lambda n: bar.advance(task, n))
+    console = _console()
+    console.print(Text(f"added {report.added} vectors of {embedder.model_id} {embedder.version}", style="bold"))
+    for reason, count in report.skipped.most_common():
+        console.print(Text(f"skipped {count}: {reason}", style="yellow"), soft_wrap=True)
+    for line in report.examples:
+        console.print(Text(f"  {line}"), soft_wrap=True)
 
 
 photos_app = typer.Typer(
@@ -533,8 +537,6 @@ def photos_reprocess(
 ) -> None:
     """Re-decide unassigned sightings with the tuned model, calibration and threshold (e.g. after re-tuning)."""
     from trackid.config import ConfigError
-    from trackid.embed import make_embedder
-    from trackid.identity.gallery import Gallery
     from trackid.pipelines.photos import Tuned
 
     if not unassigned:
@@ -543,16 +545,8 @@ def photos_reprocess(
     with _user_errors(ValueError, KeyError, ConfigError):
         run = _photo_config(config, overrides, store)
         settings = Tuned.load(tuned)
-        embedder = make_embedder(settings.embedder.name, **settings.embedder.params)
         with run.gallery.open_store() as gallery_store:
-            gallery = Gallery(
-                gallery_store,
-                model_id=embedder.model_id,
-                model_version=embedder.version,
-                calibrator=settings.calibrator,
-                threshold=settings.threshold,
-                log_retention=run.gallery.log_retention,
-            )
+            gallery = settings.gallery(gallery_store, settings.make_embedder(), run.gallery)
             with _progress("sightings") as bar:
                 task = bar.add_task("reprocess unassigned", total=None)
                 counts = gallery.reprocess_unassigned(
@@ -573,26 +567,14 @@ def photos_reembed(
     """Give every stored sighting a vector of the tuned ensemble (e.g. after re-tuning its weights), read from the
     photos again."""
     from trackid.config import ConfigError
-    from trackid.embed import make_embedder
-    from trackid.identity.reembed import reembed
     from trackid.pipelines.photos import Tuned
 
     del resume  # always resumable
     with _user_errors(ValueError, KeyError, ConfigError):
         run = _photo_config(config, overrides, store)
-        settings = Tuned.load(tuned)
-        embedder = make_embedder(settings.embedder.name, **settings.embedder.params)
+        embedder = Tuned.load(tuned).make_embedder()
         with run.gallery.open_store() as gallery_store:
-            todo = gallery_store.count_without_model(embedder.model_id, embedder.version)
-            with _progress("sightings") as bar:
-                task = bar.add_task("reembed", total=todo)
-                report = reembed(
-                    gallery_store, embedder, batch_size=batch_size, progress=lambda n: bar.advance(task, n)
-                )
-    console = _console()
-    console.print(Text(f"added {report.added} vectors", style="bold"))
-    for reason, count in report.skipped.most_common():
-        console.print(Text(f"skipped {count}: {reason}", style="yellow"), soft_wrap=True)
+            _reembed_with_progress(gallery_store, embedder, batch_size)
 
 
 def parse_params(items: Sequence[str]) -> dict[str, Any]:

@@ -272,6 +272,20 @@ class Tuned:
         }
         return atomic_write_text(folder / "tuned.json", json.dumps(payload, indent=2) + "\n")
 
+    def make_embedder(self) -> Embedder:
+        return make_embedder(self.embedder.name, **self.embedder.params)
+
+    def gallery(self, store: GalleryStore, embedder: Embedder, config: GalleryConfig) -> Gallery:
+        """The gallery deciding with these settings (the embedder's model, calibration, threshold) in `store`."""
+        return Gallery(
+            store,
+            model_id=embedder.model_id,
+            model_version=embedder.version,
+            calibrator=self.calibrator,
+            threshold=self.threshold,
+            log_retention=config.log_retention,
+        )
+
     @classmethod
     def load(cls, folder_or_file: Path) -> Tuned:
         path = folder_or_file / "tuned.json" if folder_or_file.is_dir() else folder_or_file
@@ -388,18 +402,11 @@ def ingest(
     report.time_sources.update(p.time_source for p in photos)
     report.without_exif = [p.path for p in photos if p.time_source == "file" and p.camera_source == "folder"]
     report.camera_sources.update(p.camera_source for p in photos)
-    embedder = make_embedder(tuned.embedder.name, **tuned.embedder.params)
+    embedder = tuned.make_embedder()
     cropper = _Cropper(config)
     label_of = labels or Labels()
     with gallery_config.open_store() as store:
-        gallery = Gallery(
-            store,
-            model_id=embedder.model_id,
-            model_version=embedder.version,
-            calibrator=tuned.calibrator,
-            threshold=tuned.threshold,
-            log_retention=gallery_config.log_retention,
-        )
+        gallery = tuned.gallery(store, embedder, gallery_config)
         stored = store.stored_source_keys([_key(b, 0) for b in bursts])
         todo = [b for b in bursts if _key(b, 0) not in stored]
         report.bursts_already_stored = len(bursts) - len(todo)
