@@ -52,7 +52,7 @@ def main() -> None:
     efs = [int(v) for v in args.ef_search.split(",")]
     rows: list[str] = []
     notes = [
-        f"SYNTHETIC data: {data.identities} identity centres (for {args.n:,} vectors) in groups of ~100 "
+        f"SYNTHETIC data: {args.identities:,} identity centres per 1,000,000 vectors, in groups of ~100 "
         "(identity centre = random group "
         f"centre + noise of norm 1, so identities of a group have cosine ~0.5), {args.dim}-d; each gallery "
         f"vector = centre + Gaussian noise of norm {args.noise}, L2-normalised (same-identity cosine ~"

@@ -475,7 +475,7 @@ def photos_tune(
         console.print(Text(f"held-out ensemble: {json.dumps(held['ensemble'])}"), soft_wrap=True)
         for name, scores in held["members"].items():
             console.print(Text(f"held-out {name}: {json.dumps(scores)}"), soft_wrap=True)
-        console.print(Text(f"held-out false-match rate {held['false_match_rate']}, recall {held['recall']}"))
+        console.print(Text(f"held-out decisions: {json.dumps(held['decisions'])}"), soft_wrap=True)
         console.print(Text(f"written: {out / 'tuned.json'}, {out / 'report' / 'report.html'}"), soft_wrap=True)
 
 

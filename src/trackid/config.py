@@ -64,7 +64,7 @@ class PhotoTargets(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     max_false_match_rate: float = Field(
-        0.05, ge=0, le=1, description="Share of 'match' decisions that took another individual's profile."
+        0.05, ge=0, le=1, description="Share of all decisions that took another individual's profile."
     )
     min_accuracy_5plus: float = Field(
         0.8, ge=0, le=1, description="Share of sightings of individuals with >= 5 sightings in their main profile."
@@ -104,7 +104,11 @@ class PhotosConfig(BaseModel):
     )
     embedder: EmbedderConfig = Field(default_factory=_photo_embedder)
     target_false_positive_rate: float = Field(
-        0.01, gt=0, lt=1, description="`tune` picks the threshold that gives this false-match rate on labelled pairs."
+        0.02,
+        gt=0,
+        lt=1,
+        description="`tune` picks the threshold at which this share of ingest decisions takes another individual's "
+        "profile (replayed on labelled photos; not a pairwise rate, which hundreds of profiles would multiply).",
     )
     min_travel_s: float = Field(
         3600.0, ge=0, description="`monitor` flags one individual at two sites closer in time than this."

@@ -537,7 +537,8 @@ def tune(
     progress: Callable[[str], None] | None = None,
 ) -> Tuned:
     """Choose the ensemble weights (mAP on half the individuals) and the threshold for the target false-positive
-    rate (calibrated on the same half), then measure both on the other half; write `tuned.json` and the report."""
+    rate of decisions (calibrated and replayed on the same half), then measure both on the other half; write
+    `tuned.json` and the report."""
     photos, _ = scan_photos(folders, config)
     photos = [p for p in photos if labels(p.path).get("individual")]
     if len(photos) < 4:
@@ -576,10 +577,15 @@ def tune(
     fused = np.tensordot(best_weights, sims, axes=1)
     tune_s, tune_same = _pairs(fused, ids, cams, part)
     calibrator = MatchCalibrator().fit(tune_s, tune_same)
-    threshold = calibrator.threshold_for_false_match_rate(config.target_false_positive_rate)
+    # The threshold is set on decisions, not pairs: a photo is compared with every profile and takes the best,
+    # so a pairwise false-match rate of 1 % becomes a false match for most newcomers once there are hundreds of
+    # profiles. Replaying the ingest (each photo against the photos before it) measures what a user sees.
+    order = sorted(range(len(photos)), key=lambda i: (photos[i].time, photos[i].camera, str(photos[i].path)))
+    tune_decisions = _replay(fused, ids, np.array(order), part, calibrator)
+    threshold = _decision_threshold(*tune_decisions[:2], config.target_false_positive_rate)
+    held_decisions = _replay(fused, ids, np.array(order), ~part, calibrator)
     held_s, held_same = _pairs(fused, ids, cams, ~part)
-    p_held = calibrator.predict_proba(held_s)
-    accept = p_held >= threshold
+    accept = calibrator.predict_proba(held_s) >= threshold
     ensemble_scores = _retrieval(fused, ids, cams, ~part)
     member_scores = {
         f"{m.model_id} {m.version}": _retrieval(s, ids, cams, ~part) for m, s in zip(members, sims, strict=True)
@@ -594,9 +600,13 @@ def tune(
             metric: ensemble_scores[metric] - max(r[metric] for r in member_scores.values())
             for metric in ("rank1", "mAP")
         },
-        "pairs": {"same": int(held_same.sum()), "different": int((~held_same).sum())},
-        "false_match_rate": float(accept[~held_same].mean()) if (~held_same).any() else None,
-        "recall": float(accept[held_same].mean()) if held_same.any() else None,
+        "decisions": _decision_rates(*held_decisions, threshold),
+        "pairs": {
+            "same": int(held_same.sum()),
+            "different": int((~held_same).sum()),
+            "false_match_rate": float(accept[~held_same].mean()) if (~held_same).any() else None,
+            "recall": float(accept[held_same].mean()) if held_same.any() else None,
+        },
     }
     out.mkdir(parents=True, exist_ok=True)
     write_calibration_report(
@@ -651,6 +661,47 @@ def _retrieval(
     return {"rank1": 100 * scores.rank(1), "rank5": 100 * scores.rank(5), "mAP": 100 * scores.mean_ap}
 
 
+def _replay(
+    sim: NDArray[np.float64],
+    ids: NDArray[Any],
+    order: NDArray[np.intp],
+    rows: NDArray[np.bool_],
+    calibrator: MatchCalibrator,
+) -> tuple[NDArray[np.float64], NDArray[np.bool_], NDArray[np.bool_]]:
+    """Each photo of the subset, in ingest order, against the photos before it: the calibrated probability of its
+    best candidate, whether that candidate is someone else, and whether its individual had been seen before."""
+    idx = order[rows[order]]
+    sub = sim[np.ix_(idx, idx)]
+    earlier = np.tril(np.ones(sub.shape, dtype=bool), k=-1)
+    best = np.argmax(np.where(earlier, sub, -np.inf)[1:], axis=1)  # the first photo has nothing to compare with
+    queries = np.arange(1, len(idx))
+    who = ids[idx]
+    known = np.array([who[q] in set(who[:q].tolist()) for q in queries.tolist()], dtype=bool)
+    probability = calibrator.predict_proba(sub[queries, best])
+    return probability, who[best] != who[queries], known
+
+
+def _decision_threshold(probability: NDArray[np.float64], wrong: NDArray[np.bool_], target: float) -> float:
+    """Lowest probability threshold at which the share of decisions that take someone else's profile is <= target."""
+    for t in np.unique(probability):
+        if float(np.mean(wrong & (probability >= t))) <= target:
+            return float(t)
+    return float(np.nextafter(probability.max(initial=0.0), 1.0))  # nothing can be accepted at this target
+
+
+def _decision_rates(
+    probability: NDArray[np.float64], wrong: NDArray[np.bool_], known: NDArray[np.bool_], threshold: float
+) -> dict[str, float | int]:
+    accept = probability >= threshold
+    return {
+        "photos": int(len(probability) + 1),
+        "false_match_rate": float(np.mean(accept & wrong)),
+        "match_rate": float(np.mean(accept)),
+        "correct_match_rate_of_known": float(np.mean(accept[known] & ~wrong[known])) if known.any() else 0.0,
+        "known_individuals_share": float(np.mean(known)),
+    }
+
+
 def _pairs(
     sim: NDArray[np.float64], ids: NDArray[Any], cams: NDArray[Any], rows: NDArray[np.bool_]
 ) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
@@ -669,7 +720,8 @@ def _pairs(
 
 def validate(store: GalleryStore, labels: Labels, targets: PhotoTargets, out: Path) -> dict[str, Any]:
     """Score the store's decisions against labels: assignment rate and accuracy, accuracy of individuals with >= 5
-    sightings, false-match rate of 'match' decisions, similarity distributions; PASS/FAIL per target."""
+    sightings, false-match rate (decisions that took another individual's profile, of all decisions; also as a
+    share of the matches), similarity distributions; PASS/FAIL per target."""
     sightings = [s for s in store.sightings() if s.source and "image" in s.source]
     label_of = {s.id: labels(Path(str(s.source["image"]))).get("individual") for s in sightings if s.source}
     labelled = [s for s in sightings if label_of.get(s.id)]
@@ -709,7 +761,7 @@ def validate(store: GalleryStore, labels: Labels, targets: PhotoTargets, out: Pa
         per_identity = Counter(s.identity_id for s in labelled if label_of[s.id] == who)
         in_main += per_identity.most_common(1)[0][1]
     assignment_rate = matches / total
-    false_match_rate = outcome["match_wrong"] / matches if matches else 0.0
+    false_match_rate = outcome["match_wrong"] / total
     accuracy_5plus = in_main / sum(counts[w] for w in frequent) if frequent else None
     metrics = {
         "sightings": total,
@@ -717,6 +769,7 @@ def validate(store: GalleryStore, labels: Labels, targets: PhotoTargets, out: Pa
         "assignment_rate": assignment_rate,
         "assignment_accuracy": (outcome["match_correct"] + outcome["new_correct"]) / total,
         "false_match_rate": false_match_rate,
+        "wrong_share_of_matches": outcome["match_wrong"] / matches if matches else 0.0,
         "accuracy_5plus": accuracy_5plus,
         "individuals_5plus": len(frequent),
         "outcomes": dict(outcome),
