@@ -213,3 +213,18 @@ def test_report_writes_png_html_json(tmp_path: Path) -> None:
     point = saved["thresholds"]["probability"]["target_false_match_rate"]
     assert point["false_match_rate"] <= 0.01
     assert saved["thresholds"]["similarity"]["f1_optimal"]["threshold"] > 0.2
+
+
+def test_platt_fits_a_narrow_similarity_range_with_rare_positives() -> None:
+    """Similarities between 0.5 and 0.8 with 1 positive per 1,000 pairs (PRID 2011's shape): unscaled, lbfgs stopped
+    early with a negative slope, so higher similarity meant a lower probability."""
+    rng = np.random.default_rng(0)
+    negatives = rng.normal(0.62, 0.05, 200_000)
+    positives = rng.normal(0.69, 0.05, 200)
+    similarity = np.concatenate([negatives, positives])
+    same = np.concatenate([np.zeros(len(negatives), bool), np.ones(len(positives), bool)])
+    calibrator = MatchCalibrator().fit(similarity, same)
+    assert calibrator.coef_[0] > 0
+    low, high = calibrator.predict_proba(np.array([0.55, 0.8]))
+    assert high > 10 * low
+    assert abs(calibrator.predict_proba(similarity).mean() - same.mean()) < 2e-4  # calibrated in the large

@@ -78,7 +78,7 @@ def test_unassigned_sightings_are_reprocessed_once(tmp_path: Path, calibrator: M
     gallery = _gallery(tmp_path / "g.db", calibrator)
     gallery.identify(_views(people, 0.4, 1), time=1.0)
     strict = _gallery(tmp_path / "g.db", calibrator, create_new=False)
-    strict.threshold = 0.999  # nothing reaches it: the sightings stay unassigned for review
+    strict.threshold = 1.0  # nothing reaches it (probabilities stay below 1): the sightings stay unassigned
     held = strict.identify(_views(people, 0.4, 2), time=2.0)
     assert all(r.identity_id is None for r in held)
     assert len(strict.store.sightings(unassigned=True)) == 6
@@ -191,7 +191,7 @@ def test_cli_report_and_reprocess(tmp_path: Path, calibrator: MatchCalibrator) -
     assert saved.is_file()
 
     strict = _gallery(db, calibrator, create_new=False)
-    strict.threshold = 0.999
+    strict.threshold = 1.0  # nothing reaches it: these stay unassigned
     strict.identify(_views(_people(10, seed=21)[:4], 0.4, 7), time=20.0)
     strict.store.close()
     result = runner.invoke(

@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+from scipy.special import expit
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 
@@ -97,9 +98,12 @@ class MatchCalibrator:
             self.iso_y_ = np.empty(0)
         x = self._design(s, q, gap)
         if x.shape[1]:
-            lr = LogisticRegression(C=self.C, max_iter=2000).fit(x, y)
-            self.coef_ = np.asarray(lr.coef_[0], np.float64)
-            self.intercept_ = float(lr.intercept_[0])
+            # Fitted on standardised columns, then folded back: similarities often span a narrow range (0.5-0.8)
+            # and lbfgs then stops on a tiny gradient with a wrong fit, even a negative slope (seen on PRID 2011).
+            centre, spread = x.mean(axis=0), np.maximum(x.std(axis=0), 1e-12)
+            lr = LogisticRegression(C=self.C, max_iter=2000).fit((x - centre) / spread, y)
+            self.coef_ = np.asarray(lr.coef_[0], np.float64) / spread
+            self.intercept_ = float(lr.intercept_[0] - np.sum(self.coef_ * centre))
         else:
             self.coef_ = np.empty(0)
             self.intercept_ = 0.0
@@ -212,8 +216,9 @@ class MatchCalibrator:
         x = self._design(s, q, gap)
         if x.shape[1] == 0:
             return np.interp(s, self.iso_x_, self.iso_y_)
-        z = x @ self.coef_ + self.intercept_
-        return np.asarray(1.0 / (1.0 + np.exp(-z)), np.float64)
+        # Never exactly 0 or 1: finite evidence cannot make a match certain, and a threshold of 1.0 must mean
+        # "never decide automatically".
+        return np.clip(np.asarray(expit(x @ self.coef_ + self.intercept_), np.float64), _EPS, 1 - _EPS)
 
     def _scored_pairs(
         self,

@@ -601,6 +601,10 @@ def tune(
             for metric in ("rank1", "mAP")
         },
         "decisions": _decision_rates(*held_decisions, threshold),
+        "trade_off": [
+            {"target": target, **_decision_rates(*held_decisions, _decision_threshold(*tune_decisions[:2], target))}
+            for target in (0.01, 0.02, 0.05, 0.1, 0.2, 0.4)
+        ],
         "pairs": {
             "same": int(held_same.sum()),
             "different": int((~held_same).sum()),
