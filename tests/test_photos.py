@@ -259,3 +259,31 @@ def test_cli_names_missing_inputs(tmp_path: Path) -> None:
     bad.write_text("file,who\na.jpg,1\n")
     result = runner.invoke(app, ["photos", "tune", str(tmp_path), "--labels", str(bad), "--out", str(tmp_path / "o")])
     assert result.exit_code == 2 and "missing column(s) ['image', 'individual']" in result.output
+
+
+def test_validate_scores_decisions_against_labels(tmp_path: Path) -> None:
+    """Two deer with 6 sightings each: one decision took the other's profile, one sighting started a second
+    profile; accuracy of individuals with >= 5 sightings and the false-match rate follow by hand."""
+    from trackid.identity.store import SimilarityRecord
+
+    store = make_store(tmp_path / "g.db", index_kind="exact")
+    m = {"model_id": "m", "model_version": "1"}
+    doe, buck, stray = (store.create_identity().id for _ in range(3))
+    plan = [("doe", doe, "new")] + [("doe", doe, "match")] * 5 + [("buck", buck, "new")]
+    plan += [("buck", buck, "match")] * 3 + [("buck", doe, "match"), ("buck", stray, "new")]
+    records = []
+    for i, (who, identity, decision) in enumerate(plan):
+        sighting = store.add_sighting(
+            np.ones(4), **m, time=float(i), identity_id=identity, source={"image": f"/photos/{who}_{i}.jpg"}
+        )
+        records.append(SimilarityRecord(sighting.id, identity, 0.5, 0.5, 0.4, decision, "m", "1", float(i)))
+    store.log_similarities(records)
+    result = validate(store, Labels(pattern=r"^(?P<individual>[a-z]+)_"), PhotoTargets(), tmp_path / "v")
+    metrics = result["metrics"]
+    assert metrics["outcomes"] == {"new_correct": 2, "match_correct": 8, "match_wrong": 1, "new_but_known": 1}
+    assert metrics["false_match_rate"] == pytest.approx(1 / 12)
+    assert metrics["wrong_share_of_matches"] == pytest.approx(1 / 9)
+    assert metrics["assignment_rate"] == pytest.approx(9 / 12)
+    assert metrics["accuracy_5plus"] == pytest.approx((6 + 4) / 12) and metrics["individuals_5plus"] == 2
+    assert result["checks"]["false_match_rate"] == "FAIL" and result["verdict"] == "FAIL"  # 8.3 % > 5 %
+    store.close()

@@ -803,7 +803,10 @@ def _histogram(similarity: Mapping[str, list[float]]) -> bytes:
     fig = Figure(figsize=(6, 4))
     ax = fig.subplots()
     values = [v for vs in similarity.values() for v in vs]
-    bins = np.linspace(min(values, default=0.0), max(values, default=1.0), 40).tolist()
+    low, high = min(values, default=0.0), max(values, default=1.0)
+    if high - low < 1e-6:  # one value (or none): give the bins a width
+        low, high = low - 0.01, high + 0.01
+    bins = np.linspace(low, high, 40).tolist()
     for verdict, vs in sorted(similarity.items()):
         if vs:
             ax.hist(vs, bins=bins, alpha=0.5, density=True, label=f"{verdict} ({len(vs)})")
