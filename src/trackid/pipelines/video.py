@@ -36,6 +36,7 @@ from trackid.embed.quality import crop_quality
 from trackid.sources.motchallenge import write_mot_results
 from trackid.sources.video import VideoError, VideoSource
 from trackid.track import make_tracker
+from trackid.track.cmc import CameraMotion
 from trackid.types import Detections
 
 __all__ = ["VideoRun", "build_detector", "build_embedder", "track_video"]
@@ -91,6 +92,7 @@ def track_video(
     tracker = make_tracker(
         "trackid", frame_rate=source.info.frame_rate / config.frame_stride, **config.tracker.model_dump()
     )
+    camera = CameraMotion(config.camera_motion) if config.camera_motion != "none" else None
     out = Path(run_dir)
     out.mkdir(parents=True, exist_ok=True)
     manifest = _manifest(source, config, embedder)
@@ -107,7 +109,8 @@ def track_video(
             detections = detector.detect(image)
             detections = detections[detections.score >= config.detector.min_score]
             detections = _with_appearance(image, detections, embedder)
-            tracked = tracker.update(detections)
+            motion = camera(image, detections.xyxy) if camera is not None else None
+            tracked = tracker.update(detections, camera_motion=motion)
             sinks.add(index, image, tracked)
             frames += 1
             if on_frame is not None:

@@ -89,6 +89,24 @@ class BoxKalman:
         """Current estimates as corner boxes."""
         return cxcywh_to_xyxy(self.mean if rows is None else self.mean[rows])
 
+    def warp(self, affine: FloatArray) -> None:
+        """Move every track (live and frozen state) by a camera motion, a 2x3 similarity map (see `cmc`).
+
+        Centres are mapped, velocities turned and scaled with the image, sizes and their velocities scaled; the
+        covariances scale with the square of the zoom. Each axis keeps its own filter, so a rotation's coupling of
+        the x and y uncertainties is left out (frame-to-frame rotations are a fraction of a degree).
+        """
+        linear = np.asarray(affine, np.float64)[:, :2]
+        shift = np.asarray(affine, np.float64)[:, 2]
+        zoom = float(np.sqrt(abs(np.linalg.det(linear))))
+        for base in (0, _LIVE):  # live state, then the frozen copy
+            mean, velocity = self._state[:, base], self._state[:, base + 1]
+            mean[:, :2] = mean[:, :2] @ linear.T + shift
+            velocity[:, :2] = velocity[:, :2] @ linear.T
+            mean[:, 2:] *= zoom
+            velocity[:, 2:] *= zoom
+            self._state[:, base + 2 : base + _LIVE] *= zoom * zoom
+
     def freeze(self, rows: NDArray[np.intp]) -> None:
         """Remember the rows' current state (called when a track first misses its detection)."""
         self._state[rows, _LIVE:] = self._state[rows, :_LIVE]

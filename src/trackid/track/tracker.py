@@ -29,6 +29,7 @@ from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field
 
 from trackid.track.association import GATED, AssignmentMethod, assign, gated_cost
+from trackid.track.cmc import warp_boxes, warp_points
 from trackid.track.kalman import BoxKalman, KalmanNoise
 from trackid.types import Detections
 
@@ -53,7 +54,7 @@ def _rows(mask: NDArray[np.bool_]) -> NDArray[np.intp]:
 class Tracker(Protocol):
     """What every tracker offers: feed frames in order, get the frame's tracked detections back."""
 
-    def update(self, detections: Detections) -> Detections: ...
+    def update(self, detections: Detections, camera_motion: NDArray[np.float64] | None = None) -> Detections: ...
 
     def reset(self) -> None: ...
 
@@ -276,11 +277,19 @@ class OnlineTracker:
     def __len__(self) -> int:
         return len(self.track_id)
 
-    def update(self, detections: Detections) -> Detections:
+    def update(self, detections: Detections, camera_motion: NDArray[np.float64] | None = None) -> Detections:
         """Advance one frame. Returns one row per track reported this frame: its box (filtered, or the detection's),
-        the detection's score and crop quality, the track's appearance memory as `embedding`, and `track_id`."""
+        the detection's score and crop quality, the track's appearance memory as `embedding`, and `track_id`.
+
+        `camera_motion`: the 2x3 map from the previous frame's pixels to this frame's (`cmc.CameraMotion`); the
+        tracks are moved by it before they are predicted, so a panning camera does not read as everyone walking.
+        """
         cfg = self.config
         self.frame += 1
+        if camera_motion is not None and len(self):
+            self.kalman.warp(camera_motion)
+            self.last_box = warp_boxes(self.last_box, camera_motion)
+            self.centres = warp_points(self.centres, camera_motion)
         self.kalman.predict()
         self.since_update += 1
 

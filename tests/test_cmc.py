@@ -1,0 +1,89 @@
+"""Camera-motion compensation: recovered on real frames warped by known transforms, applied to tracks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from trackid.track import OnlineTracker
+from trackid.track.cmc import IDENTITY, CameraMotion, warp_boxes
+from trackid.track.kalman import BoxKalman
+from trackid.types import Detections
+
+# (rotation degrees about the image centre, scale, tx, ty): a shake, a pan with a slight zoom, a tilt
+MOTIONS = [(0.0, 1.0, 12.0, -7.0), (1.0, 1.01, -20.0, 5.0), (-0.5, 0.99, 3.0, 15.0)]
+
+
+def _similarity(angle: float, scale: float, tx: float, ty: float, width: int, height: int) -> np.ndarray:
+    warp = cv2.getRotationMatrix2D((width / 2, height / 2), angle, scale)
+    warp[:, 2] += (tx, ty)
+    return warp
+
+
+@pytest.mark.parametrize("method", ["sparse", "ecc"])
+def test_known_motion_is_recovered_on_real_frames(data: Path, method: str) -> None:
+    frames = sorted((data / "mot17" / "frames").glob("*/img1/000001.jpg"))[:3]
+    assert frames, "MOT17 sample frames missing"
+    for path in frames:
+        image = cv2.imread(str(path))
+        height, width = image.shape[:2]
+        corners = np.array([[0, 0], [width, 0], [0, height], [width, height]], np.float64)
+        for motion in MOTIONS:
+            truth = _similarity(*motion, width, height)
+            moved = cv2.warpAffine(image, truth, (width, height), borderMode=cv2.BORDER_REFLECT)
+            camera = CameraMotion(method)
+            np.testing.assert_array_equal(camera(image), IDENTITY)  # the first frame has nothing to compare with
+            estimate = camera(moved)
+            error = np.linalg.norm(corners @ (estimate - truth)[:, :2].T + (estimate - truth)[:, 2], axis=1)
+            assert error.max() < 0.5, f"{path.parent.parent.name} {motion}: corner error {error.max():.2f} px"
+
+
+def test_no_texture_or_a_new_size_gives_identity() -> None:
+    camera = CameraMotion()
+    blank = np.full((240, 320, 3), 128, np.uint8)
+    camera(blank)
+    np.testing.assert_array_equal(camera(blank), IDENTITY)
+    textured = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(camera(textured), IDENTITY)  # another size: a new video, nothing to compare
+    with pytest.raises(ValueError, match="method must be one of"):
+        CameraMotion("orb")  # type: ignore[arg-type]
+
+
+def test_kalman_warp_moves_boxes_like_warp_boxes() -> None:
+    boxes = np.array([[100.0, 50, 140, 150], [400, 300, 460, 420]])
+    warp = _similarity(2.0, 1.05, 30.0, -12.0, 640, 480)
+    kalman = BoxKalman()
+    kalman.initiate(boxes)
+    kalman.freeze(np.array([0]))
+    kalman.warp(warp)
+    np.testing.assert_allclose(kalman.boxes(), warp_boxes(boxes, warp), atol=1e-9)
+    kalman.rewind(np.array([0]))  # the frozen copy moved too
+    np.testing.assert_allclose(kalman.boxes()[0], warp_boxes(boxes, warp)[0], atol=1e-9)
+
+
+def test_a_shaking_camera_keeps_identities_only_with_compensation() -> None:
+    """Five people standing still while the camera jumps up to 40 px between frames (synthetic)."""
+    rng = np.random.default_rng(3)
+    people = np.array([[100.0 + 120 * i, 200, 140 + 120 * i, 300] for i in range(5)])
+    offset = np.zeros(2)
+    shakes, frames = [], []
+    for _ in range(40):
+        step = rng.uniform(-40, 40, 2)
+        offset += step
+        shakes.append(np.array([[1.0, 0, step[0]], [0, 1.0, step[1]]]))
+        boxes = people + np.tile(offset, 2)
+        frames.append(Detections.from_arrays(boxes, np.full(5, 0.99)))
+
+    def identities(compensate: bool) -> int:
+        tracker = OnlineTracker(frame_rate=30.0)
+        seen: set[int] = set()
+        for detections, shake in zip(frames, shakes, strict=True):
+            tracked = tracker.update(detections, camera_motion=shake if compensate else None)
+            seen.update(int(t) for t in tracked.track_id)
+        return len(seen)
+
+    assert identities(compensate=True) == 5
+    assert identities(compensate=False) > 5
