@@ -43,6 +43,7 @@ ABLATIONS: dict[str, dict[str, object]] = {
     "plain IoU (no height modulation)": {"height_iou": False},
     "no score weighting": {"score_weighted_iou": False},
     "raw detection boxes reported": {"report_filtered_box": False},
+    "IMM (cruise / manoeuvre / stop) instead of the CV Kalman": {"motion_model": "imm"},
 }
 
 

@@ -37,3 +37,37 @@ def test_rows_are_independent_and_droppable() -> None:
     imm.predict(np.array([1]))
     imm.keep(np.array([False, True]))
     assert len(imm) == 1 and imm.probabilities.shape == (1, 3)
+
+
+def test_freeze_rewind_and_camera_warp() -> None:
+    from trackid.track.cmc import warp_boxes
+
+    imm = _run([100 + 3.0 * t for t in range(10)])
+    before, probabilities = imm.boxes().copy(), imm.probabilities.copy()
+    imm.freeze(np.array([0]))
+    for _ in range(5):
+        imm.predict()
+    imm.rewind(np.array([0]))
+    np.testing.assert_allclose(imm.boxes(), before)
+    np.testing.assert_allclose(imm.probabilities, probabilities)
+    shift = np.array([[1.0, 0.0, 25.0], [0.0, 1.0, -10.0]])
+    imm.warp(shift)
+    np.testing.assert_allclose(imm.boxes(), warp_boxes(before, shift), atol=1e-9)
+
+
+def test_the_tracker_runs_on_the_imm_when_configured() -> None:
+    import pytest
+    from pydantic import ValidationError
+
+    from trackid.track import OnlineTracker, TrackerConfig
+    from trackid.types import Detections
+
+    tracker = OnlineTracker(TrackerConfig(motion_model="imm"), frame_rate=25.0)
+    assert isinstance(tracker.kalman, ImmBoxFilter)
+    ids = set()
+    for t in range(30):  # two people walking towards each other and past
+        boxes = np.array([[100 + 4.0 * t, 100, 140 + 4.0 * t, 200], [400 - 4.0 * t, 300, 440 - 4.0 * t, 400]])
+        ids.update(int(i) for i in tracker.update(Detections.from_arrays(boxes, np.full(2, 0.99))).track_id)
+    assert ids == {1, 2}
+    with pytest.raises(ValidationError):
+        TrackerConfig(motion_model="kalman")  # type: ignore[arg-type]

@@ -65,6 +65,7 @@ class ImmBoxFilter:
         self._velocity_keep = np.array([1.0, 1.0, n.stop_decay])
         self.state = np.zeros((0, 3, 5, 4))
         self.probabilities = np.zeros((0, 3))
+        self._frozen = (self.state.copy(), self.probabilities.copy())
 
     def __len__(self) -> int:
         return len(self.state)
@@ -83,9 +84,32 @@ class ImmBoxFilter:
         rows[:, :, 4] = ((10 * self.noise.velocity * scale) ** 2)[:, None]
         self.state = np.concatenate([self.state, rows])
         self.probabilities = np.concatenate([self.probabilities, np.full((len(boxes), 3), 1 / 3)])
+        self._frozen = (
+            np.concatenate([self._frozen[0], rows]),
+            np.concatenate([self._frozen[1], self.probabilities[-len(rows) :]]),
+        )
 
     def keep(self, mask: NDArray[np.bool_]) -> None:
         self.state, self.probabilities = self.state[mask], self.probabilities[mask]
+        self._frozen = (self._frozen[0][mask], self._frozen[1][mask])
+
+    def freeze(self, rows: NDArray[np.intp]) -> None:
+        """Remember the rows' state and model probabilities (a track that just lost its detection)."""
+        self._frozen[0][rows], self._frozen[1][rows] = self.state[rows], self.probabilities[rows]
+
+    def rewind(self, rows: NDArray[np.intp]) -> None:
+        self.state[rows], self.probabilities[rows] = self._frozen[0][rows], self._frozen[1][rows]
+
+    def warp(self, affine: FloatArray) -> None:
+        """Move every model of every track by a camera motion (2x3 similarity map), as `BoxKalman.warp` does."""
+        linear = np.asarray(affine, np.float64)[:, :2]
+        shift = np.asarray(affine, np.float64)[:, 2]
+        zoom = float(np.sqrt(abs(np.linalg.det(linear))))
+        for state in (self.state, self._frozen[0]):
+            state[:, :, 0, :2] = state[:, :, 0, :2] @ linear.T + shift
+            state[:, :, 1, :2] = state[:, :, 1, :2] @ linear.T
+            state[:, :, :2, 2:] *= zoom
+            state[:, :, 2:] *= zoom * zoom
 
     def predict(self, rows: NDArray[np.intp] | None = None) -> None:
         """Mix the models by their transition probabilities, then advance each model one frame."""

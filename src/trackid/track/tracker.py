@@ -22,7 +22,8 @@ All per-track state lives in arrays indexed by row; there are no per-track Pytho
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import ClassVar, Protocol
+from dataclasses import replace
+from typing import ClassVar, Literal, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -30,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from trackid.track.association import GATED, AssignmentMethod, assign, gated_cost
 from trackid.track.cmc import warp_boxes, warp_points
+from trackid.track.imm import ImmBoxFilter, ImmNoise
 from trackid.track.kalman import BoxKalman, KalmanNoise
 from trackid.types import Detections
 
@@ -235,6 +237,11 @@ class TrackerConfig(BaseModel):
         "between frames grows with the time between them. More velocity noise follows manoeuvres but predicts "
         "worse through occlusion; more measurement noise smooths jitter but lags real motion.",
     )
+    motion_model: Literal["cv", "imm"] = Field(
+        "cv",
+        description="Motion filter: constant-velocity Kalman, or the IMM of `trackid.track.imm` (cruise, manoeuvre, "
+        "stop; same noise). On MOT15/MOT17 train the IMM scores lower (BENCHMARKS.md, issue #6 ablation).",
+    )
 
 
 @register_tracker("trackid")
@@ -260,7 +267,13 @@ class OnlineTracker:
         """Forget all tracks (start of a new sequence); ids restart at 1."""
         position, velocity, measurement = self.config.motion_noise
         velocity *= 30.0 / self.frame_rate
-        self.kalman = BoxKalman(KalmanNoise(position, velocity, measurement, initial_velocity=10 * velocity))
+        self.kalman: BoxKalman | ImmBoxFilter
+        if self.config.motion_model == "imm":
+            ratio = 30.0 / self.frame_rate  # the IMM's per-frame dynamics are given at 30 frames/s
+            noise = ImmNoise(position, velocity, measurement)
+            self.kalman = ImmBoxFilter(replace(noise, stop_decay=noise.stop_decay**ratio, stay=noise.stay**ratio))
+        else:
+            self.kalman = BoxKalman(KalmanNoise(position, velocity, measurement, initial_velocity=10 * velocity))
         self.frame = 0
         self._next_id = 1
         self.track_id = np.zeros(0, np.int64)
