@@ -287,3 +287,26 @@ def test_validate_scores_decisions_against_labels(tmp_path: Path) -> None:
     assert metrics["accuracy_5plus"] == pytest.approx((6 + 4) / 12) and metrics["individuals_5plus"] == 2
     assert result["checks"]["false_match_rate"] == "FAIL" and result["verdict"] == "FAIL"  # 8.3 % > 5 %
     store.close()
+
+
+def test_attribute_labels_gate_matches_at_ingest(viper_cameras: tuple[Path, Path], tuned: Path, tmp_path: Path) -> None:
+    """With a threshold that accepts anything, a photo labelled sex=M cannot join the profile of one labelled F."""
+    settings = Tuned.load(tuned)
+    permissive = Tuned(settings.embedder, settings.calibrator, 1e-6, 0.5)
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    first, second = sorted(viper_cameras[0].iterdir())[:2]
+    for photo in (first, second):
+        (folder / photo.name).symlink_to(photo.resolve())
+    labels = tmp_path / "labels.csv"
+    labels.write_text(f"image,individual,sex\n{first.name},a,F\n{second.name},b,M\n")
+    gallery = GalleryConfig(store=str(tmp_path / "gated.db"))
+    run = ingest(
+        [folder], site="s", config=PhotosConfig(), gallery_config=gallery, tuned=permissive, labels=Labels(labels)
+    )
+    assert run.decisions == {"new": 2}
+    with gallery.open_store() as store:
+        assert sorted(i.attributes["sex"] for i in store.identities()) == ["F", "M"]
+    ungated = GalleryConfig(store=str(tmp_path / "open.db"))
+    run = ingest([folder], site="s", config=PhotosConfig(), gallery_config=ungated, tuned=permissive)
+    assert run.decisions == {"new": 1, "match": 1}  # the same threshold matches them when nothing forbids it
