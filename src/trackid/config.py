@@ -133,8 +133,8 @@ class RunConfig(BaseModel):
     write_video: bool = Field(True, description="Write the annotated video (costs ~10% of a fast run).")
     camera_motion: Literal["none", "sparse", "ecc"] = Field(
         "none",
-        description="Compensate camera motion from the frames (`trackid.track.cmc`): sparse optical flow (7-15 ms "
-        "per 1080p frame) or ECC (50-190 ms, and it can lose a fast pan). For moving or shaking cameras; a fixed "
+        description="Compensate camera motion from the frames (`trackid.track.cmc`): sparse optical flow (about 4 ms "
+        "per 1080p frame) or ECC (20-65 ms, and it can lose a fast pan). For moving or shaking cameras; a fixed "
         "camera gains nothing.",
     )
     gallery: GalleryConfig = Field(default_factory=GalleryConfig)
