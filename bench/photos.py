@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
+import os
 import subprocess
 import sys
 import tempfile
@@ -195,12 +195,18 @@ def bench_detection(tuned: Path, work: Path) -> tuple[str, str]:
 def _ingest(
     folders: list[Path], store: Path, tuned: Path, out: Path, extra: list[str] | None = None
 ) -> tuple[float, float]:
-    """Run `trackid photos ingest` as its own process: (wall seconds, peak RSS MiB of the children so far)."""
+    """Run `trackid photos ingest` as its own process: (wall seconds, that process's peak RSS in MiB)."""
     start = time.perf_counter()
     options = ["--site", "bench", "--tuned", str(tuned), "--store", str(store), "--out", str(out), *(extra or [])]
-    subprocess.run([TRACKID, "photos", "ingest", *map(str, folders), *options], check=True, capture_output=True)
-    wall = time.perf_counter() - start
-    return wall, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    command = [TRACKID, "photos", "ingest", *map(str, folders), *options]
+    with tempfile.TemporaryFile() as errors:  # a file, not a pipe: the progress bar must never block the child
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=errors)
+        _, status, usage = os.wait4(process.pid, 0)  # this child's own peak memory, not the maximum over children
+        wall = time.perf_counter() - start
+        if os.waitstatus_to_exitcode(status) != 0:
+            errors.seek(0)
+            raise SystemExit(f"{' '.join(command)} failed: {errors.read().decode(errors='replace')}")
+    return wall, usage.ru_maxrss / 1024
 
 
 if __name__ == "__main__":
