@@ -44,6 +44,8 @@ ABLATIONS: dict[str, dict[str, object]] = {
     "no score weighting": {"score_weighted_iou": False},
     "raw detection boxes reported": {"report_filtered_box": False},
     "IMM (cruise / manoeuvre / stop) instead of the CV Kalman": {"motion_model": "imm"},
+    "Mahalanobis gate on (chi-square 95 %, 9.49)": {"mahalanobis_gate": 9.49},
+    "Mahalanobis gate on (40)": {"mahalanobis_gate": 40.0},
 }
 
 

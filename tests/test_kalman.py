@@ -121,3 +121,15 @@ def test_box_conversions_round_trip() -> None:
     cxcywh = xyxy_to_cxcywh(xyxy)
     assert cxcywh.tolist() == [[30.0, 70.0, 40.0, 100.0]]
     np.testing.assert_array_equal(cxcywh_to_xyxy(cxcywh), xyxy)
+
+
+def test_mahalanobis_distance_grows_with_the_miss_and_shrinks_with_uncertainty() -> None:
+    kalman = BoxKalman()
+    kalman.initiate(np.array([[100.0, 100, 140, 200], [100.0, 100, 140, 200]]))
+    for _ in range(5):  # row 1 is predicted through a gap: its uncertainty grows
+        kalman.predict(np.array([1]))
+    near, far = [100.0 + 2, 100, 140 + 2, 200], [100.0 + 20, 100, 140 + 20, 200]
+    d2 = kalman.mahalanobis(np.array([0, 1]), np.array([near, far]))
+    assert d2.shape == (2, 2)
+    assert d2[0, 1] > d2[0, 0] > 0  # a larger miss is further
+    assert d2[1, 1] < d2[0, 1]  # the same miss is nearer for the more uncertain track

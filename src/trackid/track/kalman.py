@@ -107,6 +107,14 @@ class BoxKalman:
             velocity[:, 2:] *= zoom
             self._state[:, base + 2 : base + _LIVE] *= zoom * zoom
 
+    def mahalanobis(self, rows: NDArray[np.intp], xyxy: FloatArray) -> FloatArray:
+        """(len(rows), len(xyxy)) squared Mahalanobis distances of measured boxes from the rows' predictions,
+        summed over the four independent axes (each with its predicted variance plus the measurement noise)."""
+        mean, variance = self._state[rows, 0], self._state[rows, 2]
+        innovation_var = variance + (self.noise.measurement * mean[:, (2, 3, 2, 3)]) ** 2
+        boxes = xyxy_to_cxcywh(np.asarray(xyxy, np.float64).reshape(-1, 4))
+        return (((boxes[None, :, :] - mean[:, None, :]) ** 2) / innovation_var[:, None, :]).sum(axis=2)
+
     def freeze(self, rows: NDArray[np.intp]) -> None:
         """Remember the rows' current state (called when a track first misses its detection)."""
         self._state[rows, _LIVE:] = self._state[rows, :_LIVE]
