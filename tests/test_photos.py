@@ -43,10 +43,10 @@ def _jpeg(colour: tuple[int, int, int], exif: dict[int, str] | None = None, sub:
 def test_scan_reads_exif_and_names_every_file_it_cannot_use(tmp_path: Path) -> None:
     folder = tmp_path / "trailcam-7"
     folder.mkdir()
-    stamped = _jpeg((200, 30, 30), {271: "Bushnell", 272: "Core"}, {36867: "2026:05:01 06:30:00"})
+    stamped = _jpeg((200, 30, 30), {271: "Bushnell", 272: "Core"}, {36867: "2026:05:01 06:30:00", 42033: "B-17"})
     (folder / "a.jpg").write_bytes(stamped)
     (folder / "copy-of-a.JPG").write_bytes(stamped)
-    (folder / "plain.jpg").write_bytes(_jpeg((30, 200, 30)))
+    (folder / "plain.jpg").write_bytes(_jpeg((30, 200, 30), {271: "Bushnell", 272: "Core"}))  # no serial
     cv2.imwrite(str(folder / "b.png"), np.full((20, 10, 3), 90, np.uint8))
     (folder / "empty.jpg").write_bytes(b"")
     (folder / "cut.jpg").write_bytes(stamped[: len(stamped) // 2])
@@ -58,7 +58,7 @@ def test_scan_reads_exif_and_names_every_file_it_cannot_use(tmp_path: Path) -> N
     by_name = {p.path.name: p for p in photos}
     assert sorted(by_name) == ["a.jpg", "b.png", "plain.jpg"]
     a = by_name["a.jpg"]
-    assert (a.time_source, a.camera_source, a.camera) == ("exif", "exif", "Bushnell Core")
+    assert (a.time_source, a.camera_source, a.camera) == ("exif", "exif", "Bushnell Core #B-17")
     assert a.time == 1777617000.0  # 2026-05-01 06:30:00, read as UTC
     assert (by_name["plain.jpg"].time_source, by_name["plain.jpg"].camera) == ("file", "trailcam-7")
     reasons = {s.path.name: s.reason for s in skipped}
@@ -79,7 +79,8 @@ def test_bursts_group_one_camera_close_in_time(tmp_path: Path) -> None:
     for i, (camera, second) in enumerate(shots):
         path = tmp_path / camera / f"{i}.jpg"
         path.parent.mkdir(exist_ok=True)
-        path.write_bytes(_jpeg((i * 40, 10, 10), {272: camera}, {36867: f"2026:05:01 06:00:{second:02d}"}))
+        stamp = {36867: f"2026:05:01 06:00:{second:02d}", 42033: camera}
+        path.write_bytes(_jpeg((i * 40, 10, 10), {272: "Core"}, stamp))
     found, _ = scan_photos([tmp_path], PhotosConfig())
     bursts = group_bursts(found, gap_s=10)
     assert [[p.path.name for p in b] for b in bursts] == [["0.jpg", "1.jpg"], ["3.jpg"], ["2.jpg", "4.jpg"]]

@@ -149,8 +149,9 @@ def _integrity_problem(data: bytes, suffix: str) -> str | None:
 
 
 def _exif(data: bytes) -> tuple[float | None, str | None]:
-    """Capture time (EXIF DateTimeOriginal, else DateTime; camera-local time read as UTC) and a camera name
-    (make, model, body serial) from the file's EXIF, or None where it has none."""
+    """Capture time (EXIF DateTimeOriginal, else DateTime; camera-local time read as UTC) and a camera identity
+    from the file's EXIF, or None where it has none. The identity needs the body serial number: a team's cameras
+    are often one make and model, and merging them would join bursts of different cameras."""
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -166,9 +167,11 @@ def _exif(data: bytes) -> tuple[float | None, str | None]:
             taken = datetime.strptime(stamp.strip("\x00 "), "%Y:%m:%d %H:%M:%S").replace(tzinfo=UTC).timestamp()
         except ValueError:
             taken = None
-    parts = [str(v).strip("\x00 ") for v in (exif.get(TIFF_MAKE), exif.get(TIFF_MODEL), sub.get(EXIF_BODY_SERIAL))]
-    camera = " ".join(p for p in parts if p and p != "None") or None
-    return taken, camera
+    serial = str(sub.get(EXIF_BODY_SERIAL) or "").strip("\x00 ")
+    if not serial:
+        return taken, None
+    parts = [str(v).strip("\x00 ") for v in (exif.get(TIFF_MAKE), exif.get(TIFF_MODEL)) if v]
+    return taken, " ".join([*parts, f"#{serial}"])
 
 
 def group_bursts(photos: Sequence[Photo], gap_s: float, from_file_times: bool = False) -> list[list[Photo]]:
