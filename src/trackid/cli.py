@@ -349,16 +349,26 @@ def gallery_reembed(
             _reembed_with_progress(gallery_store, embedder, batch_size)
 
 
-def _reembed_with_progress(gallery_store: Any, embedder: Any, batch_size: int) -> None:
+def _reembed_with_progress(
+    gallery_store: Any, embedder: Any, batch_size: int, adjust: Any = None, model_version: str | None = None
+) -> None:
     """`reembed` behind a progress bar, then what it added and what it skipped, by reason."""
     from trackid.identity.reembed import reembed
 
-    todo = gallery_store.count_without_model(embedder.model_id, embedder.version)
+    version = model_version or embedder.version
+    todo = gallery_store.count_without_model(embedder.model_id, version)
     with _progress("sightings") as bar:
         task = bar.add_task(f"reembed {embedder.model_id}", total=todo)
-        report = reembed(gallery_store, embedder, batch_size=batch_size, progress=lambda n: bar.advance(task, n))
+        report = reembed(
+            gallery_store,
+            embedder,
+            batch_size=batch_size,
+            progress=lambda n: bar.advance(task, n),
+            adjust=adjust,
+            model_version=version,
+        )
     console = _console()
-    console.print(Text(f"added {report.added} vectors of {embedder.model_id} {embedder.version}", style="bold"))
+    console.print(Text(f"added {report.added} vectors of {embedder.model_id} {version}", style="bold"))
     for reason, count in report.skipped.most_common():
         console.print(Text(f"skipped {count}: {reason}", style="yellow"), soft_wrap=True)
     for line in report.examples:
@@ -572,9 +582,16 @@ def photos_reembed(
     del resume  # always resumable
     with _user_errors(ValueError, KeyError, ConfigError):
         run = _photo_config(config, overrides, store)
-        embedder = Tuned.load(tuned).make_embedder()
+        settings = Tuned.load(tuned)
+        embedder = settings.make_embedder()
         with run.gallery.open_store() as gallery_store:
-            _reembed_with_progress(gallery_store, embedder, batch_size)
+            _reembed_with_progress(
+                gallery_store,
+                embedder,
+                batch_size,
+                adjust=lambda vectors, sightings: settings.adjust(embedder, vectors, [s.camera for s in sightings]),
+                model_version=settings.model_version(embedder),
+            )
 
 
 def parse_params(items: Sequence[str]) -> dict[str, Any]:

@@ -12,7 +12,7 @@ untouched; only the new model's prototypes appear, so a `Gallery` for the new mo
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +21,7 @@ from numpy.typing import NDArray
 
 from trackid.embed.base import Embedder
 from trackid.embed.crops import crop_boxes
-from trackid.identity.store import GalleryStore
+from trackid.identity.store import GalleryStore, Sighting
 from trackid.images import read_image
 
 __all__ = ["ReembedReport", "reembed"]
@@ -44,8 +44,14 @@ def reembed(
     batch_size: int = 64,
     progress: Callable[[int], None] | None = None,
     max_examples: int = 20,
+    adjust: Callable[[NDArray[np.float32], Sequence[Sighting]], NDArray[np.float32]] | None = None,
+    model_version: str | None = None,
 ) -> ReembedReport:
     """Add `embedder`'s vector to every sighting that lacks one; `progress(n)` after each page of n sightings.
+
+    `adjust(vectors, sightings)` post-processes a batch with what the sightings know (e.g. per-camera centring in
+    `pipelines.photos`); the vectors are then stored under `model_version` (default: the embedder's version), which
+    must name the adjustment too, as the adjusted vectors live in another space.
 
     A sighting without a recorded source, or whose image is missing, unreadable or does not contain its box, is
     skipped with the reason in the report; the others are not held up by it. Bigger batches amortise the model's
@@ -54,14 +60,15 @@ def reembed(
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     report = ReembedReport()
+    version = model_version or embedder.version
     last_image: tuple[str, NDArray[np.uint8]] | None = None  # bursts and multi-person frames share an image
     after = 0
     while True:
-        page = store.sightings_without_model(embedder.model_id, embedder.version, after=after, limit=batch_size)
+        page = store.sightings_without_model(embedder.model_id, version, after=after, limit=batch_size)
         if not page:
             return report
         after = page[-1].id
-        ids, crops = [], []
+        ids, crops, embedded = [], [], []
         for sighting in page:
             try:
                 crop, last_image = _crop(sighting.source, last_image)
@@ -73,11 +80,12 @@ def reembed(
                 continue
             ids.append(sighting.id)
             crops.append(crop)
+            embedded.append(sighting)
         if crops:
             vectors = embedder.embed(crops)
-            report.added += store.add_sighting_vectors(
-                ids, vectors, model_id=embedder.model_id, model_version=embedder.version
-            )
+            if adjust is not None:
+                vectors = adjust(vectors, embedded)
+            report.added += store.add_sighting_vectors(ids, vectors, model_id=embedder.model_id, model_version=version)
         if progress is not None:
             progress(len(page))
 
