@@ -2,8 +2,8 @@
 
 Data flow of `ingest`: scan (walk the folders, hash every file, read EXIF capture time and camera, cheap integrity
 checks) -> bursts (one camera, photos close in capture time: one sighting) -> decode, detect (or the whole image)
--> embed with an ensemble -> one vector per individual per burst -> the gallery decides against the tuned,
-calibrated threshold (attribute gates when labels give them) -> the store.
+-> embed with an ensemble, minus the camera's mean (`CameraCentring`) -> one vector per individual per burst -> the
+gallery decides against the tuned, calibrated threshold (attribute gates when labels give them) -> the store.
 
 Resuming: every sighting carries an idempotency key (the burst's first photo's content hash and the individual's
 index), and each burst is written in one transaction with its decisions. A re-run after a crash asks the store
