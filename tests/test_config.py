@@ -98,3 +98,13 @@ def test_gallery_section_layers_and_opens_its_store(tmp_path: Path) -> None:
         store.close()
     with pytest.raises(ConfigError, match=r"gallery\.index\.dtype"):
         load_config(overrides=["gallery.index.dtype=f64"], environ={})
+
+
+def test_a_nested_override_keeps_its_sections_defaults_and_a_new_backend_starts_clean() -> None:
+    config, _ = load_config(overrides=["photos.embedder.params.weights=[0.3, 0.7]"], environ={})
+    assert config.photos.embedder.name == "ensemble"
+    assert config.photos.embedder.params["weights"] == [0.3, 0.7] and len(config.photos.embedder.params["members"]) == 2
+    config, _ = load_config(overrides=["photos.embedder.name=colour"], environ={})
+    assert (config.photos.embedder.name, config.photos.embedder.params) == ("colour", {})
+    config, _ = load_config(overrides=["photos.embedder.name=colour", "photos.embedder.params.stripes=3"], environ={})
+    assert config.photos.embedder.params == {"stripes": 3}

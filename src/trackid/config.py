@@ -192,7 +192,9 @@ def load_config(
         if key.startswith(ENV_PREFIX) and key != f"{ENV_PREFIX}PROFILE" and "__" in key
     )
     cli_layer = _nested(_split_assignment(item) for item in overrides)
-    merged: dict[str, Any] = {}
+    # The defaults are the lowest layer, so that setting one nested key keeps the rest of its section's defaults
+    # (e.g. `photos.embedder.params.weights` keeps the default ensemble's members).
+    merged: dict[str, Any] = RunConfig().model_dump()
     for layer in (file_layer, PROFILES[chosen], env_layer, cli_layer):
         _merge(merged, copy.deepcopy(layer))
     try:
@@ -245,7 +247,10 @@ def _parse_scalar(raw: str) -> Any:
 
 
 def _merge(into: dict[str, Any], layer: Mapping[str, Any]) -> None:
-    """Deep merge; a None value replaces a whole section (e.g. `embedder: null`)."""
+    """Deep merge; a None value replaces a whole section (e.g. `embedder: null`). A layer that names another
+    backend (`name`) starts its `params` afresh: the old backend's would not fit it."""
+    if "name" in layer and into.get("name") != layer["name"] and "params" in into:
+        into["params"] = {}
     for key, value in layer.items():
         if isinstance(value, Mapping) and isinstance(into.get(key), dict):
             _merge(into[key], value)
