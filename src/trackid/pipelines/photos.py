@@ -32,7 +32,6 @@ from itertools import pairwise, product
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 from numpy.typing import NDArray
 from scipy.optimize import linear_sum_assignment
@@ -49,6 +48,7 @@ from trackid.identity.calibration import MatchCalibrator
 from trackid.identity.gallery import Gallery
 from trackid.identity.report import write_calibration_report
 from trackid.identity.store import GalleryStore, Sighting
+from trackid.images import read_image
 from trackid.pipelines.video import build_detector
 
 __all__ = [
@@ -414,13 +414,6 @@ class _Cropper:
         return out
 
 
-def _decode(path: Path) -> NDArray[np.uint8]:
-    image = cv2.imdecode(np.frombuffer(path.read_bytes(), np.uint8), cv2.IMREAD_COLOR)
-    if image is None or image.size == 0:
-        raise ValueError("not a decodable image (corrupt or an unsupported encoding)")
-    return np.asarray(image, np.uint8)
-
-
 # -- ingest -----------------------------------------------------------------------------------------------------
 
 
@@ -461,7 +454,7 @@ class IngestReport:
             "skipped": [{"path": str(s.path), "reason": s.reason} for s in self.skipped],
             "without_exif": {
                 "count": len(self.without_exif),
-                "fallback": "capture time = file modification time; camera = folder",
+                "fallback": "capture time = file modification time (camera = folder unless EXIF names a serial)",
                 "paths": [str(p) for p in self.without_exif],
             },
         }
@@ -485,7 +478,7 @@ def ingest(
     bursts = group_bursts(photos, config.burst_gap_s, config.bursts_from_file_times)
     report = IngestReport(photos_found=len(photos), bursts=len(bursts), skipped=skipped)
     report.time_sources.update(p.time_source for p in photos)
-    report.without_exif = [p.path for p in photos if p.time_source == "file" and p.camera_source == "folder"]
+    report.without_exif = [p.path for p in photos if p.time_source == "file"]
     report.camera_sources.update(p.camera_source for p in photos)
     if tuned.centring is not None:
         report.uncentred_cameras = sorted({p.camera for p in photos} - set(tuned.centring.means))
@@ -561,9 +554,9 @@ def _prepare(burst: list[Photo], cropper: _Cropper, report: IngestReport) -> lis
     found: list[tuple[Photo, list[tuple[list[float] | None, NDArray[np.uint8], float]]]] = []
     for photo in burst:
         try:
-            image = _decode(photo.path)
+            image = read_image(photo.path)
         except (OSError, ValueError) as exc:
-            report.skipped.append(SkippedFile(photo.path, str(exc)))
+            report.skipped.append(SkippedFile(photo.path, str(exc).removeprefix(f"{photo.path}: ")))
             continue
         individuals = cropper(image)
         if not individuals:
@@ -640,7 +633,7 @@ def tune(
     cropper = _Cropper(config)
     crops = []
     for photo in photos:
-        individuals = cropper(_decode(photo.path))
+        individuals = cropper(read_image(photo.path))
         if not individuals:
             raise ValueError(f"{photo.path}: no individual detected (tuning needs one per labelled photo)")
         crops.append(max(individuals, key=lambda i: i[2])[1])
