@@ -13,6 +13,12 @@ people move on their own):
 
 Estimation runs on a grey image downscaled to `width` pixels; the transform is returned in full-resolution pixels.
 The tracker applies it to its filter state (`BoxKalman.warp`) before predicting.
+
+Without frames (replayed detection files), `shift_from_tracks` estimates the part of the camera's motion that the
+tracks' own velocities did not predict: the median displacement between where the tracks that found their
+detection were predicted and where they were seen. People walk independently, so in a fixed camera that median is
+noise; a camera that pans or jolts moves everyone alike, and the median then stands well clear of its standard
+error. The tracker moves the tracks that found no detection by it, so they are not left behind.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from numpy.typing import NDArray
 
 from trackid.images import check_image
 
-__all__ = ["IDENTITY", "METHODS", "CameraMotion", "estimate_motion", "warp_boxes", "warp_points"]
+__all__ = ["IDENTITY", "METHODS", "CameraMotion", "estimate_motion", "shift_from_tracks", "warp_boxes", "warp_points"]
 
 Method = Literal["sparse", "ecc"]
 METHODS: tuple[Method, ...] = ("sparse", "ecc")
@@ -136,6 +142,25 @@ def _background_mask(
     for x1, y1, x2, y2 in np.clip(scaled, 0, [width, height, width, height]).tolist():
         mask[y1:y2, x1:x2] = 0
     return mask
+
+
+def shift_from_tracks(
+    predicted: NDArray[np.float64], observed: NDArray[np.float64], z: float, min_tracks: int = 3
+) -> NDArray[np.float64] | None:
+    """The (2,) image shift common to all tracks this frame, or None where there is none to speak of.
+
+    `predicted`, `observed`: (N, 2) centres of N tracks as predicted and as detected. Per axis, the median
+    displacement counts when it lies more than `z` standard errors from zero (the standard error of a median,
+    1.2533 sigma / sqrt(N), with sigma from the median absolute deviation); below `min_tracks` tracks nothing counts.
+    """
+    if len(predicted) < min_tracks:
+        return None
+    moved = np.asarray(observed, np.float64) - np.asarray(predicted, np.float64)
+    median = np.median(moved, axis=0)
+    sigma = 1.4826 * np.median(np.abs(moved - median), axis=0)
+    standard_error = 1.2533 * sigma / np.sqrt(len(moved))
+    shift = np.where(np.abs(median) > z * standard_error, median, 0.0)
+    return shift if shift.any() else None
 
 
 def warp_points(points: NDArray[np.float64], warp: NDArray[np.float64]) -> NDArray[np.float64]:

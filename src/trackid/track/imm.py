@@ -63,6 +63,7 @@ class ImmBoxFilter:
         np.fill_diagonal(self._transition, n.stay)
         self._velocity_std = np.array([n.velocity, n.velocity * n.manoeuvre_factor, n.velocity])
         self._velocity_keep = np.array([1.0, 1.0, n.stop_decay])
+        self.noise_scale = 1.0  # multiplies every model's process noise variance, as `BoxKalman.noise_scale`
         self.state = np.zeros((0, 3, 5, 4))
         self.probabilities = np.zeros((0, 3))
         self._frozen = (self.state.copy(), self.probabilities.copy())
@@ -113,19 +114,31 @@ class ImmBoxFilter:
 
     def predict(self, rows: NDArray[np.intp] | None = None) -> None:
         """Mix the models by their transition probabilities, then advance each model one frame."""
+        q = self.noise_scale**0.5
         _imm_predict(
             self.state,
             self.probabilities,
             np.arange(len(self)) if rows is None else rows,
             self._transition,
-            self.noise.position,
-            self._velocity_std,
+            self.noise.position * q,
+            self._velocity_std * q,
             self._velocity_keep,
         )
 
     def update(self, rows: NDArray[np.intp], xyxy: FloatArray) -> None:
         """Correct every model with the measured boxes and reweigh the models by their likelihoods."""
         _imm_update(self.state, self.probabilities, rows, xyxy_to_cxcywh(xyxy), self.noise.measurement)
+
+    def shift(self, rows: NDArray[np.intp], offset: FloatArray) -> None:
+        """Move the rows' centres (every model) by `offset` (2,) pixels, as `BoxKalman.shift`."""
+        self.state[rows, :, 0, :2] += offset
+
+    def innovation_ratio(self, rows: NDArray[np.intp], xyxy: FloatArray) -> FloatArray:
+        """As `BoxKalman.innovation_ratio`, for the blended prediction with the cruise model's variance."""
+        mean, variance = self.mean[rows], self.state[rows, 0, 2]
+        innovation_var = variance[:, :2] + (self.noise.measurement * mean[:, 2:]) ** 2
+        centre = 0.5 * (xyxy[:, :2] + xyxy[:, 2:])
+        return 0.5 * (((centre - mean[:, :2]) ** 2) / innovation_var).sum(axis=1)
 
     def boxes(self, rows: NDArray[np.intp] | None = None) -> FloatArray:
         mean = self.mean

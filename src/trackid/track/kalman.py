@@ -7,7 +7,10 @@ handful of scalar operations per axis — the same result as the 8x8 matrix filt
 They run as compiled loops (numba): with the few tracks of a frame, numpy's per-call overhead would dominate.
 
 Noise scales with the box size (width for `cx` and `w`, height for `cy` and `h`), as in DeepSORT/BoT-SORT: a box
-ten times larger moves and jitters ten times more in pixels.
+ten times larger moves and jitters ten times more in pixels. `noise_scale` multiplies the process noise variance of
+every track at once: the tracker sets it from how large the innovations of its tracks really are (a shaking camera
+or a low frame rate make them larger than any fixed setting expects, a far-away crowd smaller), so the filters'
+uncertainty follows the scene.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ class BoxKalman:
 
     def __init__(self, noise: KalmanNoise | None = None) -> None:
         self.noise = noise or KalmanNoise()
+        self.noise_scale = 1.0
         self._state = np.zeros((0, 2 * _LIVE, 4))
 
     def __len__(self) -> int:
@@ -79,7 +83,9 @@ class BoxKalman:
 
     def predict(self, rows: NDArray[np.intp] | None = None) -> None:
         """Advance tracks (all, or `rows`) by one frame. A size about to become non-positive stops shrinking."""
-        _predict(self._state, np.arange(len(self)) if rows is None else rows, self.noise.position, self.noise.velocity)
+        q = self.noise_scale**0.5
+        rows = np.arange(len(self)) if rows is None else rows
+        _predict(self._state, rows, self.noise.position * q, self.noise.velocity * q)
 
     def update(self, rows: NDArray[np.intp], xyxy: FloatArray) -> None:
         """Correct `rows` with measured boxes (corners, one per row)."""
@@ -106,6 +112,18 @@ class BoxKalman:
             mean[:, 2:] *= zoom
             velocity[:, 2:] *= zoom
             self._state[:, base + 2 : base + _LIVE] *= zoom * zoom
+
+    def shift(self, rows: NDArray[np.intp], offset: FloatArray) -> None:
+        """Move the rows' centres by `offset` (2,) pixels, velocities unchanged (see `cmc.shift_from_tracks`)."""
+        self._state[rows, 0, :2] += offset
+
+    def innovation_ratio(self, rows: NDArray[np.intp], xyxy: FloatArray) -> FloatArray:
+        """Per row, the squared innovation of the box centre over its predicted variance, averaged over x and y:
+        1 on average when the noise settings describe the data (chi-square with 2 degrees of freedom, halved)."""
+        mean, variance = self._state[rows, 0], self._state[rows, 2]
+        innovation_var = variance[:, :2] + (self.noise.measurement * mean[:, 2:]) ** 2
+        centre = 0.5 * (xyxy[:, :2] + xyxy[:, 2:])
+        return 0.5 * (((centre - mean[:, :2]) ** 2) / innovation_var).sum(axis=1)
 
     def mahalanobis(self, rows: NDArray[np.intp], xyxy: FloatArray) -> FloatArray:
         """(len(rows), len(xyxy)) squared Mahalanobis distances of measured boxes from the rows' predictions,
