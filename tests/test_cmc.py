@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from trackid.track import OnlineTracker
-from trackid.track.cmc import IDENTITY, CameraMotion, warp_boxes
+from trackid.track import OnlineTracker, TrackerConfig
+from trackid.track.cmc import IDENTITY, CameraMotion, shift_from_tracks, warp_boxes
 from trackid.track.kalman import BoxKalman
 from trackid.types import Detections
 
@@ -87,3 +87,44 @@ def test_a_shaking_camera_keeps_identities_only_with_compensation() -> None:
 
     assert identities(compensate=True) == 5
     assert identities(compensate=False) > 5
+
+
+def test_shift_from_tracks_finds_a_common_motion_and_ignores_noise() -> None:
+    rng = np.random.default_rng(7)
+    predicted = rng.uniform(0, 1000, (12, 2))
+    walking = rng.normal(0, 3.0, (12, 2))  # each person's own surprise, a few pixels
+    pan = np.array([25.0, -4.0])
+    shift = shift_from_tracks(predicted, predicted + walking + pan, z=2.6)
+    assert shift is not None
+    np.testing.assert_allclose(shift, pan, atol=2.0)
+    # a fixed camera: the median is noise, seldom significant (the MAD of 12 tracks is itself noisy, so more often
+    # than the nominal 2 %), and then no larger than the people's own jitter
+    found = [shift_from_tracks(predicted, predicted + rng.normal(0, 3.0, (12, 2)), z=2.6) for _ in range(400)]
+    false = [s for s in found if s is not None]
+    assert len(false) < 0.2 * len(found)
+    assert max(np.abs(s).max() for s in false) < 6.0
+    assert shift_from_tracks(predicted[:2], predicted[:2] + pan, z=2.6) is None  # two tracks prove nothing
+
+
+def test_a_pan_reaches_an_undetected_person_without_frames() -> None:
+    """Six people stand still while the camera pans, speeding up; one is missed for eight frames. Read off the five
+    still tracked, the pan moves the missed one's track along, so it is found again under its own id."""
+    people = np.array([[100.0 + 140 * i, 200, 160 + 140 * i, 350] for i in range(6)])
+    offset, frames = np.zeros(2), []
+    for k in range(40):
+        offset += (2.0 + 0.6 * max(0, k - 15), 0.0)  # a pan starting slowly, then accelerating
+        boxes = people + np.tile(offset, 2)
+        visible = np.ones(6, bool)
+        if 20 <= k < 28:
+            visible[2] = False
+        frames.append(Detections.from_arrays(boxes[visible], np.full(int(visible.sum()), 0.99)))
+
+    def identities(z: float) -> int:
+        tracker = OnlineTracker(TrackerConfig(scene_motion_z=z, coast_s=0.0), frame_rate=30.0)
+        seen: set[int] = set()
+        for detections in frames:
+            seen.update(int(t) for t in tracker.update(detections).track_id)
+        return len(seen)
+
+    assert identities(2.6) == 6
+    assert identities(0.0) > 6

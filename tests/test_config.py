@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from trackid.config import PROFILES, ConfigError, load_config
+from trackid.track import TrackerConfig
 
 
 def _file(tmp_path: Path, text: str) -> Path:
@@ -19,7 +20,7 @@ def test_defaults_are_the_balanced_profile() -> None:
     config, profile = load_config(environ={})
     assert profile == "balanced"
     assert config.embedder is not None and config.embedder.name == "mobilenetv2"
-    assert config.tracker.max_lost_s == 2.0
+    assert config.tracker.max_lost_s == TrackerConfig().max_lost_s
 
 
 def test_each_layer_overrides_the_one_below(tmp_path: Path) -> None:

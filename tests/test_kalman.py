@@ -133,3 +133,43 @@ def test_mahalanobis_distance_grows_with_the_miss_and_shrinks_with_uncertainty()
     assert d2.shape == (2, 2)
     assert d2[0, 1] > d2[0, 0] > 0  # a larger miss is further
     assert d2[1, 1] < d2[0, 1]  # the same miss is nearer for the more uncertain track
+
+
+def test_innovation_ratio_is_one_on_data_from_the_model() -> None:
+    """Tracks simulated with exactly the filter's noise: the normalised innovation averages 1 (its median ln 2)."""
+    rng = np.random.default_rng(5)
+    noise = KalmanNoise(position=0.02, velocity=0.004, measurement=0.03)
+    n, size = 400, np.array([40.0, 100.0])
+    truth = np.concatenate([rng.uniform(200, 800, (n, 2)), np.tile(size, (n, 1))], axis=1)
+    speed = rng.normal(0, 1.0, (n, 2))
+    kalman = BoxKalman(noise)
+    kalman.initiate(cxcywh_to_xyxy(truth))
+    rows = np.arange(n)
+    ratios = []
+    for _ in range(60):
+        speed += rng.normal(0, 1, (n, 2)) * noise.velocity * size
+        truth[:, :2] += speed + rng.normal(0, 1, (n, 2)) * noise.position * size
+        measured = truth.copy()
+        measured[:, :2] += rng.normal(0, 1, (n, 2)) * noise.measurement * size
+        kalman.predict()
+        ratios.append(kalman.innovation_ratio(rows, cxcywh_to_xyxy(measured)))
+        kalman.update(rows, cxcywh_to_xyxy(measured))
+    settled = np.concatenate(ratios[20:])
+    assert 0.9 < settled.mean() < 1.1
+    assert abs(np.median(settled) - np.log(2)) < 0.07
+
+
+def test_noise_scale_widens_the_prediction_and_shift_moves_only_the_rows() -> None:
+    boxes = np.array([[100.0, 50, 140, 150], [400, 300, 460, 420]])
+    steady, shaken = BoxKalman(), BoxKalman()
+    for kalman in (steady, shaken):
+        kalman.initiate(boxes)
+    shaken.noise_scale = 4.0
+    steady.predict()
+    shaken.predict()
+    far = np.array([[130.0, 50, 170, 150]])
+    assert shaken.mahalanobis(np.array([0]), far)[0, 0] < steady.mahalanobis(np.array([0]), far)[0, 0]
+    np.testing.assert_allclose(shaken.boxes(), steady.boxes())  # the mean does not depend on the noise
+    shaken.shift(np.array([1]), np.array([10.0, -5.0]))
+    np.testing.assert_allclose(shaken.boxes()[0], steady.boxes()[0])
+    np.testing.assert_allclose(shaken.boxes()[1], steady.boxes()[1] + [10, -5, 10, -5])

@@ -17,7 +17,7 @@ from trackid.eval import evaluate_mot
 from trackid.geometry import iou_matrix
 from trackid.sources.motchallenge import detections_by_frame, read_mot_file, read_seqinfo, write_mot_results
 from trackid.sources.synthetic import SceneConfig, SyntheticScene, make_scene, write_trackeval_gt
-from trackid.track import make_tracker
+from trackid.track import OnlineTracker, TrackerConfig, make_tracker
 from trackid.types import Detections
 
 
@@ -58,12 +58,58 @@ def test_ids_are_positive_and_unique_per_frame(scene: SyntheticScene) -> None:
 
 
 def test_output_boxes_come_from_the_frame_detections(scene: SyntheticScene) -> None:
-    """Each reported box overlaps one of its frame's detections: tracks do not report stale positions."""
-    tracker = make_tracker("trackid", 25.0)
+    """Without reporting through occlusions, each reported box overlaps one of its frame's detections: tracks do
+    not report stale positions."""
+    tracker = make_tracker("trackid", 25.0, coast_s=0.0)
     for dets in scene.detections:
         out = tracker.update(dets)
         if len(out):
             assert (iou_matrix(out.xyxy, dets.xyxy).max(axis=1) > 0.5).all()
+
+
+def test_a_person_hidden_behind_a_nearer_one_is_reported_through_the_occlusion() -> None:
+    """A far person (standing) is passed by a nearer walker and goes undetected for 8 frames; a third person simply
+    vanishes. The far person stays reported at the right place; the vanished one is not."""
+    far, vanishing = np.array([300.0, 200, 340, 300]), np.array([700.0, 200, 740, 300])
+    frames, hidden = [], range(20, 28)
+    for k in range(40):
+        near = np.array([175.0 + 5 * k, 180, 235 + 5 * k, 380])  # bottom edge lower: nearer the camera
+        boxes = [near] + ([] if k in hidden else [far]) + ([vanishing] if k < 20 else [])
+        frames.append(Detections.from_arrays(np.array(boxes), np.full(len(boxes), 0.99)))
+
+    def reported(coast_s: float) -> list[dict[int, np.ndarray]]:
+        tracker = make_tracker("trackid", 30.0, coast_s=coast_s)
+        outputs = [tracker.update(detections) for detections in frames]
+        for k in hidden:  # not observed: no detection score, no crop quality
+            assert (outputs[k].score[outputs[k].score < 0.5] == 0).all() and len(outputs[k]) <= 2
+        return [dict(zip(out.track_id.tolist(), out.xyxy, strict=True)) for out in outputs]
+
+    with_coasting, without = reported(0.46), reported(0.0)
+    far_id, vanishing_id = (next(t for t, b in with_coasting[10].items() if abs(b[0] - x) < 5) for x in (300, 700))
+    for k in hidden:
+        assert far_id in with_coasting[k]
+        assert iou_matrix(with_coasting[k][far_id][None], far[None])[0, 0] > 0.8
+        assert far_id not in without[k]
+    assert all(vanishing_id not in frame for frame in with_coasting[20:])
+    assert far_id in with_coasting[30] and far_id in without[30]  # found again under its own id either way
+
+
+@pytest.mark.parametrize(("jitter", "expected"), [(0.0, "low"), (0.2, "high")])
+def test_process_noise_follows_the_size_of_the_surprises(jitter: float, expected: str) -> None:
+    """Eight walkers at constant velocity: perfectly smooth boxes bring the noise scale down to its lower bound,
+    boxes jumping by a fifth of their width each frame raise it (synthetic)."""
+    rng = np.random.default_rng(1)
+    start = np.array([[60.0 + 110 * i, 100 + 20 * i, 100 + 110 * i, 200 + 20 * i] for i in range(8)])
+    tracker = OnlineTracker(TrackerConfig(adaptive_noise=0.05, iou_gate=0.05), frame_rate=30.0)
+    for k in range(150):
+        boxes = start + np.tile([2.0, 0.5], 2) * k
+        boxes = boxes + np.tile(rng.normal(0, jitter, (8, 2)) * 40, 2)  # the whole box jumps
+        tracker.update(Detections.from_arrays(boxes, np.full(8, 0.99)))
+    low = tracker.config.noise_scale_range[0]
+    if expected == "low":
+        assert tracker.kalman.noise_scale == low
+    else:
+        assert tracker.kalman.noise_scale > 2.0
 
 
 def test_empty_frames_are_fine() -> None:

@@ -5,7 +5,9 @@ Per frame, in order:
 2. match confident detections to confirmed tracks, then to tentative ones, on a similarity that combines IoU, the
    overlap of vertical extents and the detection score, with a penalty for detections that would reverse a
    track's recent heading (OC-SORT's observation-centric momentum); when detections carry embeddings, the cosine
-   distance to each track's appearance memory is blended in and forbids pairs that look too different;
+   distance to each track's appearance memory is blended in and forbids pairs that look too different. Between the
+   two, the camera's motion is read off the confirmed tracks just matched (`cmc.shift_from_tracks`): when they all
+   moved the same way, the tracks left unmatched are moved with them and matched again;
 3. match low-score detections to tracks that were visible last frame (ByteTrack): occluded people often still get
    a weak detection, and dropping it breaks the track;
 4. match what is left by IoU with each track's *last observed* box (OC-SORT's observation-centric recovery): after
@@ -14,7 +16,13 @@ Per frame, in order:
    one (observation-centric re-update), so its velocity is not the drift it accumulated while unobserved;
 6. lifecycle: new tracks from unmatched confident detections, tentative until confirmed (a tentative track that
    misses a frame is dropped), lost while unmatched, and removed after a time given in seconds (scaled by the
-   sequence's frame rate).
+   sequence's frame rate);
+7. output: tracks matched this frame, and lost tracks hidden behind a nearer tracked person for a short while
+   (their predicted box: the person is still there, only not detected).
+
+The filters' process noise follows the scene: the innovations of steadily tracked people, measured against the
+predicted uncertainty, set one scale for all tracks (`adaptive_noise`), so gates widen for a shaking camera or a low
+frame rate and tighten for a distant, slow crowd.
 
 All per-track state lives in arrays indexed by row; there are no per-track Python objects.
 """
@@ -30,7 +38,7 @@ from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field
 
 from trackid.track.association import GATED, AssignmentMethod, assign, gated_cost
-from trackid.track.cmc import warp_boxes, warp_points
+from trackid.track.cmc import shift_from_tracks, warp_boxes, warp_points
 from trackid.track.imm import ImmBoxFilter, ImmNoise
 from trackid.track.kalman import BoxKalman, KalmanNoise
 from trackid.types import Detections
@@ -101,8 +109,12 @@ def track_sequence(
 class TrackerConfig(BaseModel):
     """Every parameter with its trade-off. Times are in seconds so one setting serves 7 fps and 30 fps video.
 
-    Defaults were chosen once for all sequences of MOT15 and MOT17 train (FRCNN detections), by coordinate search
-    on min(HOTA margin over the best peer) across both; `bench/mot.py` shows each component's effect.
+    Defaults serve every sequence of MOT15 and MOT17 train (FRCNN detections) at once: no per-sequence values. They
+    were set by `bench/tune.py` (issue #6): a TPE search scoring each candidate by the smaller of its two mean HOTA
+    margins over the best peer, the mean taken over the detections as given and jittered copies, so that chaotic
+    luck is not what gets selected; the best candidates were re-scored with fresh jitter and the winner rounded
+    (BENCHMARKS.md, "Parameter search"). Fields that search moved say from what; `bench/mot.py`'s ablation shows
+    each component's effect.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -122,18 +134,19 @@ class TrackerConfig(BaseModel):
         "(ByteTrack). Lowering it keeps occluded people tracked, at the risk of continuing tracks onto clutter.",
     )
     new_track_score: float = Field(
-        0.95,
+        0.97,
         ge=0,
         le=1,
         description="A detection needs this score to start a track. Raising it suppresses short false tracks, "
-        "but people who are only ever weakly detected are never tracked.",
+        "but people who are only ever weakly detected are never tracked. (0.95 before the issue #6 search.)",
     )
     iou_gate: float = Field(
-        0.25,
+        0.26,
         ge=0,
         le=1,
         description="Minimum IoU between a track's predicted box and a detection for them to be matched. Lowering "
-        "it follows fast or erratic motion and low frame rates, but lets tracks jump to neighbours in crowds.",
+        "it follows fast or erratic motion and low frame rates, but lets tracks jump to neighbours in crowds. "
+        "(0.25 before the issue #6 search.)",
     )
     low_score_iou_gate: float = Field(
         0.6,
@@ -153,10 +166,11 @@ class TrackerConfig(BaseModel):
         "candidates a track prefers the confident one. Off treats all detections above the gate alike.",
     )
     direction_weight: float = Field(
-        0.3,
+        0.24,
         ge=0,
         description="Weight of the heading-consistency penalty (turn angle / pi x weight x detection score). "
-        "Raising it resists identity swaps between people crossing, but penalises genuine turns. 0 disables it.",
+        "Raising it resists identity swaps between people crossing, but penalises genuine turns. 0 disables it. "
+        "(0.3 before the issue #6 search.)",
     )
     direction_span: int = Field(
         3,
@@ -177,10 +191,11 @@ class TrackerConfig(BaseModel):
         "every real one.",
     )
     max_lost_s: float = Field(
-        2.0,
+        1.9,
         gt=0,
         description="Seconds a confirmed track survives without a detection, waiting to be recovered. Longer "
-        "bridges longer occlusions but gives a lost track more time to steal someone else's detection.",
+        "bridges longer occlusions but gives a lost track more time to steal someone else's detection. "
+        "(2.0 before the issue #6 search.)",
     )
     reupdate: bool = Field(
         True,
@@ -231,11 +246,13 @@ class TrackerConfig(BaseModel):
         "jitter (mostly a localisation gain); turn it off when boxes must match detections exactly.",
     )
     motion_noise: tuple[float, float, float] = Field(
-        (0.06, 0.003, 0.06),
+        (0.056, 0.0032, 0.063),
         description="Kalman standard deviations (position, velocity, measurement) as fractions of box size per "
         "frame at 30 fps. The velocity noise is scaled by 30 / frame rate, since a walker's change of speed "
         "between frames grows with the time between them. More velocity noise follows manoeuvres but predicts "
-        "worse through occlusion; more measurement noise smooths jitter but lags real motion.",
+        "worse through occlusion; more measurement noise smooths jitter but lags real motion. These are the "
+        "noise at scale 1; `adaptive_noise` rescales the process part to the scene. ((0.06, 0.003, 0.06) before "
+        "the issue #6 search, which tuned them together with that scale.)",
     )
     mahalanobis_gate: float = Field(
         0.0,
@@ -244,6 +261,50 @@ class TrackerConfig(BaseModel):
         "0 turns the gate off. An uncertainty-aware gate (wide for a track lost a while, tight for a steady one); "
         "CV Kalman only. It costs HOTA on MOT15 at every level tried (9.49 = chi-square 95 %: 38.87 -> 32.09; "
         "40: 37.96) and is neutral on MOT17 at 40 (bench/mot.py ablation), so it is off.",
+    )
+    scene_motion_z: float = Field(
+        2.0,
+        ge=0,
+        description="Camera motion read off the tracks: when the confirmed tracks matched in the first pass were all "
+        "displaced the same way from their predictions (the median displacement more than this many standard errors "
+        "from zero, `cmc.shift_from_tracks`), the tracks left unmatched are moved by it and matched again. This is "
+        "how a camera's pan or jolt reaches people who were not detected, without frames. Lower follows smaller "
+        "common motions but starts moving lost tracks by chance in a fixed camera; 0 turns it off.",
+    )
+    coast_s: float = Field(
+        0.6,
+        ge=0,
+        description="Seconds a lost confirmed track keeps being reported at its predicted box while it is hidden "
+        "behind a nearer tracked person (see `coast_min_cover`): the person is still there, only not detected. "
+        "Longer covers longer occlusions but reports more boxes for people who have really gone; 0 reports only "
+        "matched tracks.",
+    )
+    coast_min_cover: float = Field(
+        0.3,
+        ge=0,
+        le=1,
+        description="Share of a lost track's predicted box that must be covered by the box of a track matched this "
+        "frame whose bottom edge is lower in the image (nearer the camera) for the lost track to be reported. Lower "
+        "reports more occluded people, and more people who simply left.",
+    )
+    coast_min_hits: int = Field(
+        8,
+        ge=1,
+        description="Matched detections a track needs before it is reported through an occlusion: a short track is "
+        "more often a false one.",
+    )
+    adaptive_noise: float = Field(
+        0.003,
+        ge=0,
+        lt=1,
+        description="Per-frame weight of the running estimate that scales every filter's process noise: the median "
+        "normalised innovation of tracks matched in consecutive frames (1 when the noise settings fit the scene). "
+        "Higher adapts faster to a change of scene, lower is steadier; 0 keeps the noise fixed.",
+    )
+    noise_scale_range: tuple[float, float] = Field(
+        (0.2, 10.0),
+        description="Bounds of that scale of the process noise variance, so a few frames of odd boxes cannot "
+        "freeze or unleash the filters.",
     )
     motion_model: Literal["cv", "imm"] = Field(
         "cv",
@@ -267,6 +328,7 @@ class OnlineTracker:
         self.config = config or TrackerConfig()
         self.frame_rate = float(frame_rate)
         self.max_lost = max(1, round(self.config.max_lost_s * self.frame_rate))
+        self.max_coast = max(1, round(self.config.coast_s * self.frame_rate)) if self.config.coast_s > 0 else 0
         if self.config.direction_span >= self._RING:
             raise ValueError(f"direction_span must be below {self._RING}, got {self.config.direction_span}")
         self.reset()
@@ -284,6 +346,7 @@ class OnlineTracker:
             self.kalman = BoxKalman(KalmanNoise(position, velocity, measurement, initial_velocity=10 * velocity))
         self.frame = 0
         self._next_id = 1
+        self._innovation_ratio = 1.0  # running estimate behind `kalman.noise_scale` (adaptive_noise)
         self.track_id = np.zeros(0, np.int64)
         self.class_id = np.zeros(0, np.int64)
         self.hits = np.zeros(0, np.int64)
@@ -300,7 +363,9 @@ class OnlineTracker:
 
     def update(self, detections: Detections, camera_motion: NDArray[np.float64] | None = None) -> Detections:
         """Advance one frame. Returns one row per track reported this frame: its box (filtered, or the detection's),
-        the detection's score and crop quality, the track's appearance memory as `embedding`, and `track_id`.
+        the detection's score and crop quality, the track's appearance memory as `embedding`, and `track_id`. A track
+        reported through an occlusion (`coast_s`) was not observed this frame: its box is predicted, and its score
+        and quality are 0, so no sink mistakes it for a detection (nor picks its crop).
 
         `camera_motion`: the 2x3 map from the previous frame's pixels to this frame's (`cmc.CameraMotion`); the
         tracks are moved by it before they are predicted, so a panning camera does not read as everyone walking.
@@ -320,22 +385,24 @@ class OnlineTracker:
         track_free = np.ones(len(self), bool)
         predicted = self.kalman.boxes()
 
-        # 1. confident detections against every track's prediction, with heading consistency
+        # 1. confident detections against every track's prediction, with heading consistency; confirmed tracks
+        # first, then (after following the camera's motion) tentative ones
+        first = _rows(self.confirmed) if cfg.confirmed_first else np.arange(len(self))
+        t1, d1 = self._match(first, _rows(high_free), predicted, detections, cfg.iou_gate, cfg.direction_weight)
+        high_free[d1] = False
+        if cfg.scene_motion_z > 0:
+            ts, ds = self._follow_scene_motion(t1, d1, predicted, detections, high_free)
+            if ts is not None:
+                high_free[ds] = False
+                t1, d1 = np.concatenate([t1, ts]), np.concatenate([d1, ds])
+                predicted = self.kalman.boxes()
         if cfg.confirmed_first:
-            t1a, d1a = self._match(
-                _rows(self.confirmed), _rows(high_free), predicted, detections, cfg.iou_gate, cfg.direction_weight
-            )
-            high_free[d1a] = False
             t1b, d1b = self._match(
                 _rows(~self.confirmed), _rows(high_free), predicted, detections, cfg.iou_gate, cfg.direction_weight
             )
-            t1, d1 = np.concatenate([t1a, t1b]), np.concatenate([d1a, d1b])
-        else:
-            t1, d1 = self._match(
-                np.arange(len(self)), _rows(high_free), predicted, detections, cfg.iou_gate, cfg.direction_weight
-            )
+            high_free[d1b] = False
+            t1, d1 = np.concatenate([t1, t1b]), np.concatenate([d1, d1b])
         track_free[t1] = False
-        high_free[d1] = False
 
         # 2. weak detections only continue tracks that were visible in the previous frame
         recent = _rows(track_free & (self.since_update == 1) & self.confirmed)
@@ -351,6 +418,8 @@ class OnlineTracker:
 
         rows = np.concatenate([t1, t2, t3])
         dets = np.concatenate([d1, d2, d3])
+        if cfg.adaptive_noise > 0:
+            self._adapt_noise(t1, boxes[d1])
         self._apply_observations(rows, boxes[dets], scores[dets])
         self.last_quality[rows] = detections.quality[dets]
         if self._uses_appearance(detections):
@@ -359,15 +428,30 @@ class OnlineTracker:
         self._retire_and_start(detections, _rows(high_free))
 
         reported = (self.since_update == 0) & (self.confirmed | (self.frame <= cfg.min_hits))
+        if self.max_coast > 0:
+            reported[self._hidden_behind_others()] = True
         out_rows = _rows(reported)
+        observed = self.since_update[out_rows] == 0
         return Detections(
-            self.kalman.boxes(out_rows) if cfg.report_filtered_box else self.last_box[out_rows],
-            self.last_score[out_rows],
+            self._reported_boxes(out_rows, observed),
+            np.where(observed, self.last_score[out_rows], 0.0),
             self.class_id[out_rows],
             self.appearance[out_rows],
-            self.last_quality[out_rows],
+            np.where(observed, self.last_quality[out_rows], 0.0),
             self.track_id[out_rows],
         )
+
+    def _reported_boxes(self, rows: NDArray[np.intp], observed: NDArray[np.bool_]) -> NDArray[np.float64]:
+        """Filtered (or raw) boxes; a track reported through an occlusion keeps its last observed size around its
+        predicted centre, since an unobserved filter's size velocity would shrink or inflate the box."""
+        boxes = self.kalman.boxes(rows) if self.config.report_filtered_box else self.last_box[rows]
+        lost = ~observed
+        if lost.any():
+            centre = 0.5 * (boxes[lost, :2] + boxes[lost, 2:])
+            last = self.last_box[rows[lost]]
+            half = 0.5 * (last[:, 2:] - last[:, :2])
+            boxes[lost] = np.concatenate([centre - half, centre + half], axis=1)
+        return boxes
 
     def _match(
         self,
@@ -408,6 +492,83 @@ class OnlineTracker:
             cost = self._fuse_appearance(cost, track_rows, detections.embedding[det_rows])
         ti, di = assign(cost, method=self.config.assignment)
         return track_rows[ti], det_rows[di]
+
+    def _follow_scene_motion(
+        self,
+        matched: NDArray[np.intp],
+        dets: NDArray[np.intp],
+        predicted: NDArray[np.float64],
+        detections: Detections,
+        high_free: NDArray[np.bool_],
+    ) -> tuple[NDArray[np.intp], NDArray[np.intp]] | tuple[None, None]:
+        """Move the tracks the first pass left unmatched by the camera's motion, read off the tracks it matched
+        (those also matched the frame before, whose prediction is one step old), and match the confirmed ones
+        again. (None, None) when there is no common motion to follow."""
+        steady = self.since_update[matched] == 1
+        track_boxes, det_boxes = predicted[matched[steady]], detections.xyxy[dets[steady]]
+        shift = shift_from_tracks(
+            0.5 * (track_boxes[:, :2] + track_boxes[:, 2:]),
+            0.5 * (det_boxes[:, :2] + det_boxes[:, 2:]),
+            self.config.scene_motion_z,
+        )
+        if shift is None:
+            return None, None
+        unmatched = np.ones(len(self), bool)
+        unmatched[matched] = False
+        rows = _rows(unmatched)
+        if len(rows) == 0:
+            return None, None
+        translation = np.array([[1.0, 0.0, shift[0]], [0.0, 1.0, shift[1]]])
+        self.kalman.shift(rows, shift)
+        self.last_box[rows] = warp_boxes(self.last_box[rows], translation)
+        self.centres[rows] += shift
+        return self._match(
+            _rows(unmatched & self.confirmed),
+            _rows(high_free),
+            self.kalman.boxes(),
+            detections,
+            self.config.iou_gate,
+            self.config.direction_weight,
+        )
+
+    def _adapt_noise(self, rows: NDArray[np.intp], boxes: NDArray[np.float64]) -> None:
+        """Fold this frame's median normalised innovation of steadily tracked rows into the process noise scale.
+
+        Steady: matched the previous frame too and seen more than three times, so the prediction is one step old
+        and the velocity is known. The median of a halved chi-square with 2 degrees of freedom is ln 2, hence the
+        division: the estimate is 1 when the innovations are as large as the filter expects."""
+        steady = (self.since_update[rows] == 1) & (self.hits[rows] > 3)
+        if not steady.any():
+            return
+        ratio = self.kalman.innovation_ratio(rows[steady], boxes[steady])
+        rate = self.config.adaptive_noise
+        self._innovation_ratio = (1 - rate) * self._innovation_ratio + rate * float(np.median(ratio) / np.log(2))
+        low, high = self.config.noise_scale_range
+        self.kalman.noise_scale = float(np.clip(self._innovation_ratio, low, high))
+
+    def _hidden_behind_others(self) -> NDArray[np.intp]:
+        """Lost confirmed tracks to report through an occlusion: lost for at most `coast_s`, with enough hits, and
+        with their predicted box covered (`coast_min_cover`) by a box matched this frame that is nearer the camera
+        (its bottom edge lower in the image)."""
+        cfg = self.config
+        lost = _rows(
+            self.confirmed
+            & (self.since_update >= 1)
+            & (self.since_update <= self.max_coast)
+            & (self.hits >= cfg.coast_min_hits)
+        )
+        if cfg.coast_min_cover == 0 or len(lost) == 0:
+            return lost
+        seen = _rows(self.since_update == 0)
+        if len(seen) == 0:
+            return _EMPTY
+        hidden, front = self.kalman.boxes(lost), self.kalman.boxes(seen)
+        width = np.minimum(hidden[:, None, 2], front[None, :, 2]) - np.maximum(hidden[:, None, 0], front[None, :, 0])
+        height = np.minimum(hidden[:, None, 3], front[None, :, 3]) - np.maximum(hidden[:, None, 1], front[None, :, 1])
+        area = (hidden[:, 2] - hidden[:, 0]) * (hidden[:, 3] - hidden[:, 1])
+        cover = np.clip(width, 0, None) * np.clip(height, 0, None) / area[:, None]
+        nearer = front[None, :, 3] > hidden[:, None, 3]
+        return lost[((cover * nearer) >= cfg.coast_min_cover).any(axis=1)]
 
     def _gate_by_uncertainty(
         self, cost: NDArray[np.float64], track_rows: NDArray[np.intp], xyxy: NDArray[np.float64]
