@@ -91,19 +91,22 @@ def test_a_shaking_camera_keeps_identities_only_with_compensation() -> None:
 
 def test_shift_from_tracks_finds_a_common_motion_and_ignores_noise() -> None:
     rng = np.random.default_rng(7)
-    predicted = rng.uniform(0, 1000, (12, 2))
-    walking = rng.normal(0, 3.0, (12, 2))  # each person's own surprise, a few pixels
+    corner = rng.uniform(0, 1000, (12, 2))
+    predicted = np.concatenate([corner, corner + np.array([40.0, 100.0])], axis=1)  # 40 x 100 boxes
+    walking = np.tile(rng.normal(0, 3.0, (12, 2)), 2)  # each person's own surprise, a few pixels
     pan = np.array([25.0, -4.0])
-    shift = shift_from_tracks(predicted, predicted + walking + pan, z=2.6)
+    shift = shift_from_tracks(predicted, predicted + walking + np.tile(pan, 2), z=2.6)
     assert shift is not None
     np.testing.assert_allclose(shift, pan, atol=2.0)
     # a fixed camera: the median is noise, seldom significant (the MAD of 12 tracks is itself noisy, so more often
     # than the nominal 2 %), and then no larger than the people's own jitter
-    found = [shift_from_tracks(predicted, predicted + rng.normal(0, 3.0, (12, 2)), z=2.6) for _ in range(400)]
+    found = [
+        shift_from_tracks(predicted, predicted + np.tile(rng.normal(0, 3.0, (12, 2)), 2), z=2.6) for _ in range(400)
+    ]
     false = [s for s in found if s is not None]
     assert len(false) < 0.2 * len(found)
     assert max(np.abs(s).max() for s in false) < 6.0
-    assert shift_from_tracks(predicted[:2], predicted[:2] + pan, z=2.6) is None  # two tracks prove nothing
+    assert shift_from_tracks(predicted[:2], predicted[:2] + np.tile(pan, 2), z=2.6) is None  # two prove nothing
 
 
 def test_a_pan_reaches_an_undetected_person_without_frames() -> None:

@@ -92,8 +92,8 @@ class BoxKalman:
         _update(self._state, rows, xyxy, self.noise.measurement)
 
     def boxes(self, rows: NDArray[np.intp] | None = None) -> FloatArray:
-        """Current estimates as corner boxes."""
-        return cxcywh_to_xyxy(self.mean if rows is None else self.mean[rows])
+        """Current estimates as corner boxes (compiled: called several times a frame on a few rows)."""
+        return _corner_boxes(self._state, np.arange(len(self)) if rows is None else rows)
 
     def warp(self, affine: FloatArray) -> None:
         """Move every track (live and frozen state) by a camera motion, a 2x3 similarity map (see `cmc`).
@@ -120,10 +120,7 @@ class BoxKalman:
     def innovation_ratio(self, rows: NDArray[np.intp], xyxy: FloatArray) -> FloatArray:
         """Per row, the squared innovation of the box centre over its predicted variance, averaged over x and y:
         1 on average when the noise settings describe the data (chi-square with 2 degrees of freedom, halved)."""
-        mean, variance = self._state[rows, 0], self._state[rows, 2]
-        innovation_var = variance[:, :2] + (self.noise.measurement * mean[:, 2:]) ** 2
-        centre = 0.5 * (xyxy[:, :2] + xyxy[:, 2:])
-        return 0.5 * (((centre - mean[:, :2]) ** 2) / innovation_var).sum(axis=1)
+        return _innovation_ratio(self._state, rows, xyxy, self.noise.measurement)
 
     def mahalanobis(self, rows: NDArray[np.intp], xyxy: FloatArray) -> FloatArray:
         """(len(rows), len(xyxy)) squared Mahalanobis distances of measured boxes from the rows' predictions,
@@ -176,6 +173,32 @@ def _update(state: FloatArray, rows: NDArray[np.intp], xyxy: FloatArray, std_mea
             s[4, axis] -= gain_v * p_pv
             s[2, axis] = (1 - gain_p) * p_pp
             s[3, axis] = (1 - gain_p) * p_pv
+
+
+@numba.njit(cache=True, nogil=True)
+def _corner_boxes(state: FloatArray, rows: NDArray[np.intp]) -> FloatArray:
+    out = np.empty((len(rows), 4))
+    for i, r in enumerate(rows):
+        cx, cy, w, h = state[r, 0]
+        out[i, 0], out[i, 1] = cx - 0.5 * w, cy - 0.5 * h
+        out[i, 2], out[i, 3] = cx + 0.5 * w, cy + 0.5 * h
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _innovation_ratio(
+    state: FloatArray, rows: NDArray[np.intp], xyxy: FloatArray, std_measurement: float
+) -> FloatArray:
+    out = np.empty(len(rows))
+    for i, r in enumerate(rows):
+        s = state[r]
+        total = 0.0
+        for axis in range(2):
+            innovation_var = s[2, axis] + (std_measurement * s[0, axis + 2]) ** 2
+            innovation = 0.5 * (xyxy[i, axis] + xyxy[i, axis + 2]) - s[0, axis]
+            total += innovation * innovation / innovation_var
+        out[i] = 0.5 * total
+    return out
 
 
 def xyxy_to_cxcywh(xyxy: FloatArray) -> FloatArray:

@@ -29,10 +29,12 @@ All per-track state lives in arrays indexed by row; there are no per-track Pytho
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import ClassVar, Literal, Protocol
 
+import numba
 import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field
@@ -54,6 +56,7 @@ __all__ = [
 ]
 
 _EMPTY = np.zeros(0, np.intp)
+_LN2 = math.log(2)  # median of a halved chi-square with 2 degrees of freedom
 
 
 def _rows(mask: NDArray[np.bool_]) -> NDArray[np.intp]:
@@ -445,12 +448,7 @@ class OnlineTracker:
         """Filtered (or raw) boxes; a track reported through an occlusion keeps its last observed size around its
         predicted centre, since an unobserved filter's size velocity would shrink or inflate the box."""
         boxes = self.kalman.boxes(rows) if self.config.report_filtered_box else self.last_box[rows]
-        lost = ~observed
-        if lost.any():
-            centre = 0.5 * (boxes[lost, :2] + boxes[lost, 2:])
-            last = self.last_box[rows[lost]]
-            half = 0.5 * (last[:, 2:] - last[:, :2])
-            boxes[lost] = np.concatenate([centre - half, centre + half], axis=1)
+        _resize_unobserved(boxes, observed, self.last_box[rows])
         return boxes
 
     def _match(
@@ -468,9 +466,7 @@ class OnlineTracker:
         if len(track_rows) == 0 or len(det_rows) == 0:
             return _EMPTY, _EMPTY
         if direction_weight > 0:
-            last = self.centres[track_rows, -1]
-            heading = last - self.centres[track_rows, -1 - self.config.direction_span]
-            heading /= np.sqrt((heading**2).sum(axis=1, keepdims=True)) + 1e-6
+            last, heading = _headings(self.centres, track_rows, self.config.direction_span)
         else:
             last = heading = np.zeros((len(track_rows), 2))
         cost = gated_cost(
@@ -505,12 +501,7 @@ class OnlineTracker:
         (those also matched the frame before, whose prediction is one step old), and match the confirmed ones
         again. (None, None) when there is no common motion to follow."""
         steady = self.since_update[matched] == 1
-        track_boxes, det_boxes = predicted[matched[steady]], detections.xyxy[dets[steady]]
-        shift = shift_from_tracks(
-            0.5 * (track_boxes[:, :2] + track_boxes[:, 2:]),
-            0.5 * (det_boxes[:, :2] + det_boxes[:, 2:]),
-            self.config.scene_motion_z,
-        )
+        shift = shift_from_tracks(predicted[matched[steady]], detections.xyxy[dets[steady]], self.config.scene_motion_z)
         if shift is None:
             return None, None
         unmatched = np.ones(len(self), bool)
@@ -518,9 +509,8 @@ class OnlineTracker:
         rows = _rows(unmatched)
         if len(rows) == 0:
             return None, None
-        translation = np.array([[1.0, 0.0, shift[0]], [0.0, 1.0, shift[1]]])
         self.kalman.shift(rows, shift)
-        self.last_box[rows] = warp_boxes(self.last_box[rows], translation)
+        _translate_boxes(self.last_box, rows, shift)
         self.centres[rows] += shift
         return self._match(
             _rows(unmatched & self.confirmed),
@@ -537,38 +527,29 @@ class OnlineTracker:
         Steady: matched the previous frame too and seen more than three times, so the prediction is one step old
         and the velocity is known. The median of a halved chi-square with 2 degrees of freedom is ln 2, hence the
         division: the estimate is 1 when the innovations are as large as the filter expects."""
-        steady = (self.since_update[rows] == 1) & (self.hits[rows] > 3)
-        if not steady.any():
+        steady = _steady(rows, self.since_update, self.hits)
+        if len(steady) == 0:
             return
-        ratio = self.kalman.innovation_ratio(rows[steady], boxes[steady])
+        ratio = _median(self.kalman.innovation_ratio(rows[steady], boxes[steady])) / _LN2
         rate = self.config.adaptive_noise
-        self._innovation_ratio = (1 - rate) * self._innovation_ratio + rate * float(np.median(ratio) / np.log(2))
+        self._innovation_ratio = (1 - rate) * self._innovation_ratio + rate * ratio
         low, high = self.config.noise_scale_range
-        self.kalman.noise_scale = float(np.clip(self._innovation_ratio, low, high))
+        self.kalman.noise_scale = min(max(self._innovation_ratio, low), high)
 
     def _hidden_behind_others(self) -> NDArray[np.intp]:
         """Lost confirmed tracks to report through an occlusion: lost for at most `coast_s`, with enough hits, and
         with their predicted box covered (`coast_min_cover`) by a box matched this frame that is nearer the camera
         (its bottom edge lower in the image)."""
         cfg = self.config
-        lost = _rows(
-            self.confirmed
-            & (self.since_update >= 1)
-            & (self.since_update <= self.max_coast)
-            & (self.hits >= cfg.coast_min_hits)
+        return _hidden_rows(
+            self.kalman.boxes(),
+            self.confirmed,
+            self.since_update,
+            self.hits,
+            self.max_coast,
+            cfg.coast_min_hits,
+            cfg.coast_min_cover,
         )
-        if cfg.coast_min_cover == 0 or len(lost) == 0:
-            return lost
-        seen = _rows(self.since_update == 0)
-        if len(seen) == 0:
-            return _EMPTY
-        hidden, front = self.kalman.boxes(lost), self.kalman.boxes(seen)
-        width = np.minimum(hidden[:, None, 2], front[None, :, 2]) - np.maximum(hidden[:, None, 0], front[None, :, 0])
-        height = np.minimum(hidden[:, None, 3], front[None, :, 3]) - np.maximum(hidden[:, None, 1], front[None, :, 1])
-        area = (hidden[:, 2] - hidden[:, 0]) * (hidden[:, 3] - hidden[:, 1])
-        cover = np.clip(width, 0, None) * np.clip(height, 0, None) / area[:, None]
-        nearer = front[None, :, 3] > hidden[:, None, 3]
-        return lost[((cover * nearer) >= cfg.coast_min_cover).any(axis=1)]
 
     def _gate_by_uncertainty(
         self, cost: NDArray[np.float64], track_rows: NDArray[np.intp], xyxy: NDArray[np.float64]
@@ -625,13 +606,18 @@ class OnlineTracker:
             self.kalman.update(rows[~recovered], boxes[~recovered])
         else:
             self.kalman.update(rows, boxes)
-        self.last_box[rows] = boxes
-        self.last_score[rows] = scores
-        self.since_update[rows] = 0
-        self.hits[rows] += 1
-        self.confirmed[rows] |= self.hits[rows] >= self.config.min_hits
-        self.centres[rows, :-1] = self.centres[rows, 1:]
-        self.centres[rows, -1] = 0.5 * (boxes[:, :2] + boxes[:, 2:])
+        _record_observations(
+            rows,
+            boxes,
+            scores,
+            self.config.min_hits,
+            self.last_box,
+            self.last_score,
+            self.since_update,
+            self.hits,
+            self.confirmed,
+            self.centres,
+        )
 
     def _reupdate(
         self, rows: NDArray[np.intp], last: NDArray[np.float64], new: NDArray[np.float64], gap: NDArray[np.int64]
@@ -692,3 +678,119 @@ class OnlineTracker:
                 )
             self.appearance = np.zeros((len(self.appearance), embedding.shape[1]), np.float32)
         self.appearance = np.concatenate([self.appearance, embedding.astype(np.float32)])
+
+
+@numba.njit(cache=True, nogil=True)
+def _median(values: NDArray[np.float64]) -> float:
+    """np.median of a 1-D array without numpy's per-call overhead (tens of microseconds, every frame)."""
+    return float(np.median(values))
+
+
+@numba.njit(cache=True, nogil=True)
+def _hidden_rows(
+    boxes: NDArray[np.float64],
+    confirmed: NDArray[np.bool_],
+    since_update: NDArray[np.int64],
+    hits: NDArray[np.int64],
+    max_lost: int,
+    min_hits: int,
+    min_cover: float,
+) -> NDArray[np.intp]:
+    """Rows of confirmed tracks lost for 1..`max_lost` frames with >= `min_hits` hits, at least `min_cover` of whose
+    box lies under the box of a track observed this frame whose bottom edge is lower (any such track when
+    `min_cover` is 0)."""
+    out = np.empty(len(boxes), np.intp)
+    count = 0
+    for i in range(len(boxes)):
+        if not confirmed[i] or since_update[i] < 1 or since_update[i] > max_lost or hits[i] < min_hits:
+            continue
+        x1, y1, x2, y2 = boxes[i]
+        area = (x2 - x1) * (y2 - y1)
+        hidden = min_cover == 0
+        for j in range(len(boxes)):
+            if hidden:
+                break
+            if since_update[j] != 0 or boxes[j, 3] <= y2:
+                continue
+            width = min(x2, boxes[j, 2]) - max(x1, boxes[j, 0])
+            height = min(y2, boxes[j, 3]) - max(y1, boxes[j, 1])
+            hidden = width > 0 and height > 0 and width * height >= min_cover * area
+        if hidden:
+            out[count] = i
+            count += 1
+    return out[:count]
+
+
+@numba.njit(cache=True, nogil=True)
+def _translate_boxes(boxes: NDArray[np.float64], rows: NDArray[np.intp], shift: NDArray[np.float64]) -> None:
+    """Move `boxes[rows]` by `shift` in place, computed as centre and half-size (as `cmc.warp_boxes` does)."""
+    for r in rows:
+        for axis in range(2):
+            centre = 0.5 * (boxes[r, axis] + boxes[r, axis + 2]) + shift[axis]
+            half = 0.5 * (boxes[r, axis + 2] - boxes[r, axis])
+            boxes[r, axis], boxes[r, axis + 2] = centre - half, centre + half
+
+
+@numba.njit(cache=True, nogil=True)
+def _record_observations(
+    rows: NDArray[np.intp],
+    boxes: NDArray[np.float64],
+    scores: NDArray[np.float64],
+    min_hits: int,
+    last_box: NDArray[np.float64],
+    last_score: NDArray[np.float64],
+    since_update: NDArray[np.int64],
+    hits: NDArray[np.int64],
+    confirmed: NDArray[np.bool_],
+    centres: NDArray[np.float64],
+) -> None:
+    """The bookkeeping of matched rows: last box and score, counters, and the ring of observed centres."""
+    for i, r in enumerate(rows):
+        last_box[r] = boxes[i]
+        last_score[r] = scores[i]
+        since_update[r] = 0
+        hits[r] += 1
+        confirmed[r] |= hits[r] >= min_hits
+        centres[r, :-1] = centres[r, 1:].copy()
+        centres[r, -1, 0] = 0.5 * (boxes[i, 0] + boxes[i, 2])
+        centres[r, -1, 1] = 0.5 * (boxes[i, 1] + boxes[i, 3])
+
+
+@numba.njit(cache=True, nogil=True)
+def _steady(rows: NDArray[np.intp], since_update: NDArray[np.int64], hits: NDArray[np.int64]) -> NDArray[np.intp]:
+    """Positions in `rows` of tracks matched the previous frame too and seen more than three times."""
+    out = np.empty(len(rows), np.intp)
+    count = 0
+    for i, r in enumerate(rows):
+        if since_update[r] == 1 and hits[r] > 3:
+            out[count] = i
+            count += 1
+    return out[:count]
+
+
+@numba.njit(cache=True, nogil=True)
+def _resize_unobserved(boxes: NDArray[np.float64], observed: NDArray[np.bool_], last: NDArray[np.float64]) -> None:
+    """Give unobserved rows of `boxes` the size of `last` around their own centre, in place."""
+    for i in range(len(boxes)):
+        if observed[i]:
+            continue
+        for axis in range(2):
+            centre = 0.5 * (boxes[i, axis] + boxes[i, axis + 2])
+            half = 0.5 * (last[i, axis + 2] - last[i, axis])
+            boxes[i, axis], boxes[i, axis + 2] = centre - half, centre + half
+
+
+@numba.njit(cache=True, nogil=True)
+def _headings(
+    centres: NDArray[np.float64], rows: NDArray[np.intp], span: int
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """The rows' latest observed centres and unit headings from the centre `span` observations earlier."""
+    last = np.empty((len(rows), 2))
+    heading = np.empty((len(rows), 2))
+    for i, r in enumerate(rows):
+        hx = centres[r, -1, 0] - centres[r, -1 - span, 0]
+        hy = centres[r, -1, 1] - centres[r, -1 - span, 1]
+        norm = np.sqrt(hx * hx + hy * hy) + 1e-6
+        last[i, 0], last[i, 1] = centres[r, -1, 0], centres[r, -1, 1]
+        heading[i, 0], heading[i, 1] = hx / norm, hy / norm
+    return last, heading
