@@ -34,6 +34,19 @@ DATA = REPO.parent / "shared" / "data"
 COLUMNS = ("HOTA", "AssA", "DetA", "MOTA", "IDF1", "IDSW", "FP", "FN")
 ABLATIONS: dict[str, dict[str, object]] = {
     "trackid (default)": {},
+    "no camera motion read off the tracks": {"scene_motion_z": 0.0},
+    "no reporting through occlusions": {"coast_s": 0.0},
+    "fixed process noise (no adaptation)": {"adaptive_noise": 0.0},
+    "none of the three, issue #2's parameters (before issue #6)": {
+        "scene_motion_z": 0.0,
+        "coast_s": 0.0,
+        "adaptive_noise": 0.0,
+        "new_track_score": 0.95,
+        "iou_gate": 0.25,
+        "direction_weight": 0.3,
+        "max_lost_s": 2.0,
+        "motion_noise": (0.06, 0.003, 0.06),
+    },
     "greedy matching instead of optimal": {"assignment": "greedy"},
     "no heading penalty": {"direction_weight": 0.0},
     "no low-score stage": {"low_score": 1.0},
@@ -166,11 +179,12 @@ def _write(path: Path, outputs: list[tuple[np.ndarray, np.ndarray]]) -> int:
 
 
 def format_table(title: str, rows: list[Row], speed_ratio: bool = False) -> str:
-    """A markdown table; with `speed_ratio`, frames/s also as a multiple of the fastest pure-Python peer."""
+    """A markdown table. With `speed_ratio` (trackid beside its peers): frames/s also as a multiple of the fastest
+    pure-Python peer, and the margins issue #6 asks for under the table. Otherwise (an ablation): each row's HOTA and
+    ID switches as differences from the first row, the defaults."""
     header = ["tracker", *COLUMNS, "frames/s"]
     fastest_peer = max((r.fps for r in rows if r.tracker != "trackid"), default=np.nan)
-    if speed_ratio:
-        header.append("x fastest peer")
+    header += ["x fastest peer"] if speed_ratio else ["ΔHOTA", "ΔIDSW"]
     lines = [f"**{title}**", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in rows:
         cells = [r.tracker] + [
@@ -179,11 +193,35 @@ def format_table(title: str, rows: list[Row], speed_ratio: bool = False) -> str:
         cells.append(f"{r.fps:,.0f}")
         if speed_ratio:
             cells.append(f"{r.fps / fastest_peer:.2f}")
+        else:
+            base = rows[0].scores
+            cells += [f"{r.scores['HOTA'] - base['HOTA']:+.2f}", f"{r.scores['IDSW'] - base['IDSW']:+.0f}"]
         lines.append("| " + " | ".join(cells) + " |")
     notes = [f"{r.tracker}: {r.dropped} boxes with non-positive size dropped before scoring" for r in rows if r.dropped]
+    if speed_ratio:
+        notes += _margins(rows)
     if notes:
         lines += ["", *(f"- {n}" for n in notes)]
     return "\n".join(lines) + "\n"
+
+
+def _margins(rows: list[Row]) -> list[str]:
+    """trackid against the best peer by HOTA, the peer with the fewest ID switches and the fastest peer."""
+    ours = next((r for r in rows if r.tracker == "trackid"), None)
+    peers = [r for r in rows if r.tracker != "trackid"]
+    if ours is None or not peers:
+        return []
+    best = max(peers, key=lambda r: r.scores["HOTA"])
+    fewest = min(peers, key=lambda r: r.scores["IDSW"])
+    fastest = max(peers, key=lambda r: r.fps)
+    return [
+        f"trackid HOTA {ours.scores['HOTA']:.2f} vs the best peer {best.tracker} {best.scores['HOTA']:.2f}: "
+        f"{ours.scores['HOTA'] - best.scores['HOTA']:+.2f}",
+        f"trackid ID switches {ours.scores['IDSW']:.0f}: {ours.scores['IDSW'] / best.scores['IDSW']:.2f}x "
+        f"{best.tracker}'s {best.scores['IDSW']:.0f}, {ours.scores['IDSW'] / fewest.scores['IDSW']:.2f}x the fewest "
+        f"of any peer ({fewest.tracker}, {fewest.scores['IDSW']:.0f})",
+        f"trackid frames/s {ours.fps:,.0f}: {ours.fps / fastest.fps:.2f}x the fastest peer ({fastest.tracker})",
+    ]
 
 
 def append_report(sections: list[str]) -> None:
