@@ -262,8 +262,8 @@ class TrackerConfig(BaseModel):
         ge=0,
         description="Squared Mahalanobis distance (box, 4 axes) above which a detection may not match a track; "
         "0 turns the gate off. An uncertainty-aware gate (wide for a track lost a while, tight for a steady one); "
-        "CV Kalman only. It costs HOTA on MOT15 at every level tried (9.49 = chi-square 95 %: 38.87 -> 32.09; "
-        "40: 37.96) and is neutral on MOT17 at 40 (bench/mot.py ablation), so it is off.",
+        "CV Kalman only. It costs HOTA on MOT15 at every level tried (9.49 = chi-square 95 %: 40.81 -> 31.66; "
+        "40: 39.58) and gains MOT17 only 0.14 at 40 (bench/mot.py ablation, 2026-12-01), so it is off.",
     )
     scene_motion_z: float = Field(
         2.0,
@@ -312,7 +312,8 @@ class TrackerConfig(BaseModel):
     motion_model: Literal["cv", "imm"] = Field(
         "cv",
         description="Motion filter: constant-velocity Kalman, or the IMM of `trackid.track.imm` (cruise, manoeuvre, "
-        "stop; same noise). On MOT15/MOT17 train the IMM scores lower (BENCHMARKS.md, issue #6 ablation).",
+        "stop; same noise). On MOT15/MOT17 train the IMM scores lower (HOTA -3.93 / -1.32, bench/mot.py ablation, "
+        "2026-12-01).",
     )
 
 
