@@ -11,6 +11,7 @@ import pytest
 from trackid.sources.motchallenge import (
     MotFormatError,
     detections_by_frame,
+    read_deepsort_detections,
     read_mot_file,
     read_seqinfo,
     write_mot_results,
@@ -149,3 +150,22 @@ def test_detections_by_frame_splits_filters_and_pads(tmp_path: Path) -> None:
     assert [len(f) for f in frames] == [1, 0, 1, 0]  # frame 9 is past the sequence; frame 1's 0.2 is dropped
     assert frames[0].xyxy.tolist() == [[0, 0, 10, 10]]
     assert frames[2].score.tolist() == [0.8]
+
+
+def test_deepsort_detections_per_frame_with_embeddings(tmp_path: Path) -> None:
+    rows = np.array(
+        [[2, -1, 10, 20, 30, 40, 0.9, 1.0, 0.0], [1, -1, 0, 0, 5, 5, 0.5, 0.0, 1.0], [4, -1, 0, 0, 1, 1, 0.1, 1, 1]]
+    )
+    np.save(tmp_path / "f.npy", rows)
+    frames = read_deepsort_detections(tmp_path / "f.npy", 3)
+    assert [len(f) for f in frames] == [1, 1, 0]  # frame 4 lies past the 3 asked for
+    np.testing.assert_allclose(frames[1].xyxy, [[10, 20, 40, 60]])
+    np.testing.assert_allclose(frames[1].score, [0.9])
+    np.testing.assert_allclose(frames[1].embedding, [[1.0, 0.0]])
+    assert frames[2].embedding.shape == (0, 2)
+
+
+def test_deepsort_detections_without_embeddings_are_refused(tmp_path: Path) -> None:
+    np.save(tmp_path / "f.npy", np.zeros((3, 7)))
+    with pytest.raises(MotFormatError, match=r"f\.npy: expected \(rows, 7 MOT columns \+ embedding\), got shape"):
+        read_deepsort_detections(tmp_path / "f.npy", 3)

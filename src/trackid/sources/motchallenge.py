@@ -128,6 +128,27 @@ def detections_by_frame(rows: MotRows, num_frames: int, min_score: float = -np.i
     return [Detections.from_arrays(xyxy[lo:hi], score[lo:hi]) for lo, hi in itertools.pairwise(bounds)]
 
 
+def read_deepsort_detections(path: str | os.PathLike[str], num_frames: int) -> list[Detections]:
+    """Detections with appearance embeddings in a `.npy` table, one row per box: the MOT detection columns
+    `frame, -1, x, y, w, h, score`, then the embedding (as the MOT17 DeepSORT features in `shared/data` come).
+    One `Detections` per frame with `embedding` set; index k holds frame k + 1."""
+    path = Path(path)
+    try:
+        table = np.load(path)
+    except (OSError, ValueError) as exc:
+        raise MotFormatError(f"{path}: cannot read ({exc})") from None
+    if table.ndim != 2 or table.shape[1] < 8:
+        raise MotFormatError(f"{path}: expected (rows, 7 MOT columns + embedding), got shape {table.shape}")
+    table = table[np.argsort(table[:, 0], kind="stable")]
+    table = table[table[:, 0] <= num_frames]
+    xyxy = xywh_to_xyxy(table[:, 2:6])
+    bounds = np.searchsorted(table[:, 0], np.arange(1, num_frames + 2))
+    return [
+        Detections.from_arrays(xyxy[lo:hi], table[lo:hi, 6], embedding=table[lo:hi, 7:])
+        for lo, hi in itertools.pairwise(bounds)
+    ]
+
+
 def write_mot_results(
     path: str | os.PathLike[str],
     frame: NDArray[np.integer],
