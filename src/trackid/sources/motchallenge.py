@@ -121,11 +121,7 @@ def read_mot_file(path: str | os.PathLike[str]) -> MotRows:
 def detections_by_frame(rows: MotRows, num_frames: int, min_score: float = -np.inf) -> list[Detections]:
     """Split rows into one `Detections` per frame; index k holds MOT frame k + 1. Rows past `num_frames` are ignored."""
     keep = (rows.score >= min_score) & (rows.frame <= num_frames)
-    frame = rows.frame[keep]
-    xyxy = xywh_to_xyxy(rows.xywh[keep])
-    score = rows.score[keep]
-    bounds = np.searchsorted(frame, np.arange(1, num_frames + 2))
-    return [Detections.from_arrays(xyxy[lo:hi], score[lo:hi]) for lo, hi in itertools.pairwise(bounds)]
+    return _split_by_frame(rows.frame[keep], num_frames, xywh_to_xyxy(rows.xywh[keep]), rows.score[keep])
 
 
 def read_deepsort_detections(path: str | os.PathLike[str], num_frames: int) -> list[Detections]:
@@ -141,10 +137,20 @@ def read_deepsort_detections(path: str | os.PathLike[str], num_frames: int) -> l
         raise MotFormatError(f"{path}: expected (rows, 7 MOT columns + embedding), got shape {table.shape}")
     table = table[np.argsort(table[:, 0], kind="stable")]
     table = table[table[:, 0] <= num_frames]
-    xyxy = xywh_to_xyxy(table[:, 2:6])
-    bounds = np.searchsorted(table[:, 0], np.arange(1, num_frames + 2))
+    return _split_by_frame(table[:, 0], num_frames, xywh_to_xyxy(table[:, 2:6]), table[:, 6], table[:, 7:])
+
+
+def _split_by_frame(
+    frame: NDArray[np.number],
+    num_frames: int,
+    xyxy: NDArray[np.float64],
+    score: NDArray[np.float64],
+    embedding: NDArray[np.floating] | None = None,
+) -> list[Detections]:
+    """One `Detections` per frame 1..`num_frames` from rows sorted by `frame` (none past `num_frames`)."""
+    bounds = np.searchsorted(frame, np.arange(1, num_frames + 2))
     return [
-        Detections.from_arrays(xyxy[lo:hi], table[lo:hi, 6], embedding=table[lo:hi, 7:])
+        Detections.from_arrays(xyxy[lo:hi], score[lo:hi], embedding=None if embedding is None else embedding[lo:hi])
         for lo, hi in itertools.pairwise(bounds)
     ]
 
