@@ -15,19 +15,18 @@ two, so one run says little. Scored by TrackEval. Appends the table to BENCHMARK
 from __future__ import annotations
 
 import argparse
-import shutil
 import tempfile
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
+from mot import jitter_boxes
 from report import append_section  # bench/ is on sys.path when a script here runs
 from trackid.eval import evaluate_mot
 from trackid.sources import read_deepsort_detections, read_seqinfo, write_mot_results
-from trackid.track import TrackerConfig, make_tracker
+from trackid.track import TrackerConfig, make_tracker, track_sequence
 from trackid.types import Detections
-from video import DATA, FRAME_RATE, FRCNN, GT, SEQ, VIDEO
+from video import DATA, FRCNN, VIDEO, replay_config, score_run
 
 MOT17 = DATA / "mot17"
 DEEPSORT_SEQS = ("MOT17-05-FRCNN", "MOT17-09-FRCNN")
@@ -75,25 +74,13 @@ def _deepsort_sequence(seq: str) -> tuple[float, list[Detections]]:
     return info.frame_rate, frames
 
 
-def _jitter(detections: Detections, rng: np.random.Generator) -> Detections:
-    size = np.tile(detections.xyxy[:, 2:] - detections.xyxy[:, :2], 2)
-    return replace(detections, xyxy=detections.xyxy + rng.normal(0, JITTER, size.shape) * size)
-
-
 def _run_deepsort(sequences: dict[str, tuple[float, list[Detections]]], weight: float, seed: int) -> tuple[float, int]:
     rng = np.random.default_rng(seed)
     with tempfile.TemporaryDirectory(prefix="trackid-appearance-") as tmp:
         for seq, (rate, frames) in sequences.items():
             tracker = make_tracker("trackid", frame_rate=rate, appearance_weight=weight)
-            numbers, ids, boxes = [], [], []
-            for k, detections in enumerate(frames, start=1):
-                tracked = tracker.update(_jitter(detections, rng) if seed else detections)
-                numbers.append(np.full(len(tracked), k))
-                ids.append(tracked.track_id)
-                boxes.append(tracked.xyxy)
-            write_mot_results(
-                Path(tmp) / f"{seq}.txt", np.concatenate(numbers), np.concatenate(ids), np.concatenate(boxes)
-            )
+            given = [jitter_boxes(d, rng, JITTER) for d in frames] if seed else frames
+            write_mot_results(Path(tmp) / f"{seq}.txt", *track_sequence(tracker, given))
         scores = evaluate_mot(MOT17 / "gt", tmp, sequences=list(sequences)).combined
     return scores["HOTA"], int(scores["IDSW"])
 
@@ -101,24 +88,14 @@ def _run_deepsort(sequences: dict[str, tuple[float, list[Detections]]], weight: 
 def _run_pets(weight: float, seed: int) -> tuple[float, int]:
     """The video pipeline end to end on PETS09-S2L1, the FRCNN detections (jittered for seed > 0) in place of a
     detector, MobileNetV2 embeddings from the frames."""
-    from trackid.config import load_config
     from trackid.detect.precomputed import PrecomputedDetector
-    from trackid.pipelines.video import track_video
 
-    config, _ = load_config(
-        profile="balanced", overrides=[f"frame_rate={FRAME_RATE}", "detector.min_score=0.0"], environ={}
-    )
-    config = config.model_copy(update={"tracker": TrackerConfig(appearance_weight=weight)})
+    config = replay_config("balanced", TrackerConfig(appearance_weight=weight))
     detector = PrecomputedDetector.from_mot_file(FRCNN, 795)
     if seed:
         rng = np.random.default_rng(seed)
-        detector = PrecomputedDetector([_jitter(d, rng) if len(d) else d for d in detector.frames_])
-    with tempfile.TemporaryDirectory(prefix="trackid-appearance-") as tmp:
-        run = track_video(VIDEO, config, Path(tmp) / "run", detector=detector)
-        results = Path(tmp) / "results"
-        results.mkdir()
-        shutil.copy(run.run_dir / "tracks.txt", results / f"{SEQ}.txt")
-        scores = evaluate_mot(GT, results, sequences=[SEQ]).combined
+        detector = PrecomputedDetector([jitter_boxes(d, rng, JITTER) for d in detector.frames_])
+    scores, _ = score_run(config, VIDEO, detector)
     return scores["HOTA"], int(scores["IDSW"])
 
 

@@ -16,7 +16,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -117,6 +117,15 @@ def load_dataset(dataset: str) -> list[SequenceData]:
         frames = detections_by_frame(rows, info.length)
         sequences.append(SequenceData(seq_dir.name, info.frame_rate, (info.width, info.height), frames))
     return sequences
+
+
+def jitter_boxes(detections: Detections, rng: np.random.Generator, fraction: float) -> Detections:
+    """`detections` with every box corner moved by Gaussian noise of `fraction` of the box size: the copies on
+    which `bench/tune.py` and `bench/appearance.py` check that a result is not one run's luck."""
+    if len(detections) == 0:
+        return detections
+    size = np.tile(detections.xyxy[:, 2:] - detections.xyxy[:, :2], 2)
+    return replace(detections, xyxy=detections.xyxy + rng.normal(0, fraction, size.shape) * size)
 
 
 def run_tracker(

@@ -22,18 +22,17 @@ import argparse
 import json
 import tempfile
 from collections.abc import Sequence
-from dataclasses import replace
 from multiprocessing import Pool
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from mot import DATA, SequenceData, load_dataset  # bench/ is on sys.path when this file runs as a script
+from mot import DATA, SequenceData, jitter_boxes, load_dataset  # bench/ is on sys.path when this file runs as a script
 from report import append_section
 from trackid.eval import evaluate_mot
 from trackid.sources import write_mot_results
-from trackid.track import TrackerConfig, make_tracker
+from trackid.track import TrackerConfig, make_tracker, track_sequence
 
 DATASETS = ("mot15", "mot17")
 BEST_PEER_HOTA = {"mot15": 38.30, "mot17": 48.55}
@@ -149,18 +148,8 @@ def _run(job: tuple[str, dict[str, Any], int, float]) -> tuple[str, int, float]:
     with tempfile.TemporaryDirectory(prefix="trackid-tune-") as tmp:
         for seq in _SEQUENCES[dataset]:
             tracker = make_tracker("trackid", frame_rate=seq.frame_rate, **params)
-            frames, ids, boxes = [], [], []
-            for k, detections in enumerate(seq.frames, start=1):
-                if seed > 0 and len(detections):
-                    size = np.tile(detections.xyxy[:, 2:] - detections.xyxy[:, :2], 2)
-                    detections = replace(detections, xyxy=detections.xyxy + rng.normal(0, jitter, size.shape) * size)
-                tracked = tracker.update(detections)
-                frames.append(np.full(len(tracked), k))
-                ids.append(tracked.track_id)
-                boxes.append(tracked.xyxy)
-            write_mot_results(
-                Path(tmp) / f"{seq.name}.txt", np.concatenate(frames), np.concatenate(ids), np.concatenate(boxes)
-            )
+            given = [jitter_boxes(d, rng, jitter) for d in seq.frames] if seed > 0 else seq.frames
+            write_mot_results(Path(tmp) / f"{seq.name}.txt", *track_sequence(tracker, given))
         hota = evaluate_mot(DATA / dataset / "gt", tmp).combined["HOTA"]
     return dataset, seed, hota
 

@@ -67,36 +67,49 @@ def main(argv: list[str] | None = None) -> int:
 def _run_one(spec: dict[str, Any], max_frames: int | None) -> dict[str, float]:
     """One configuration in this (fresh) process: track, score, report speed and peak memory."""
     from trackid.config import load_config
-    from trackid.eval import evaluate_mot
-    from trackid.pipelines.video import track_video
 
-    overrides = [f"frame_rate={FRAME_RATE}"]
-    if spec.get("replay"):
-        overrides.append("detector.min_score=0.0")
-    config, _ = load_config(profile=spec["profile"], overrides=overrides, environ={})
     detector = None
     if spec.get("replay"):
         from trackid.detect.precomputed import PrecomputedDetector
         from trackid.track import TrackerConfig
 
         # the profiles' tracker thresholds are SSDLite's; FRCNN detections get the defaults tuned on them
-        config = config.model_copy(update={"tracker": TrackerConfig()})
+        config = replay_config(spec["profile"], TrackerConfig())
         detector = PrecomputedDetector.from_mot_file(FRCNN, 795)
+    else:
+        config, _ = load_config(profile=spec["profile"], overrides=[f"frame_rate={FRAME_RATE}"], environ={})
     with tempfile.TemporaryDirectory(prefix="trackid-video-bench-") as tmp:
-        video = VIDEO
-        if max_frames is not None:
-            video = _head(VIDEO, max_frames, Path(tmp))
-        run = track_video(video, config, Path(tmp) / "run", detector=detector)
-        results = Path(tmp) / "results"
-        results.mkdir()
-        shutil.copy(run.run_dir / "tracks.txt", results / f"{SEQ}.txt")
-        scores = evaluate_mot(GT, results, sequences=[SEQ]).combined
+        video = VIDEO if max_frames is None else _head(VIDEO, max_frames, Path(tmp))
+        scores, run = score_run(config, video, detector)
     return {
         **{k: scores[k] for k in COLUMNS},
         "fps": run.frames_per_second,
         "peak_mb": run.peak_memory_mb,
         "frames": run.frames,
     }
+
+
+def replay_config(profile: str, tracker: Any) -> Any:
+    """The profile's run config for replayed detections: every box passed on, `tracker` (a TrackerConfig)."""
+    from trackid.config import load_config
+
+    overrides = [f"frame_rate={FRAME_RATE}", "detector.min_score=0.0"]
+    config, _ = load_config(profile=profile, overrides=overrides, environ={})
+    return config.model_copy(update={"tracker": tracker})
+
+
+def score_run(config: Any, video: Path, detector: Any | None) -> tuple[dict[str, float], Any]:
+    """Run the video pipeline (with `detector` in place of the config's when given) and score its tracks against
+    PETS09-S2L1's ground truth: (TrackEval's combined scores, the run)."""
+    from trackid.eval import evaluate_mot
+    from trackid.pipelines.video import track_video
+
+    with tempfile.TemporaryDirectory(prefix="trackid-video-bench-") as tmp:
+        run = track_video(video, config, Path(tmp) / "run", detector=detector)
+        results = Path(tmp) / "results"
+        results.mkdir()
+        shutil.copy(run.run_dir / "tracks.txt", results / f"{SEQ}.txt")
+        return evaluate_mot(GT, results, sequences=[SEQ]).combined, run
 
 
 def _head(video: Path, frames: int, tmp: Path) -> Path:
