@@ -92,13 +92,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     for dataset in args.datasets:
         sequences = load_dataset(dataset)
         frames = sum(len(s.frames) for s in sequences)
-        rows = [run_tracker(name, sequences, dataset, args.repeat) for name in names]
+        gt = DATA / dataset / "gt"
+        rows = [run_tracker(name, sequences, gt, args.repeat) for name in names]
         title = f"{dataset.upper()} train, {len(sequences)} sequences, {frames} frames, FRCNN detections"
         sections.append(format_table(title, rows, speed_ratio=True))
         print(sections[-1], flush=True)
         if not args.no_ablation:
             ablation = [
-                run_tracker("trackid", sequences, dataset, args.repeat, params=params, label=label)
+                run_tracker("trackid", sequences, gt, args.repeat, params=params, label=label)
                 for label, params in ABLATIONS.items()
             ]
             sections.append(format_table(f"{dataset.upper()} ablation (trackid components)", ablation))
@@ -131,12 +132,13 @@ def jitter_boxes(detections: Detections, rng: np.random.Generator, fraction: flo
 def run_tracker(
     name: str,
     sequences: list[SequenceData],
-    dataset: str,
+    gt: Path,
     repeat: int,
     params: dict[str, object] | None = None,
     label: str | None = None,
 ) -> Row:
-    """Run one tracker over every sequence `repeat` times; score the first pass, time the best."""
+    """Run one tracker over every sequence `repeat` times; score the first pass against `gt` (TrackEval's layout),
+    time the best."""
     best = np.inf
     dropped = 0
     with tempfile.TemporaryDirectory(prefix="trackid-bench-") as tmp:
@@ -152,7 +154,7 @@ def run_tracker(
                 if attempt == 0:
                     dropped += _write(Path(tmp) / "res" / f"{seq.name}.txt", outputs)
             best = min(best, elapsed)
-        scores = evaluate_mot(DATA / dataset / "gt", Path(tmp) / "res").combined
+        scores = evaluate_mot(gt, Path(tmp) / "res", sequences=[s.name for s in sequences]).combined
     frames = sum(len(s.frames) for s in sequences)
     return Row(label or name, scores, frames / best, dropped)
 

@@ -1,14 +1,20 @@
-"""How trackid's default tracker parameters were chosen: a search on MOT15 + MOT17 train, robust to chaos.
+"""How trackid's default tracker parameters were chosen: a search over several detection sets, robust to chaos.
 
-    .venv/bin/pip install -e '.[tune]'          # optuna
-    .venv/bin/python bench/tune.py --trials 90 --storage runs/tune.db
+    .venv-bench/bin/python bench/generalise.py          # once: the peers' scores per set (runs/generalise-peers.json)
+    .venv-bench/bin/pip install optuna
+    .venv-bench/bin/python bench/tune.py --trials 40 --storage runs/tune.db
+    .venv-bench/bin/python bench/tune.py --loso --trials 16      # leave-one-set-out
 
 A tracker is a chaotic system: nudging one box by a pixel can flip an association and move a sequence's HOTA by a
-point. A search that scores each candidate on one run would mostly select luck. Here each candidate runs on both
-datasets once as given and `--jitter-runs` more times with every detection box moved by Gaussian noise of
-`--jitter` of its size (0.3 %: well below any detector's own noise), and is scored by the *smaller* of its two mean
-HOTA margins over the best peer (MOT15 and MOT17, the peers' figures from `bench/mot.py`). One parameter set must
-serve both datasets and every sequence: no per-sequence tuning.
+point. A search that scores each candidate on one run would mostly select luck. Here each candidate runs on every
+set of `sets.TUNING_SETS` (MOT15 and MOT17 with FRCNN, MOT15 with ACF margins, MOT17 at 5 frames/s, PETS09-S2L1
+with trackid's own SSDLite and HOG detections) once as given and `--jitter-runs` more times with every detection
+box moved by Gaussian noise of `--jitter` of its size, and is scored by the *smallest* of its mean HOTA margins over
+each set's best peer (from `bench/generalise.py`). One parameter set must serve every set and every sequence: no
+per-set tuning.
+
+`--loso` is the honest check of that choice: for each set in turn, the search runs without it, and its best
+candidate is scored on the withheld set. A margin that holds only on the sets searched on shows up there.
 
 The sampler is optuna's TPE (multivariate), started from the current defaults, within ranges around them. The
 `--storage` database lets an interrupted search resume. The best candidate of a search is partly the luckiest one,
@@ -28,17 +34,29 @@ from typing import Any
 
 import numpy as np
 
-from mot import DATA, SequenceData, jitter_boxes, load_dataset  # bench/ is on sys.path when this file runs as a script
+from generalise import PEER_CACHE  # bench/ is on sys.path when this file runs as a script
+from mot import jitter_boxes
 from report import append_section
+from sets import TUNING_SETS, DetectionSet, sets_by_name
 from trackid.eval import evaluate_mot
 from trackid.sources import write_mot_results
 from trackid.track import TrackerConfig, make_tracker, track_sequence
 
-DATASETS = ("mot15", "mot17")
-BEST_PEER_HOTA = {"mot15": 38.30, "mot17": 48.55}
-"""boxmot BoT-SORT on MOT15 and boxmot OccluBoost on MOT17 (bench/mot.py; peers are deterministic)."""
+_SETS: dict[str, DetectionSet] = {}
 
-_SEQUENCES: dict[str, list[SequenceData]] = {}
+
+def best_peer_hota(names: Sequence[str]) -> dict[str, float]:
+    """Each set's best peer HOTA, from `bench/generalise.py` runs (peers are deterministic): its peer cache and any
+    `generalise-peers-*.json` beside it (from runs given `--peer-cache`)."""
+    cache: dict[str, dict[str, dict[str, float]]] = {}
+    for path in sorted(PEER_CACHE.parent.glob(PEER_CACHE.stem + "*.json")):
+        cache.update(json.loads(path.read_text()))
+    missing = [n for n in names if n not in cache]
+    if missing:
+        raise SystemExit(
+            f"{PEER_CACHE}: no peer scores for {missing}; run bench/generalise.py --sets {' '.join(missing)}"
+        )
+    return {n: max(r["HOTA"] for r in cache[n].values()) for n in names}
 
 
 def search_space(trial: Any) -> dict[str, Any]:
@@ -51,10 +69,11 @@ def search_space(trial: Any) -> dict[str, Any]:
         "coast_min_hits": trial.suggest_int("coast_min_hits", 2, 9),
         "adaptive_noise": f("adaptive_noise", 0.002, 0.012, log=True),
         "noise_scale_range": (f("noise_scale_min", 0.12, 0.4, log=True), f("noise_scale_max", 4, 12, log=True)),
-        "iou_gate": f("iou_gate", 0.22, 0.32),
-        "high_score": f("high_score", 0.6, 0.76),
-        "new_track_score": f("new_track_score", 0.95, 0.98),
-        "low_score": f("low_score", 0.05, 0.15),
+        "iou_gate": f("iou_gate", 0.15, 0.32),
+        # quantiles of each stream's scores (score_scale "rank")
+        "high_score": f("high_score", 0.0, 0.3),
+        "new_track_score": f("new_track_score", 0.1, 0.6),
+        "low_score": f("low_score", 0.0, 0.08),
         "low_score_iou_gate": f("low_score_iou_gate", 0.5, 0.68),
         "direction_weight": f("direction_weight", 0.12, 0.35),
         "max_lost_s": f("max_lost_s", 1.6, 2.6),
@@ -68,90 +87,150 @@ def search_space(trial: Any) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--trials", type=int, default=90)
-    parser.add_argument("--jitter-runs", type=int, default=2, help="jittered runs per dataset besides the plain one")
+    parser.add_argument("--trials", type=int, default=40)
+    parser.add_argument("--sets", nargs="+", default=list(TUNING_SETS), help="sets searched on")
+    parser.add_argument("--loso", action="store_true", help="leave-one-set-out: one search per withheld set")
+    parser.add_argument("--jitter-runs", type=int, default=1, help="jittered runs per set besides the plain one")
     parser.add_argument("--jitter", type=float, default=0.003, help="box noise, as a fraction of the box size")
     parser.add_argument("--storage", default=None, help="optuna database (sqlite path) to resume a search")
     parser.add_argument("--seed", type=int, default=2)
     parser.add_argument("--top", type=int, default=5, help="candidates listed in BENCHMARKS.md")
-    parser.add_argument("--rescore", type=int, default=5, help="best candidates scored again with fresh jitter")
-    parser.add_argument("--rescore-runs", type=int, default=4, help="fresh jittered runs per dataset")
+    parser.add_argument("--rescore", type=int, default=3, help="best candidates scored again with fresh jitter")
+    parser.add_argument("--rescore-runs", type=int, default=2, help="fresh jittered runs per set")
     parser.add_argument("--no-append", action="store_true")
     args = parser.parse_args(argv)
     try:
         import optuna
     except ImportError:
-        parser.error("the search needs optuna: .venv/bin/pip install -e '.[tune]'")
+        parser.error("the search needs optuna: pip install optuna (or -e '.[tune]')")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    peers = best_peer_hota(args.sets)
 
-    storage = f"sqlite:///{Path(args.storage).resolve()}" if args.storage else None
-    study = optuna.create_study(
-        direction="maximize",
-        sampler=optuna.samplers.TPESampler(seed=args.seed, multivariate=True, n_startup_trials=12),
-        storage=storage,
-        study_name="trackid-defaults",
-        load_if_exists=True,
-    )
-    if not study.trials:
-        study.enqueue_trial(_as_trial_params(TrackerConfig()))
     with Pool(2) as pool:
-
-        def objective(trial: Any) -> float:
-            params = search_space(trial)
-            margins = score(params, args.jitter_runs, args.jitter, pool)
-            trial.set_user_attr("margins", margins)
-            trial.set_user_attr("params", json.loads(json.dumps(params)))
-            return min(m["mean"] for m in margins.values())
-
-        study.optimize(objective, n_trials=args.trials, catch=(ValueError,))
-        best = sorted((t for t in study.trials if t.value is not None), key=lambda t: -t.value)
-        rescored = {
-            t.number: score(t.user_attrs["params"], args.rescore_runs, args.jitter, pool, first_seed=100, plain=False)
-            for t in best[: args.rescore]
-        }
-    table = _format(best[: max(args.top, args.rescore)], rescored)
+        if args.loso:
+            table = _leave_one_set_out(args, peers, pool, optuna)
+            notes = [
+                f"{args.trials} candidates per search (optuna TPE, seed {args.seed}), each withheld set scored "
+                "plain and jittered by the best candidate of the search without it"
+            ]
+        else:
+            study = _search(args, args.sets, peers, pool, optuna, args.storage)
+            best = sorted((t for t in study.trials if t.value is not None), key=lambda t: -t.value)
+            rescored = {
+                t.number: score(
+                    t.user_attrs["params"],
+                    args.sets,
+                    peers,
+                    args.rescore_runs,
+                    args.jitter,
+                    pool,
+                    first_seed=100,
+                    plain=False,
+                )
+                for t in best[: args.rescore]
+            }
+            table = _format(best[: max(args.top, args.rescore)], rescored, args.sets)
+            notes = [
+                f"{len(study.trials)} candidates (optuna TPE, seed {args.seed}); each scored on {', '.join(args.sets)} "
+                f"as given and {args.jitter_runs} time(s) with boxes jittered by {args.jitter:.1%} of their size",
+                "objective: the smallest of the mean HOTA margins over each set's best peer "
+                f"({', '.join(f'{n} {h:.2f}' for n, h in peers.items())}; runs/generalise-peers.json)",
+            ]
     print(table)
     if not args.no_append:
-        notes = [
-            f"{len(study.trials)} candidates (optuna TPE, seed {args.seed}); each scored on both datasets as given and "
-            f"{args.jitter_runs} times with boxes jittered by {args.jitter:.1%} of their size",
-            "objective: the smaller of the mean HOTA margins over the best peer "
-            f"({', '.join(f'{d.upper()} {h}' for d, h in BEST_PEER_HOTA.items())})",
-        ]
         append_section("tune.py", notes, table)
     return 0
 
 
+def _search(
+    args: Any, names: Sequence[str], peers: dict[str, float], pool: Any, optuna: Any, storage: str | None
+) -> Any:
+    """One TPE search on `names`, started from the current defaults; returns the study."""
+    study = optuna.create_study(
+        direction="maximize",
+        sampler=optuna.samplers.TPESampler(seed=args.seed, multivariate=True, n_startup_trials=10),
+        storage=f"sqlite:///{Path(storage).resolve()}" if storage else None,
+        study_name="trackid-defaults-" + "-".join(names),
+        load_if_exists=True,
+    )
+    if not study.trials:
+        study.enqueue_trial(_as_trial_params(TrackerConfig()))
+
+    def objective(trial: Any) -> float:
+        params = search_space(trial)
+        margins = score(params, names, peers, args.jitter_runs, args.jitter, pool)
+        trial.set_user_attr("margins", margins)
+        trial.set_user_attr("params", json.loads(json.dumps(params)))
+        value = min(m["mean"] for m in margins.values())
+        print(f"trial {trial.number}: {value:+.2f} {json.dumps(margins)}", flush=True)
+        return value
+
+    study.optimize(objective, n_trials=max(0, args.trials - len(study.trials)), catch=(ValueError,))
+    return study
+
+
+def _leave_one_set_out(args: Any, peers: dict[str, float], pool: Any, optuna: Any) -> str:
+    """For each set: search without it, then score the search's best candidate on it (plain and jittered)."""
+    lines = [
+        "| withheld set | margin of the search without it (on its sets) | withheld set: margin plain / mean "
+        "| same with the shipped defaults | parameters |",
+        "|---|---|---|---|---|",
+    ]
+    defaults = json.loads(json.dumps(TrackerConfig().model_dump()))
+    for held in args.sets:
+        rest = [n for n in args.sets if n != held]
+        study = _search(args, rest, peers, pool, optuna, None)
+        best = max((t for t in study.trials if t.value is not None), key=lambda t: t.value)
+        params = best.user_attrs["params"]
+        withheld = score(params, [held], peers, args.jitter_runs, args.jitter, pool)[held]
+        shipped = score(defaults, [held], peers, args.jitter_runs, args.jitter, pool)[held]
+        lines.append(
+            f"| {held} | {best.value:+.2f} | {withheld['plain']:+.2f} / {withheld['mean']:+.2f} "
+            f"| {shipped['plain']:+.2f} / {shipped['mean']:+.2f} | `{json.dumps(params)}` |"
+        )
+        print(lines[-1], flush=True)
+    return "\n".join(lines) + "\n"
+
+
 def score(
-    params: dict[str, Any], jitter_runs: int, jitter: float, pool: Any, first_seed: int = 1, plain: bool = True
+    params: dict[str, Any],
+    names: Sequence[str],
+    peers: dict[str, float],
+    jitter_runs: int,
+    jitter: float,
+    pool: Any,
+    first_seed: int = 1,
+    plain: bool = True,
 ) -> dict[str, dict[str, float]]:
-    """Per dataset: the HOTA margin over the best peer as given (`plain`) and averaged over that run and the
-    jittered ones (`mean`; seeds `first_seed`, `first_seed` + 1, ...). Without `plain`, only jittered runs."""
+    """Per set: the HOTA margin over its best peer as given (`plain`) and averaged over that run and the jittered
+    ones (`mean`; seeds `first_seed`, `first_seed` + 1, ...). Without `plain`, only jittered runs."""
     seeds = ([0] if plain else []) + list(range(first_seed, first_seed + jitter_runs))
-    jobs = [(dataset, params, seed, jitter) for dataset in DATASETS for seed in seeds]
-    hota: dict[str, dict[int, float]] = {d: {} for d in DATASETS}
-    for dataset, seed, value in pool.map(_run, jobs):
-        hota[dataset][seed] = value
+    jobs = [(name, params, seed, jitter) for name in names for seed in seeds]
+    hota: dict[str, dict[int, float]] = {n: {} for n in names}
+    for name, seed, value in pool.map(_run, jobs):
+        hota[name][seed] = value
     out = {}
-    for d, by_seed in hota.items():
-        out[d] = {"mean": round(float(np.mean(list(by_seed.values()))) - BEST_PEER_HOTA[d], 2)}
+    for n, by_seed in hota.items():
+        out[n] = {"mean": round(float(np.mean(list(by_seed.values()))) - peers[n], 2)}
         if plain:
-            out[d]["plain"] = round(by_seed[0] - BEST_PEER_HOTA[d], 2)
+            out[n]["plain"] = round(by_seed[0] - peers[n], 2)
     return out
 
 
 def _run(job: tuple[str, dict[str, Any], int, float]) -> tuple[str, int, float]:
-    """One dataset's HOTA; seed 0 runs the detections as given, any other seed jitters them."""
-    dataset, params, seed, jitter = job
-    if dataset not in _SEQUENCES:
-        _SEQUENCES[dataset] = load_dataset(dataset)
+    """One set's HOTA; seed 0 runs the detections as given, any other seed jitters them."""
+    name, params, seed, jitter = job
+    if name not in _SETS:
+        _SETS[name] = sets_by_name([name])[0]
+    dset = _SETS[name]
     rng = np.random.default_rng(seed)
     with tempfile.TemporaryDirectory(prefix="trackid-tune-") as tmp:
-        for seq in _SEQUENCES[dataset]:
+        for seq in dset.sequences:
             tracker = make_tracker("trackid", frame_rate=seq.frame_rate, **params)
             given = [jitter_boxes(d, rng, jitter) for d in seq.frames] if seed > 0 else seq.frames
             write_mot_results(Path(tmp) / f"{seq.name}.txt", *track_sequence(tracker, given))
-        hota = evaluate_mot(DATA / dataset / "gt", tmp).combined["HOTA"]
-    return dataset, seed, hota
+        hota = evaluate_mot(dset.gt, tmp, sequences=[s.name for s in dset.sequences]).combined["HOTA"]
+    return name, seed, hota
 
 
 def _as_trial_params(config: TrackerConfig) -> dict[str, float]:
@@ -183,21 +262,21 @@ def _as_trial_params(config: TrackerConfig) -> dict[str, float]:
     return start
 
 
-def _format(best: list[Any], rescored: dict[int, dict[str, dict[str, float]]]) -> str:
-    """The best candidates: their search scores, the fresh re-scores where taken, and their parameters."""
+def _format(best: list[Any], rescored: dict[int, dict[str, dict[str, float]]], names: Sequence[str]) -> str:
+    """The best candidates: their search scores per set, the fresh re-scores where taken, and their parameters."""
     lines = [
-        "| rank | trial | objective | MOT15 plain / mean | MOT17 plain / mean | fresh jitter MOT15 / MOT17 "
-        "| parameters |",
-        "|---|---|---|---|---|---|---|",
+        "| rank | trial | objective | "
+        + " | ".join(f"{n} plain / mean" for n in names)
+        + " | fresh jitter (min over sets) | parameters |",
+        "|---|---|---|" + "---|" * len(names) + "---|---|",
     ]
     for rank, t in enumerate(best, start=1):
         m = t.user_attrs["margins"]
         fresh = rescored.get(t.number)
-        again = f"{fresh['mot15']['mean']:+.2f} / {fresh['mot17']['mean']:+.2f}" if fresh else ""
+        again = f"{min(v['mean'] for v in fresh.values()):+.2f}" if fresh else ""
+        cells = " | ".join(f"{m[n]['plain']:+.2f} / {m[n]['mean']:+.2f}" for n in names)
         lines.append(
-            f"| {rank} | {t.number} | {t.value:+.2f} | {m['mot15']['plain']:+.2f} / {m['mot15']['mean']:+.2f} | "
-            f"{m['mot17']['plain']:+.2f} / {m['mot17']['mean']:+.2f} | {again} | "
-            f"`{json.dumps(t.user_attrs['params'])}` |"
+            f"| {rank} | {t.number} | {t.value:+.2f} | {cells} | {again} | `{json.dumps(t.user_attrs['params'])}` |"
         )
     return "\n".join(lines) + "\n"
 

@@ -127,18 +127,22 @@ def track(
         floor = -np.inf if min_score is None else min_score
         loaded = [(seq, read_mot_file(det), read_seqinfo(ini), dest) for seq, det, ini, dest in jobs]
         summary = []
+        warnings: list[str] = []
         with _progress() as progress:
             task = progress.add_task("tracking", total=sum(info.length for _, _, info, _ in loaded))
             for seq, rows, info, dest in loaded:
                 progress.update(task, description=seq)
                 frames = detections_by_frame(rows, info.length, floor)
-                result = _run_tracker(frames, tracker, info, params, lambda: progress.advance(task))
+                result, seq_warnings = _run_tracker(frames, tracker, info, params, lambda: progress.advance(task))
                 write_mot_results(dest, *result)
                 summary.append((seq, info.length, len(np.unique(result[1])), len(result[0]), dest))
+                warnings += [f"{seq}: {w}" for w in seq_warnings]
         if detections.is_dir():
             settings = {"tracker": tracker, "params": params, "min_score": min_score}
-            _write_manifest(out, "track", settings, [job.detections for job in jobs] + [job.seqinfo for job in jobs])
+            inputs = [job.detections for job in jobs] + [job.seqinfo for job in jobs]
+            _write_manifest(out, "track", settings, inputs, warnings)
         _print_track_summary(summary)
+        _print_warnings(warnings)
 
 
 def _track_video(
@@ -173,6 +177,7 @@ def _track_video(
                 style="bold",
             )
         )
+        _print_warnings(run.warnings)
         labels = {"manifest": "report", "annotated_video": "annotated video", "crops": "best crops"}
         for key, path in run.files.items():
             console.print(Text(f"{labels.get(key, key.replace('_', ' ')):>16}: {path}"), soft_wrap=True)
@@ -221,11 +226,12 @@ def demo(
         result_file = out / "results" / f"{info.name}.txt"
         with _progress() as progress:
             task = progress.add_task(info.name, total=info.length)
-            result = _run_tracker(scene.detections, "trackid", info, {}, lambda: progress.advance(task))
+            result, warnings = _run_tracker(scene.detections, "trackid", info, {}, lambda: progress.advance(task))
         write_mot_results(result_file, *result)
         scores = evaluate_mot(gt_root, result_file.parent)
         scores_file = atomic_write_text(out / "scores.json", json.dumps(scores.to_json(), indent=2) + "\n")
-        _write_manifest(out, "demo", {"scene": asdict(scene.config)}, [det_file])
+        _write_manifest(out, "demo", {"scene": asdict(scene.config)}, [det_file], warnings)
+        _print_warnings(warnings)
 
         console = _console()
         title = f"SYNTHETIC scene {info.name} (seed {seed}) - not a benchmark result"
@@ -666,8 +672,11 @@ def _run_tracker(
     info: SeqInfo,
     params: dict[str, Any],
     on_frame: Callable[[], object],
-) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
-    return track_sequence(make_tracker(name, info.frame_rate, **params), frames, on_frame)
+) -> tuple[tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]], list[str]]:
+    """The sequence's (frame, id, box) arrays and what the tracker found wrong with the stream."""
+    tracker = make_tracker(name, info.frame_rate, **params)
+    result = track_sequence(tracker, frames, on_frame)
+    return result, tracker.warnings
 
 
 class _Rate(ProgressColumn):
@@ -716,7 +725,16 @@ def _print_track_summary(summary: list[tuple[str, int, int, int, Path]]) -> None
     _console().print(table)
 
 
-def _write_manifest(folder: Path, command: str, config: dict[str, Any], inputs: list[Path]) -> Path:
+def _print_warnings(warnings: list[str]) -> None:
+    """The stream warnings of a run, after its summary, so an empty or degenerate result is never silent."""
+    console = _console()
+    for warning in warnings:
+        console.print(Text(f"warning: {warning}", style="bold yellow"), soft_wrap=True)
+
+
+def _write_manifest(
+    folder: Path, command: str, config: dict[str, Any], inputs: list[Path], warnings: list[str] | None = None
+) -> Path:
     """What a run needs to be reproduced: command, configuration, versions and the inputs' hashes."""
     import hashlib
 
@@ -727,6 +745,7 @@ def _write_manifest(folder: Path, command: str, config: dict[str, Any], inputs: 
         "numpy": np.__version__,
         "config": config,
         "inputs": {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in inputs},
+        "warnings": warnings or [],
     }
     return atomic_write_text(folder / "manifest.json", json.dumps(manifest, indent=2) + "\n")
 

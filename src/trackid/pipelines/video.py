@@ -52,6 +52,8 @@ class VideoRun:
     seconds: float
     peak_memory_mb: float
     files: dict[str, Path] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    """What the tracker found wrong with the stream (`trackid.track.health`), also in the manifest."""
 
     @property
     def frames_per_second(self) -> float:
@@ -123,9 +125,10 @@ def track_video(
         raise VideoError(f"{exc} (the {frames} frames before it were tracked and written to {out})") from None
     seconds = time.perf_counter() - started
     files = sinks.close()
-    run = VideoRun(out, frames, sinks.track_count, seconds, _peak_memory_mb(), files)
+    run = VideoRun(out, frames, sinks.track_count, seconds, _peak_memory_mb(), files, tracker.warnings)
     summary = {
         "status": "complete",
+        "warnings": run.warnings,
         "frames_processed": frames,
         "tracks": run.tracks,
         "seconds": round(seconds, 3),

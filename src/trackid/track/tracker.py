@@ -39,10 +39,13 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field
 
+from trackid.geometry import iou_matrix
 from trackid.track.association import GATED, AssignmentMethod, assign, gated_cost
 from trackid.track.cmc import shift_from_tracks, warp_boxes, warp_points
+from trackid.track.health import StreamHealth
 from trackid.track.imm import ImmBoxFilter, ImmNoise
 from trackid.track.kalman import BoxKalman, KalmanNoise
+from trackid.track.score_scale import ScoreCalibration, ScoreScale
 from trackid.types import Detections
 
 __all__ = [
@@ -70,6 +73,11 @@ class Tracker(Protocol):
     def update(self, detections: Detections, camera_motion: NDArray[np.float64] | None = None) -> Detections: ...
 
     def reset(self) -> None: ...
+
+    @property
+    def warnings(self) -> list[str]:
+        """What the tracker found wrong with the stream so far (empty when nothing)."""
+        ...
 
 
 TRACKERS: dict[str, Callable[..., Tracker]] = {}
@@ -123,25 +131,28 @@ class TrackerConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     high_score: float = Field(
-        0.7,
-        ge=0,
-        le=1,
-        description="Detections at or above this score take part in the first association. Raising it keeps "
-        "doubtful boxes from steering tracks but hands more true people to the weaker second stage.",
-    )
-    low_score: float = Field(
         0.1,
         ge=0,
         le=1,
+        description="Detections at or above this score take part in the first association. Raising it keeps "
+        "doubtful boxes from steering tracks but hands more true people to the weaker second stage. Adapts to the "
+        "detector: with `score_scale` 'rank' (the default) it is a quantile of the stream's own scores.",
+    )
+    low_score: float = Field(
+        0.02,
+        ge=0,
+        le=1,
         description="Detections between this and `high_score` can only continue tracks seen in the previous frame "
-        "(ByteTrack). Lowering it keeps occluded people tracked, at the risk of continuing tracks onto clutter.",
+        "(ByteTrack). Lowering it keeps occluded people tracked, at the risk of continuing tracks onto clutter. "
+        "A quantile of the stream's scores, like `high_score`.",
     )
     new_track_score: float = Field(
-        0.97,
+        0.3,
         ge=0,
         le=1,
         description="A detection needs this score to start a track. Raising it suppresses short false tracks, "
-        "but people who are only ever weakly detected are never tracked. (0.95 before the issue #6 search.)",
+        "but people who are only ever weakly detected are never tracked. A quantile of the stream's scores, like "
+        "`high_score`; a stream where none reaches it is reported (`OnlineTracker.warnings`).",
     )
     iou_gate: float = Field(
         0.26,
@@ -149,13 +160,16 @@ class TrackerConfig(BaseModel):
         le=1,
         description="Minimum IoU between a track's predicted box and a detection for them to be matched. Lowering "
         "it follows fast or erratic motion and low frame rates, but lets tracks jump to neighbours in crowds. "
-        "(0.25 before the issue #6 search.)",
+        "Not adapted: the gate is taken against the motion model's prediction, so what it must absorb is the "
+        "prediction's error, which the adaptive process noise keeps in line with the frame rate; checked at 5 to 30 "
+        "frames/s and on the densest sequences by bench/generalise.py.",
     )
     low_score_iou_gate: float = Field(
         0.6,
         ge=0,
         le=1,
-        description="The IoU gate for low-score detections, stricter because they are less trustworthy.",
+        description="The IoU gate for low-score detections, stricter because they are less trustworthy. Not "
+        "adapted, for the reason `iou_gate` is not.",
     )
     height_iou: bool = Field(
         True,
@@ -166,20 +180,22 @@ class TrackerConfig(BaseModel):
     score_weighted_iou: bool = Field(
         True,
         description="Multiply the similarity by the detection score (ByteTrack's score fusion): among overlapping "
-        "candidates a track prefers the confident one. Off treats all detections above the gate alike.",
+        "candidates a track prefers the confident one. Off treats all detections above the gate alike. The score "
+        "is the one the thresholds see (a rank by default), so the weighting does not depend on the detector.",
     )
     direction_weight: float = Field(
         0.24,
         ge=0,
         description="Weight of the heading-consistency penalty (turn angle / pi x weight x detection score). "
         "Raising it resists identity swaps between people crossing, but penalises genuine turns. 0 disables it. "
-        "(0.3 before the issue #6 search.)",
+        "Dimensionless (an angle over pi), so it needs no adapting.",
     )
     direction_span: int = Field(
         3,
         ge=1,
         description="Heading is measured between the latest observation and the one this many observations "
-        "earlier. Longer spans average out box jitter but react later to real turns.",
+        "earlier. Longer spans average out box jitter but react later to real turns. A count of observations, not a "
+        "time: at a low frame rate each step is a longer walk, so the heading is as trustworthy in fewer seconds.",
     )
     confirmed_first: bool = Field(
         True,
@@ -198,7 +214,7 @@ class TrackerConfig(BaseModel):
         gt=0,
         description="Seconds a confirmed track survives without a detection, waiting to be recovered. Longer "
         "bridges longer occlusions but gives a lost track more time to steal someone else's detection. "
-        "(2.0 before the issue #6 search.)",
+        "Seconds, so it means the same at every frame rate (converted with the stream's rate).",
     )
     reupdate: bool = Field(
         True,
@@ -225,7 +241,9 @@ class TrackerConfig(BaseModel):
         ge=0,
         le=2,
         description="Cosine distance above which a track and a detection may not match, however well they overlap. "
-        "Lowering it prevents more identity swaps but splits tracks whose look changes (turning, lighting).",
+        "Lowering it prevents more identity swaps but splits tracks whose look changes (turning, lighting). "
+        "Depends on the embedder's distance scale, which this issue's benchmarks (boxes only) do not exercise: "
+        "set it per embedder (bench/appearance.py).",
     )
     appearance_momentum: float = Field(
         0.9,
@@ -256,8 +274,8 @@ class TrackerConfig(BaseModel):
         "frame at 30 fps. The velocity noise is scaled by 30 / frame rate, since a walker's change of speed "
         "between frames grows with the time between them. More velocity noise follows manoeuvres but predicts "
         "worse through occlusion; more measurement noise smooths jitter but lags real motion. These are the "
-        "noise at scale 1; `adaptive_noise` rescales the process part to the scene. ((0.06, 0.003, 0.06) before "
-        "the issue #6 search, which tuned them together with that scale.)",
+        "noise at scale 1; `adaptive_noise` rescales the process part to the scene. Fractions of box size, so they "
+        "serve near and far people alike; the frame rate is handled by the scaling above.",
     )
     mahalanobis_gate: float = Field(
         0.0,
@@ -274,8 +292,9 @@ class TrackerConfig(BaseModel):
         "displaced the same way from their predictions (the median displacement more than this many standard errors "
         "from zero, `cmc.shift_from_tracks`), the tracks left unmatched are moved by it and matched again. This is "
         "how a camera's pan or jolt reaches people who were not detected, without frames. Lower follows smaller "
-        "common motions but starts moving lost tracks by chance in a fixed camera; 0 turns it off. Off costs HOTA "
-        "1.38 on MOT15 and 1.10 on MOT17 (bench/mot.py ablation, 2026-12-01).",
+        "common motions but starts moving lost tracks by chance in a fixed camera; 0 turns it off. A z-score: it is "
+        "measured against the spread of the tracks' own displacements, so box noise, frame rate and crowd size "
+        "enter through that spread and need no other adapting.",
     )
     coast_s: float = Field(
         0.6,
@@ -283,8 +302,7 @@ class TrackerConfig(BaseModel):
         description="Seconds a lost confirmed track keeps being reported at its predicted box while it is hidden "
         "behind a nearer tracked person (see `coast_min_cover`): the person is still there, only not detected. "
         "Longer covers longer occlusions but reports more boxes for people who have really gone; 0 reports only "
-        "matched tracks. Off costs HOTA 0.26 on MOT15 and 1.14 on MOT17, with 34 and 11 more ID switches "
-        "(bench/mot.py ablation, 2026-12-01).",
+        "matched tracks. Seconds, converted with the stream's frame rate.",
     )
     coast_min_cover: float = Field(
         0.3,
@@ -292,27 +310,42 @@ class TrackerConfig(BaseModel):
         le=1,
         description="Share of a lost track's predicted box that must be covered by the box of a track matched this "
         "frame whose bottom edge is lower in the image (nearer the camera) for the lost track to be reported. Lower "
-        "reports more occluded people, and more people who simply left.",
+        "reports more occluded people, and more people who simply left. A share of the box: scale-free.",
     )
     coast_min_hits: int = Field(
         8,
         ge=1,
         description="Matched detections a track needs before it is reported through an occlusion: a short track is "
-        "more often a false one.",
+        "more often a false one. A count of observations, as `min_hits`: evidence, not time.",
     )
     adaptive_noise: float = Field(
         0.003,
         ge=0,
         lt=1,
-        description="Per-frame weight of the running estimate that scales every filter's process noise: the median "
-        "normalised innovation of tracks matched in consecutive frames (1 when the noise settings fit the scene). "
-        "Higher adapts faster to a change of scene, lower is steadier; 0 keeps the noise fixed. Fixed noise costs "
-        "MOT15 0.99 HOTA and is neutral on MOT17 (+0.03; bench/mot.py ablation, 2026-12-01).",
+        description="Per-frame weight, at 30 frames/s, of the running estimate that scales every filter's process "
+        "noise: the median normalised innovation of tracks matched in consecutive frames (1 when the noise settings "
+        "fit the scene). Higher adapts faster to a change of scene, lower is steadier; 0 keeps the noise fixed. At "
+        "other frame rates the weight is converted so that the estimate forgets at the same rate per second "
+        "(before issue #12 it was per frame, so a 5 frames/s stream adapted six times slower).",
     )
     noise_scale_range: tuple[float, float] = Field(
         (0.2, 10.0),
         description="Bounds of that scale of the process noise variance, so a few frames of odd boxes cannot "
         "freeze or unleash the filters.",
+    )
+    score_scale: Literal["rank", "calibrated", "raw"] = Field(
+        "rank",
+        description="How the score thresholds (`high_score`, `low_score`, `new_track_score`) and the score weighting "
+        "read a detection's score. 'rank': its rank among the stream's recent scores (`trackid.track.score_scale`), "
+        "so every threshold is a quantile and any monotone remap of the detector's scores changes nothing; this "
+        "is what makes one set of defaults serve FRCNN, YOLO-style and margin-scored detectors alike. 'raw': the "
+        "detector's numbers, for a detector whose scores are calibrated probabilities and a stream too short to rank.",
+    )
+    score_window: int = Field(
+        20_000,
+        ge=100,
+        description="Scores the rank is taken over (the latest ones). Larger is steadier; smaller follows a scene "
+        "whose crowd or lighting changes sooner. A count, not a time: ranks need a sample, whatever the frame rate.",
     )
     motion_model: Literal["cv", "imm"] = Field(
         "cv",
@@ -338,6 +371,8 @@ class OnlineTracker:
         self.frame_rate = float(frame_rate)
         self.max_lost = max(1, round(self.config.max_lost_s * self.frame_rate))
         self.max_coast = max(1, round(self.config.coast_s * self.frame_rate)) if self.config.coast_s > 0 else 0
+        # `adaptive_noise` is a weight per frame at 30 frames/s: the same weight per second at any frame rate
+        self._noise_rate = 1.0 - (1.0 - self.config.adaptive_noise) ** (30.0 / self.frame_rate)
         if self.config.direction_span >= self._RING:
             raise ValueError(f"direction_span must be below {self._RING}, got {self.config.direction_span}")
         self.reset()
@@ -354,6 +389,9 @@ class OnlineTracker:
         else:
             self.kalman = BoxKalman(KalmanNoise(position, velocity, measurement, initial_velocity=10 * velocity))
         self.frame = 0
+        self.score_scale = ScoreScale(self.config.score_window)
+        self.score_calibration = ScoreCalibration(self.config.score_window)
+        self.health = StreamHealth()
         self._next_id = 1
         self._innovation_ratio = 1.0  # running estimate behind `kalman.noise_scale` (adaptive_noise)
         self.track_id = np.zeros(0, np.int64)
@@ -369,6 +407,11 @@ class OnlineTracker:
 
     def __len__(self) -> int:
         return len(self.track_id)
+
+    @property
+    def warnings(self) -> list[str]:
+        """What is wrong with the stream so far (`trackid.track.health`); also logged once each."""
+        return list(self.health.warnings)
 
     def update(self, detections: Detections, camera_motion: NDArray[np.float64] | None = None) -> Detections:
         """Advance one frame. Returns one row per track reported this frame: its box (filtered, or the detection's),
@@ -388,8 +431,11 @@ class OnlineTracker:
         self.kalman.predict()
         self.since_update += 1
 
+        raw_scores = detections.score
+        detections = replace(detections, score=self._score_levels(raw_scores))
         boxes, scores = detections.xyxy, detections.score
         high_free = scores >= cfg.high_score
+        n_confident = int(high_free.sum())
         low = _rows((scores >= cfg.low_score) & ~high_free)
         track_free = np.ones(len(self), bool)
         predicted = self.kalman.boxes()
@@ -429,12 +475,16 @@ class OnlineTracker:
         dets = np.concatenate([d1, d2, d3])
         if cfg.adaptive_noise > 0:
             self._adapt_noise(t1, boxes[d1])
-        self._apply_observations(rows, boxes[dets], scores[dets])
+        self._apply_observations(rows, boxes[dets], raw_scores[dets])
+        if cfg.score_scale == "calibrated":
+            self.score_calibration.update(raw_scores, self._on_confirmed_tracks(boxes, predicted, rows, dets))
         self.last_quality[rows] = detections.quality[dets]
         if self._uses_appearance(detections):
             confident = np.concatenate([t1, t3]), np.concatenate([d1, d3])
             self._remember_appearance(*confident, detections)
-        self._retire_and_start(detections, _rows(high_free))
+        started = self._retire_and_start(detections, raw_scores, _rows(high_free))
+        self.health.observe(raw_scores, n_confident, started)
+        self.health.check(cfg.score_scale, cfg.high_score, cfg.new_track_score)
 
         reported = (self.since_update == 0) & (self.confirmed | (self.frame <= cfg.min_hits))
         if self.max_coast > 0:
@@ -449,6 +499,35 @@ class OnlineTracker:
             np.where(observed, self.last_quality[out_rows], 0.0),
             self.track_id[out_rows],
         )
+
+    def _on_confirmed_tracks(
+        self,
+        boxes: NDArray[np.float64],
+        predicted: NDArray[np.float64],
+        rows: NDArray[np.intp],
+        dets: NDArray[np.intp],
+    ) -> NDArray[np.bool_]:
+        """The calibration's outcome per detection: matched to a confirmed track, or lying on one's predicted box
+        (IoU >= 0.5). The second half is what keeps the calibration honest: a true but weak detection that no
+        stage was allowed to match still counts as a success, so low scores are not driven to zero by the very
+        thresholds they are calibrated for."""
+        success = np.zeros(len(boxes), bool)
+        success[dets] = self.confirmed[rows]
+        confirmed = _rows(self.confirmed)
+        if len(confirmed) and len(boxes):
+            success |= (iou_matrix(boxes, predicted[confirmed]) >= 0.5).any(axis=1)
+        return success
+
+    def _score_levels(self, scores: NDArray[np.float64]) -> NDArray[np.float64]:
+        """The scores the thresholds and the score weighting see: ranks in the stream's own score distribution
+        (`score_scale` "rank"), or the detector's own numbers ("raw")."""
+        if self.config.score_scale == "raw":
+            return scores
+        if self.config.score_scale == "calibrated":
+            self.score_calibration.observe(scores)
+            return self.score_calibration.transform(scores)
+        self.score_scale.update(scores)
+        return self.score_scale.transform(scores)
 
     def _reported_boxes(self, rows: NDArray[np.intp], observed: NDArray[np.bool_]) -> NDArray[np.float64]:
         """Filtered (or raw) boxes; a track reported through an occlusion keeps its last observed size around its
@@ -537,7 +616,7 @@ class OnlineTracker:
         if len(steady) == 0:
             return
         ratio = _median(self.kalman.innovation_ratio(rows[steady], boxes[steady])) / _LN2
-        rate = self.config.adaptive_noise
+        rate = self._noise_rate
         self._innovation_ratio = (1 - rate) * self._innovation_ratio + rate * ratio
         low, high = self.config.noise_scale_range
         self.kalman.noise_scale = min(max(self._innovation_ratio, low), high)
@@ -638,7 +717,11 @@ class OnlineTracker:
             self.kalman.predict(rows[active])
         self.kalman.update(rows, new)
 
-    def _retire_and_start(self, detections: Detections, free_high: NDArray[np.intp]) -> None:
+    def _retire_and_start(
+        self, detections: Detections, raw_scores: NDArray[np.float64], free_high: NDArray[np.intp]
+    ) -> int:
+        """Drop tracks lost too long (tentative ones at their first miss), start tracks from confident detections
+        left over; returns how many were started."""
         cfg = self.config
         just_lost = _rows(self.since_update == 1)
         if len(just_lost):
@@ -648,7 +731,8 @@ class OnlineTracker:
             self._keep(alive)
         new = free_high[detections.score[free_high] >= cfg.new_track_score]
         if len(new):
-            self._start(detections[new])
+            self._start(detections[new], raw_scores[new])
+        return len(new)
 
     def _keep(self, mask: NDArray[np.bool_]) -> None:
         self.kalman.keep(mask)
@@ -657,8 +741,8 @@ class OnlineTracker:
         self.last_box, self.last_score, self.centres = self.last_box[mask], self.last_score[mask], self.centres[mask]
         self.appearance, self.last_quality = self.appearance[mask], self.last_quality[mask]
 
-    def _start(self, new: Detections) -> None:
-        boxes, scores, classes, n = new.xyxy, new.score, new.class_id, len(new)
+    def _start(self, new: Detections, scores: NDArray[np.float64]) -> None:
+        boxes, classes, n = new.xyxy, new.class_id, len(new)
         self.kalman.initiate(boxes)
         self.track_id = np.concatenate([self.track_id, np.arange(self._next_id, self._next_id + n)])
         self._next_id += n
