@@ -31,13 +31,20 @@ from trackid.types import Detections
 sys.path.insert(0, str(Path(__file__).parent))
 
 DATA = REPO.parent / "shared" / "data"
+RAW_SCORES: dict[str, object] = {"score_scale": "raw", "high_score": 0.7, "low_score": 0.1, "new_track_score": 0.97}
+"""Score handling before issue #12: the detector's own scores against thresholds tuned on FRCNN's."""
 COLUMNS = ("HOTA", "AssA", "DetA", "MOTA", "IDF1", "IDSW", "FP", "FN")
 ABLATIONS: dict[str, dict[str, object]] = {
     "trackid (default)": {},
     "no camera motion read off the tracks": {"scene_motion_z": 0.0},
     "no reporting through occlusions": {"coast_s": 0.0},
     "fixed process noise (no adaptation)": {"adaptive_noise": 0.0},
+    "raw scores with issue #6's FRCNN thresholds (before issue #12)": RAW_SCORES,
+    "scores self-calibrated (isotonic on the tracker's outcomes) instead of ranked": {"score_scale": "calibrated"},
+    "no confirmation at birth for the top-scored detections": {"confirm_score": 1.01},
     "none of the three, issue #2's parameters (before issue #6)": {
+        **RAW_SCORES,
+        "confirm_score": 1.01,
         "scene_motion_z": 0.0,
         "coast_s": 0.0,
         "adaptive_noise": 0.0,

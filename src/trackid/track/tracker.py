@@ -118,14 +118,15 @@ def track_sequence(
 
 
 class TrackerConfig(BaseModel):
-    """Every parameter with its trade-off. Times are in seconds so one setting serves 7 fps and 30 fps video.
+    """Every parameter with its trade-off, and what it adapts to: times are in seconds (converted with the stream's
+    frame rate), score thresholds are quantiles of the stream's own scores, box noise is a fraction of box size.
 
-    Defaults serve every sequence of MOT15 and MOT17 train (FRCNN detections) at once: no per-sequence values. They
-    were set by `bench/tune.py` (issue #6): a TPE search scoring each candidate by the smaller of its two mean HOTA
-    margins over the best peer, the mean taken over the detections as given and jittered copies, so that chaotic
-    luck is not what gets selected; the best candidates were re-scored with fresh jitter and the winner rounded
-    (BENCHMARKS.md, "Parameter search"). Fields that search moved say from what; `bench/mot.py`'s ablation shows
-    each component's effect.
+    One set of defaults serves every detector and sequence: no per-sequence or per-detector values. They were set by
+    `bench/tune.py` (issue #12): a TPE search scoring each candidate by the smallest of its mean HOTA margins over
+    the best peer on six detection sets (MOT15 and MOT17 with FRCNN, MOT15 with ACF margins, MOT17 at 5 frames/s,
+    PETS09-S2L1 with trackid's own SSDLite and HOG detections), the mean taken over the detections as given and
+    jittered, so that neither one detector nor chaotic luck is what gets selected. `bench/generalise.py` scores them
+    on nine more sets, and `bench/tune.py --loso` shows what a search that never saw a set scores on it.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -209,6 +210,15 @@ class TrackerConfig(BaseModel):
         "evidence that the object is real. Raising it removes short false tracks but drops the first frames of "
         "every real one.",
     )
+    confirm_score: float = Field(
+        0.8,
+        ge=0,
+        description="A track whose first detection scores at least this is confirmed at once, without waiting for "
+        "`min_hits`: so confident a box is evidence enough, and the track is reported from its first frame. This "
+        "matters most at low frame rates, where the frame a tentative track waits is a larger part of every track "
+        "(MOT17 at 5 frames/s: HOTA +1.0, bench/generalise.py). A quantile of the stream's scores, like `high_score`; "
+        "above 1 turns it off.",
+    )
     max_lost_s: float = Field(
         1.9,
         gt=0,
@@ -234,7 +244,8 @@ class TrackerConfig(BaseModel):
         "Raising it keeps identities through crossings, but trusts embeddings that occlusion or a generic "
         "(non re-ID) model make noisy; 0 ignores embeddings. (0.9 before issue #6: with its motion model, 0.9 "
         "costs PETS09-S2L1 with MobileNetV2 about 2 HOTA against motion alone, 0.5 does not, and with DeepSORT "
-        "re-ID features on MOT17-05/09 every weight from 0.3 to 0.9 gains the same 4 HOTA; bench/appearance.py.)",
+        "re-ID features on MOT17-05/09 every weight from 0.3 to 0.9 gains the same 4 HOTA; bench/appearance.py.) "
+        "A share, so it needs no adapting to the detector; how far to trust appearance depends on the embedder.",
     )
     appearance_gate: float = Field(
         0.3,
@@ -250,14 +261,16 @@ class TrackerConfig(BaseModel):
         ge=0,
         lt=1,
         description="Exponential moving average of a track's appearance memory: the weight kept by the old memory "
-        "at each update. Higher is steadier against one bad crop, slower to follow a real change of look.",
+        "at each update. Higher is steadier against one bad crop, slower to follow a real change of look. Per "
+        "update, not per second: a look changes with what the camera saw, not with the time between frames.",
     )
     appearance_min_quality: float = Field(
         0.5,
         ge=0,
         le=1,
         description="Only confident detections whose crop quality reaches this update a track's appearance memory, "
-        "so blurred, truncated or occluded crops cannot teach a track the wrong look.",
+        "so blurred, truncated or occluded crops cannot teach a track the wrong look. On the quality model's own "
+        "[0, 1] scale (`embed.quality`), not the detector's.",
     )
     assignment: AssignmentMethod = Field(
         "optimal",
@@ -331,15 +344,19 @@ class TrackerConfig(BaseModel):
     noise_scale_range: tuple[float, float] = Field(
         (0.2, 10.0),
         description="Bounds of that scale of the process noise variance, so a few frames of odd boxes cannot "
-        "freeze or unleash the filters.",
+        "freeze or unleash the filters. Ratios to the configured noise: they bound the adaptation, whatever the "
+        "scene.",
     )
     score_scale: Literal["rank", "calibrated", "raw"] = Field(
         "rank",
         description="How the score thresholds (`high_score`, `low_score`, `new_track_score`) and the score weighting "
         "read a detection's score. 'rank': its rank among the stream's recent scores (`trackid.track.score_scale`), "
         "so every threshold is a quantile and any monotone remap of the detector's scores changes nothing; this "
-        "is what makes one set of defaults serve FRCNN, YOLO-style and margin-scored detectors alike. 'raw': the "
-        "detector's numbers, for a detector whose scores are calibrated probabilities and a stream too short to rank.",
+        "is what makes one set of defaults serve FRCNN, YOLO-style and margin-scored detectors alike. 'calibrated': "
+        "the share of detections at that score that end on a confirmed track, learnt online from the tracker's own "
+        "outcomes (`ScoreCalibration`); as invariant, but no better than ranks in the ablation and unstable at strict "
+        "thresholds, where it can talk itself out of starting tracks. 'raw': the detector's own numbers, for a "
+        "detector whose scores are calibrated probabilities; the thresholds must then be set for that detector.",
     )
     score_window: int = Field(
         20_000,
@@ -749,7 +766,8 @@ class OnlineTracker:
         self.class_id = np.concatenate([self.class_id, classes])
         self.hits = np.concatenate([self.hits, np.ones(n, np.int64)])
         self.since_update = np.concatenate([self.since_update, np.zeros(n, np.int64)])
-        self.confirmed = np.concatenate([self.confirmed, np.full(n, self.config.min_hits <= 1)])
+        born_confirmed = (self.config.min_hits <= 1) | (new.score >= self.config.confirm_score)
+        self.confirmed = np.concatenate([self.confirmed, born_confirmed])
         self.last_box = np.concatenate([self.last_box, boxes])
         self.last_score = np.concatenate([self.last_score, scores])
         self.last_quality = np.concatenate([self.last_quality, new.quality])
