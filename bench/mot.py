@@ -41,10 +41,11 @@ ABLATIONS: dict[str, dict[str, object]] = {
     "fixed process noise (no adaptation)": {"adaptive_noise": 0.0},
     "raw scores with issue #6's FRCNN thresholds (before issue #12)": RAW_SCORES,
     "scores self-calibrated (isotonic on the tracker's outcomes) instead of ranked": {"score_scale": "calibrated"},
-    "no confirmation at birth for the top-scored detections": {"confirm_score": 1.01},
+    "tracks reported from their second detection (min_hits 2, before issue #12)": {"min_hits": 2},
     "none of the three, issue #2's parameters (before issue #6)": {
         **RAW_SCORES,
-        "confirm_score": 1.01,
+        "min_hits": 2,
+        "low_score_iou_gate": 0.6,
         "scene_motion_z": 0.0,
         "coast_s": 0.0,
         "adaptive_noise": 0.0,

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from generalise import PEER_CACHE  # bench/ is on sys.path when this file runs as a script
+from generalise import PEER_CACHE, load_peer_cache  # bench/ is on sys.path when this file runs as a script
 from mot import jitter_boxes
 from report import append_section
 from sets import TUNING_SETS, DetectionSet, sets_by_name
@@ -46,11 +46,8 @@ _SETS: dict[str, DetectionSet] = {}
 
 
 def best_peer_hota(names: Sequence[str]) -> dict[str, float]:
-    """Each set's best peer HOTA, from `bench/generalise.py` runs (peers are deterministic): its peer cache and any
-    `generalise-peers-*.json` beside it (from runs given `--peer-cache`)."""
-    cache: dict[str, dict[str, dict[str, float]]] = {}
-    for path in sorted(PEER_CACHE.parent.glob(PEER_CACHE.stem + "*.json")):
-        cache.update(json.loads(path.read_text()))
+    """Each set's best peer HOTA, from `bench/generalise.py` runs (peers are deterministic)."""
+    cache = load_peer_cache()
     missing = [n for n in names if n not in cache]
     if missing:
         raise SystemExit(
@@ -74,7 +71,6 @@ def search_space(trial: Any) -> dict[str, Any]:
         "high_score": f("high_score", 0.0, 0.3),
         "new_track_score": f("new_track_score", 0.1, 0.6),
         "low_score": f("low_score", 0.0, 0.08),
-        "confirm_score": f("confirm_score", 0.5, 1.01),
         "min_hits": trial.suggest_int("min_hits", 1, 3),
         "height_iou": trial.suggest_categorical("height_iou", [True, False]),
         "low_score_iou_gate": f("low_score_iou_gate", 0.5, 0.68),
@@ -263,7 +259,6 @@ def _as_trial_params(config: TrackerConfig) -> dict[str, float]:
         "low_score_iou_gate",
         "direction_weight",
         "max_lost_s",
-        "confirm_score",
         "min_hits",
         "height_iou",
     )

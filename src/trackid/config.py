@@ -172,7 +172,8 @@ PROFILES: dict[str, dict[str, Any]] = {
         "camera_motion": "sparse",
         "detector": {**_SSDLITE, "tiles": (2, 2)},
         "embedder": {"name": "ensemble", "params": {"members": [{"name": "mobilenetv2"}, {"name": "colour"}]}},
-        "tracker": _SSDLITE_TRACKER,
+        # the tiles' tighter boxes keep the default IoU gate (PETS09-S2L1: HOTA 44.35 at 0.28 vs 41.95 at 0.1)
+        "tracker": {"appearance_weight": 0.9},
     },
 }
 DEFAULT_PROFILE = "balanced"

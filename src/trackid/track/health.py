@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 
+import numba
 import numpy as np
 from numpy.typing import NDArray
 
@@ -44,16 +45,15 @@ class StreamHealth:
         """One frame: its raw scores, how many passed the first-stage threshold, how many tracks it started."""
         self.frames += 1
         self.detections += len(raw_scores)
-        finite = raw_scores[np.isfinite(raw_scores)]
-        self.non_finite += len(raw_scores) - len(finite)
-        if len(finite):
-            self.low, self.high = min(self.low, float(finite.min())), max(self.high, float(finite.max()))
+        finite, low, high = _finite_range(raw_scores)
+        self.non_finite += len(raw_scores) - finite
+        self.low, self.high = min(self.low, low), max(self.high, high)
         self.confident += confident
         self.started += started
 
     def check(self, scale: str, high_score: float, new_track_score: float) -> None:
         """Add (and log once) each warning the counters now justify; cheap enough to call every frame."""
-        if self.detections < self.min_detections or self.frames < self.min_frames:
+        if self.detections < self.min_detections or self.frames < self.min_frames or self._healthy():
             return
         due = {
             "no-track": self.started == 0,
@@ -65,6 +65,10 @@ class StreamHealth:
             self._said.add(key)
             self.warnings.append(self._message(key, scale, high_score, new_track_score))
             log.warning(self.warnings[-1])
+
+    def _healthy(self) -> bool:
+        """Nothing to warn about (the common case, checked first so that a healthy stream costs little)."""
+        return self.started > 0 and self.confident > 0 and self.high > self.low and self.non_finite == 0
 
     def _message(self, key: str, scale: str, high_score: float, new_track_score: float) -> str:
         seen = f"{self.detections} detections over {self.frames} frames (scores {self.low:.3g} to {self.high:.3g})"
@@ -78,3 +82,14 @@ class StreamHealth:
             "boxes from doubtful ones; every box is treated alike",
             "non-finite": f"{self.non_finite} of {seen} had a score that is not a number and were ignored",
         }[key]
+
+
+@numba.njit(cache=True, nogil=True)
+def _finite_range(scores: NDArray[np.float64]) -> tuple[int, float, float]:
+    """How many scores are finite, and their min and max (inf, -inf when none)."""
+    count, low, high = 0, np.inf, -np.inf
+    for s in scores:
+        if np.isfinite(s):
+            count += 1
+            low, high = min(low, s), max(high, s)
+    return count, low, high

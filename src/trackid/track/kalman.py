@@ -138,6 +138,15 @@ class BoxKalman:
         """Return the rows to their frozen state."""
         self._state[rows, :_LIVE] = self._state[rows, _LIVE:]
 
+    def reupdate(self, rows: NDArray[np.intp], last: FloatArray, new: FloatArray, gap: NDArray[np.int64]) -> None:
+        """Rewind `rows` to their frozen state and filter along the straight path from `last` to `new` (corner
+        boxes) over `gap` frames: OC-SORT's re-update, as one compiled loop rather than a numpy call per frame."""
+        q = self.noise_scale**0.5
+        self.rewind(rows)
+        _reupdate(
+            self._state, rows, last, new, gap, self.noise.position * q, self.noise.velocity * q, self.noise.measurement
+        )
+
 
 @numba.njit(cache=True, nogil=True)
 def _predict(state: FloatArray, rows: NDArray[np.intp], std_position: float, std_velocity: float) -> None:
@@ -173,6 +182,29 @@ def _update(state: FloatArray, rows: NDArray[np.intp], xyxy: FloatArray, std_mea
             s[4, axis] -= gain_v * p_pv
             s[2, axis] = (1 - gain_p) * p_pp
             s[3, axis] = (1 - gain_p) * p_pv
+
+
+@numba.njit(cache=True, nogil=True)
+def _reupdate(
+    state: FloatArray,
+    rows: NDArray[np.intp],
+    last: FloatArray,
+    new: FloatArray,
+    gap: NDArray[np.int64],
+    std_position: float,
+    std_velocity: float,
+    std_measurement: float,
+) -> None:
+    one = np.empty(1, np.intp)
+    box = np.empty((1, 4))
+    for i in range(len(rows)):
+        one[0] = rows[i]
+        for step in range(1, gap[i]):
+            box[0] = last[i] + (step / gap[i]) * (new[i] - last[i])
+            _update(state, one, box, std_measurement)
+            _predict(state, one, std_position, std_velocity)
+        box[0] = new[i]
+        _update(state, one, box, std_measurement)
 
 
 @numba.njit(cache=True, nogil=True)

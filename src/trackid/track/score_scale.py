@@ -13,6 +13,7 @@ has grown by `refresh` of its size, so the estimate follows a scene that changes
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 from numpy.typing import NDArray
 
@@ -46,16 +47,11 @@ class ScoreScale:
 
     def update(self, scores: NDArray[np.float64]) -> None:
         """Add one frame's scores to the sample (non-finite ones are skipped: they have no rank)."""
-        scores = scores[np.isfinite(scores)]
-        if len(scores) == 0:
+        added = _push(self.ring_, self.seen_, scores)
+        if added == 0:
             return
-        if len(scores) >= self.window:
-            self.ring_[:] = scores[-self.window :]
-        else:
-            at = (self.seen_ + np.arange(len(scores))) % self.window
-            self.ring_[at] = scores
-        self.seen_ += len(scores)
-        self._stale += len(scores)
+        self.seen_ += added
+        self._stale += added
         size = min(self.seen_, self.window)
         if self._stale >= self.refresh * size or len(self.sorted_) == 0:
             self.sorted_ = np.sort(self.ring_[:size])
@@ -67,8 +63,7 @@ class ScoreScale:
         A score that is not a number gets -inf, below any threshold."""
         if len(self.sorted_) == 0:
             return np.ones(len(scores))
-        ranks = np.searchsorted(self.sorted_, scores, side="right") / len(self.sorted_)
-        return np.where(np.isfinite(scores), ranks, -np.inf)
+        return _ranks(self.sorted_, scores)
 
     def quantile(self, q: float) -> float:
         """The raw score at rank `q` of the current sample (for reports: what a quantile threshold means here)."""
@@ -162,3 +157,25 @@ class ScoreCalibration:
         fit = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip")
         fit.fit(self.scores_[:size], labels)
         self.thresholds_, self.values_ = fit.X_thresholds_, fit.y_thresholds_
+
+
+@numba.njit(cache=True, nogil=True)
+def _push(ring: NDArray[np.float64], seen: int, scores: NDArray[np.float64]) -> int:
+    """Write the finite `scores` into the ring after the `seen` already written; returns how many were written.
+    Compiled: it runs every frame on a handful of scores, where numpy's per-call overhead would dominate."""
+    added = 0
+    for s in scores:
+        if np.isfinite(s):
+            ring[(seen + added) % len(ring)] = s
+            added += 1
+    return added
+
+
+@numba.njit(cache=True, nogil=True)
+def _ranks(ordered: NDArray[np.float64], scores: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Share of `ordered` at or below each score; -inf for a score that is not a number."""
+    out = np.searchsorted(ordered, scores, side="right") / len(ordered)
+    for i in range(len(scores)):
+        if not np.isfinite(scores[i]):
+            out[i] = -np.inf
+    return out

@@ -132,7 +132,7 @@ class TrackerConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     high_score: float = Field(
-        0.1,
+        0.13,
         ge=0,
         le=1,
         description="Detections at or above this score take part in the first association. Raising it keeps "
@@ -140,7 +140,7 @@ class TrackerConfig(BaseModel):
         "detector: with `score_scale` 'rank' (the default) it is a quantile of the stream's own scores.",
     )
     low_score: float = Field(
-        0.02,
+        0.002,
         ge=0,
         le=1,
         description="Detections between this and `high_score` can only continue tracks seen in the previous frame "
@@ -148,7 +148,7 @@ class TrackerConfig(BaseModel):
         "A quantile of the stream's scores, like `high_score`.",
     )
     new_track_score: float = Field(
-        0.3,
+        0.39,
         ge=0,
         le=1,
         description="A detection needs this score to start a track. Raising it suppresses short false tracks, "
@@ -156,7 +156,7 @@ class TrackerConfig(BaseModel):
         "`high_score`; a stream where none reaches it is reported (`OnlineTracker.warnings`).",
     )
     iou_gate: float = Field(
-        0.26,
+        0.28,
         ge=0,
         le=1,
         description="Minimum IoU between a track's predicted box and a detection for them to be matched. Lowering "
@@ -166,7 +166,7 @@ class TrackerConfig(BaseModel):
         "frames/s and on the densest sequences by bench/generalise.py.",
     )
     low_score_iou_gate: float = Field(
-        0.6,
+        0.62,
         ge=0,
         le=1,
         description="The IoU gate for low-score detections, stricter because they are less trustworthy. Not "
@@ -185,7 +185,7 @@ class TrackerConfig(BaseModel):
         "is the one the thresholds see (a rank by default), so the weighting does not depend on the detector.",
     )
     direction_weight: float = Field(
-        0.24,
+        0.16,
         ge=0,
         description="Weight of the heading-consistency penalty (turn angle / pi x weight x detection score). "
         "Raising it resists identity swaps between people crossing, but penalises genuine turns. 0 disables it. "
@@ -201,26 +201,18 @@ class TrackerConfig(BaseModel):
     confirmed_first: bool = Field(
         True,
         description="Match confirmed tracks before tentative ones, so a fresh (possibly false) track cannot take "
-        "the detection of an established track that is passing by.",
+        "the detection of an established track that is passing by. Only matters with `min_hits` above 1.",
     )
     min_hits: int = Field(
-        2,
+        1,
         ge=1,
         description="Matched detections a tentative track needs before it is reported. A count, not a time: it is "
         "evidence that the object is real. Raising it removes short false tracks but drops the first frames of "
-        "every real one.",
-    )
-    confirm_score: float = Field(
-        0.8,
-        ge=0,
-        description="A track whose first detection scores at least this is confirmed at once, without waiting for "
-        "`min_hits`: so confident a box is evidence enough, and the track is reported from its first frame. This "
-        "matters most at low frame rates, where the frame a tentative track waits is a larger part of every track "
-        "(MOT17 at 5 frames/s: HOTA +1.0, bench/generalise.py). A quantile of the stream's scores, like `high_score`; "
-        "above 1 turns it off.",
+        "every real one. (2 before issue #12: with a stricter `new_track_score` quantile, reporting from the first "
+        "detection won the search; at 5 frames/s the frame a tentative track waits is a fifth of a second of it.)",
     )
     max_lost_s: float = Field(
-        1.9,
+        2.46,
         gt=0,
         description="Seconds a confirmed track survives without a detection, waiting to be recovered. Longer "
         "bridges longer occlusions but gives a lost track more time to steal someone else's detection. "
@@ -282,7 +274,7 @@ class TrackerConfig(BaseModel):
         "jitter (mostly a localisation gain); turn it off when boxes must match detections exactly.",
     )
     motion_noise: tuple[float, float, float] = Field(
-        (0.056, 0.0032, 0.063),
+        (0.054, 0.00255, 0.056),
         description="Kalman standard deviations (position, velocity, measurement) as fractions of box size per "
         "frame at 30 fps. The velocity noise is scaled by 30 / frame rate, since a walker's change of speed "
         "between frames grows with the time between them. More velocity noise follows manoeuvres but predicts "
@@ -299,7 +291,7 @@ class TrackerConfig(BaseModel):
         "40: 39.58) and gains MOT17 only 0.14 at 40 (bench/mot.py ablation, 2026-12-01), so it is off.",
     )
     scene_motion_z: float = Field(
-        2.0,
+        2.23,
         ge=0,
         description="Camera motion read off the tracks: when the confirmed tracks matched in the first pass were all "
         "displaced the same way from their predictions (the median displacement more than this many standard errors "
@@ -310,7 +302,7 @@ class TrackerConfig(BaseModel):
         "enter through that spread and need no other adapting.",
     )
     coast_s: float = Field(
-        0.6,
+        0.48,
         ge=0,
         description="Seconds a lost confirmed track keeps being reported at its predicted box while it is hidden "
         "behind a nearer tracked person (see `coast_min_cover`): the person is still there, only not detected. "
@@ -318,7 +310,7 @@ class TrackerConfig(BaseModel):
         "matched tracks. Seconds, converted with the stream's frame rate.",
     )
     coast_min_cover: float = Field(
-        0.3,
+        0.26,
         ge=0,
         le=1,
         description="Share of a lost track's predicted box that must be covered by the box of a track matched this "
@@ -326,13 +318,13 @@ class TrackerConfig(BaseModel):
         "reports more occluded people, and more people who simply left. A share of the box: scale-free.",
     )
     coast_min_hits: int = Field(
-        8,
+        2,
         ge=1,
         description="Matched detections a track needs before it is reported through an occlusion: a short track is "
         "more often a false one. A count of observations, as `min_hits`: evidence, not time.",
     )
     adaptive_noise: float = Field(
-        0.003,
+        0.0025,
         ge=0,
         lt=1,
         description="Per-frame weight, at 30 frames/s, of the running estimate that scales every filter's process "
@@ -342,7 +334,7 @@ class TrackerConfig(BaseModel):
         "(before issue #12 it was per frame, so a 5 frames/s stream adapted six times slower).",
     )
     noise_scale_range: tuple[float, float] = Field(
-        (0.2, 10.0),
+        (0.27, 7.4),
         description="Bounds of that scale of the process noise variance, so a few frames of odd boxes cannot "
         "freeze or unleash the filters. Ratios to the configured noise: they bound the adaptation, whatever the "
         "scene.",
@@ -449,7 +441,14 @@ class OnlineTracker:
         self.since_update += 1
 
         raw_scores = detections.score
-        detections = replace(detections, score=self._score_levels(raw_scores))
+        detections = Detections(  # `dataclasses.replace` costs several microseconds a frame
+            detections.xyxy,
+            self._score_levels(raw_scores),
+            detections.class_id,
+            detections.embedding,
+            detections.quality,
+            detections.track_id,
+        )
         boxes, scores = detections.xyxy, detections.score
         high_free = scores >= cfg.high_score
         n_confident = int(high_free.sum())
@@ -725,6 +724,9 @@ class OnlineTracker:
         self, rows: NDArray[np.intp], last: NDArray[np.float64], new: NDArray[np.float64], gap: NDArray[np.int64]
     ) -> None:
         """Rewind to the state at the first missed frame and filter along the straight path last -> new."""
+        if isinstance(self.kalman, BoxKalman):
+            self.kalman.reupdate(rows, last, new, gap)
+            return
         self.kalman.rewind(rows)
         for step in range(1, int(gap.max())):
             active = step < gap
@@ -766,8 +768,7 @@ class OnlineTracker:
         self.class_id = np.concatenate([self.class_id, classes])
         self.hits = np.concatenate([self.hits, np.ones(n, np.int64)])
         self.since_update = np.concatenate([self.since_update, np.zeros(n, np.int64)])
-        born_confirmed = (self.config.min_hits <= 1) | (new.score >= self.config.confirm_score)
-        self.confirmed = np.concatenate([self.confirmed, born_confirmed])
+        self.confirmed = np.concatenate([self.confirmed, np.full(n, self.config.min_hits <= 1)])
         self.last_box = np.concatenate([self.last_box, boxes])
         self.last_score = np.concatenate([self.last_score, scores])
         self.last_quality = np.concatenate([self.last_quality, new.quality])
