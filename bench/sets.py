@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -57,7 +58,10 @@ REMAPS: dict[str, tuple[str, Callable[[np.ndarray], np.ndarray]]] = {
 """Monotone remaps of FRCNN scores: what detectors with other score scales report for the same boxes."""
 
 
+@cache
 def frcnn(dataset: str) -> DetectionSet:
+    """MOT15 or MOT17 with its FRCNN detections, read once per process: the remapped, subsampled, dense and
+    jittered sets are all built from it, and none of them changes it."""
     sequences = load_dataset(dataset)
     return DetectionSet(f"{dataset}-frcnn", f"{dataset.upper()} train, FRCNN", DATA / dataset / "gt", sequences)
 

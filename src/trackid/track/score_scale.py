@@ -65,12 +65,6 @@ class ScoreScale:
             return np.ones(len(scores))
         return _ranks(self.sorted_, scores)
 
-    def quantile(self, q: float) -> float:
-        """The raw score at rank `q` of the current sample (for reports: what a quantile threshold means here)."""
-        if len(self.sorted_) == 0:
-            return float("nan")
-        return float(np.quantile(self.sorted_, q))
-
 
 class ScoreCalibration:
     """Online calibration of one stream's scores to the chance that a detection belongs to a real track.
@@ -131,15 +125,10 @@ class ScoreCalibration:
     def update(self, scores: NDArray[np.float64], success: NDArray[np.bool_]) -> None:
         """Add one frame's outcomes: `success[i]` when detection i ended in a confirmed track."""
         keep = np.isfinite(scores)
-        scores, success = scores[keep], success[keep]
-        n = len(scores)
+        n = _push(self.scores_, self.seen_, scores[keep])
         if n == 0:
             return
-        if n >= self.window:
-            scores, success, n = scores[-self.window :], success[-self.window :], self.window
-        at = (self.seen_ + np.arange(n)) % self.window
-        self.scores_[at] = scores
-        self.labels_[at] = success
+        _push(self.labels_, self.seen_, success[keep].astype(np.float64))
         self.seen_ += n
         self._stale += n
         size = min(self.seen_, self.window)

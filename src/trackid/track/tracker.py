@@ -398,8 +398,10 @@ class OnlineTracker:
         else:
             self.kalman = BoxKalman(KalmanNoise(position, velocity, measurement, initial_velocity=10 * velocity))
         self.frame = 0
-        self.score_scale = ScoreScale(self.config.score_window)
-        self.score_calibration = ScoreCalibration(self.config.score_window)
+        # only the score handling the config asks for keeps state
+        mode, window = self.config.score_scale, self.config.score_window
+        self.score_scale = ScoreScale(window) if mode == "rank" else None
+        self.score_calibration = ScoreCalibration(window) if mode == "calibrated" else None
         self.health = StreamHealth()
         self._next_id = 1
         self._innovation_ratio = 1.0  # running estimate behind `kalman.noise_scale` (adaptive_noise)
@@ -492,7 +494,7 @@ class OnlineTracker:
         if cfg.adaptive_noise > 0:
             self._adapt_noise(t1, boxes[d1])
         self._apply_observations(rows, boxes[dets], raw_scores[dets])
-        if cfg.score_scale == "calibrated":
+        if self.score_calibration is not None:
             self.score_calibration.update(raw_scores, self._on_confirmed_tracks(boxes, predicted, rows, dets))
         self.last_quality[rows] = detections.quality[dets]
         if self._uses_appearance(detections):
@@ -536,14 +538,15 @@ class OnlineTracker:
 
     def _score_levels(self, scores: NDArray[np.float64]) -> NDArray[np.float64]:
         """The scores the thresholds and the score weighting see: ranks in the stream's own score distribution
-        (`score_scale` "rank"), or the detector's own numbers ("raw")."""
-        if self.config.score_scale == "raw":
-            return scores
-        if self.config.score_scale == "calibrated":
+        (`score_scale` "rank"), their self-calibrated success rate ("calibrated"), or the detector's own numbers
+        ("raw")."""
+        if self.score_calibration is not None:
             self.score_calibration.observe(scores)
             return self.score_calibration.transform(scores)
-        self.score_scale.update(scores)
-        return self.score_scale.transform(scores)
+        if self.score_scale is not None:
+            self.score_scale.update(scores)
+            return self.score_scale.transform(scores)
+        return scores
 
     def _reported_boxes(self, rows: NDArray[np.intp], observed: NDArray[np.bool_]) -> NDArray[np.float64]:
         """Filtered (or raw) boxes; a track reported through an occlusion keeps its last observed size around its
