@@ -56,7 +56,7 @@ ABLATIONS: dict[str, dict[str, object]] = {
         "motion_noise": (0.06, 0.003, 0.06),
     },
     "greedy matching instead of optimal": {"assignment": "greedy"},
-    "no heading penalty": {"direction_weight": 0.0},
+    "heading penalty on (OC-SORT momentum, 0.16; before this issue's last search)": {"direction_weight": 0.16},
     "no low-score stage": {"low_score": 1.0},
     "no recovery by last box": {"recover_by_last_box": False},
     "no re-update after gaps": {"reupdate": False},

@@ -74,7 +74,7 @@ def search_space(trial: Any) -> dict[str, Any]:
         "min_hits": trial.suggest_int("min_hits", 1, 3),
         "height_iou": trial.suggest_categorical("height_iou", [True, False]),
         "low_score_iou_gate": f("low_score_iou_gate", 0.5, 0.68),
-        "direction_weight": f("direction_weight", 0.12, 0.35),
+        "direction_weight": f("direction_weight", 0.0, 0.35),
         "max_lost_s": f("max_lost_s", 1.6, 2.6),
         "motion_noise": (
             f("noise_position", 0.042, 0.062),
