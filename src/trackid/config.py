@@ -41,7 +41,7 @@ class ConfigError(ValueError):
 class DetectorConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field("ssdlite", description="Registered detector (see `trackid.detect.DETECTORS`).")
+    name: str = Field("nanodet", description="Registered detector (see `trackid.detect.DETECTORS`).")
     params: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments of the detector.")
     tiles: tuple[int, int] | None = Field(
         None,
@@ -146,33 +146,23 @@ class RunConfig(BaseModel):
     photos: PhotosConfig = Field(default_factory=PhotosConfig)
 
 
-# SSDLite's looser boxes make overlap and motion weaker cues than with the FRCNN detections the tracker's defaults
-# were first tuned on, so its profiles lower the IoU gate and give appearance more weight than the default 0.5
-# (balanced on PETS09-S2L1: HOTA 37.29 at 0.9 vs 34.19 at 0.5, bench/video.py 2026-12-01; fast_cpu has no
-# embedder). The score thresholds need no override since issue #12: they are quantiles of the stream's own scores.
-_SSDLITE_TRACKER = {
-    "iou_gate": 0.1,
-    "appearance_weight": 0.9,
-}
-# 400 x 300 keeps the 4:3 frames' people unsquashed (PETS09-S2L1: HOTA 32.8 vs 26.3 at 300 x 300).
-_SSDLITE = {"name": "ssdlite", "params": {"input_size": [400, 300], "score_threshold": 0.2}}
+# NanoDet-m (shipped, Apache-2.0) replaced SSDLite in every profile (issue #13): on PETS09-S2L1 it finds people down
+# to ~40 px, at about SSDLite's cost. Its boxes are tight, so the tracker keeps its defaults (SSDLite's profiles needed
+# an IoU gate of 0.1). Its score threshold of 0.35 keeps static clutter (rocks, cones: 0.25-0.35) from becoming
+# tracks; 0.3-0.45 all give HOTA 53-57 there, 0.25 gives 44 (bench/video.py sweep, 2026-12-02).
+_NANODET = {"name": "nanodet", "params": {"score_threshold": 0.35}}
 
 PROFILES: dict[str, dict[str, Any]] = {
-    # >= 25 frames/s on 2 cores at 768x576: no embedder, SSDLite on the full frame only.
-    "fast_cpu": {"detector": {**_SSDLITE, "tiles": None}, "embedder": None, "tracker": _SSDLITE_TRACKER},
-    # the default: MobileNetV2 appearance keeps identities through crossings.
-    "balanced": {
-        "detector": {**_SSDLITE, "tiles": None},
-        "embedder": {"name": "mobilenetv2"},
-        "tracker": _SSDLITE_TRACKER,
-    },
-    # tiles find far, small people; an ensemble adds colour/texture to MobileNetV2; camera motion is compensated
-    # (neutral on a fixed camera: PETS09-S2L1 with FRCNN detections HOTA 48.19 -> 48.32); several times slower.
+    # >= 25 frames/s on 2 cores at 768x576: no embedder, NanoDet on the full frame only.
+    "fast_cpu": {"detector": {**_NANODET, "tiles": None}, "embedder": None},
+    # the default: MobileNetV2 appearance keeps identities through crossings and occlusions.
+    "balanced": {"detector": {**_NANODET, "tiles": None}, "embedder": {"name": "mobilenetv2"}},
+    # tiles find far, small people in crowds (MOT17 first frames: recall 0.30 -> 0.46); an ensemble adds
+    # colour/texture to MobileNetV2; camera motion is compensated (neutral on a fixed camera); several times slower.
     "high_accuracy": {
         "camera_motion": "sparse",
-        "detector": {**_SSDLITE, "tiles": (2, 2)},
+        "detector": {**_NANODET, "tiles": (2, 2)},
         "embedder": {"name": "ensemble", "params": {"members": [{"name": "mobilenetv2"}, {"name": "colour"}]}},
-        # the tiles' tighter boxes keep the default IoU gate (PETS09-S2L1: HOTA 44.35 at 0.28 vs 41.95 at 0.1)
         "tracker": {"appearance_weight": 0.9},
     },
 }

