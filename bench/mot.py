@@ -202,7 +202,7 @@ def format_table(title: str, rows: list[Row], speed_ratio: bool = False) -> str:
     pure-Python peer, and the margins issue #6 asks for under the table. Otherwise (an ablation): each row's HOTA and
     ID switches as differences from the first row, the defaults."""
     header = ["tracker", *COLUMNS, "frames/s"]
-    fastest_peer = max((r.fps for r in rows if r.tracker != "trackid"), default=np.nan)
+    fastest_peer = max((r.fps for r in rows if not _ours(r)), default=np.nan)
     header += ["x fastest peer"] if speed_ratio else ["ΔHOTA", "ΔIDSW"]
     lines = [f"**{title}**", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in rows:
@@ -227,7 +227,7 @@ def format_table(title: str, rows: list[Row], speed_ratio: bool = False) -> str:
 def _margins(rows: list[Row]) -> list[str]:
     """trackid against the best peer by HOTA, the peer with the fewest ID switches and the fastest peer."""
     ours = next((r for r in rows if r.tracker == "trackid"), None)
-    peers = [r for r in rows if r.tracker != "trackid"]
+    peers = [r for r in rows if not _ours(r)]
     if ours is None or not peers:
         return []
     best = max(peers, key=lambda r: r.scores["HOTA"])
@@ -236,11 +236,21 @@ def _margins(rows: list[Row]) -> list[str]:
     return [
         f"trackid HOTA {ours.scores['HOTA']:.2f} vs the best peer {best.tracker} {best.scores['HOTA']:.2f}: "
         f"{ours.scores['HOTA'] - best.scores['HOTA']:+.2f}",
-        f"trackid ID switches {ours.scores['IDSW']:.0f}: {ours.scores['IDSW'] / best.scores['IDSW']:.2f}x "
-        f"{best.tracker}'s {best.scores['IDSW']:.0f}, {ours.scores['IDSW'] / fewest.scores['IDSW']:.2f}x the fewest "
+        f"trackid ID switches {ours.scores['IDSW']:.0f}: {_ratio(ours.scores['IDSW'], best.scores['IDSW'])} "
+        f"{best.tracker}'s {best.scores['IDSW']:.0f}, {_ratio(ours.scores['IDSW'], fewest.scores['IDSW'])} the fewest "
         f"of any peer ({fewest.tracker}, {fewest.scores['IDSW']:.0f})",
         f"trackid frames/s {ours.fps:,.0f}: {ours.fps / fastest.fps:.2f}x the fastest peer ({fastest.tracker})",
     ]
+
+
+def _ours(row: Row) -> bool:
+    """trackid's rows (the defaults and its variants), which are no peer's."""
+    return row.tracker.startswith("trackid")
+
+
+def _ratio(ours: float, theirs: float) -> str:
+    """`ours / theirs` as "1.23x"; a peer with none (a tracker that kept no track) has no ratio."""
+    return f"{ours / theirs:.2f}x" if theirs else "n/a (0)"
 
 
 def append_report(sections: list[str]) -> None:
