@@ -4,6 +4,7 @@
     .venv-bench/bin/pip install optuna
     .venv-bench/bin/python bench/tune.py --trials 40 --storage runs/tune.db
     .venv-bench/bin/python bench/tune.py --loso --trials 16      # leave-one-set-out
+    .venv-bench/bin/python bench/tune.py --loso-grid             # leave-one-set-out over a fixed grid
 
 A tracker is a chaotic system: nudging one box by a pixel can flip an association and move a sequence's HOTA by a
 point. A search that scores each candidate on one run would mostly select luck. Here each candidate runs on every
@@ -15,6 +16,8 @@ per-set tuning.
 
 `--loso` is the honest check of that choice: for each set in turn, the search runs without it, and its best
 candidate is scored on the withheld set. A margin that holds only on the sets searched on shows up there.
+`--loso-grid` does the same over a small fixed grid (GRID) whose every candidate is scored once on every set: no
+search's luck, and cheap enough to run with jitter.
 
 The sampler is optuna's TPE (multivariate), started from the current defaults, within ranges around them. The
 `--storage` database lets an interrupted search resume. The best candidate of a search is partly the luckiest one,
@@ -25,6 +28,7 @@ best candidates, with both scores, to BENCHMARKS.md.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import tempfile
 from collections.abc import Sequence
@@ -89,6 +93,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--trials", type=int, default=40)
     parser.add_argument("--sets", nargs="+", default=list(TUNING_SETS), help="sets searched on")
     parser.add_argument("--loso", action="store_true", help="leave-one-set-out: one search per withheld set")
+    parser.add_argument(
+        "--loso-grid", action="store_true", help="leave-one-set-out over GRID, each candidate scored once on every set"
+    )
     parser.add_argument("--jitter-runs", type=int, default=1, help="jittered runs per set besides the plain one")
     parser.add_argument("--jitter", type=float, default=0.003, help="box noise, as a fraction of the box size")
     parser.add_argument("--storage", default=None, help="optuna database (sqlite path) to resume a search")
@@ -98,6 +105,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rescore-runs", type=int, default=2, help="fresh jittered runs per set")
     parser.add_argument("--no-append", action="store_true")
     args = parser.parse_args(argv)
+    if args.loso_grid:
+        peers = best_peer_hota(args.sets)
+        with Pool(2) as pool:
+            table = _leave_one_set_out_grid(args, peers, pool)
+        notes = [
+            f"{len(_grid())} candidates (GRID: every combination of {', '.join(GRID)}, the rest at the defaults), "
+            f"each scored once on every set, plain and {args.jitter_runs} time(s) jittered; for each withheld set the "
+            "candidate with the best smallest margin on the other sets is chosen, then scored on it"
+        ]
+        print(table)
+        if not args.no_append:
+            append_section("tune.py", notes, table)
+        return 0
     try:
         import optuna
     except ImportError:
@@ -173,6 +193,44 @@ def _search(
 
     study.optimize(objective, n_trials=max(0, args.trials - len(study.trials)), catch=(ValueError,))
     return study
+
+
+GRID: dict[str, tuple[Any, ...]] = {
+    "direction_weight": (0.0, 0.16),
+    "iou_gate": (0.22, 0.28),
+    "max_lost_s": (1.8, 2.46),
+    "new_track_score": (0.3, 0.39),
+}
+"""A small grid around the defaults, over the parameters the frame-rate and detector sets pull apart."""
+
+
+def _grid() -> list[dict[str, Any]]:
+    return [dict(zip(GRID, values, strict=True)) for values in itertools.product(*GRID.values())]
+
+
+def _leave_one_set_out_grid(args: Any, peers: dict[str, float], pool: Any) -> str:
+    """Leave-one-set-out without a search's luck: every GRID candidate is scored once on every set, so choosing
+    without a set is a lookup, and each set's withheld margin is that of the candidate the other sets chose."""
+    candidates = _grid()
+    margins = []
+    for i, params in enumerate(candidates):
+        margins.append(score(params, args.sets, peers, args.jitter_runs, args.jitter, pool))
+        print(f"candidate {i}: {json.dumps(params)} {json.dumps(margins[-1])}", flush=True)
+    lines = [
+        "| withheld set | chosen without it | its smallest margin on the other sets "
+        "| withheld set: margin plain / mean | best candidate for the withheld set alone (mean) |",
+        "|---|---|---|---|---|",
+    ]
+    for held in args.sets:
+        rest = [n for n in args.sets if n != held]
+        chosen = max(range(len(candidates)), key=lambda i: min(margins[i][n]["mean"] for n in rest))
+        oracle = max(margins[i][held]["mean"] for i in range(len(candidates)))
+        m = margins[chosen][held]
+        lines.append(
+            f"| {held} | `{json.dumps(candidates[chosen])}` | {min(margins[chosen][n]['mean'] for n in rest):+.2f} "
+            f"| {m['plain']:+.2f} / {m['mean']:+.2f} | {oracle:+.2f} |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def _leave_one_set_out(args: Any, peers: dict[str, float], pool: Any, optuna: Any) -> str:
