@@ -1,0 +1,33 @@
+"""The `trackid` command line: one module per sub-app, registered here.
+
+Every user mistake (a malformed file, a missing input, an unknown or invalid tracker parameter) ends in one red
+line naming the input and what is wrong, with exit code 2 and no traceback (`trackid.cli.common.user_errors`).
+Outputs are written atomically, so a failed run leaves earlier results intact.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from trackid.cli.common import parse_params
+from trackid.cli.gallery import gallery_app
+from trackid.cli.models import models_app
+from trackid.cli.photos import photos_app
+from trackid.cli.track import demo, evaluate, track
+
+__all__ = ["app", "parse_params"]
+
+app = typer.Typer(
+    name="trackid",
+    help="Track people in videos or MOTChallenge detections, evaluate with TrackEval, maintain the identity gallery.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+app.command()(track)
+app.command("eval")(evaluate)
+app.command()(demo)
+app.add_typer(gallery_app, name="gallery")
+app.add_typer(models_app, name="models")
+app.add_typer(photos_app, name="photos")

@@ -1,0 +1,147 @@
+"""What every command shares: one-line user errors (exit 2, no traceback), progress bars, score tables,
+warnings after a summary, and the manifest of a run folder."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+from trackid import __version__
+from trackid.artifacts import atomic_write_text
+from trackid.sources.motchallenge import (
+    MotFormatError,
+)
+
+EXIT_USAGE = 2
+"""Exit status for bad input, the same as for a bad command line."""
+
+SCORE_COLUMNS = ("HOTA", "DetA", "AssA", "MOTA", "IDF1", "IDSW", "FP", "FN")
+
+
+class InputError(Exception):
+    """A user-facing error: printed as one line, exit status 2."""
+
+
+def parse_params(items: Sequence[str]) -> dict[str, Any]:
+    """Parse `key=value` pairs; values are JSON (numbers, true/false, lists), else taken as plain strings."""
+    params: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise InputError(f"--param {item!r}: expected key=value")
+        params[key] = _parse_value(raw.strip())
+    return params
+
+
+class _Rate(ProgressColumn):
+    """Items (frames, sightings) per second over the run so far."""
+
+    def __init__(self, unit: str) -> None:
+        super().__init__()
+        self.unit = unit
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"-- {self.unit}/s" if speed is None else f"{speed:,.0f} {self.unit}/s", style="cyan")
+
+
+def progress_bar(unit: str = "frames") -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        _Rate(unit),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=False,
+    )
+
+
+def score_table(
+    combined: dict[str, float], per_sequence: dict[str, dict[str, float]], title: str, style: str = "bold"
+) -> Table:
+    table = Table(title=title, title_style=style)
+    table.add_column("sequence")
+    for name in SCORE_COLUMNS:
+        table.add_column(name, justify="right")
+    table.add_row("COMBINED", *(_fmt(name, combined[name]) for name in SCORE_COLUMNS), style="bold")
+    for seq, scores in per_sequence.items():
+        table.add_row(seq, *(_fmt(name, scores[name]) for name in SCORE_COLUMNS))
+    return table
+
+
+def print_warnings(warnings: list[str]) -> None:
+    """The stream warnings of a run, after its summary, so an empty or degenerate result is never silent."""
+    console = make_console()
+    for warning in warnings:
+        console.print(Text(f"warning: {warning}", style="bold yellow"), soft_wrap=True)
+
+
+def write_manifest(
+    folder: Path, command: str, config: dict[str, Any], inputs: list[Path], warnings: list[str] | None = None
+) -> Path:
+    """What a run needs to be reproduced: command, configuration, versions and the inputs' hashes."""
+    import hashlib
+
+    manifest = {
+        "command": command,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "trackid": __version__,
+        "numpy": np.__version__,
+        "config": config,
+        "inputs": {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in inputs},
+        "warnings": warnings or [],
+    }
+    return atomic_write_text(folder / "manifest.json", json.dumps(manifest, indent=2) + "\n")
+
+
+@contextmanager
+def user_errors(*extra: type[Exception]) -> Iterator[None]:
+    """Turn input errors into one red line and exit status 2; anything else is a bug and keeps its traceback."""
+    try:
+        yield
+    except (InputError, MotFormatError, OSError) as exc:
+        fail(str(exc))
+    except Exception as exc:
+        if isinstance(exc, extra):
+            fail(str(exc))
+        # TrackEval's own input checks (e.g. a gt file it cannot parse); matched by name so that commands which never
+        # evaluate do not pay for importing trackeval.
+        if type(exc).__name__ == "TrackEvalException":
+            fail(f"TrackEval: {exc}")
+        raise
+
+
+def fail(message: str) -> None:
+    Console(stderr=True).print(Text(f"error: {message}", style="bold red"), soft_wrap=True)
+    raise typer.Exit(EXIT_USAGE)
+
+
+def make_console() -> Console:
+    return Console()
+
+
+def _parse_value(raw: str) -> Any:
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        lowered = raw.lower()
+        if lowered in ("true", "false"):
+            return lowered == "true"
+        return raw
+
+
+def _fmt(name: str, value: float) -> str:
+    return f"{value:.0f}" if name in ("IDSW", "FP", "FN") else f"{value:.2f}"

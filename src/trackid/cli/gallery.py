@@ -1,0 +1,147 @@
+"""`trackid gallery`: the identity gallery's calibration report and maintenance."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+from rich.text import Text
+
+from trackid.cli.common import InputError, fail, make_console, parse_params, progress_bar, user_errors
+
+gallery_app = typer.Typer(help="The identity gallery: calibration report and maintenance.", no_args_is_help=True)
+
+StoreOption = Annotated[
+    str, typer.Option("--store", help="Gallery store: a SQLite file path, or postgresql://... for PostgreSQL.")
+]
+ModelOption = Annotated[str, typer.Option("--model-id", help="Embedding model whose vectors to use.")]
+VersionOption = Annotated[str, typer.Option("--model-version", help="Version of that model.")]
+
+
+@gallery_app.command("report")
+def gallery_report(
+    store: StoreOption,
+    model_id: ModelOption,
+    model_version: VersionOption,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for report.html, report.json and the PNGs.")],
+    target_fmr: Annotated[
+        float, typer.Option("--target-fmr", help="False-match rate the threshold is chosen for.")
+    ] = 0.01,
+    calibrator_out: Annotated[
+        Path | None, typer.Option("--save-calibrator", help="Also write the calibrator fitted on the pairs (JSON).")
+    ] = None,
+) -> None:
+    """Calibration report from the labelled pairs human corrections produced: similarity histograms, ROC,
+    calibration curve, the F1-optimal threshold and the threshold for a target false-match rate."""
+    from trackid.identity.calibration import MatchCalibrator
+    from trackid.identity.report import write_calibration_report
+    from trackid.identity.store import make_store
+
+    with user_errors(ValueError, KeyError):
+        with make_store(store) as gallery_store:
+            if (model_id, model_version) not in {(m.model_id, m.model_version) for m in gallery_store.models()}:
+                raise InputError(f"--model-id {model_id} --model-version {model_version}: no such model in {store}")
+            pairs = gallery_store.labelled_pairs(model_id=model_id, model_version=model_version)
+        similarity = np.array([p.similarity for p in pairs])
+        same = np.array([p.same for p in pairs], dtype=bool)
+        if same.all() or not same.any():
+            raise InputError(
+                f"{store}: the corrections give {int(same.sum())} same and {int((~same).sum())} different pairs; "
+                "a report needs both (merge and split some identities first)"
+            )
+        calibrator = MatchCalibrator().fit(similarity, same)
+        summary = write_calibration_report(out, similarity, same, calibrator, target_false_match_rate=target_fmr)
+        if calibrator_out is not None:
+            calibrator.save(calibrator_out)
+        console = make_console()
+        console.print(Text(f"{len(pairs)} labelled pairs ({int(same.sum())} same)", style="bold"))
+        console.print(Text(f"thresholds: {json.dumps(summary['thresholds'])}"), soft_wrap=True)
+        console.print(Text(f"report: {out / 'report.html'}"), soft_wrap=True)
+
+
+@gallery_app.command("reprocess")
+def gallery_reprocess(
+    store: StoreOption,
+    model_id: ModelOption,
+    model_version: VersionOption,
+    calibrator: Annotated[Path, typer.Option("--calibrator", help="Fitted calibrator (JSON).")],
+    unassigned: Annotated[bool, typer.Option("--unassigned", help="Re-decide the unassigned sightings.")] = False,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue an interrupted run (each assignment is committed as it is made).")
+    ] = True,
+    threshold: Annotated[
+        float,
+        typer.Option("--threshold", help="Probability threshold, e.g. the target-FMR one `gallery report` printed."),
+    ] = 0.5,
+) -> None:
+    """Re-decide past unassigned sightings after the calibration or threshold changed."""
+    from trackid.identity.calibration import MatchCalibrator
+    from trackid.identity.gallery import Gallery
+    from trackid.identity.store import make_store
+
+    if not unassigned:
+        fail("only --unassigned reprocessing exists: pass --unassigned")
+    del resume  # always resumable: reprocessed sightings are no longer unassigned
+    with user_errors(ValueError, KeyError):
+        fitted = MatchCalibrator.load(calibrator)
+        with make_store(store) as gallery_store:
+            gallery = Gallery(
+                gallery_store, model_id=model_id, model_version=model_version, calibrator=fitted, threshold=threshold
+            )
+            counts = gallery.reprocess_unassigned()
+        make_console().print(Text(", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in counts.items()), style="bold"))
+
+
+@gallery_app.command("reembed")
+def gallery_reembed(
+    store: StoreOption,
+    model: Annotated[
+        str, typer.Option("--model", "-m", help="Embedder to re-embed with (a registered name, e.g. mobilenetv2).")
+    ],
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", "-p", help="Embedder parameter key=value (JSON values); repeatable."),
+    ] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Crops embedded and committed at once.")] = 64,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue an interrupted run (each batch is committed as it is done).")
+    ] = True,
+) -> None:
+    """Give every sighting a vector of another embedding model, read from the image its source names."""
+    from trackid.embed import make_embedder
+    from trackid.identity.store import make_store
+
+    del resume  # always resumable: sightings that have the new model's vector are not visited again
+    with user_errors(ValueError, KeyError):
+        embedder = make_embedder(model, **parse_params(param or []))
+        with make_store(store) as gallery_store:
+            _reembed_with_progress(gallery_store, embedder, batch_size)
+
+
+def _reembed_with_progress(
+    gallery_store: Any, embedder: Any, batch_size: int, adjust: Any = None, model_version: str | None = None
+) -> None:
+    """`reembed` behind a progress bar, then what it added and what it skipped, by reason."""
+    from trackid.identity.reembed import reembed
+
+    version = model_version or embedder.version
+    todo = gallery_store.count_without_model(embedder.model_id, version)
+    with progress_bar("sightings") as bar:
+        task = bar.add_task(f"reembed {embedder.model_id}", total=todo)
+        report = reembed(
+            gallery_store,
+            embedder,
+            batch_size=batch_size,
+            progress=lambda n: bar.advance(task, n),
+            adjust=adjust,
+            model_version=version,
+        )
+    console = make_console()
+    console.print(Text(f"added {report.added} vectors of {embedder.model_id} {version}", style="bold"))
+    for reason, count in report.skipped.most_common():
+        console.print(Text(f"skipped {count}: {reason}", style="yellow"), soft_wrap=True)
+    for line in report.examples:
+        console.print(Text(f"  {line}"), soft_wrap=True)

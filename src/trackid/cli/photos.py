@@ -1,0 +1,230 @@
+"""`trackid photos`: photo collections (e.g. trail cameras) into one profile per individual."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.text import Text
+
+from trackid.cli.common import InputError, fail, make_console, progress_bar, user_errors
+from trackid.cli.gallery import _reembed_with_progress
+
+photos_app = typer.Typer(
+    help="Photo collections (e.g. trail cameras): one profile per individual. Order: tune, ingest, validate, monitor.",
+    no_args_is_help=True,
+)
+
+PhotoConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="A YAML config (photos:, gallery:).")]
+PhotoSetOption = Annotated[
+    list[str] | None, typer.Option("--set", help="Override a config key, e.g. photos.burst_gap_s=30; repeatable.")
+]
+PhotoStoreOption = Annotated[
+    str | None, typer.Option("--store", help="Gallery store (overrides gallery.store): SQLite path or postgresql://")
+]
+LabelsOption = Annotated[
+    Path | None, typer.Option("--labels", help="CSV with image,individual[,attribute...] columns.")
+]
+PatternOption = Annotated[
+    str | None,
+    typer.Option("--label-pattern", help="Regex with a group (?P<individual>...) matched in file names."),
+]
+TunedOption = Annotated[Path, typer.Option("--tuned", help="Folder (or tuned.json) written by `photos tune`.")]
+
+
+def _photo_config(config: Path | None, overrides: list[str] | None, store: str | None) -> Any:
+    from trackid.config import load_config
+
+    extra = [*(overrides or []), *([f"gallery.store={store}"] if store else [])]
+    return load_config(config, None, extra)[0]
+
+
+def _labels(labels: Path | None, pattern: str | None, required: bool) -> Any:
+    from trackid.pipelines.photos import Labels
+
+    if required and labels is None and pattern is None:
+        raise InputError("give --labels CSV and/or --label-pattern REGEX: this command needs to know who is who")
+    return Labels(labels, pattern) if (labels is not None or pattern is not None) else None
+
+
+@photos_app.command("ingest")
+def photos_ingest(
+    folders: Annotated[list[Path], typer.Argument(help="Photo folders, walked recursively.")],
+    site: Annotated[str, typer.Option("--site", help="Where the photos were taken (a search gate and a report key).")],
+    tuned: TunedOption,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for ingest_report.json.")] = Path("runs/photos"),
+    labels: LabelsOption = None,
+    label_pattern: PatternOption = None,
+    config: PhotoConfigOption = None,
+    overrides: PhotoSetOption = None,
+    store: PhotoStoreOption = None,
+) -> None:
+    """Walk photo folders, group bursts, detect, embed and assign each individual to a profile (or a new one).
+    Re-running continues an interrupted ingest and never stores a burst twice."""
+    from trackid.config import ConfigError
+    from trackid.pipelines.photos import Tuned, ingest
+
+    with user_errors(ValueError, KeyError, ConfigError):
+        run = _photo_config(config, overrides, store)
+        settings = Tuned.load(tuned)
+        with progress_bar("photos") as bar:
+            task = bar.add_task(f"ingest {site}", total=None)
+            report = ingest(
+                folders,
+                site=site,
+                config=run.photos,
+                gallery_config=run.gallery,
+                tuned=settings,
+                labels=_labels(labels, label_pattern, required=False),
+                out=out,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+        summary = report.to_json()
+        console = make_console()
+        for key in ("photos_found", "bursts", "bursts_already_stored", "sightings_written", "decisions"):
+            console.print(Text(f"{key.replace('_', ' ')}: {summary[key]}"), soft_wrap=True)
+        for reason, count in summary["skipped_by_reason"].items():
+            console.print(Text(f"skipped {count}: {reason}", style="yellow"), soft_wrap=True)
+        console.print(Text(f"report: {out / 'ingest_report.json'}"), soft_wrap=True)
+
+
+@photos_app.command("tune")
+def photos_tune(
+    folders: Annotated[list[Path], typer.Argument(help="Labelled photo folders (e.g. one per camera).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for tuned.json and the report.")],
+    labels: LabelsOption = None,
+    label_pattern: PatternOption = None,
+    seed: Annotated[int, typer.Option("--seed", help="Which half of the individuals tunes (the rest tests).")] = 0,
+    config: PhotoConfigOption = None,
+    overrides: PhotoSetOption = None,
+) -> None:
+    """Choose ensemble weights and the threshold for photos.target_false_positive_rate on half the labelled
+    individuals; measure them on the other half (ROC, histograms, calibration: report/report.html)."""
+    from trackid.config import ConfigError
+    from trackid.pipelines.photos import tune
+
+    with user_errors(ValueError, KeyError, ConfigError):
+        run = _photo_config(config, overrides, None)
+        console = make_console()
+        tuned = tune(
+            folders,
+            _labels(labels, label_pattern, required=True),
+            config=run.photos,
+            out=out,
+            seed=seed,
+            progress=lambda message: console.print(Text(message, style="dim")),
+        )
+        held = tuned.evidence["held_out"]
+        console.print(Text(f"weights: {tuned.embedder.params.get('weights')}, threshold p >= {tuned.threshold:.4f}"))
+        console.print(Text(f"held-out ensemble: {json.dumps(held['ensemble'])}"), soft_wrap=True)
+        for name, scores in held["members"].items():
+            console.print(Text(f"held-out {name}: {json.dumps(scores)}"), soft_wrap=True)
+        console.print(Text(f"held-out decisions: {json.dumps(held['decisions'])}"), soft_wrap=True)
+        console.print(Text(f"written: {out / 'tuned.json'}, {out / 'report' / 'report.html'}"), soft_wrap=True)
+
+
+@photos_app.command("validate")
+def photos_validate(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for validate.json/html.")],
+    labels: LabelsOption = None,
+    label_pattern: PatternOption = None,
+    config: PhotoConfigOption = None,
+    overrides: PhotoSetOption = None,
+    store: PhotoStoreOption = None,
+) -> None:
+    """Score the store against labels: assignment rate and accuracy, accuracy of individuals with >= 5 sightings,
+    false-match rate; PASS/FAIL against photos.targets (exit status 1 on FAIL)."""
+    from trackid.config import ConfigError
+    from trackid.pipelines.photos import validate
+
+    with user_errors(ValueError, KeyError, ConfigError):
+        run = _photo_config(config, overrides, store)
+        with run.gallery.open_store() as gallery_store:
+            result = validate(gallery_store, _labels(labels, label_pattern, required=True), run.photos.targets, out)
+    console = make_console()
+    for key, value in result["metrics"].items():
+        console.print(Text(f"{key}: {value}"), soft_wrap=True)
+    console.print(Text(f"{result['verdict']}: {result['checks']}", style="bold"), soft_wrap=True)
+    if result["verdict"] != "PASS":
+        raise typer.Exit(1)
+
+
+@photos_app.command("monitor")
+def photos_monitor(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for monitor.json/html.")],
+    config: PhotoConfigOption = None,
+    overrides: PhotoSetOption = None,
+    store: PhotoStoreOption = None,
+) -> None:
+    """List assignments to review: an individual at two sites implausibly close in time, attribute conflicts."""
+    from trackid.config import ConfigError
+    from trackid.pipelines.photos import monitor
+
+    with user_errors(ValueError, KeyError, ConfigError):
+        run = _photo_config(config, overrides, store)
+        with run.gallery.open_store() as gallery_store:
+            result = monitor(gallery_store, run.photos.min_travel_s, out)
+    console = make_console()
+    for finding in result["findings"]:
+        console.print(Text(finding["message"], style="yellow"), soft_wrap=True)
+    console.print(Text(f"{len(result['findings'])} to review: {out / 'monitor.html'}"), soft_wrap=True)
+
+
+@photos_app.command("reprocess")
+def photos_reprocess(
+    tuned: TunedOption,
+    unassigned: Annotated[bool, typer.Option("--unassigned", help="Re-decide the unassigned sightings.")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run.")] = True,
+    config: PhotoConfigOption = None,
+    overrides: PhotoSetOption = None,
+    store: PhotoStoreOption = None,
+) -> None:
+    """Re-decide unassigned sightings with the tuned model, calibration and threshold (e.g. after re-tuning)."""
+    from trackid.config import ConfigError
+    from trackid.pipelines.photos import Tuned
+
+    if not unassigned:
+        fail("only --unassigned reprocessing exists: pass --unassigned")
+    del resume  # always resumable: reprocessed sightings are no longer unassigned
+    with user_errors(ValueError, KeyError, ConfigError):
+        run = _photo_config(config, overrides, store)
+        settings = Tuned.load(tuned)
+        with run.gallery.open_store() as gallery_store:
+            gallery = settings.gallery(gallery_store, settings.make_embedder(), run.gallery)
+            with progress_bar("sightings") as bar:
+                task = bar.add_task("reprocess unassigned", total=None)
+                counts = gallery.reprocess_unassigned(
+                    progress=lambda n, total: bar.update(task, completed=n, total=total)
+                )
+    make_console().print(Text(", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in counts.items()), style="bold"))
+
+
+@photos_app.command("reembed")
+def photos_reembed(
+    tuned: TunedOption,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run.")] = True,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Crops embedded and committed at once.")] = 64,
+    config: PhotoConfigOption = None,
+    overrides: PhotoSetOption = None,
+    store: PhotoStoreOption = None,
+) -> None:
+    """Give every stored sighting a vector of the tuned ensemble (e.g. after re-tuning its weights), read from the
+    photos again."""
+    from trackid.config import ConfigError
+    from trackid.pipelines.photos import Tuned
+
+    del resume  # always resumable
+    with user_errors(ValueError, KeyError, ConfigError):
+        run = _photo_config(config, overrides, store)
+        settings = Tuned.load(tuned)
+        embedder = settings.make_embedder()
+        with run.gallery.open_store() as gallery_store:
+            _reembed_with_progress(
+                gallery_store,
+                embedder,
+                batch_size,
+                adjust=lambda vectors, sightings: settings.adjust(embedder, vectors, [s.camera for s in sightings]),
+                model_version=settings.model_version(embedder),
+            )

@@ -1,0 +1,299 @@
+"""`trackid track`, `eval` and `demo`: videos and MOTChallenge detections into tracks, scored with TrackEval."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated, Any, NamedTuple
+
+import numpy as np
+import typer
+from numpy.typing import NDArray
+from pydantic import ValidationError
+from rich.table import Table
+from rich.text import Text
+
+from trackid.artifacts import atomic_write_text
+from trackid.cli.common import (
+    InputError,
+    fail,
+    make_console,
+    parse_params,
+    print_warnings,
+    progress_bar,
+    score_table,
+    user_errors,
+    write_manifest,
+)
+from trackid.sources.motchallenge import (
+    SeqInfo,
+    detections_by_frame,
+    read_mot_file,
+    read_seqinfo,
+    write_mot_results,
+)
+from trackid.track.tracker import TRACKERS, TrackerConfig, make_tracker, track_sequence
+from trackid.types import Detections
+
+
+def track(
+    video: Annotated[
+        Path | None,
+        typer.Argument(help="Video file: detect, embed and track it into a run folder. Omit to track --detections."),
+    ] = None,
+    detections: Annotated[
+        Path | None,
+        typer.Option(
+            "--detections",
+            "-d",
+            help="MOT det file, or a folder of MOTChallenge sequences (<seq>/det/det.txt). With VIDEO: replay these "
+            "detections with the video's frames instead of running a detector.",
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Result file, or a folder receiving <seq>.txt in batch mode; with VIDEO the run folder "
+            "(default runs/<video name>).",
+        ),
+    ] = None,
+    seqinfo: Annotated[
+        Path | None,
+        typer.Option(
+            "--seqinfo",
+            "-s",
+            help="seqinfo.ini (default: beside the det/ folder), or in batch mode a folder holding <seq>/seqinfo.ini "
+            "(default: the detections folder).",
+        ),
+    ] = None,
+    tracker: Annotated[str, typer.Option("--tracker", "-t", help="Registered tracker name.")] = "trackid",
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--param", "-p", help="Tracker parameter key=value (JSON values: 0.5, true, [1,2,3]); repeatable."
+        ),
+    ] = None,
+    min_score: Annotated[
+        float | None, typer.Option("--min-score", help="Drop detections scoring below this before tracking.")
+    ] = None,
+    profile: Annotated[
+        str | None, typer.Option("--profile", help="With VIDEO: fast_cpu, balanced (default) or high_accuracy.")
+    ] = None,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="With VIDEO: a YAML config file.")] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="With VIDEO: override a config key, e.g. tracker.max_lost_s=3; repeatable."),
+    ] = None,
+) -> None:
+    """Track a video into a run folder, or MOTChallenge detections into MOT result files."""
+    if video is not None:
+        overrides = list(set_ or []) + [f"tracker.{item}" for item in param or []]
+        if min_score is not None:
+            overrides.append(f"detector.min_score={min_score}")
+        _track_video(video, detections, out, profile, config, overrides)
+        return
+    if detections is None or out is None:
+        fail("give a VIDEO, or --detections and --out")
+    assert detections is not None and out is not None
+    """Run a tracker over MOTChallenge detections and write MOT results."""
+    with user_errors():
+        params = parse_params(param or [])
+        _check_tracker(tracker, params)
+        jobs = _plan_jobs(detections, seqinfo, out)
+        floor = -np.inf if min_score is None else min_score
+        loaded = [(seq, read_mot_file(det), read_seqinfo(ini), dest) for seq, det, ini, dest in jobs]
+        summary = []
+        warnings: list[str] = []
+        with progress_bar() as progress:
+            task = progress.add_task("tracking", total=sum(info.length for _, _, info, _ in loaded))
+            for seq, rows, info, dest in loaded:
+                progress.update(task, description=seq)
+                frames = detections_by_frame(rows, info.length, floor)
+                result, seq_warnings = _run_tracker(frames, tracker, info, params, lambda: progress.advance(task))
+                write_mot_results(dest, *result)
+                summary.append((seq, info.length, len(np.unique(result[1])), len(result[0]), dest))
+                warnings += [f"{seq}: {w}" for w in seq_warnings]
+        if detections.is_dir():
+            settings = {"tracker": tracker, "params": params, "min_score": min_score}
+            inputs = [job.detections for job in jobs] + [job.seqinfo for job in jobs]
+            write_manifest(out, "track", settings, inputs, warnings)
+        _print_track_summary(summary)
+        print_warnings(warnings)
+
+
+def _track_video(
+    video: Path,
+    detections: Path | None,
+    out: Path | None,
+    profile: str | None,
+    config_file: Path | None,
+    overrides: list[str],
+) -> None:
+    from trackid.config import ConfigError, load_config
+    from trackid.pipelines.video import track_video
+    from trackid.sources.video import VideoError, VideoSource
+
+    with user_errors(ConfigError, VideoError):
+        config, chosen = load_config(config_file, profile, overrides)
+        run_dir = out or Path("runs") / video.stem
+        replay = None
+        if detections is not None:
+            from trackid.detect.precomputed import PrecomputedDetector
+
+            replay = PrecomputedDetector.from_mot_file(detections, VideoSource(video).info.frame_count)
+        total = VideoSource(video, stride=config.frame_stride).frames_to_read
+        with progress_bar() as progress:
+            task = progress.add_task(f"{video.name} ({chosen})", total=total)
+            run = track_video(video, config, run_dir, detector=replay, on_frame=lambda _: progress.advance(task))
+        console = make_console()
+        console.print(
+            Text(
+                f"{run.frames} frames, {run.tracks} tracks, {run.frames_per_second:.1f} frames/s end to end, "
+                f"peak memory {run.peak_memory_mb:.0f} MB",
+                style="bold",
+            )
+        )
+        print_warnings(run.warnings)
+        labels = {"manifest": "report", "annotated_video": "annotated video", "crops": "best crops"}
+        for key, path in run.files.items():
+            console.print(Text(f"{labels.get(key, key.replace('_', ' ')):>16}: {path}"), soft_wrap=True)
+
+
+def evaluate(
+    gt: Annotated[Path, typer.Option("--gt", help="TrackEval ground-truth folder (holds <BENCHMARK>-<split>/).")],
+    results: Annotated[Path, typer.Option("--results", "-r", help="Folder of <seq>.txt result files.")],
+    benchmark: Annotated[
+        str | None, typer.Option("--benchmark", "-b", help="e.g. MOT17, MOT15; inferred when unambiguous.")
+    ] = None,
+    split: Annotated[str, typer.Option("--split", help="Split folder suffix.")] = "train",
+    seq: Annotated[
+        list[str] | None, typer.Option("--seq", help="Sequence to score; repeatable (default: all).")
+    ] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the scores as JSON here.")] = None,
+) -> None:
+    """Score tracker results with TrackEval (HOTA, CLEAR, Identity) and print a table."""
+    from trackid.eval.mot import evaluate_mot
+
+    with user_errors():
+        scores = evaluate_mot(gt, results, benchmark=benchmark, split=split, sequences=seq or None)
+        make_console().print(score_table(scores.combined, scores.per_sequence, f"{scores.benchmark}-{split}"))
+        if json_out is not None:
+            atomic_write_text(json_out, json.dumps(scores.to_json(), indent=2) + "\n")
+            make_console().print(Text(f"scores written to {json_out}"), soft_wrap=True)
+
+
+def demo(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder for the scene, results and scores.")] = Path(
+        "runs/demo"
+    ),
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the synthetic scene.")] = 0,
+) -> None:
+    """Track a generated synthetic scene and score it against its own ground truth (a smoke test, not a benchmark)."""
+    from trackid.eval.mot import evaluate_mot
+    from trackid.sources.synthetic import SceneConfig, make_scene, write_detections, write_trackeval_gt
+
+    with user_errors():
+        scene = make_scene(SceneConfig(seed=seed))
+        info = scene.seqinfo
+        gt_root = write_trackeval_gt([scene], out)
+        det_file = write_detections(scene, out / "det" / info.name / "det" / "det.txt")
+        result_file = out / "results" / f"{info.name}.txt"
+        with progress_bar() as progress:
+            task = progress.add_task(info.name, total=info.length)
+            result, warnings = _run_tracker(scene.detections, "trackid", info, {}, lambda: progress.advance(task))
+        write_mot_results(result_file, *result)
+        scores = evaluate_mot(gt_root, result_file.parent)
+        scores_file = atomic_write_text(out / "scores.json", json.dumps(scores.to_json(), indent=2) + "\n")
+        write_manifest(out, "demo", {"scene": asdict(scene.config)}, [det_file], warnings)
+        print_warnings(warnings)
+
+        console = make_console()
+        title = f"SYNTHETIC scene {info.name} (seed {seed}) - not a benchmark result"
+        console.print(score_table(scores.combined, {}, title, style="bold yellow"))
+        for label, path in [
+            ("detections", det_file),
+            ("ground truth", gt_root),
+            ("results", result_file),
+            ("scores", scores_file),
+        ]:
+            console.print(Text(f"{label:>12}: {path}"), soft_wrap=True)
+
+
+class _Job(NamedTuple):
+    seq: str
+    detections: Path
+    seqinfo: Path
+    out: Path
+
+
+def _plan_jobs(detections: Path, seqinfo: Path | None, out: Path) -> list[_Job]:
+    """One job per sequence: a single file, or every `<seq>/det/det.txt` of a folder."""
+    if not detections.exists():
+        raise InputError(f"{detections}: detections not found")
+    if detections.is_file():
+        ini = seqinfo if seqinfo is not None else detections.parent.parent / "seqinfo.ini"
+        if ini.is_dir():
+            ini = ini / "seqinfo.ini"
+        if out.is_dir():
+            raise InputError(f"{out}: is a folder; --out must be a file when --detections is a file")
+        jobs = [_Job(detections.parent.parent.name, detections, ini, out)]
+    else:
+        det_files = sorted(detections.glob("*/det/det.txt"))
+        if not det_files:
+            raise InputError(f"{detections}: no <seq>/det/det.txt files in this folder")
+        if out.exists() and not out.is_dir():
+            raise InputError(f"{out}: is a file; --out must be a folder when --detections is a folder")
+        ini_root = seqinfo if seqinfo is not None else detections
+        if not ini_root.is_dir():
+            raise InputError(f"{ini_root}: --seqinfo must be a folder holding <seq>/seqinfo.ini in batch mode")
+        seqs = [(det.parent.parent.name, det) for det in det_files]
+        jobs = [_Job(seq, det, ini_root / seq / "seqinfo.ini", out / f"{seq}.txt") for seq, det in seqs]
+    for job in jobs:
+        if not job.seqinfo.is_file():
+            raise InputError(f"{job.seqinfo}: seqinfo.ini not found for {job.detections} (point --seqinfo at it)")
+    return jobs
+
+
+def _check_tracker(name: str, params: dict[str, Any]) -> None:
+    """Validate the tracker name and parameters before reading any data, so mistakes cost no time."""
+    if name not in TRACKERS:
+        raise InputError(f"--tracker {name!r}: unknown tracker; choose from {', '.join(sorted(TRACKERS))}")
+    known = TrackerConfig.model_fields
+    unknown = sorted(set(params) - set(known))
+    if unknown:
+        raise InputError(f"--param {', '.join(unknown)}: unknown tracker parameter; known: {', '.join(sorted(known))}")
+    try:
+        make_tracker(name, 30.0, **params)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in err['loc'])}: {err['msg']} (got {err['input']!r})" for err in exc.errors()
+        )
+        raise InputError(f"--param {problems}") from None
+    except ValueError as exc:
+        raise InputError(f"--param: {exc}") from None
+
+
+def _run_tracker(
+    frames: Sequence[Detections],
+    name: str,
+    info: SeqInfo,
+    params: dict[str, Any],
+    on_frame: Callable[[], object],
+) -> tuple[tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]], list[str]]:
+    """The sequence's (frame, id, box) arrays and what the tracker found wrong with the stream."""
+    tracker = make_tracker(name, info.frame_rate, **params)
+    result = track_sequence(tracker, frames, on_frame)
+    return result, tracker.warnings
+
+
+def _print_track_summary(summary: list[tuple[str, int, int, int, Path]]) -> None:
+    table = Table(title="tracking results", title_style="bold")
+    for column in ("sequence", "frames", "tracks", "boxes", "written to"):
+        table.add_column(column, justify="left" if column in ("sequence", "written to") else "right")
+    for seq, frames, tracks, boxes, dest in summary:
+        table.add_row(seq, str(frames), str(tracks), str(boxes), str(dest))
+    make_console().print(table)
