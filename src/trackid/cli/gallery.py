@@ -69,22 +69,19 @@ def gallery_reprocess(
     model_version: VersionOption,
     calibrator: Annotated[Path, typer.Option("--calibrator", help="Fitted calibrator (JSON).")],
     unassigned: Annotated[bool, typer.Option("--unassigned", help="Re-decide the unassigned sightings.")] = False,
-    resume: Annotated[
-        bool, typer.Option("--resume", help="Continue an interrupted run (each assignment is committed as it is made).")
-    ] = True,
     threshold: Annotated[
         float,
         typer.Option("--threshold", help="Probability threshold, e.g. the target-FMR one `gallery report` printed."),
     ] = 0.5,
 ) -> None:
-    """Re-decide past unassigned sightings after the calibration or threshold changed."""
+    """Re-decide past unassigned sightings after the calibration or threshold changed. Each assignment is committed
+    as it is made, so re-running an interrupted run continues it: reprocessed sightings are no longer unassigned."""
     from trackid.identity.calibration import MatchCalibrator
     from trackid.identity.gallery import Gallery
     from trackid.identity.store import make_store
 
     if not unassigned:
         fail("only --unassigned reprocessing exists: pass --unassigned")
-    del resume  # always resumable: reprocessed sightings are no longer unassigned
     with user_errors(ValueError, KeyError):
         fitted = MatchCalibrator.load(calibrator)
         with make_store(store) as gallery_store:
@@ -106,15 +103,12 @@ def gallery_reembed(
         typer.Option("--param", "-p", help="Embedder parameter key=value (JSON values); repeatable."),
     ] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Crops embedded and committed at once.")] = 64,
-    resume: Annotated[
-        bool, typer.Option("--resume", help="Continue an interrupted run (each batch is committed as it is done).")
-    ] = True,
 ) -> None:
-    """Give every sighting a vector of another embedding model, read from the image its source names."""
+    """Give every sighting a vector of another embedding model, read from the image its source names. Each batch is
+    committed as it is done, so re-running an interrupted run continues it (sightings with the vector are skipped)."""
     from trackid.embed import make_embedder
     from trackid.identity.store import make_store
 
-    del resume  # always resumable: sightings that have the new model's vector are not visited again
     with user_errors(ValueError, KeyError):
         embedder = make_embedder(model, **parse_params(param or []))
         with make_store(store) as gallery_store:

@@ -176,18 +176,17 @@ def photos_monitor(
 def photos_reprocess(
     tuned: TunedOption,
     unassigned: Annotated[bool, typer.Option("--unassigned", help="Re-decide the unassigned sightings.")] = False,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run.")] = True,
     config: PhotoConfigOption = None,
     overrides: PhotoSetOption = None,
     store: PhotoStoreOption = None,
 ) -> None:
-    """Re-decide unassigned sightings with the tuned model, calibration and threshold (e.g. after re-tuning)."""
+    """Re-decide unassigned sightings with the tuned model, calibration and threshold (e.g. after re-tuning).
+    Re-running an interrupted run continues it: reprocessed sightings are no longer unassigned."""
     from trackid.config import ConfigError
     from trackid.pipelines.photos import Tuned
 
     if not unassigned:
         fail("only --unassigned reprocessing exists: pass --unassigned")
-    del resume  # always resumable: reprocessed sightings are no longer unassigned
     with user_errors(ValueError, KeyError, ConfigError):
         run = _photo_config(config, overrides, store)
         settings = Tuned.load(tuned)
@@ -204,18 +203,16 @@ def photos_reprocess(
 @photos_app.command("reembed")
 def photos_reembed(
     tuned: TunedOption,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run.")] = True,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Crops embedded and committed at once.")] = 64,
     config: PhotoConfigOption = None,
     overrides: PhotoSetOption = None,
     store: PhotoStoreOption = None,
 ) -> None:
     """Give every stored sighting a vector of the tuned ensemble (e.g. after re-tuning its weights), read from the
-    photos again."""
+    photos again. Re-running an interrupted run continues it: sightings that have the vector are skipped."""
     from trackid.config import ConfigError
     from trackid.pipelines.photos import Tuned
 
-    del resume  # always resumable
     with user_errors(ValueError, KeyError, ConfigError):
         run = _photo_config(config, overrides, store)
         settings = Tuned.load(tuned)
