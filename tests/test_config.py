@@ -1,4 +1,5 @@
-"""Configuration layers: CLI > environment > profile > file > defaults, and errors that name the key."""
+"""Configuration layers: CLI > environment > chosen profile > file > the file's or the default profile > defaults,
+and errors that name the key."""
 
 from __future__ import annotations
 
@@ -39,6 +40,37 @@ def test_profile_beats_file_but_not_environment(tmp_path: Path) -> None:
     config, _ = load_config(path, "high_accuracy", environ={"TRACKID_DETECTOR__TILES": "[1, 2]"})
     assert config.embedder is not None and config.embedder.name == "ensemble"  # profile over file
     assert config.detector.tiles == (1, 2)  # environment over profile
+
+
+def test_a_file_beats_the_profile_it_did_not_choose_against(tmp_path: Path) -> None:
+    """Issue #14's trap: a file's tracker.high_score 0.8 loaded as the default profile's value, silently."""
+    path = _file(tmp_path, "tracker:\n  iou_gate: 0.4\ndetector:\n  tiles: [3, 3]\n")
+    config, chosen = load_config(path, environ={})
+    assert chosen == "balanced" and config.tracker.iou_gate == 0.4 and config.detector.tiles == (3, 3)
+    named = _file(tmp_path, "profile: high_accuracy\ndetector:\n  tiles: [3, 3]\n")
+    config, chosen = load_config(named, environ={})
+    assert chosen == "high_accuracy" and config.detector.tiles == (3, 3)  # the file edits the profile it names
+    assert config.embedder is not None and config.embedder.name == "ensemble"  # and keeps the rest of it
+
+
+def test_the_precedence_holds_through_the_real_cli(tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from trackid.cli import app
+
+    clip = Path(__file__).resolve().parent.parent / "demo" / "pets09_s2l1_clip.mp4"
+    path = _file(tmp_path, "tracker:\n  iou_gate: 0.4\n  max_lost_s: 3\n  min_hits: 2\nframe_stride: 30\n")
+    args = ["track", str(clip), "--config", str(path), "--profile", "fast_cpu", "--set", "tracker.min_hits=3"]
+    env = {"TRACKID_TRACKER__MAX_LOST_S": "4"}
+    result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "run")], env=env)
+    assert result.exit_code == 0, result.output
+    config = json.loads((tmp_path / "run" / "manifest.json").read_text())["config"]
+    assert config["tracker"]["iou_gate"] == 0.4  # file
+    assert config["tracker"]["max_lost_s"] == 4  # environment over file
+    assert config["tracker"]["min_hits"] == 3  # command line over both
+    assert config["embedder"] is None  # the chosen profile (fast_cpu) over the file's default embedder
 
 
 def test_profile_is_chosen_by_cli_then_env_then_file(tmp_path: Path) -> None:
@@ -109,3 +141,23 @@ def test_a_nested_override_keeps_its_sections_defaults_and_a_new_backend_starts_
     assert (config.photos.embedder.name, config.photos.embedder.params) == ("colour", {})
     config, _ = load_config(overrides=["photos.embedder.name=colour", "photos.embedder.params.stripes=3"], environ={})
     assert config.photos.embedder.params == {"stripes": 3}
+
+
+def test_param_and_set_read_values_alike() -> None:
+    """Issue #14: `--param` parsed JSON and `--set` YAML, so 1e-3 was a number in one and a string in the other."""
+    from trackid.cli import parse_params
+    from trackid.config import parse_value
+
+    cases = {"0.5": 0.5, "1e-3": 0.001, "true": True, "[1, 2]": [1, 2], "[dog, horse]": ["dog", "horse"], "x": "x"}
+    for raw, value in cases.items():
+        assert parse_value(raw) == value
+        assert parse_params([f"k={raw}"]) == {"k": value}
+    config, _ = load_config(overrides=["tracker.adaptive_noise=1e-3"], environ={})
+    assert config.tracker.adaptive_noise == 0.001
+
+
+def test_crop_quality_is_reachable_from_the_run_config() -> None:
+    config, _ = load_config(overrides=["quality.min_height=40", "min_embed_quality=0.3"], environ={})
+    assert config.quality.min_height == 40 and config.min_embed_quality == 0.3
+    with pytest.raises(ConfigError, match="quality.nonsense"):
+        load_config(overrides=["quality.nonsense=1"], environ={})

@@ -1,14 +1,17 @@
 """One typed configuration tree for a run (video or gallery), with profiles and a fixed precedence.
 
-Precedence, highest first: command-line `--set key=value` > environment (`TRACKID_SECTION__KEY=value`) > profile
-(`--profile`, else `TRACKID_PROFILE`, else the file's `profile:` key) > YAML config file > defaults. Layers are
-merged as nested dictionaries and validated once by pydantic, so a wrong key or type anywhere fails with the key's
-dotted path.
+Precedence, highest first: command-line `--set key=value` > environment (`TRACKID_SECTION__KEY=value`) > a profile
+chosen on the command line (`--profile`) or in the environment (`TRACKID_PROFILE`) > YAML config file > a profile
+the file names (`profile:`), else the default profile > defaults. So a file's own settings always beat the profile
+it did not ask to override it with: `tracker.high_score: 0.8` in a file is 0.8, whatever the default profile says.
+Layers are merged as nested dictionaries and validated once by pydantic, so a wrong key or type anywhere fails with
+the key's dotted path.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -17,6 +20,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from trackid.embed.quality import QualityConfig
 from trackid.identity.settings import GalleryConfig
 from trackid.track.tracker import TrackerConfig
 
@@ -29,6 +33,7 @@ __all__ = [
     "PhotosConfig",
     "RunConfig",
     "load_config",
+    "parse_value",
 ]
 
 ENV_PREFIX = "TRACKID_"
@@ -131,6 +136,18 @@ class RunConfig(BaseModel):
         default_factory=EmbedderConfig, description="Appearance embedder; null tracks by motion alone."
     )
     tracker: TrackerConfig = Field(default_factory=TrackerConfig)
+    quality: QualityConfig = Field(
+        default_factory=QualityConfig,
+        description="Crop-quality score (blur, size, truncation, overlap): picks each track's best crop and which "
+        "crops may update its appearance memory.",
+    )
+    min_embed_quality: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Crops scoring below this are not embedded (zero vector): saves embedding time and keeps poor "
+        "vectors out of the appearance memory, at the risk of losing appearance for far people.",
+    )
     frame_stride: int = Field(1, ge=1, description="Process every n-th frame: n-times faster, coarser motion.")
     frame_rate: float | None = Field(
         None, gt=0, description="Override the container's frame rate (time-based tracker parameters use it)."
@@ -178,8 +195,9 @@ def load_config(
     """Merge the layers and validate; returns the config and the profile that was applied."""
     env = dict(os.environ if environ is None else environ)
     file_layer = _read_yaml(Path(config_file)) if config_file is not None else {}
-    chosen = profile or env.get(f"{ENV_PREFIX}PROFILE") or file_layer.pop("profile", None) or DEFAULT_PROFILE
-    file_layer.pop("profile", None)
+    explicit = profile or env.get(f"{ENV_PREFIX}PROFILE")
+    named_in_file = file_layer.pop("profile", None)
+    chosen = explicit or named_in_file or DEFAULT_PROFILE
     if chosen not in PROFILES:
         raise ConfigError(f"profile {chosen!r}: unknown; choose from {', '.join(PROFILES)}")
     env_layer = _nested(
@@ -191,7 +209,8 @@ def load_config(
     # The defaults are the lowest layer, so that setting one nested key keeps the rest of its section's defaults
     # (e.g. `photos.embedder.params.weights` keeps the default ensemble's members).
     merged: dict[str, Any] = RunConfig().model_dump()
-    for layer in (file_layer, PROFILES[chosen], env_layer, cli_layer):
+    below = (file_layer, PROFILES[chosen]) if explicit else (PROFILES[chosen], file_layer)
+    for layer in (*below, env_layer, cli_layer):
         _merge(merged, copy.deepcopy(layer))
     try:
         return RunConfig.model_validate(merged), chosen
@@ -222,7 +241,7 @@ def _split_assignment(item: str) -> tuple[str, str]:
 
 
 def _nested(pairs: Any) -> dict[str, Any]:
-    """{'a.b': '1'} -> {'a': {'b': 1}}; values parsed as YAML scalars/lists (3, true, null, [2, 2])."""
+    """{'a.b': '1'} -> {'a': {'b': 1}}; values parsed by `parse_value` (3, 1e-3, true, null, [2, 2])."""
     out: dict[str, Any] = {}
     for dotted, raw in pairs:
         node = out
@@ -231,11 +250,18 @@ def _nested(pairs: Any) -> dict[str, Any]:
             node = node.setdefault(key, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"{dotted}: {key} is not a section")
-        node[leaf] = _parse_scalar(raw)
+        node[leaf] = parse_value(raw)
     return out
 
 
-def _parse_scalar(raw: str) -> Any:
+def parse_value(raw: str) -> Any:
+    """One value syntax for every `key=value` of the command line (`--set` and `--param`): JSON first (so `1e-3` is
+    a number, which YAML 1.1 reads as a string), else YAML (`[dog, horse]`, `{input_size: [400, 300]}`, `true`,
+    `null`), else the text itself."""
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        pass
     try:
         return yaml.safe_load(raw)
     except yaml.YAMLError:

@@ -19,6 +19,7 @@ from rich.text import Text
 
 from trackid import __version__
 from trackid.artifacts import atomic_write_text
+from trackid.config import parse_value
 from trackid.sources.motchallenge import (
     MotFormatError,
 )
@@ -34,14 +35,14 @@ class InputError(Exception):
 
 
 def parse_params(items: Sequence[str]) -> dict[str, Any]:
-    """Parse `key=value` pairs; values are JSON (numbers, true/false, lists), else taken as plain strings."""
+    """Parse `key=value` pairs; values in the one syntax of `--set` (`trackid.config.parse_value`)."""
     params: dict[str, Any] = {}
     for item in items:
         key, sep, raw = item.partition("=")
         key = key.strip()
         if not sep or not key:
             raise InputError(f"--param {item!r}: expected key=value")
-        params[key] = _parse_value(raw.strip())
+        params[key] = parse_value(raw.strip())
     return params
 
 
@@ -131,16 +132,6 @@ def fail(message: str) -> None:
 
 def make_console() -> Console:
     return Console()
-
-
-def _parse_value(raw: str) -> Any:
-    try:
-        return json.loads(raw)
-    except json.JSONDecodeError:
-        lowered = raw.lower()
-        if lowered in ("true", "false"):
-            return lowered == "true"
-        return raw
 
 
 def _fmt(name: str, value: float) -> str:

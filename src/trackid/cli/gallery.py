@@ -100,7 +100,7 @@ def gallery_reembed(
     ],
     param: Annotated[
         list[str] | None,
-        typer.Option("--param", "-p", help="Embedder parameter key=value (JSON values); repeatable."),
+        typer.Option("--param", "-p", help="Embedder parameter key=value (values as for --set); repeatable."),
     ] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Crops embedded and committed at once.")] = 64,
 ) -> None:

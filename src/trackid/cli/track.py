@@ -74,7 +74,7 @@ def track(
     param: Annotated[
         list[str] | None,
         typer.Option(
-            "--param", "-p", help="Tracker parameter key=value (JSON values: 0.5, true, [1,2,3]); repeatable."
+            "--param", "-p", help="Tracker parameter key=value (values as for --set: 0.5, 1e-3, [1, 2]); repeatable."
         ),
     ] = None,
     min_score: Annotated[
@@ -94,7 +94,9 @@ def track(
         overrides = list(set_ or []) + [f"tracker.{item}" for item in param or []]
         if min_score is not None:
             overrides.append(f"detector.min_score={min_score}")
-        _track_video(video, detections, out, profile, config, overrides)
+        with user_errors():
+            _check_tracker(tracker, {})
+        _track_video(video, detections, out, profile, config, overrides, tracker)
         return
     if detections is None or out is None:
         fail("give a VIDEO, or --detections and --out")
@@ -132,6 +134,7 @@ def _track_video(
     profile: str | None,
     config_file: Path | None,
     overrides: list[str],
+    tracker: str = "trackid",
 ) -> None:
     from trackid.config import ConfigError, load_config
     from trackid.pipelines.video import track_video
@@ -148,7 +151,9 @@ def _track_video(
         total = VideoSource(video, stride=config.frame_stride).frames_to_read
         with progress_bar() as progress:
             task = progress.add_task(f"{video.name} ({chosen})", total=total)
-            run = track_video(video, config, run_dir, detector=replay, on_frame=lambda _: progress.advance(task))
+            run = track_video(
+                video, config, run_dir, detector=replay, on_frame=lambda _: progress.advance(task), tracker_name=tracker
+            )
         console = make_console()
         console.print(
             Text(

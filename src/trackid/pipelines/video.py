@@ -80,10 +80,12 @@ def track_video(
     *,
     detector: Detector | None = None,
     on_frame: Callable[[int], object] | None = None,
+    tracker_name: str = "trackid",
 ) -> VideoRun:
     """Track every (strided) frame of `video` and write the run folder.
 
     Args:
+        tracker_name: the registered tracker (`trackid.track.TRACKERS`) built from `config.tracker`.
         detector: use this instead of building one from `config.detector` (e.g. precomputed detections replayed
             with the frames).
         on_frame: called with the frame index after each processed frame (progress bars).
@@ -92,7 +94,7 @@ def track_video(
     detector = detector or build_detector(config.detector)
     embedder = build_embedder(config.embedder)
     tracker = make_tracker(
-        "trackid", frame_rate=source.info.frame_rate / config.frame_stride, **config.tracker.model_dump()
+        tracker_name, frame_rate=source.info.frame_rate / config.frame_stride, **config.tracker.model_dump()
     )
     camera = CameraMotion(config.camera_motion) if config.camera_motion != "none" else None
     out = Path(run_dir)
@@ -110,7 +112,7 @@ def track_video(
                 seek(index)
             detections = detector.detect(image)
             detections = detections[detections.score >= config.detector.min_score]
-            detections = _with_appearance(image, detections, embedder)
+            detections = _with_appearance(image, detections, embedder, config)
             motion = camera(image, detections.xyxy) if camera is not None else None
             tracked = tracker.update(detections, camera_motion=motion)
             sinks.add(index, image, tracked)
@@ -140,14 +142,18 @@ def track_video(
     return run
 
 
-def _with_appearance(image: NDArray[np.uint8], detections: Detections, embedder: Embedder | None) -> Detections:
+def _with_appearance(
+    image: NDArray[np.uint8], detections: Detections, embedder: Embedder | None, config: RunConfig
+) -> Detections:
     """Crop quality always (it picks each track's best crop); embeddings only when an embedder is configured.
 
     Boxes with no usable pixels (outside the frame, blank) get zero vectors, which the tracker treats as unknown.
     """
     if embedder is None:
-        return replace(detections, quality=crop_quality(image, detections.xyxy))
-    detections, _ = embed_detections(embedder, image, detections)
+        return replace(detections, quality=crop_quality(image, detections.xyxy, config.quality))
+    detections, _ = embed_detections(
+        embedder, image, detections, min_quality=config.min_embed_quality, quality_config=config.quality
+    )
     return detections
 
 
