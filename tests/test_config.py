@@ -159,5 +159,5 @@ def test_param_and_set_read_values_alike() -> None:
 def test_crop_quality_is_reachable_from_the_run_config() -> None:
     config, _ = load_config(overrides=["quality.min_height=40", "min_embed_quality=0.3"], environ={})
     assert config.quality.min_height == 40 and config.min_embed_quality == 0.3
-    with pytest.raises(ConfigError, match="quality.nonsense"):
+    with pytest.raises(ConfigError, match=r"quality\.nonsense"):
         load_config(overrides=["quality.nonsense=1"], environ={})
