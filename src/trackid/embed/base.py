@@ -6,11 +6,13 @@ them (`model_id`, `version`) so that a store never compares vectors from differe
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Protocol
 
 import numpy as np
 from numpy.typing import NDArray
+
+from trackid.registry import Registry
 
 __all__ = ["EMBEDDERS", "Embedder", "make_embedder", "register_embedder"]
 
@@ -25,18 +27,6 @@ class Embedder(Protocol):
         ...
 
 
-EMBEDDERS: dict[str, Callable[..., Embedder]] = {}
-
-
-def register_embedder(name: str) -> Callable[[type], type]:
-    def decorate(cls: type) -> type:
-        EMBEDDERS[name] = cls
-        return cls
-
-    return decorate
-
-
-def make_embedder(name: str, **params: object) -> Embedder:
-    if name not in EMBEDDERS:
-        raise ValueError(f"unknown embedder {name!r}; choose from {sorted(EMBEDDERS)}")
-    return EMBEDDERS[name](**params)
+EMBEDDERS: Registry[Embedder] = Registry("embedder")
+register_embedder = EMBEDDERS.register
+make_embedder = EMBEDDERS.make

@@ -41,6 +41,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from trackid.geometry import iou_matrix
+from trackid.registry import Registry
 from trackid.track.association import GATED, assign, gated_cost
 from trackid.track.cmc import shift_from_tracks, warp_boxes, warp_points
 from trackid.track.health import StreamHealth
@@ -82,22 +83,13 @@ class Tracker(Protocol):
         ...
 
 
-TRACKERS: dict[str, Callable[..., Tracker]] = {}
-"""Trackers by name, for the CLI and config files."""
-
-
-def register_tracker(name: str) -> Callable[[type], type]:
-    def decorate(cls: type) -> type:
-        TRACKERS[name] = cls
-        return cls
-
-    return decorate
+TRACKERS: Registry[Tracker] = Registry("tracker")
+"""Trackers by name, for the CLI and config files; each is built from a `TrackerConfig` and a frame rate."""
+register_tracker = TRACKERS.register
 
 
 def make_tracker(name: str = "trackid", frame_rate: float = 30.0, **params: object) -> Tracker:
     """Build a registered tracker; `params` override its config defaults."""
-    if name not in TRACKERS:
-        raise ValueError(f"unknown tracker {name!r}; choose from {sorted(TRACKERS)}")
     return TRACKERS[name](TrackerConfig(**params), frame_rate=frame_rate)
 
 
