@@ -150,3 +150,19 @@ def test_mot15_tud_campus_end_to_end(data: Path, tmp_path: Path) -> None:
     assert scores["HOTA"] > 40, scores
     assert scores["MOTA"] > 45, scores
     assert scores["IDF1"] > 55, scores
+
+
+def test_output_carries_each_detections_vector_camera_and_time_and_the_memory_is_separate() -> None:
+    """Issue #14: `embedding` out of the tracker is the matched detection's vector, not the track's running memory;
+    the frame's camera and time pass through."""
+    tracker = make_tracker("trackid", 10.0)
+    first = np.array([[1.0, 0.0, 0.0, 0.0]], np.float32)
+    second = np.array([[0.8, 0.6, 0.0, 0.0]], np.float32)  # the same person, a little changed
+    box = [[10.0, 10.0, 50.0, 110.0]]
+    tracker.update(Detections.from_arrays(box, [0.9], embedding=first, camera_id="north", time=0.0))
+    out = tracker.update(Detections.from_arrays(box, [0.9], embedding=second, camera_id="north", time=0.1))
+    assert out.camera_id == "north" and out.time == 0.1
+    np.testing.assert_allclose(out.embedding, second)
+    assert len(out) == 1 and out.track_id[0] == 1
+    memory = tracker.appearance_memory(out.track_id)
+    assert memory[0, 0] > second[0, 0]  # the memory still leans to the first vector (EMA)

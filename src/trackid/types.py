@@ -3,13 +3,15 @@
 `Detections` is the one currency between detectors, trackers, embedders and sinks: a frozen dataclass of aligned
 numpy arrays, one row per box. Optional per-box data (embedding, quality, track id) always exists with a defined
 "empty" value, so consumers never None-check: an embedding of width 0 means "no appearance", a quality of 1.0 means
-"not scored", a track id of -1 means "not assigned".
+"not scored", a track id of -1 means "not assigned". Two per-frame scalars say where and when the boxes were seen:
+`camera_id` ("" when there is one camera) and `time` (seconds; NaN when unknown), so downstream stages that merge
+cameras or sessions never have to be told separately.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -21,6 +23,9 @@ if TYPE_CHECKING:
     import supervision as sv
 
 __all__ = ["NO_TRACK", "Detections"]
+
+_ARRAYS = ("xyxy", "score", "class_id", "embedding", "quality", "track_id")
+"""The per-box fields, aligned row for row; the others are per frame."""
 
 NO_TRACK = -1
 """`track_id` of a box no tracker has claimed."""
@@ -37,6 +42,8 @@ class Detections:
         embedding: (N, D) float32 appearance vectors; D == 0 when none were computed.
         quality: (N,) float64 crop quality in [0, 1]; 1.0 when not scored.
         track_id: (N,) int64 track identity; `NO_TRACK` (-1) when unassigned.
+        camera_id: the camera (or photo source) the frame came from; "" for a single camera.
+        time: the frame's time in seconds (video position, or capture time); NaN when unknown.
     """
 
     xyxy: NDArray[np.float64]
@@ -45,6 +52,8 @@ class Detections:
     embedding: NDArray[np.float32]
     quality: NDArray[np.float64]
     track_id: NDArray[np.int64]
+    camera_id: str = ""
+    time: float = float("nan")
 
     @classmethod
     def from_arrays(
@@ -56,6 +65,8 @@ class Detections:
         embedding: ArrayLike | None = None,
         quality: ArrayLike | None = None,
         track_id: ArrayLike | None = None,
+        camera_id: str = "",
+        time: float = float("nan"),
     ) -> Detections:
         """Build from array-likes, filling omitted fields with their empty values and validating shapes."""
         boxes = np.asarray(xyxy, dtype=np.float64).reshape(-1, 4)
@@ -69,6 +80,8 @@ class Detections:
             track_id=(
                 np.full(n, NO_TRACK, np.int64) if track_id is None else np.asarray(track_id, np.int64).reshape(-1)
             ),
+            camera_id=str(camera_id),
+            time=float(time),
         )
         det.validate()
         return det
@@ -79,23 +92,25 @@ class Detections:
 
     @classmethod
     def merge(cls, parts: Sequence[Detections]) -> Detections:
-        """Concatenate several sets (e.g. tiles of one frame); embeddings must share a width."""
+        """Concatenate several sets of one frame (e.g. its tiles); embeddings must share a width. The first part's
+        camera and time are kept."""
         if not parts:
             return cls.empty()
         widths = {p.embedding.shape[1] for p in parts}
         if len(widths) > 1:
             raise ValueError(f"cannot merge detections with embedding widths {sorted(widths)}")
-        return cls(**{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(cls)})
+        arrays = {name: np.concatenate([getattr(p, name) for p in parts]) for name in _ARRAYS}
+        return cls(**arrays, camera_id=parts[0].camera_id, time=parts[0].time)
 
     def validate(self) -> None:
         """Raise ValueError naming the field whose length or values do not fit."""
         n = len(self.xyxy)
         if self.xyxy.ndim != 2 or self.xyxy.shape[1] != 4:
             raise ValueError(f"xyxy must have shape (N, 4), got {self.xyxy.shape}")
-        for f in fields(self):
-            arr = getattr(self, f.name)
+        for name in _ARRAYS:
+            arr = getattr(self, name)
             if len(arr) != n:
-                raise ValueError(f"{f.name} has {len(arr)} rows but xyxy has {n}")
+                raise ValueError(f"{name} has {len(arr)} rows but xyxy has {n}")
         if not np.isfinite(self.xyxy).all():
             raise ValueError("xyxy contains NaN or infinite coordinates")
         if (self.xyxy[:, 2:] < self.xyxy[:, :2]).any():
@@ -115,6 +130,8 @@ class Detections:
             self.embedding[index],
             self.quality[index],
             self.track_id[index],
+            self.camera_id,
+            self.time,
         )
 
     def with_track_ids(self, track_id: ArrayLike) -> Detections:

@@ -162,9 +162,16 @@ class OnlineTracker:
         self.last_quality = np.zeros(0)
         self.centres = np.zeros((0, self._RING, 2))  # latest observation last
         self.appearance = np.zeros((0, 0), np.float32)  # unit rows; all-zero where no good crop was seen yet
+        self.last_embedding = np.zeros((0, 0), np.float32)  # the vector of each track's latest detection
 
     def __len__(self) -> int:
         return len(self.track_id)
+
+    def appearance_memory(self, track_ids: NDArray[np.int64]) -> NDArray[np.float32]:
+        """(N, D) appearance memory (unit rows, zero where none yet) of the live tracks with these ids; what the
+        association compares detections with. Raises KeyError for an id that is not live."""
+        rows = {int(t): i for i, t in enumerate(self.track_id)}
+        return self.appearance[[rows[int(t)] for t in track_ids]]
 
     @property
     def warnings(self) -> list[str]:
@@ -173,7 +180,8 @@ class OnlineTracker:
 
     def update(self, detections: Detections, camera_motion: NDArray[np.float64] | None = None) -> Detections:
         """Advance one frame. Returns one row per track reported this frame: its box (filtered, or the detection's),
-        the detection's score and crop quality, the track's appearance memory as `embedding`, and `track_id`. A track
+        the detection's score, crop quality and embedding (not the track's memory: see `appearance_memory`), and
+        `track_id`. A track
         reported through an occlusion (`coast_s`) was not observed this frame: its box is predicted, and its score
         and quality are 0, so no sink mistakes it for a detection (nor picks its crop).
 
@@ -197,6 +205,8 @@ class OnlineTracker:
             detections.embedding,
             detections.quality,
             detections.track_id,
+            detections.camera_id,
+            detections.time,
         )
         boxes, scores = detections.xyxy, detections.score
         high_free = scores >= cfg.high_score
@@ -244,6 +254,7 @@ class OnlineTracker:
         if self.score_calibration is not None:
             self.score_calibration.update(raw_scores, self._on_confirmed_tracks(boxes, predicted, rows, dets))
         self.last_quality[rows] = detections.quality[dets]
+        self._record_embeddings(rows, detections.embedding[dets])
         if self._uses_appearance(detections):
             confident = np.concatenate([t1, t3]), np.concatenate([d1, d3])
             self._remember_appearance(*confident, detections)
@@ -260,9 +271,11 @@ class OnlineTracker:
             self._reported_boxes(out_rows, observed),
             np.where(observed, self.last_score[out_rows], 0.0),
             self.class_id[out_rows],
-            self.appearance[out_rows],
+            self.last_embedding[out_rows] * observed[:, None],
             np.where(observed, self.last_quality[out_rows], 0.0),
             self.track_id[out_rows],
+            detections.camera_id,
+            detections.time,
         )
 
     def _on_confirmed_tracks(
@@ -509,6 +522,7 @@ class OnlineTracker:
         self.hits, self.since_update, self.confirmed = self.hits[mask], self.since_update[mask], self.confirmed[mask]
         self.last_box, self.last_score, self.centres = self.last_box[mask], self.last_score[mask], self.centres[mask]
         self.appearance, self.last_quality = self.appearance[mask], self.last_quality[mask]
+        self.last_embedding = self.last_embedding[mask]
 
     def _start(self, new: Detections, scores: NDArray[np.float64]) -> None:
         boxes, classes, n = new.xyxy, new.class_id, len(new)
@@ -524,7 +538,19 @@ class OnlineTracker:
         self.last_quality = np.concatenate([self.last_quality, new.quality])
         centres = 0.5 * (boxes[:, :2] + boxes[:, 2:])
         self.centres = np.concatenate([self.centres, np.repeat(centres[:, None, :], self._RING, axis=1)])
+        self.last_embedding = np.concatenate(
+            [self.last_embedding, np.zeros((n, self.last_embedding.shape[1]), np.float32)]
+        )
+        self._record_embeddings(np.arange(len(self) - n, len(self)), new.embedding)
         self._start_appearance(new)
+
+    def _record_embeddings(self, rows: NDArray[np.intp], vectors: NDArray[np.float32]) -> None:
+        """Keep each observed track's detection vector, reported as its `embedding` (the memory is `appearance`)."""
+        if vectors.shape[1] == 0:
+            return
+        if self.last_embedding.shape[1] != vectors.shape[1]:
+            self.last_embedding = np.zeros((len(self), vectors.shape[1]), np.float32)
+        self.last_embedding[rows] = vectors
 
     def _start_appearance(self, new: Detections) -> None:
         """New tracks remember their first embedding if its crop is good enough; width follows the embedder."""
