@@ -37,6 +37,10 @@ def test_run_folder_holds_every_artifact(colour_run: Path) -> None:
     assert set(first) == {"frame", "track_id", "xyxy", "score", "quality"}
     ids = np.unique(rows.track_id)
     assert sorted(p.stem for p in (colour_run / "crops").glob("*.jpg")) == sorted(str(i) for i in ids)
+    tracklets = [json.loads(line) for line in (colour_run / "tracklets.jsonl").read_text().splitlines()]
+    assert sorted(t["track_id"] for t in tracklets) == sorted(ids.tolist())
+    assert sum(t["detections"] for t in tracklets) <= len(rows)  # rows reported through occlusions are not detections
+    assert all(t["end_time"] >= t["start_time"] >= 0 and t["crop_frames"] for t in tracklets)
     video = cv2.VideoCapture(str(colour_run / "annotated.mp4"))
     assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == 150
     manifest = json.loads((colour_run / "manifest.json").read_text())

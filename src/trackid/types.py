@@ -22,7 +22,7 @@ from trackid.geometry import xyxy_to_xywh
 if TYPE_CHECKING:
     import supervision as sv
 
-__all__ = ["NO_TRACK", "Detections"]
+__all__ = ["NO_TRACK", "Detections", "Tracklet"]
 
 _ARRAYS = ("xyxy", "score", "class_id", "embedding", "quality", "track_id")
 """The per-box fields, aligned row for row; the others are per frame."""
@@ -177,3 +177,66 @@ def _as_embedding(embedding: ArrayLike, n: int) -> NDArray[np.float32]:
     arr = np.asarray(embedding, dtype=np.float32)
     width = arr.shape[-1] if arr.ndim == 2 else (0 if n == 0 else -1)
     return arr.reshape(n, width)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Tracklet:
+    """One track's life in one camera: what leaves a camera, and what every later stage (cross-camera linking, the
+    gallery, episodes) works on instead of frames.
+
+    Attributes:
+        track_id: the tracker's id, unique within `camera_id` and a run.
+        camera_id: the camera it was seen by ("" for one camera).
+        class_id: its class (COCO index for the COCO detectors; 0 for person-only ones).
+        frames: (T,) frame numbers (1-based) where a detection was matched, in order.
+        times: (T,) their times in seconds (NaN when unknown).
+        boxes: (T, 4) the reported boxes `x1, y1, x2, y2`.
+        scores: (T,) detector scores.
+        quality: (T,) crop qualities.
+        embedding: (D,) unit, quality-weighted mean of the detections' vectors; (0,) when none were computed.
+        crops: the best crops by quality, best first (pixels, BGR).
+        crop_frames: the frame number of each crop.
+        source: where the frames came from (a video path, a folder of photos).
+    """
+
+    track_id: int
+    camera_id: str
+    class_id: int
+    frames: NDArray[np.int64]
+    times: NDArray[np.float64]
+    boxes: NDArray[np.float64]
+    scores: NDArray[np.float64]
+    quality: NDArray[np.float64]
+    embedding: NDArray[np.float32]
+    crops: tuple[NDArray[np.uint8], ...] = ()
+    crop_frames: tuple[int, ...] = ()
+    source: str = ""
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    @property
+    def first_frame(self) -> int:
+        return int(self.frames[0])
+
+    @property
+    def last_frame(self) -> int:
+        return int(self.frames[-1])
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready description without pixels or vectors (those go to image and array files)."""
+        return {
+            "track_id": self.track_id,
+            "camera_id": self.camera_id,
+            "class_id": self.class_id,
+            "first_frame": self.first_frame,
+            "last_frame": self.last_frame,
+            "detections": len(self),
+            "start_time": None if np.isnan(self.times[0]) else float(self.times[0]),
+            "end_time": None if np.isnan(self.times[-1]) else float(self.times[-1]),
+            "mean_score": round(float(self.scores.mean()), 4),
+            "best_quality": round(float(self.quality.max()), 4),
+            "crop_frames": list(self.crop_frames),
+            "embedding_dim": int(self.embedding.shape[0]),
+            "source": self.source,
+        }

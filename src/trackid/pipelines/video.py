@@ -3,6 +3,7 @@
 `track_video` writes one folder per run (`runs/<name>/`):
 - `tracks.txt` (MOTChallenge results, frames 1-based) and `tracks.jsonl` (one line per reported box),
 - `annotated.mp4` (boxes and ids drawn on the frames),
+- `tracklets.jsonl` (one line per track: camera, frame and time span, scores, crop frames; `trackid.types.Tracklet`),
 - `crops/<track_id>.jpg` (the best-quality crop of each track),
 - `manifest.json` (config, versions, input hash, status, timings).
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -31,13 +33,12 @@ from trackid.artifacts import atomic_write_bytes, atomic_write_text, file_sha256
 from trackid.config import DetectorConfig, EmbedderConfig, RunConfig
 from trackid.detect import Detector, make_detector
 from trackid.embed import Embedder, embed_detections, make_embedder
-from trackid.embed.crops import crop_boxes
 from trackid.embed.quality import crop_quality
 from trackid.sources.motchallenge import write_mot_results
 from trackid.sources.video import VideoError, VideoSource
-from trackid.track import make_tracker
+from trackid.track import TrackletBuilder, make_tracker
 from trackid.track.cmc import CameraMotion
-from trackid.types import Detections
+from trackid.types import Detections, Tracklet
 
 __all__ = ["VideoRun", "build_detector", "build_embedder", "track_video"]
 
@@ -102,7 +103,7 @@ def track_video(
     manifest = _manifest(source, config, embedder)
     atomic_write_text(out / "manifest.json", json.dumps({**manifest, "status": "running"}, indent=2) + "\n")
 
-    sinks = _Sinks(out, source, write_video=config.write_video)
+    sinks = _Sinks(out, source, write_video=config.write_video, name=str(video))
     started = time.perf_counter()
     frames = 0
     try:
@@ -110,8 +111,8 @@ def track_video(
         for index, image in source:
             if seek is not None:
                 seek(index)
-            detections = detector.detect(image)
-            detections = detections[detections.score >= config.detector.min_score]
+            found = detector.detect(image)
+            detections = replace(found[found.score >= config.detector.min_score], time=index / source.info.frame_rate)
             detections = _with_appearance(image, detections, embedder, config)
             motion = camera(image, detections.xyxy) if camera is not None else None
             tracked = tracker.update(detections, camera_motion=motion)
@@ -160,10 +161,12 @@ def _with_appearance(
 class _Sinks:
     """All outputs of a run, written to temporary names and renamed into place by `close`."""
 
-    def __init__(self, out: Path, source: VideoSource, write_video: bool) -> None:
+    def __init__(self, out: Path, source: VideoSource, write_video: bool, name: str = "") -> None:
         self.out = out
         self.rows: list[tuple[int, NDArray[np.int64], NDArray[np.float64]]] = []
-        self.best: dict[int, tuple[float, NDArray[np.uint8]]] = {}
+        # one open tracklet per track for the whole video: its best crop is the track's crops/<id>.jpg
+        self.tracklets = TrackletBuilder(best_crops=1, max_gap=sys.maxsize, source=name)
+        self.closed: list[Tracklet] = []
         self._jsonl_tmp = out / ".tracks.jsonl.tmp"
         self._jsonl = self._jsonl_tmp.open("w", encoding="utf-8")
         self._video_tmp = out / ".annotated.tmp.mp4"
@@ -177,7 +180,7 @@ class _Sinks:
 
     @property
     def track_count(self) -> int:
-        return len(self.best)
+        return len(self.closed)
 
     def add(self, index: int, image: NDArray[np.uint8], tracked: Detections) -> None:
         frame = index + 1
@@ -203,21 +206,9 @@ class _Sinks:
                 )
             )
         )
-        self._keep_best_crops(image, tracked)
+        self.tracklets.add(frame, tracked, image)
         if self._writer is not None:
             self._writer.write(_annotate(image, tracked))
-
-    def _keep_best_crops(self, image: NDArray[np.uint8], tracked: Detections) -> None:
-        better = [
-            i
-            for i, (t, q) in enumerate(zip(tracked.track_id.tolist(), tracked.quality.tolist(), strict=True))
-            if q > self.best.get(t, (-1.0, None))[0]
-        ]
-        if better:
-            crops = crop_boxes(image, tracked.xyxy[better])
-            for i, crop in zip(better, crops, strict=True):
-                if crop.size:
-                    self.best[int(tracked.track_id[i])] = (float(tracked.quality[i]), crop.copy())
 
     def close(self) -> dict[str, Path]:
         files: dict[str, Path] = {}
@@ -233,12 +224,15 @@ class _Sinks:
         if self._writer is not None:
             self._writer.release()
             files["annotated_video"] = self._video_tmp.replace(self.out / "annotated.mp4")
+        self.closed = self.tracklets.close()
+        summaries = "".join(json.dumps(t.summary()) + "\n" for t in self.closed)
+        files["tracklets_jsonl"] = atomic_write_text(self.out / "tracklets.jsonl", summaries)
         crops_dir = self.out / "crops"
         crops_dir.mkdir(exist_ok=True)
-        for track_id, (_, crop) in self.best.items():
-            ok, encoded = cv2.imencode(".jpg", crop)
+        for tracklet in (t for t in self.closed if t.crops):
+            ok, encoded = cv2.imencode(".jpg", tracklet.crops[0])
             if ok:
-                atomic_write_bytes(crops_dir / f"{track_id}.jpg", encoded.tobytes())
+                atomic_write_bytes(crops_dir / f"{tracklet.track_id}.jpg", encoded.tobytes())
         files["crops"] = crops_dir
         return files
 

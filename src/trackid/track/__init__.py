@@ -1,4 +1,5 @@
-"""Per-camera online tracking: motion models, association, and the tracker that combines them."""
+"""Per-camera online tracking: motion models, association, the tracker that combines them, and the tracklets it
+hands on."""
 
 from trackid.track.tracker import (
     TRACKERS,
@@ -9,12 +10,14 @@ from trackid.track.tracker import (
     register_tracker,
     track_sequence,
 )
+from trackid.track.tracklets import TrackletBuilder
 
 __all__ = [
     "TRACKERS",
     "OnlineTracker",
     "Tracker",
     "TrackerConfig",
+    "TrackletBuilder",
     "make_tracker",
     "register_tracker",
     "track_sequence",
