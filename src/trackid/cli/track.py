@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any, NamedTuple
+from typing import Annotated, Any
 
-import numpy as np
 import typer
-from numpy.typing import NDArray
 from pydantic import ValidationError
 from rich.table import Table
 from rich.text import Text
@@ -27,15 +24,11 @@ from trackid.cli.common import (
     user_errors,
     write_manifest,
 )
+from trackid.pipelines.mot import MotInputError, load_jobs, plan_jobs, run_tracker, track_jobs
 from trackid.sources.motchallenge import (
-    SeqInfo,
-    detections_by_frame,
-    read_mot_file,
-    read_seqinfo,
     write_mot_results,
 )
-from trackid.track.tracker import TRACKERS, TrackerConfig, make_tracker, track_sequence
-from trackid.types import Detections
+from trackid.track.tracker import TRACKERS, TrackerConfig, make_tracker
 
 
 def track(
@@ -102,23 +95,23 @@ def track(
         fail("give a VIDEO, or --detections and --out")
     assert detections is not None and out is not None
     """Run a tracker over MOTChallenge detections and write MOT results."""
-    with user_errors():
+    with user_errors(MotInputError):
         params = parse_params(param or [])
         _check_tracker(tracker, params)
-        jobs = _plan_jobs(detections, seqinfo, out)
-        floor = -np.inf if min_score is None else min_score
-        loaded = [(seq, read_mot_file(det), read_seqinfo(ini), dest) for seq, det, ini, dest in jobs]
-        summary = []
-        warnings: list[str] = []
+        jobs = plan_jobs(detections, seqinfo, out)
+        loaded = load_jobs(jobs)
         with progress_bar() as progress:
-            task = progress.add_task("tracking", total=sum(info.length for _, _, info, _ in loaded))
-            for seq, rows, info, dest in loaded:
-                progress.update(task, description=seq)
-                frames = detections_by_frame(rows, info.length, floor)
-                result, seq_warnings = _run_tracker(frames, tracker, info, params, lambda: progress.advance(task))
-                write_mot_results(dest, *result)
-                summary.append((seq, info.length, len(np.unique(result[1])), len(result[0]), dest))
-                warnings += [f"{seq}: {w}" for w in seq_warnings]
+            task = progress.add_task("tracking", total=sum(info.length for _, _, info in loaded))
+            results = track_jobs(
+                loaded,
+                tracker,
+                params,
+                min_score,
+                on_sequence=lambda seq: progress.update(task, description=seq),
+                on_frame=lambda: progress.advance(task),
+            )
+        summary = [(r.seq, r.frames, r.tracks, r.boxes, r.out) for r in results]
+        warnings = [f"{r.seq}: {w}" for r in results for w in r.warnings]
         if detections.is_dir():
             settings = {"tracker": tracker, "params": params, "min_score": min_score}
             inputs = [job.detections for job in jobs] + [job.seqinfo for job in jobs]
@@ -209,7 +202,7 @@ def demo(
         result_file = out / "results" / f"{info.name}.txt"
         with progress_bar() as progress:
             task = progress.add_task(info.name, total=info.length)
-            result, warnings = _run_tracker(scene.detections, "trackid", info, {}, lambda: progress.advance(task))
+            result, warnings = run_tracker(scene.detections, "trackid", info, {}, lambda: progress.advance(task))
         write_mot_results(result_file, *result)
         scores = evaluate_mot(gt_root, result_file.parent)
         scores_file = atomic_write_text(out / "scores.json", json.dumps(scores.to_json(), indent=2) + "\n")
@@ -226,41 +219,6 @@ def demo(
             ("scores", scores_file),
         ]:
             console.print(Text(f"{label:>12}: {path}"), soft_wrap=True)
-
-
-class _Job(NamedTuple):
-    seq: str
-    detections: Path
-    seqinfo: Path
-    out: Path
-
-
-def _plan_jobs(detections: Path, seqinfo: Path | None, out: Path) -> list[_Job]:
-    """One job per sequence: a single file, or every `<seq>/det/det.txt` of a folder."""
-    if not detections.exists():
-        raise InputError(f"{detections}: detections not found")
-    if detections.is_file():
-        ini = seqinfo if seqinfo is not None else detections.parent.parent / "seqinfo.ini"
-        if ini.is_dir():
-            ini = ini / "seqinfo.ini"
-        if out.is_dir():
-            raise InputError(f"{out}: is a folder; --out must be a file when --detections is a file")
-        jobs = [_Job(detections.parent.parent.name, detections, ini, out)]
-    else:
-        det_files = sorted(detections.glob("*/det/det.txt"))
-        if not det_files:
-            raise InputError(f"{detections}: no <seq>/det/det.txt files in this folder")
-        if out.exists() and not out.is_dir():
-            raise InputError(f"{out}: is a file; --out must be a folder when --detections is a folder")
-        ini_root = seqinfo if seqinfo is not None else detections
-        if not ini_root.is_dir():
-            raise InputError(f"{ini_root}: --seqinfo must be a folder holding <seq>/seqinfo.ini in batch mode")
-        seqs = [(det.parent.parent.name, det) for det in det_files]
-        jobs = [_Job(seq, det, ini_root / seq / "seqinfo.ini", out / f"{seq}.txt") for seq, det in seqs]
-    for job in jobs:
-        if not job.seqinfo.is_file():
-            raise InputError(f"{job.seqinfo}: seqinfo.ini not found for {job.detections} (point --seqinfo at it)")
-    return jobs
 
 
 def _check_tracker(name: str, params: dict[str, Any]) -> None:
@@ -280,19 +238,6 @@ def _check_tracker(name: str, params: dict[str, Any]) -> None:
         raise InputError(f"--param {problems}") from None
     except ValueError as exc:
         raise InputError(f"--param: {exc}") from None
-
-
-def _run_tracker(
-    frames: Sequence[Detections],
-    name: str,
-    info: SeqInfo,
-    params: dict[str, Any],
-    on_frame: Callable[[], object],
-) -> tuple[tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]], list[str]]:
-    """The sequence's (frame, id, box) arrays and what the tracker found wrong with the stream."""
-    tracker = make_tracker(name, info.frame_rate, **params)
-    result = track_sequence(tracker, frames, on_frame)
-    return result, tracker.warnings
 
 
 def _print_track_summary(summary: list[tuple[str, int, int, int, Path]]) -> None:
