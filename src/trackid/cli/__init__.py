@@ -7,13 +7,16 @@ Outputs are written atomically, so a failed run leaves earlier results intact.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
-from trackid.cli.common import parse_params
+from trackid.cli.common import fail, parse_params
 from trackid.cli.gallery import gallery_app
 from trackid.cli.models import models_app
 from trackid.cli.photos import photos_app
 from trackid.cli.track import demo, evaluate, track
+from trackid.logs import setup_logging
 
 __all__ = ["app", "parse_params"]
 
@@ -24,6 +27,20 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def _options(
+    log_level: Annotated[
+        str, typer.Option("--log-level", help="Console log level: DEBUG, INFO, WARNING (default) or ERROR.")
+    ] = "WARNING",
+) -> None:
+    """Settings of every command."""
+    try:
+        setup_logging(log_level)
+    except ValueError as exc:
+        fail(f"--log-level: {exc}")
+
 
 app.command()(track)
 app.command("eval")(evaluate)

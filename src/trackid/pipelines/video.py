@@ -5,7 +5,8 @@
 - `annotated.mp4` (boxes and ids drawn on the frames),
 - `tracklets.jsonl` (one line per track: camera, frame and time span, scores, crop frames; `trackid.types.Tracklet`),
 - `crops/<track_id>.jpg` (the best-quality crop of each track),
-- `manifest.json` (config, versions, input hash, status, timings).
+- `manifest.json` (config, versions, input hash, status, timings),
+- `log.jsonl` (the run's log records as JSON lines, `trackid.logs`).
 
 Every file is written atomically (temporary name, then rename). If the video turns out to be corrupt or truncated
 part-way, the frames processed so far are still written out as complete files, the manifest records the failure
@@ -15,6 +16,7 @@ and the frame it happened at, and the error is raised for the caller to report.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import resource
 import sys
@@ -34,6 +36,7 @@ from trackid.config import DetectorConfig, EmbedderConfig, RunConfig
 from trackid.detect import Detector, make_detector
 from trackid.embed import Embedder, embed_detections, make_embedder
 from trackid.embed.quality import crop_quality
+from trackid.logs import log_to_file
 from trackid.sources.motchallenge import write_mot_results
 from trackid.sources.video import VideoError, VideoSource
 from trackid.track import TrackletBuilder, make_tracker
@@ -41,6 +44,8 @@ from trackid.track.cmc import CameraMotion
 from trackid.types import Detections, Tracklet
 
 __all__ = ["VideoRun", "build_detector", "build_embedder", "track_video"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -104,43 +109,54 @@ def track_video(
     atomic_write_text(out / "manifest.json", json.dumps({**manifest, "status": "running"}, indent=2) + "\n")
 
     sinks = _Sinks(out, source, write_video=config.write_video, name=str(video))
-    started = time.perf_counter()
-    frames = 0
-    try:
-        seek = getattr(detector, "seek", None)  # replayed detections must follow the frame index under a stride
-        for index, image in source:
-            if seek is not None:
-                seek(index)
-            found = detector.detect(image)
-            detections = replace(found[found.score >= config.detector.min_score], time=index / source.info.frame_rate)
-            detections = _with_appearance(image, detections, embedder, config)
-            motion = camera(image, detections.xyxy) if camera is not None else None
-            tracked = tracker.update(detections, camera_motion=motion)
-            sinks.add(index, image, tracked)
-            frames += 1
-            if on_frame is not None:
-                on_frame(index)
-    except VideoError as exc:
+    with log_to_file(out / "log.jsonl"):
+        log.info("tracking %s (detector %s)", video, config.detector.name)
+        started = time.perf_counter()
+        frames = 0
+        try:
+            seek = getattr(detector, "seek", None)  # replayed detections must follow the frame index under a stride
+            for index, image in source:
+                if seek is not None:
+                    seek(index)
+                found = detector.detect(image)
+                detections = replace(
+                    found[found.score >= config.detector.min_score], time=index / source.info.frame_rate
+                )
+                detections = _with_appearance(image, detections, embedder, config)
+                motion = camera(image, detections.xyxy) if camera is not None else None
+                tracked = tracker.update(detections, camera_motion=motion)
+                sinks.add(index, image, tracked)
+                frames += 1
+                if on_frame is not None:
+                    on_frame(index)
+        except VideoError as exc:
+            log.error("%s after %d frames", exc, frames)
+            seconds = time.perf_counter() - started
+            files = sinks.close()
+            failure = {"status": "failed", "error": str(exc), "frames_processed": frames, "seconds": seconds}
+            atomic_write_text(out / "manifest.json", json.dumps({**manifest, **failure}, indent=2) + "\n")
+            raise VideoError(f"{exc} (the {frames} frames before it were tracked and written to {out})") from None
         seconds = time.perf_counter() - started
         files = sinks.close()
-        failure = {"status": "failed", "error": str(exc), "frames_processed": frames, "seconds": seconds}
-        atomic_write_text(out / "manifest.json", json.dumps({**manifest, **failure}, indent=2) + "\n")
-        raise VideoError(f"{exc} (the {frames} frames before it were tracked and written to {out})") from None
-    seconds = time.perf_counter() - started
-    files = sinks.close()
-    run = VideoRun(out, frames, sinks.track_count, seconds, _peak_memory_mb(), files, tracker.warnings)
-    summary = {
-        "status": "complete",
-        "warnings": run.warnings,
-        "frames_processed": frames,
-        "tracks": run.tracks,
-        "seconds": round(seconds, 3),
-        "frames_per_second": round(run.frames_per_second, 2),
-        "peak_memory_mb": round(run.peak_memory_mb, 1),
-        "files": {k: str(v.relative_to(out)) for k, v in files.items()},
-    }
-    files["manifest"] = atomic_write_text(out / "manifest.json", json.dumps({**manifest, **summary}, indent=2) + "\n")
-    return run
+        log.info(
+            "complete: %d frames, %d tracks, %.1f frames/s", frames, sinks.track_count, frames / max(seconds, 1e-9)
+        )
+        files["log"] = out / "log.jsonl"
+        run = VideoRun(out, frames, sinks.track_count, seconds, _peak_memory_mb(), files, tracker.warnings)
+        summary = {
+            "status": "complete",
+            "warnings": run.warnings,
+            "frames_processed": frames,
+            "tracks": run.tracks,
+            "seconds": round(seconds, 3),
+            "frames_per_second": round(run.frames_per_second, 2),
+            "peak_memory_mb": round(run.peak_memory_mb, 1),
+            "files": {k: str(v.relative_to(out)) for k, v in files.items()},
+        }
+        files["manifest"] = atomic_write_text(
+            out / "manifest.json", json.dumps({**manifest, **summary}, indent=2) + "\n"
+        )
+        return run
 
 
 def _with_appearance(

@@ -51,8 +51,9 @@ class StreamHealth:
         self.confident += confident
         self.started += started
 
-    def check(self, scale: str, high_score: float, new_track_score: float) -> None:
-        """Add (and log once) each warning the counters now justify; cheap enough to call every frame."""
+    def check(self, scale: str, high_score: float, new_track_score: float, camera_id: str = "") -> None:
+        """Add (and log once, with the camera) each warning the counters now justify; cheap enough to call every
+        frame."""
         if self.detections < self.min_detections or self.frames < self.min_frames or self._healthy():
             return
         due = {
@@ -64,7 +65,7 @@ class StreamHealth:
         for key in [k for k, v in due.items() if v and k not in self._said]:
             self._said.add(key)
             self.warnings.append(self._message(key, scale, high_score, new_track_score))
-            log.warning(self.warnings[-1])
+            log.warning(self.warnings[-1], extra={"camera_id": camera_id or None})
 
     def _healthy(self) -> bool:
         """Nothing to warn about (the common case, checked first so that a healthy stream costs little)."""

@@ -260,7 +260,7 @@ class OnlineTracker:
             self._remember_appearance(*confident, detections)
         started = self._retire_and_start(detections, raw_scores, _rows(high_free))
         self.health.observe(raw_scores, n_confident, started)
-        self.health.check(cfg.score_scale, cfg.high_score, cfg.new_track_score)
+        self.health.check(cfg.score_scale, cfg.high_score, cfg.new_track_score, detections.camera_id)
 
         reported = (self.since_update == 0) & (self.confirmed | (self.frame <= cfg.min_hits))
         if self.max_coast > 0:
