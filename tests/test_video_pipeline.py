@@ -46,7 +46,8 @@ def test_run_folder_holds_every_artifact(colour_run: Path) -> None:
     manifest = json.loads((colour_run / "manifest.json").read_text())
     assert manifest["status"] == "complete" and manifest["frames_processed"] == 150
     assert manifest["config"]["embedder"]["name"] == "colour"
-    assert manifest["embedder"]["model_id"] and len(manifest["input"]["sha256"]) == 64
+    assert manifest["embedder"]["model_id"] and len(manifest["inputs"][manifest["input"]["path"]]) == 64
+    assert manifest["schema"] == 1 and manifest["command"] == "track-video" and manifest["seconds"] > 0
     assert not list(colour_run.glob(".*tmp*")), "temporary files left behind"
 
 

@@ -1,24 +1,18 @@
-"""What every command shares: one-line user errors (exit 2, no traceback), progress bars, score tables,
-warnings after a summary, and the manifest of a run folder."""
+"""What every command shares: one-line user errors (exit 2, no traceback), progress bars, score tables and
+warnings after a summary."""
 
 from __future__ import annotations
 
-import json
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
-from trackid import __version__
-from trackid.artifacts import atomic_write_text
 from trackid.config import parse_value
 from trackid.sources.motchallenge import (
     MotFormatError,
@@ -88,24 +82,6 @@ def print_warnings(warnings: list[str]) -> None:
     console = make_console()
     for warning in warnings:
         console.print(Text(f"warning: {warning}", style="bold yellow"), soft_wrap=True)
-
-
-def write_manifest(
-    folder: Path, command: str, config: dict[str, Any], inputs: list[Path], warnings: list[str] | None = None
-) -> Path:
-    """What a run needs to be reproduced: command, configuration, versions and the inputs' hashes."""
-    import hashlib
-
-    manifest = {
-        "command": command,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "trackid": __version__,
-        "numpy": np.__version__,
-        "config": config,
-        "inputs": {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in inputs},
-        "warnings": warnings or [],
-    }
-    return atomic_write_text(folder / "manifest.json", json.dumps(manifest, indent=2) + "\n")
 
 
 @contextmanager

@@ -22,9 +22,9 @@ from trackid.cli.common import (
     progress_bar,
     score_table,
     user_errors,
-    write_manifest,
 )
 from trackid.pipelines.mot import MotInputError, load_jobs, plan_jobs, run_tracker, track_jobs
+from trackid.run_folder import RunFolder
 from trackid.sources.motchallenge import (
     write_mot_results,
 )
@@ -94,12 +94,17 @@ def track(
     if detections is None or out is None:
         fail("give a VIDEO, or --detections and --out")
     assert detections is not None and out is not None
-    """Run a tracker over MOTChallenge detections and write MOT results."""
     with user_errors(MotInputError):
         params = parse_params(param or [])
         _check_tracker(tracker, params)
         jobs = plan_jobs(detections, seqinfo, out)
         loaded = load_jobs(jobs)
+        folder = None
+        if detections.is_dir():  # a batch writes a run folder; a single file is just its result file
+            settings = {"tracker": tracker, "params": params, "min_score": min_score}
+            inputs = [job.detections for job in jobs] + [job.seqinfo for job in jobs]
+            folder = RunFolder(out, "track", settings, inputs)
+            folder.write()
         with progress_bar() as progress:
             task = progress.add_task("tracking", total=sum(info.length for _, _, info in loaded))
             results = track_jobs(
@@ -112,10 +117,8 @@ def track(
             )
         summary = [(r.seq, r.frames, r.tracks, r.boxes, r.out) for r in results]
         warnings = [f"{r.seq}: {w}" for r in results for w in r.warnings]
-        if detections.is_dir():
-            settings = {"tracker": tracker, "params": params, "min_score": min_score}
-            inputs = [job.detections for job in jobs] + [job.seqinfo for job in jobs]
-            write_manifest(out, "track", settings, inputs, warnings)
+        if folder is not None:
+            folder.complete({r.seq: r.out for r in results}, warnings, sequences=len(results))
         _print_track_summary(summary)
         print_warnings(warnings)
 
@@ -206,7 +209,8 @@ def demo(
         write_mot_results(result_file, *result)
         scores = evaluate_mot(gt_root, result_file.parent)
         scores_file = atomic_write_text(out / "scores.json", json.dumps(scores.to_json(), indent=2) + "\n")
-        write_manifest(out, "demo", {"scene": asdict(scene.config)}, [det_file], warnings)
+        files = {"detections": det_file, "results": result_file, "scores": scores_file}
+        RunFolder(out, "demo", {"scene": asdict(scene.config)}, [det_file]).complete(files, warnings)
         print_warnings(warnings)
 
         console = make_console()

@@ -30,13 +30,13 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from trackid import __version__
-from trackid.artifacts import atomic_write_bytes, atomic_write_text, file_sha256
+from trackid.artifacts import atomic_write_bytes, atomic_write_text
 from trackid.config import DetectorConfig, EmbedderConfig, RunConfig
 from trackid.detect import Detector, make_detector
 from trackid.embed import Embedder, embed_detections, make_embedder
 from trackid.embed.quality import crop_quality
 from trackid.logs import log_to_file
+from trackid.run_folder import RunFolder
 from trackid.sources.motchallenge import write_mot_results
 from trackid.sources.video import VideoError, VideoSource
 from trackid.track import TrackletBuilder, make_tracker
@@ -104,9 +104,8 @@ def track_video(
     )
     camera = CameraMotion(config.camera_motion) if config.camera_motion != "none" else None
     out = Path(run_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    manifest = _manifest(source, config, embedder)
-    atomic_write_text(out / "manifest.json", json.dumps({**manifest, "status": "running"}, indent=2) + "\n")
+    folder = RunFolder(out, "track-video", config.model_dump(mode="json"), [source.path], _manifest(source, embedder))
+    folder.write()
 
     sinks = _Sinks(out, source, write_video=config.write_video, name=str(video))
     with log_to_file(out / "log.jsonl"):
@@ -131,10 +130,7 @@ def track_video(
                     on_frame(index)
         except VideoError as exc:
             log.error("%s after %d frames", exc, frames)
-            seconds = time.perf_counter() - started
-            files = sinks.close()
-            failure = {"status": "failed", "error": str(exc), "frames_processed": frames, "seconds": seconds}
-            atomic_write_text(out / "manifest.json", json.dumps({**manifest, **failure}, indent=2) + "\n")
+            folder.fail(str(exc), sinks.close(), frames_processed=frames)
             raise VideoError(f"{exc} (the {frames} frames before it were tracked and written to {out})") from None
         seconds = time.perf_counter() - started
         files = sinks.close()
@@ -143,18 +139,13 @@ def track_video(
         )
         files["log"] = out / "log.jsonl"
         run = VideoRun(out, frames, sinks.track_count, seconds, _peak_memory_mb(), files, tracker.warnings)
-        summary = {
-            "status": "complete",
-            "warnings": run.warnings,
-            "frames_processed": frames,
-            "tracks": run.tracks,
-            "seconds": round(seconds, 3),
-            "frames_per_second": round(run.frames_per_second, 2),
-            "peak_memory_mb": round(run.peak_memory_mb, 1),
-            "files": {k: str(v.relative_to(out)) for k, v in files.items()},
-        }
-        files["manifest"] = atomic_write_text(
-            out / "manifest.json", json.dumps({**manifest, **summary}, indent=2) + "\n"
+        files["manifest"] = folder.complete(
+            files,
+            run.warnings,
+            frames_processed=frames,
+            tracks=run.tracks,
+            frames_per_second=round(run.frames_per_second, 2),
+            peak_memory_mb=round(run.peak_memory_mb, 1),
         )
         return run
 
@@ -269,20 +260,16 @@ def _colour(track_id: int) -> tuple[int, int, int]:
     return int(bgr[0]), int(bgr[1]), int(bgr[2])
 
 
-def _manifest(source: VideoSource, config: RunConfig, embedder: Embedder | None) -> dict[str, Any]:
+def _manifest(source: VideoSource, embedder: Embedder | None) -> dict[str, Any]:
+    """The video run's own manifest fields: the input's shape and the embedder's identity."""
     return {
-        "trackid": __version__,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "input": {
             "path": str(source.path),
-            "sha256": file_sha256(source.path),
             "frame_rate": source.info.frame_rate,
             "frames": source.info.frame_count,
             "size": [source.info.width, source.info.height],
         },
-        "config": config.model_dump(mode="json"),
         "embedder": None if embedder is None else {"model_id": embedder.model_id, "version": embedder.version},
-        "versions": {"numpy": np.__version__, "opencv": cv2.__version__},
     }
 
 
