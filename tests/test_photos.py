@@ -344,3 +344,31 @@ def test_camera_centring_removes_each_cameras_mean_member_by_member() -> None:
     again = CameraCentring.from_json(json.loads(json.dumps(centring.to_json())))
     assert again.digest == centring.digest
     assert CameraCentring({"north": centring.means["south"]}).digest != centring.digest
+
+
+def test_photo_commands_write_run_folder_manifests(
+    viper_cameras: tuple[Path, Path], tuned: Path, tmp_path: Path
+) -> None:
+    """Issue #14: the photos commands get the one manifest schema (and a store's password never lands in it)."""
+    runner = CliRunner()
+    store = ["--store", str(tmp_path / "g.db")]
+    out = tmp_path / "ingest"
+    result = runner.invoke(
+        app, ["photos", "ingest", str(viper_cameras[0]), "--site", "n", "--tuned", str(tuned), "-o", str(out), *store]
+    )
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["command"] == "photos-ingest" and manifest["status"] == "complete" and manifest["schema"] == 1
+    assert manifest["sightings_written"] == PEOPLE and manifest["files"]["report"] == "ingest_report.json"
+    assert len(manifest["inputs"]) == 1 and manifest["config"]["site"] == "n"
+    result = runner.invoke(app, ["photos", "monitor", "-o", str(tmp_path / "monitor"), *store])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "monitor" / "manifest.json").read_text())["status"] == "complete"
+    from types import SimpleNamespace
+
+    from trackid.cli.photos import _run_folder
+
+    run = SimpleNamespace(gallery=SimpleNamespace(store="postgresql://me:secret@db/gallery"), photos=PhotosConfig())
+    _run_folder(tmp_path / "pg", "photos-monitor", run, []).write()
+    text = (tmp_path / "pg" / "manifest.json").read_text()
+    assert "secret" not in text and "postgresql://me:***@db/gallery" in text

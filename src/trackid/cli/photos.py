@@ -49,6 +49,20 @@ def _labels(labels: Path | None, pattern: str | None, required: bool) -> Any:
     return Labels(labels, pattern) if (labels is not None or pattern is not None) else None
 
 
+def _run_folder(out: Path, command: str, run: Any, inputs: list[Path], **settings: Any) -> Any:
+    """The command's run folder: the photos settings, the store (credentials masked) and what else decides it."""
+    from urllib.parse import urlsplit
+
+    from trackid.run_folder import RunFolder
+
+    store = run.gallery.store
+    parts = urlsplit(store)
+    if parts.password:
+        store = store.replace(f":{parts.password}@", ":***@")
+    config = {"photos": run.photos.model_dump(mode="json"), "store": store, **settings}
+    return RunFolder(out, command, config, [p for p in inputs if p.is_file()])
+
+
 @photos_app.command("ingest")
 def photos_ingest(
     folders: Annotated[list[Path], typer.Argument(help="Photo folders, walked recursively.")],
@@ -69,19 +83,24 @@ def photos_ingest(
     with user_errors(ValueError, KeyError, ConfigError):
         run = _photo_config(config, overrides, store)
         settings = Tuned.load(tuned)
-        with progress_bar("photos") as bar:
-            task = bar.add_task(f"ingest {site}", total=None)
-            report = ingest(
-                folders,
-                site=site,
-                config=run.photos,
-                gallery_config=run.gallery,
-                tuned=settings,
-                labels=_labels(labels, label_pattern, required=False),
-                out=out,
-                progress=lambda done, total: bar.update(task, completed=done, total=total),
-            )
-        summary = report.to_json()
+        tuned_file = tuned if tuned.is_file() else tuned / "tuned.json"
+        folder = _run_folder(out, "photos-ingest", run, [tuned_file], site=site, folders=[str(f) for f in folders])
+        with folder.running():
+            with progress_bar("photos") as bar:
+                task = bar.add_task(f"ingest {site}", total=None)
+                report = ingest(
+                    folders,
+                    site=site,
+                    config=run.photos,
+                    gallery_config=run.gallery,
+                    tuned=settings,
+                    labels=_labels(labels, label_pattern, required=False),
+                    out=out,
+                    progress=lambda done, total: bar.update(task, completed=done, total=total),
+                )
+            summary = report.to_json()
+            keys = ("photos_found", "bursts", "bursts_already_stored", "sightings_written")
+            folder.complete({"report": out / "ingest_report.json"}, **{k: summary[k] for k in keys})
         console = make_console()
         for key in ("photos_found", "bursts", "bursts_already_stored", "sightings_written", "decisions"):
             console.print(Text(f"{key.replace('_', ' ')}: {summary[key]}"), soft_wrap=True)
@@ -108,20 +127,25 @@ def photos_tune(
     with user_errors(ValueError, KeyError, ConfigError):
         run = _photo_config(config, overrides, None)
         console = make_console()
-        tuned = tune(
-            folders,
-            _labels(labels, label_pattern, required=True),
-            config=run.photos,
-            out=out,
-            seed=seed,
-            progress=lambda message: console.print(Text(message, style="dim")),
-        )
-        held = tuned.evidence["held_out"]
-        console.print(Text(f"weights: {tuned.embedder.params.get('weights')}, threshold p >= {tuned.threshold:.4f}"))
-        console.print(Text(f"held-out ensemble: {json.dumps(held['ensemble'])}"), soft_wrap=True)
-        for name, scores in held["members"].items():
-            console.print(Text(f"held-out {name}: {json.dumps(scores)}"), soft_wrap=True)
-        console.print(Text(f"held-out decisions: {json.dumps(held['decisions'])}"), soft_wrap=True)
+        folder = _run_folder(out, "photos-tune", run, [], seed=seed, folders=[str(f) for f in folders])
+        with folder.running():
+            tuned = tune(
+                folders,
+                _labels(labels, label_pattern, required=True),
+                config=run.photos,
+                out=out,
+                seed=seed,
+                progress=lambda message: console.print(Text(message, style="dim")),
+            )
+            held = tuned.evidence["held_out"]
+            console.print(
+                Text(f"weights: {tuned.embedder.params.get('weights')}, threshold p >= {tuned.threshold:.4f}")
+            )
+            console.print(Text(f"held-out ensemble: {json.dumps(held['ensemble'])}"), soft_wrap=True)
+            for name, scores in held["members"].items():
+                console.print(Text(f"held-out {name}: {json.dumps(scores)}"), soft_wrap=True)
+            console.print(Text(f"held-out decisions: {json.dumps(held['decisions'])}"), soft_wrap=True)
+            folder.complete({"tuned": out / "tuned.json", "report": out / "report" / "report.html"})
         console.print(Text(f"written: {out / 'tuned.json'}, {out / 'report' / 'report.html'}"), soft_wrap=True)
 
 
@@ -141,8 +165,11 @@ def photos_validate(
 
     with user_errors(ValueError, KeyError, ConfigError):
         run = _photo_config(config, overrides, store)
-        with run.gallery.open_store() as gallery_store:
-            result = validate(gallery_store, _labels(labels, label_pattern, required=True), run.photos.targets, out)
+        folder = _run_folder(out, "photos-validate", run, [labels] if labels else [], label_pattern=label_pattern)
+        with folder.running():
+            with run.gallery.open_store() as gallery_store:
+                result = validate(gallery_store, _labels(labels, label_pattern, required=True), run.photos.targets, out)
+            folder.complete({"validate": out / "validate.json"}, verdict=result["verdict"], metrics=result["metrics"])
     console = make_console()
     for key, value in result["metrics"].items():
         console.print(Text(f"{key}: {value}"), soft_wrap=True)
@@ -164,8 +191,11 @@ def photos_monitor(
 
     with user_errors(ValueError, KeyError, ConfigError):
         run = _photo_config(config, overrides, store)
-        with run.gallery.open_store() as gallery_store:
-            result = monitor(gallery_store, run.photos.min_travel_s, out)
+        folder = _run_folder(out, "photos-monitor", run, [])
+        with folder.running():
+            with run.gallery.open_store() as gallery_store:
+                result = monitor(gallery_store, run.photos.min_travel_s, out)
+            folder.complete({"monitor": out / "monitor.json"}, findings=len(result["findings"]))
     console = make_console()
     for finding in result["findings"]:
         console.print(Text(finding["message"], style="yellow"), soft_wrap=True)
