@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -189,6 +190,8 @@ def test_cli_report_and_reprocess(tmp_path: Path, calibrator: MatchCalibrator) -
     assert result.exit_code == 0, result.output
     assert {p.name for p in out.iterdir()} >= {"report.html", "report.json", "roc.png", "calibration.png"}
     assert saved.is_file()
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["command"] == "gallery-report" and manifest["status"] == "complete" and manifest["pairs"] > 0
 
     strict = _gallery(db, calibrator, create_new=False)
     strict.threshold = 1.0  # nothing reaches it: these stay unassigned
@@ -225,6 +228,8 @@ def test_cli_report_needs_both_kinds_of_pairs(tmp_path: Path, calibrator: MatchC
     model = ["--model-id", MODEL["model_id"], "--model-version", MODEL["model_version"]]
     result = CliRunner().invoke(app, ["gallery", "report", "--store", str(db), *model, "--out", str(tmp_path / "r")])
     assert result.exit_code == 2 and "needs both" in result.output
+    failed = json.loads((tmp_path / "r" / "manifest.json").read_text())
+    assert failed["status"] == "failed" and "needs both" in failed["error"]
     result = CliRunner().invoke(
         app,
         [

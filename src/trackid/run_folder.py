@@ -19,7 +19,7 @@ from typing import Any
 from trackid import __version__
 from trackid.artifacts import atomic_write_text, file_sha256
 
-__all__ = ["SCHEMA", "RunFolder"]
+__all__ = ["SCHEMA", "RunFolder", "mask_password"]
 
 SCHEMA = 1
 """Version of the manifest layout; raised when a key changes meaning."""
@@ -101,3 +101,11 @@ class RunFolder:
 
 def _relative(path: Path, root: Path) -> str:
     return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+
+
+def mask_password(url: str) -> str:
+    """A store URL fit for a manifest: `postgresql://me:***@host/db`; paths and password-less URLs unchanged."""
+    from urllib.parse import urlsplit
+
+    password = urlsplit(url).password
+    return url.replace(f":{password}@", ":***@") if password else url

@@ -39,23 +39,29 @@ def gallery_report(
     from trackid.identity.calibration import MatchCalibrator
     from trackid.identity.report import write_calibration_report
     from trackid.identity.store import make_store
+    from trackid.run_folder import RunFolder, mask_password
 
     with user_errors(ValueError, KeyError):
-        with make_store(store) as gallery_store:
-            if (model_id, model_version) not in {(m.model_id, m.model_version) for m in gallery_store.models()}:
-                raise InputError(f"--model-id {model_id} --model-version {model_version}: no such model in {store}")
-            pairs = gallery_store.labelled_pairs(model_id=model_id, model_version=model_version)
-        similarity = np.array([p.similarity for p in pairs])
-        same = np.array([p.same for p in pairs], dtype=bool)
-        if same.all() or not same.any():
-            raise InputError(
-                f"{store}: the corrections give {int(same.sum())} same and {int((~same).sum())} different pairs; "
-                "a report needs both (merge and split some identities first)"
-            )
-        calibrator = MatchCalibrator().fit(similarity, same)
-        summary = write_calibration_report(out, similarity, same, calibrator, target_false_match_rate=target_fmr)
-        if calibrator_out is not None:
-            calibrator.save(calibrator_out)
+        settings = {"store": mask_password(store), "model_id": model_id, "model_version": model_version}
+        folder = RunFolder(out, "gallery-report", {**settings, "target_fmr": target_fmr})
+        with folder.running():
+            with make_store(store) as gallery_store:
+                if (model_id, model_version) not in {(m.model_id, m.model_version) for m in gallery_store.models()}:
+                    raise InputError(f"--model-id {model_id} --model-version {model_version}: no such model in {store}")
+                pairs = gallery_store.labelled_pairs(model_id=model_id, model_version=model_version)
+            similarity = np.array([p.similarity for p in pairs])
+            same = np.array([p.same for p in pairs], dtype=bool)
+            if same.all() or not same.any():
+                raise InputError(
+                    f"{store}: the corrections give {int(same.sum())} same and {int((~same).sum())} different pairs; "
+                    "a report needs both (merge and split some identities first)"
+                )
+            calibrator = MatchCalibrator().fit(similarity, same)
+            summary = write_calibration_report(out, similarity, same, calibrator, target_false_match_rate=target_fmr)
+            if calibrator_out is not None:
+                calibrator.save(calibrator_out)
+            files = {"report": out / "report.html", "report_json": out / "report.json"}
+            folder.complete(files, pairs=len(pairs), thresholds=summary["thresholds"])
         console = make_console()
         console.print(Text(f"{len(pairs)} labelled pairs ({int(same.sum())} same)", style="bold"))
         console.print(Text(f"thresholds: {json.dumps(summary['thresholds'])}"), soft_wrap=True)

@@ -51,15 +51,9 @@ def _labels(labels: Path | None, pattern: str | None, required: bool) -> Any:
 
 def _run_folder(out: Path, command: str, run: Any, inputs: list[Path], **settings: Any) -> Any:
     """The command's run folder: the photos settings, the store (credentials masked) and what else decides it."""
-    from urllib.parse import urlsplit
+    from trackid.run_folder import RunFolder, mask_password
 
-    from trackid.run_folder import RunFolder
-
-    store = run.gallery.store
-    parts = urlsplit(store)
-    if parts.password:
-        store = store.replace(f":{parts.password}@", ":***@")
-    config = {"photos": run.photos.model_dump(mode="json"), "store": store, **settings}
+    config = {"photos": run.photos.model_dump(mode="json"), "store": mask_password(run.gallery.store), **settings}
     return RunFolder(out, command, config, [p for p in inputs if p.is_file()])
 
 
