@@ -13,14 +13,10 @@ from collections.abc import Iterable
 import numpy as np
 from numpy.typing import NDArray
 
-from trackid.artifacts import check_model_file
 from trackid.detect.base import register_detector
-from trackid.detect.coco import coco_class_ids
-from trackid.detect.nms import check_detection_limits, nms_indices
+from trackid.detect.onnx_coco import OnnxCocoDetector
 from trackid.detect.onnx_yolo import letterbox
-from trackid.embed.model_files import cpu_session
 from trackid.images import check_image
-from trackid.models import bundled_model
 from trackid.types import Detections
 
 __all__ = ["CenterNetDetector"]
@@ -29,7 +25,7 @@ OUTPUT = "tower_0/detections"
 
 
 @register_detector("centernet")
-class CenterNetDetector:
+class CenterNetDetector(OnnxCocoDetector):
     """COCO objects from CenterNet-MobileNetV3; people by default, any COCO class by name.
 
     The frame is letterboxed into the fixed 512 x 512 input, RGB 0-255 as the graph expects. At most 100 objects
@@ -56,18 +52,12 @@ class CenterNetDetector:
         model_path: str | os.PathLike[str] | None = None,
         threads: int = 2,
     ) -> None:
-        check_detection_limits(score_threshold, nms_threshold, max_detections)
-        path = bundled_model("centernet") if model_path is None else check_model_file(model_path, "CenterNet model")
-        self.class_ids = coco_class_ids(classes)
-        self.score_threshold = float(score_threshold)
-        self.nms_threshold = float(nms_threshold)
-        self.max_detections = int(max_detections)
-        self.session_ = cpu_session(path, threads)
-        model_input = self.session_.get_inputs()[0]
+        super().__init__(
+            "centernet", "CenterNet model", classes, score_threshold, nms_threshold, max_detections, model_path, threads
+        )
         if OUTPUT not in {o.name for o in self.session_.get_outputs()}:
-            raise ValueError(f"CenterNet model {path} has no {OUTPUT!r} output")
-        self.input_name_ = model_input.name
-        height, width = model_input.shape[1:3]
+            raise ValueError(f"CenterNet model {self.model_path_} has no {OUTPUT!r} output")
+        height, width = self.session_.get_inputs()[0].shape[1:3]
         self.input_size = (int(width), int(height))
 
     def detect(self, image: NDArray[np.uint8]) -> Detections:
@@ -79,8 +69,4 @@ class CenterNetDetector:
         keep = rows[:, 4] >= self.score_threshold
         if self.class_ids is not None:
             keep &= np.isin(class_id, self.class_ids)
-        rows, class_id = rows[keep], class_id[keep]
-        height, width = image.shape[:2]
-        xyxy = np.clip((rows[:, :4] - np.tile(pad, 2)) / ratio, 0.0, [width, height, width, height])
-        order = nms_indices(xyxy, rows[:, 4], self.nms_threshold, class_id)[: self.max_detections]
-        return Detections.from_arrays(xyxy[order], rows[order, 4], class_id[order])
+        return self._to_frame(rows[keep, :4], rows[keep, 4], class_id[keep], ratio, pad, image.shape)

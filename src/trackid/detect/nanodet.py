@@ -17,14 +17,10 @@ from collections.abc import Iterable
 import numpy as np
 from numpy.typing import NDArray
 
-from trackid.artifacts import check_model_file
 from trackid.detect.base import register_detector
-from trackid.detect.coco import coco_class_ids
-from trackid.detect.nms import check_detection_limits, nms_indices
+from trackid.detect.onnx_coco import OnnxCocoDetector
 from trackid.detect.onnx_yolo import letterbox
-from trackid.embed.model_files import cpu_session
 from trackid.images import check_image
-from trackid.models import bundled_model
 from trackid.types import Detections
 
 __all__ = ["NanoDetDetector"]
@@ -36,7 +32,7 @@ STD_BGR = np.array([57.375, 57.12, 58.395], np.float32)
 
 
 @register_detector("nanodet")
-class NanoDetDetector:
+class NanoDetDetector(OnnxCocoDetector):
     """COCO objects from NanoDet-m; people by default, any COCO class by name (`classes=["dog", "horse"]`).
 
     The frame is letterboxed into the fixed 416 x 416 input (aspect kept, grey borders): squashing a 4:3 frame
@@ -67,16 +63,17 @@ class NanoDetDetector:
         model_path: str | os.PathLike[str] | None = None,
         threads: int = 2,
     ) -> None:
-        check_detection_limits(score_threshold, nms_threshold, max_detections)
-        path = bundled_model("nanodet") if model_path is None else check_model_file(model_path, "NanoDet ONNX model")
-        self.class_ids = coco_class_ids(classes)
-        self.score_threshold = float(score_threshold)
-        self.nms_threshold = float(nms_threshold)
-        self.max_detections = int(max_detections)
-        self.session_ = cpu_session(path, threads)
-        model_input = self.session_.get_inputs()[0]
-        self.input_name_ = model_input.name
-        height, width = model_input.shape[2:4]
+        super().__init__(
+            "nanodet",
+            "NanoDet ONNX model",
+            classes,
+            score_threshold,
+            nms_threshold,
+            max_detections,
+            model_path,
+            threads,
+        )
+        height, width = self.session_.get_inputs()[0].shape[2:4]
         self.input_size = (int(width), int(height))
         self.outputs_ = _outputs_by_stride(self.session_, self.input_size)
         self.centres_ = [_cell_centres(self.input_size, s) for s in STRIDES]
@@ -103,12 +100,9 @@ class NanoDetDetector:
             classes.append(best[keep] if self.class_ids is None else self.class_ids[best[keep]])
         if not boxes:
             return Detections.empty()
-        xyxy = (np.concatenate(boxes).astype(np.float64) - np.tile(pad, 2)) / ratio
-        height, width = image.shape[:2]
-        xyxy = np.clip(xyxy, 0.0, [width, height, width, height])
+        xyxy = np.concatenate(boxes).astype(np.float64)
         score_all, class_all = np.concatenate(scores).astype(np.float64), np.concatenate(classes).astype(np.int64)
-        order = nms_indices(xyxy, score_all, self.nms_threshold, class_all)[: self.max_detections]
-        return Detections.from_arrays(xyxy[order], score_all[order], class_all[order])
+        return self._to_frame(xyxy, score_all, class_all, ratio, pad, image.shape)
 
 
 def _expected_distance(regression: NDArray[np.float32]) -> NDArray[np.float32]:

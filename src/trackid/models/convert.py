@@ -61,8 +61,6 @@ def _extract(tarball: Path, names: Sequence[str], workdir: Path) -> dict[str, Pa
 
     Members are read, not extracted, so a hostile member path cannot write outside `workdir`.
     """
-    if not tarball.is_file():
-        raise ValueError(f"{tarball}: model tarball not found")
     found: dict[str, Path] = {}
     try:
         with tarfile.open(tarball, "r:*") as tar:
