@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 
 from report import append_section
 from trackid.identity.index import HnswIndex
-from trackid.identity.sqlite_store import SqliteGalleryStore
+from trackid.identity.stores.sqlite import SqliteGalleryStore
 
 CHUNK = 50_000
 K = 10

@@ -24,7 +24,7 @@ from pathlib import Path
 from datasets import DATA
 from report import append_section
 from trackid.config import PhotosConfig
-from trackid.identity.store import make_store
+from trackid.identity.stores import make_store
 from trackid.pipelines.photos import Labels, tune, validate
 
 TRACKID = str(Path(sys.executable).parent / "trackid")

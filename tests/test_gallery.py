@@ -11,7 +11,7 @@ import pytest
 from trackid.identity.calibration import MatchCalibrator
 from trackid.identity.gallery import Gallery
 from trackid.identity.settings import LogRetention
-from trackid.identity.store import make_store
+from trackid.identity.stores import make_store
 
 DIM = 32
 MODEL = {"model_id": "synthetic-embedder", "model_version": "1"}

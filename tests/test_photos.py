@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 
 from trackid.cli import app
 from trackid.config import GalleryConfig, PhotosConfig, PhotoTargets
-from trackid.identity.store import make_store
+from trackid.identity.stores import make_store
 from trackid.pipelines.photos import Labels, Tuned, group_bursts, ingest, monitor, scan_photos, validate
 
 VIPER_PATTERN = r"^(?P<individual>\d{4})"
@@ -271,7 +271,7 @@ def test_cli_names_missing_inputs(tmp_path: Path) -> None:
 def test_validate_scores_decisions_against_labels(tmp_path: Path) -> None:
     """Two deer with 6 sightings each: one decision took the other's profile, one sighting started a second
     profile; accuracy of individuals with >= 5 sightings and the false-match rate follow by hand."""
-    from trackid.identity.store import SimilarityRecord
+    from trackid.identity.stores import SimilarityRecord
 
     store = make_store(tmp_path / "g.db", index_kind="exact")
     m = {"model_id": "m", "model_version": "1"}

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from trackid.cli import app
 from trackid.embed import make_embedder
 from trackid.identity.reembed import reembed
-from trackid.identity.store import SqlGalleryStore, make_store
+from trackid.identity.stores import GalleryStore, make_store
 
 OLD = {"model_id": "old-embedder", "model_version": "1"}
 COLOURS = [(0, 0, 255), (0, 255, 0), (255, 0, 0), (0, 255, 255)]
@@ -96,7 +96,7 @@ def test_an_interrupted_run_resumes_to_the_same_store(tmp_path: Path) -> None:
     colour = make_embedder("colour")
     new = {"model_id": colour.model_id, "model_version": colour.version}
 
-    def contents(store: SqlGalleryStore) -> tuple[dict[int, list[float]], list[list[float]]]:
+    def contents(store: GalleryStore) -> tuple[dict[int, list[float]], list[list[float]]]:
         vectors = store.vectors_of([s.id for s in store.sightings()], **new)
         protos = [p.vector.tolist() for i in store.identities() for p in store.prototypes(i.id)]
         return {k: v.tolist() for k, v in vectors.items()}, protos

@@ -12,13 +12,13 @@ import pytest
 from numpy.typing import NDArray
 
 from trackid.identity.index import HnswIndex
-from trackid.identity.sqlite_store import SqliteGalleryStore
-from trackid.identity.store import GalleryStore, SimilarityRecord, SqlGalleryStore, make_store
+from trackid.identity.stores import GalleryStore, SimilarityRecord, make_store
+from trackid.identity.stores.sqlite import SqliteGalleryStore
 
 DIM = 8
 M = {"model_id": "mnv2", "model_version": "1"}
 
-OpenStore = Callable[..., SqlGalleryStore]
+OpenStore = Callable[..., GalleryStore]
 
 
 @pytest.fixture(scope="session")
@@ -34,10 +34,10 @@ def postgres_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(params=["sqlite", "postgres"])
 def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OpenStore]:
     """A function opening (and, called again, reopening) one fresh store of the parametrised backend."""
-    opened: list[SqlGalleryStore] = []
+    opened: list[GalleryStore] = []
     if request.param == "sqlite":
 
-        def factory(**kwargs: object) -> SqlGalleryStore:
+        def factory(**kwargs: object) -> GalleryStore:
             opened.append(make_store(f"sqlite://{tmp_path / 'gallery.db'}", **kwargs))
             return opened[-1]
 
@@ -51,7 +51,7 @@ def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OpenS
         url = admin.replace("/postgres?", f"/{name}?", 1)
         assert url != admin, f"unexpected pgserver URI {admin}"
 
-        def factory(**kwargs: object) -> SqlGalleryStore:
+        def factory(**kwargs: object) -> GalleryStore:
             opened.append(make_store(url, **kwargs))
             return opened[-1]
 
@@ -327,7 +327,7 @@ def test_migrations_are_idempotent(open_store: OpenStore) -> None:
 
 
 def test_a_version_1_sqlite_store_upgrades_in_place(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import trackid.identity.sqlite_store as backend
+    import trackid.identity.stores.sqlite as backend
 
     path = tmp_path / "old.db"
     with monkeypatch.context() as patch:

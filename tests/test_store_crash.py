@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from trackid.identity.sqlite_store import SqliteGalleryStore
+from trackid.identity.stores.sqlite import SqliteGalleryStore
 
 M = {"model_id": "mnv2", "model_version": "1"}
 
@@ -19,7 +19,7 @@ WRITER = textwrap.dedent(
     """
     import sys
     import numpy as np
-    from trackid.identity.sqlite_store import SqliteGalleryStore
+    from trackid.identity.stores.sqlite import SqliteGalleryStore
 
     store = SqliteGalleryStore(sys.argv[1])
     rng = np.random.default_rng(int(sys.argv[2]))

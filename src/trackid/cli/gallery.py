@@ -38,7 +38,7 @@ def gallery_report(
     calibration curve, the F1-optimal threshold and the threshold for a target false-match rate."""
     from trackid.identity.calibration import MatchCalibrator
     from trackid.identity.report import write_calibration_report
-    from trackid.identity.store import make_store
+    from trackid.identity.stores import make_store
     from trackid.run_folder import RunFolder, mask_password
 
     with user_errors(ValueError, KeyError):
@@ -84,7 +84,7 @@ def gallery_reprocess(
     as it is made, so re-running an interrupted run continues it: reprocessed sightings are no longer unassigned."""
     from trackid.identity.calibration import MatchCalibrator
     from trackid.identity.gallery import Gallery
-    from trackid.identity.store import make_store
+    from trackid.identity.stores import make_store
 
     if not unassigned:
         fail("only --unassigned reprocessing exists: pass --unassigned")
@@ -113,7 +113,7 @@ def gallery_reembed(
     """Give every sighting a vector of another embedding model, read from the image its source names. Each batch is
     committed as it is done, so re-running an interrupted run continues it (sightings with the vector are skipped)."""
     from trackid.embed import make_embedder
-    from trackid.identity.store import make_store
+    from trackid.identity.stores import make_store
 
     with user_errors(ValueError, KeyError):
         embedder = make_embedder(model, **parse_params(param or []))

@@ -19,7 +19,7 @@ from numpy.typing import ArrayLike
 from trackid.identity.calibration import MatchCalibrator
 from trackid.identity.matching import Match, match_queries
 from trackid.identity.settings import LogRetention
-from trackid.identity.store import GalleryStore, SimilarityRecord
+from trackid.identity.stores import GalleryStore, SimilarityRecord
 
 __all__ = ["Gallery", "Recognition"]
 

@@ -21,7 +21,7 @@ from numpy.typing import NDArray
 
 from trackid.embed.base import Embedder
 from trackid.embed.crops import crop_boxes
-from trackid.identity.store import GalleryStore, Sighting
+from trackid.identity.stores import GalleryStore, Sighting
 from trackid.images import read_image
 
 __all__ = ["ReembedReport", "reembed"]

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from trackid.identity.store import SqlGalleryStore, make_store
+from trackid.identity.stores import GalleryStore, make_store
 
 __all__ = ["GalleryConfig", "IndexConfig", "LogRetention"]
 
@@ -65,7 +65,7 @@ class GalleryConfig(BaseModel):
     )
     log_retention: LogRetention = Field(default_factory=LogRetention)
 
-    def open_store(self) -> SqlGalleryStore:
+    def open_store(self) -> GalleryStore:
         """Open (creating if needed) the configured store."""
         params: dict[str, Any] = {"max_prototypes": self.max_prototypes, "merge_similarity": self.merge_similarity}
         if self.store.startswith(("postgresql://", "postgres://")):

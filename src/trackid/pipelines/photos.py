@@ -47,7 +47,7 @@ from trackid.geometry import iou_matrix
 from trackid.identity.calibration import MatchCalibrator
 from trackid.identity.gallery import Gallery
 from trackid.identity.report import write_calibration_report
-from trackid.identity.store import GalleryStore, Sighting
+from trackid.identity.stores import GalleryStore, Sighting
 from trackid.images import read_image
 from trackid.pipelines.video import build_detector
 

@@ -7,7 +7,7 @@ pgvector indexes mixed dimensions.
 
 from __future__ import annotations
 
-from trackid.identity.migrations import Migration
+from trackid.identity.stores.migrations import Migration
 
 __all__ = ["MIGRATIONS"]
 

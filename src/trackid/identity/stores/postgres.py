@@ -16,9 +16,10 @@ import numpy as np
 import psycopg
 from numpy.typing import NDArray
 
-from trackid.identity.migrations import SCHEMA_VERSION_DDL, pending
-from trackid.identity.migrations.postgres import MIGRATIONS
-from trackid.identity.store import ModelInfo, SqlGalleryStore
+from trackid.identity.stores.base import GalleryStore
+from trackid.identity.stores.migrations import SCHEMA_VERSION_DDL, pending
+from trackid.identity.stores.migrations.postgres import MIGRATIONS
+from trackid.identity.stores.records import ModelInfo
 
 __all__ = ["PostgresGalleryStore"]
 
@@ -26,7 +27,7 @@ _MIGRATION_LOCK = 0x7472_6163_6B69_64
 """Advisory lock id held while migrating, so two processes opening a fresh database do not both migrate."""
 
 
-class PostgresGalleryStore(SqlGalleryStore):
+class PostgresGalleryStore(GalleryStore):
     """`GalleryStore` on PostgreSQL with the pgvector extension (0.5 or newer, for HNSW).
 
     Parameters
@@ -40,7 +41,7 @@ class PostgresGalleryStore(SqlGalleryStore):
         Build parameters of each model's HNSW index (pgvector's `m`, `ef_construction`): higher gives better recall
         at a given `ef_search`, costs build time and index size.
     max_prototypes, merge_similarity:
-        See `SqlGalleryStore`.
+        See `GalleryStore`.
     """
 
     def __init__(
@@ -72,7 +73,7 @@ class PostgresGalleryStore(SqlGalleryStore):
             self._conn.close()
             self._conn = None
 
-    # -- SqlGalleryStore hooks ----------------------------------------------------------------------------------
+    # -- GalleryStore hooks ----------------------------------------------------------------------------------
 
     @contextmanager
     def _outer_transaction(self) -> Iterator[None]:

@@ -1,7 +1,7 @@
 """The gallery's memory: identities, their sightings and prototypes, corrections and the similarity log.
 
 `GalleryStore` is the protocol every backend implements (SQLite + an HNSW file index by default, PostgreSQL +
-pgvector at scale). The SQL that both share lives in `SqlGalleryStore`, written with `?` placeholders; a backend
+pgvector at scale). The SQL that both share lives in `GalleryStore`, written with `?` placeholders; a backend
 supplies the connection, transactions, vector encoding and the nearest-prototype search.
 
 Rules every backend keeps:
@@ -19,301 +19,44 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time as _time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-__all__ = [
-    "Candidate",
-    "Correction",
-    "GalleryStore",
-    "Identity",
-    "IntegrityReport",
-    "LabelledPair",
-    "ModelInfo",
-    "Prototype",
-    "Sighting",
-    "SimilarityRecord",
-    "SqlGalleryStore",
-    "as_unit_vector",
-    "make_store",
-]
-
-CorrectionKind = Literal["merge", "split", "relabel", "delete", "undo"]
-
-
-@dataclass(frozen=True, slots=True)
-class ModelInfo:
-    """An embedding model the store holds vectors of; `key` is the store's own id for it."""
-
-    key: int
-    model_id: str
-    model_version: str
-    dim: int
-
-
-@dataclass(frozen=True, slots=True)
-class Identity:
-    """One individual. `attributes` (e.g. sex, species) act as hard gates in `search`; `deleted` hides it."""
-
-    id: int
-    label: str | None
-    site: str | None
-    attributes: Mapping[str, Any]
-    created: float
-    first_seen: float | None
-    last_seen: float | None
-    sighting_count: int
-    deleted: bool
-
-
-@dataclass(frozen=True, slots=True, eq=False)
-class Prototype:
-    """One of an identity's few remembered appearances.
-
-    `quality` is the summed quality of the sightings folded into it; `created` is when its content was last formed
-    (a fold or a replacement renews it).
-    """
-
-    id: int
-    identity_id: int
-    vector: NDArray[np.float32]
-    quality: float
-    sighting_count: int
-    model_id: str
-    model_version: str
-    created: float
-
-
-@dataclass(frozen=True, slots=True, eq=False)
-class Sighting:
-    """One observation with its appearance vector; `identity_id` None means not (yet) assigned.
-
-    `vector` is the one of the model it was recorded with; `reembed` can add vectors of further models (see
-    `vectors_of`). `source` says where its pixels are (e.g. `{"image": path, "box": [x1, y1, x2, y2]}`).
-    """
-
-    id: int
-    identity_id: int | None
-    time: float
-    site: str | None
-    camera: str | None
-    quality: float
-    model_id: str
-    model_version: str
-    vector: NDArray[np.float32]
-    source: Mapping[str, Any] | None = None
-    source_key: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Correction:
-    """A correction event; `payload` holds what `undo` needs (moved sightings, old label, ...)."""
-
-    id: int
-    kind: CorrectionKind
-    identity_id: int | None
-    other_identity_id: int | None
-    payload: Mapping[str, Any]
-    time: float
-    undone_by: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class LabelledPair:
-    """Two sightings a correction says are the same individual (merge) or different ones (split)."""
-
-    sighting_a: int
-    sighting_b: int
-    similarity: float
-    same: bool
-    correction_id: int
-
-
-@dataclass(frozen=True, slots=True)
-class SimilarityRecord:
-    """One comparison that led to a decision; `candidate` None when no identity was compared (e.g. empty gallery)."""
-
-    query: int | None
-    candidate: int | None
-    similarity: float
-    probability: float | None
-    threshold: float | None
-    decision: str
-    model_id: str
-    model_version: str
-    time: float
-
-
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    """A search hit: the identity and its best prototype's cosine similarity to the query."""
-
-    identity_id: int
-    similarity: float
-    prototype_id: int
-
-
-@dataclass(frozen=True, slots=True)
-class IntegrityReport:
-    """What `check_integrity` found wrong (`problems`) and what it rebuilt from the database (`repaired`)."""
-
-    problems: tuple[str, ...] = ()
-    repaired: tuple[str, ...] = ()
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-
-@runtime_checkable
-class GalleryStore(Protocol):
-    """Persistent identity memory. Every write is durable when the call returns."""
-
-    schema_version: int
-
-    def register_model(self, model_id: str, model_version: str, dim: int) -> ModelInfo: ...
-
-    def models(self) -> list[ModelInfo]: ...
-
-    def create_identity(
-        self, *, label: str | None = None, site: str | None = None, attributes: Mapping[str, Any] | None = None
-    ) -> Identity: ...
-
-    def get_identity(self, identity_id: int) -> Identity: ...
-
-    def identities(self, *, include_deleted: bool = False) -> list[Identity]: ...
-
-    def add_sighting(
-        self,
-        vector: ArrayLike,
-        *,
-        model_id: str,
-        model_version: str,
-        time: float,
-        quality: float = 1.0,
-        site: str | None = None,
-        camera: str | None = None,
-        identity_id: int | None = None,
-        source: Mapping[str, Any] | None = None,
-        source_key: str | None = None,
-    ) -> Sighting: ...
-
-    def stored_source_keys(self, keys: Sequence[str]) -> set[str]: ...
-
-    def transaction(self) -> AbstractContextManager[None]: ...
-
-    def add_sighting_vectors(
-        self, sighting_ids: Sequence[int], vectors: ArrayLike, *, model_id: str, model_version: str
-    ) -> int: ...
-
-    def sightings_without_model(
-        self, model_id: str, model_version: str, *, after: int = 0, limit: int = 256
-    ) -> list[Sighting]: ...
-
-    def vectors_of(
-        self, sighting_ids: Sequence[int], *, model_id: str, model_version: str
-    ) -> dict[int, NDArray[np.float32]]: ...
-
-    def count_without_model(self, model_id: str, model_version: str) -> int: ...
-
-    def get_sighting(self, sighting_id: int) -> Sighting: ...
-
-    def sightings(self, identity_id: int | None = None, *, unassigned: bool = False) -> list[Sighting]: ...
-
-    def assign_sighting(self, sighting_id: int, identity_id: int) -> None: ...
-
-    def unassign_sighting(self, sighting_id: int) -> None: ...
-
-    def prototypes(self, identity_id: int) -> list[Prototype]: ...
-
-    def search(
-        self,
-        queries: ArrayLike,
-        *,
-        model_id: str,
-        model_version: str,
-        k: int = 5,
-        since: float | None = None,
-        until: float | None = None,
-        site: str | None = None,
-        attributes: Mapping[str, Any] | None = None,
-    ) -> list[list[Candidate]]: ...
-
-    def merge(self, into_id: int, from_id: int) -> Correction: ...
-
-    def split(
-        self,
-        identity_id: int,
-        *,
-        sighting_ids: Sequence[int] | None = None,
-        at: float | None = None,
-        label: str | None = None,
-    ) -> Correction: ...
-
-    def relabel(self, identity_id: int, label: str | None) -> Correction: ...
-
-    def delete_identity(self, identity_id: int) -> Correction: ...
-
-    def undo(self) -> Correction: ...
-
-    def corrections(self) -> list[Correction]: ...
-
-    def labelled_pairs(self, *, model_id: str, model_version: str, max_per_side: int = 16) -> list[LabelledPair]: ...
-
-    def log_similarities(self, records: Sequence[SimilarityRecord]) -> None: ...
-
-    def similarity_log(self, *, since: float | None = None, limit: int | None = None) -> list[SimilarityRecord]: ...
-
-    def prune_similarity_log(
-        self, *, max_age_days: float | None = None, max_rows: int | None = None, now: float | None = None
-    ) -> int: ...
-
-    def check_integrity(self) -> IntegrityReport: ...
-
-    def close(self) -> None: ...
-
-
-def make_store(url: str | os.PathLike[str], **params: Any) -> SqlGalleryStore:
-    """Open a store by location: `postgresql://...` (or `postgres://`) is PostgreSQL, `sqlite:///path` or a plain
-    path is SQLite; `params` go to the backend's `__init__`.
-    """
-    text = os.fspath(url)
-    if text.startswith(("postgresql://", "postgres://")):
-        from trackid.identity.postgres_store import PostgresGalleryStore
-
-        return PostgresGalleryStore(text, **params)
-    from trackid.identity.sqlite_store import SqliteGalleryStore
-
-    return SqliteGalleryStore(text.removeprefix("sqlite://"), **params)
-
-
-def as_unit_vector(vector: ArrayLike, dim: int, name: str = "vector") -> NDArray[np.float32]:
-    """`vector` as a finite, L2-normalised float32 array of length `dim`; ValueError naming `name` otherwise."""
-    arr = np.asarray(vector)
-    if arr.ndim != 1:
-        raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
-    if arr.size and not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
-        raise ValueError(f"{name} must be numeric, got dtype {arr.dtype}")
-    if len(arr) != dim:
-        raise ValueError(f"{name} has dimension {len(arr)} but the model's vectors have dimension {dim}")
-    out = arr.astype(np.float32)
-    if not np.isfinite(out).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
-    norm = float(np.linalg.norm(out))
-    if norm == 0.0:
-        raise ValueError(f"{name} has zero norm (cosine similarity is undefined)")
-    return out / np.float32(norm)
-
-
-class SqlGalleryStore(ABC):
+from trackid.identity.stores.records import (
+    CORRECTION_COLUMNS,
+    IDENTITY_COLUMNS,
+    Candidate,
+    Correction,
+    CorrectionKind,
+    Identity,
+    IntegrityReport,
+    LabelledPair,
+    ModelInfo,
+    Prototype,
+    Sighting,
+    SimilarityRecord,
+    as_id,
+    as_unit_vector,
+    attributes_json,
+    check_finite,
+    check_quality,
+    correction_row,
+    identity_row,
+    load_attributes,
+    source_json,
+)
+
+__all__ = ["GalleryStore", "as_unit_vector"]
+
+
+class GalleryStore(ABC):
     """`GalleryStore` over a SQL connection; subclasses provide the database-specific hooks at the end.
 
     Parameters
@@ -342,7 +85,7 @@ class SqlGalleryStore(ABC):
         self._depth = 0  # nesting of `_transaction`
         self._models: dict[tuple[str, str], ModelInfo] = {}
 
-    def __enter__(self) -> SqlGalleryStore:
+    def __enter__(self) -> GalleryStore:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -384,7 +127,7 @@ class SqlGalleryStore(ABC):
     def create_identity(
         self, *, label: str | None = None, site: str | None = None, attributes: Mapping[str, Any] | None = None
     ) -> Identity:
-        attrs = _attributes_json(attributes)
+        attrs = attributes_json(attributes)
         with self._transaction():
             new_id = self._insert(
                 "INSERT INTO identities (label, site, attributes, created) VALUES (?, ?, ?, ?) RETURNING id",
@@ -393,14 +136,16 @@ class SqlGalleryStore(ABC):
         return self.get_identity(new_id)
 
     def get_identity(self, identity_id: int) -> Identity:
-        row = self._fetchone(f"SELECT {_IDENTITY_COLUMNS} FROM identities WHERE id = ?", (_as_id(identity_id),))
+        row = self._fetchone(f"SELECT {IDENTITY_COLUMNS} FROM identities WHERE id = ?", (as_id(identity_id),))
         if row is None:
             raise KeyError(f"identity_id {identity_id} does not exist")
-        return _identity(row)
+        return identity_row(row)
 
     def identities(self, *, include_deleted: bool = False) -> list[Identity]:
         where = "" if include_deleted else " WHERE deleted = 0"
-        return [_identity(r) for r in self._fetchall(f"SELECT {_IDENTITY_COLUMNS} FROM identities{where} ORDER BY id")]
+        return [
+            identity_row(r) for r in self._fetchall(f"SELECT {IDENTITY_COLUMNS} FROM identities{where} ORDER BY id")
+        ]
 
     # -- sightings ----------------------------------------------------------------------------------------------
 
@@ -427,9 +172,9 @@ class SqlGalleryStore(ABC):
         """
         if source_key is not None and (not isinstance(source_key, str) or not source_key):
             raise ValueError(f"source_key must be a non-empty string, got {source_key!r}")
-        when = _check_finite(time, "time")
-        q = _check_quality(quality)
-        source_json = _source_json(source)
+        when = check_finite(time, "time")
+        q = check_quality(quality)
+        source_text = source_json(source)
         with self._transaction():
             model = self._model_for_write(model_id, model_version, np.asarray(vector))
             unit = as_unit_vector(vector, model.dim)
@@ -440,7 +185,7 @@ class SqlGalleryStore(ABC):
             new_id = self._insert(
                 "INSERT INTO sightings (identity_id, time, site, camera, quality, model_key, vector, source, "
                 "source_key) VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                (when, site, camera, q, model.key, self._encode_vector(unit), source_json, source_key),
+                (when, site, camera, q, model.key, self._encode_vector(unit), source_text, source_key),
             )
             if identity_id is not None:
                 self._assign(new_id, identity_id)
@@ -472,7 +217,7 @@ class SqlGalleryStore(ABC):
         A sighting that already has a vector of the model keeps it: re-running an interrupted `reembed` adds only
         what is missing, never a duplicate. Returns how many vectors were added.
         """
-        ids = [_as_id(s) for s in sighting_ids]
+        ids = [as_id(s) for s in sighting_ids]
         arr = np.asarray(vectors)
         if arr.ndim != 2 or len(arr) != len(ids):
             raise ValueError(f"vectors must be ({len(ids)}, dim) for {len(ids)} sighting_ids, got shape {arr.shape}")
@@ -539,11 +284,11 @@ class SqlGalleryStore(ABC):
         model = self._find_model(model_id, model_version)
         if model is None:
             return {}
-        ids = [_as_id(s) for s in sighting_ids]
+        ids = [as_id(s) for s in sighting_ids]
         return dict(self._model_vectors(ids, model.key, len(ids)))
 
     def get_sighting(self, sighting_id: int) -> Sighting:
-        rows = self._sighting_rows("s.id = ?", (_as_id(sighting_id),))
+        rows = self._sighting_rows("s.id = ?", (as_id(sighting_id),))
         if not rows:
             raise KeyError(f"sighting_id {sighting_id} does not exist")
         return rows[0]
@@ -554,7 +299,7 @@ class SqlGalleryStore(ABC):
             raise ValueError("give identity_id or unassigned=True, not both")
         if identity_id is not None:
             self.get_identity(identity_id)
-            return self._sighting_rows("s.identity_id = ?", (_as_id(identity_id),))
+            return self._sighting_rows("s.identity_id = ?", (as_id(identity_id),))
         return self._sighting_rows("s.identity_id IS NULL" if unassigned else "1 = 1", ())
 
     def assign_sighting(self, sighting_id: int, identity_id: int) -> None:
@@ -574,7 +319,7 @@ class SqlGalleryStore(ABC):
             previous = self._sighting_owner(sighting_id)
             if previous is None:
                 return
-            self._execute("UPDATE sightings SET identity_id = NULL WHERE id = ?", (_as_id(sighting_id),))
+            self._execute("UPDATE sightings SET identity_id = NULL WHERE id = ?", (as_id(sighting_id),))
             self._rebuild_prototypes(previous)
             self._refresh_identity(previous)
 
@@ -584,7 +329,7 @@ class SqlGalleryStore(ABC):
             "SELECT p.id, p.identity_id, p.vector, p.quality, p.sighting_count, m.model_id, m.model_version, "
             "p.created FROM prototypes p JOIN models m ON m.id = p.model_key WHERE p.identity_id = ? "
             "ORDER BY p.model_key, p.id",
-            (_as_id(identity_id),),
+            (as_id(identity_id),),
         )
         return [
             Prototype(int(r[0]), int(r[1]), self._decode_vector(r[2]), float(r[3]), int(r[4]), r[5], r[6], float(r[7]))
@@ -628,8 +373,8 @@ class SqlGalleryStore(ABC):
         window = None
         if since is not None or until is not None:
             window = (
-                -math.inf if since is None else _check_finite(since, "since"),
-                math.inf if until is None else _check_finite(until, "until"),
+                -math.inf if since is None else check_finite(since, "since"),
+                math.inf if until is None else check_finite(until, "until"),
             )
         gates = dict(attributes or {})
         return [self._search_one(model, unit, int(k), window, site, gates) for unit in units]
@@ -671,12 +416,12 @@ class SqlGalleryStore(ABC):
             source = self._live_identity(identity_id, "identity_id")
             owned = self._sighting_ids(identity_id)
             if sighting_ids is not None:
-                moved = sorted({_as_id(s) for s in sighting_ids})
+                moved = sorted({as_id(s) for s in sighting_ids})
                 foreign = sorted(set(moved) - set(owned))
                 if foreign:
                     raise ValueError(f"sighting_ids {foreign} do not belong to identity {identity_id}")
             else:
-                cut = _check_finite(at, "at")
+                cut = check_finite(at, "at")
                 rows = self._fetchall(
                     "SELECT id FROM sightings WHERE identity_id = ? AND time >= ? ORDER BY id", (identity_id, cut)
                 )
@@ -713,19 +458,19 @@ class SqlGalleryStore(ABC):
         """Reverse the latest correction not yet undone (repeatable: a stack); returns the 'undo' event."""
         with self._transaction():
             row = self._fetchone(
-                f"SELECT {_CORRECTION_COLUMNS} FROM corrections WHERE kind <> 'undo' AND undone_by IS NULL "
+                f"SELECT {CORRECTION_COLUMNS} FROM corrections WHERE kind <> 'undo' AND undone_by IS NULL "
                 "ORDER BY id DESC LIMIT 1"
             )
             if row is None:
                 raise ValueError("there is no correction to undo")
-            target = _correction(row)
+            target = correction_row(row)
             self._reverse(target)
             event = self._record_correction("undo", target.identity_id, target.other_identity_id, {"undone": target.id})
             self._execute("UPDATE corrections SET undone_by = ? WHERE id = ?", (event.id, target.id))
             return event
 
     def corrections(self) -> list[Correction]:
-        return [_correction(r) for r in self._fetchall(f"SELECT {_CORRECTION_COLUMNS} FROM corrections ORDER BY id")]
+        return [correction_row(r) for r in self._fetchall(f"SELECT {CORRECTION_COLUMNS} FROM corrections ORDER BY id")]
 
     def labelled_pairs(self, *, model_id: str, model_version: str, max_per_side: int = 16) -> list[LabelledPair]:
         """Same pairs from merges and different pairs from splits that still stand, with their similarity.
@@ -753,8 +498,8 @@ class SqlGalleryStore(ABC):
     def log_similarities(self, records: Sequence[SimilarityRecord]) -> None:
         rows = []
         for i, r in enumerate(records):
-            _check_finite(r.similarity, f"records[{i}].similarity")
-            _check_finite(r.time, f"records[{i}].time")
+            check_finite(r.similarity, f"records[{i}].similarity")
+            check_finite(r.time, f"records[{i}].time")
             rows.append(
                 (
                     r.query,
@@ -957,7 +702,7 @@ class SqlGalleryStore(ABC):
         return identity
 
     def _sighting_owner(self, sighting_id: int) -> int | None:
-        row = self._fetchone("SELECT identity_id FROM sightings WHERE id = ?", (_as_id(sighting_id),))
+        row = self._fetchone("SELECT identity_id FROM sightings WHERE id = ?", (as_id(sighting_id),))
         if row is None:
             raise KeyError(f"sighting_id {sighting_id} does not exist")
         return None if row[0] is None else int(row[0])
@@ -1113,7 +858,7 @@ class SqlGalleryStore(ABC):
             return {int(r[0]) for r in rows}
         passing = set()
         for identity_id, attrs in rows:
-            known = _load_attributes(attrs)
+            known = load_attributes(attrs)
             if all(key not in known or known[key] == value for key, value in gates.items()):
                 passing.add(int(identity_id))
         return passing
@@ -1144,9 +889,9 @@ class SqlGalleryStore(ABC):
             "VALUES (?, ?, ?, ?, ?) RETURNING id",
             (kind, identity_id, other_id, json.dumps(payload), _time.time()),
         )
-        row = self._fetchone(f"SELECT {_CORRECTION_COLUMNS} FROM corrections WHERE id = ?", (new_id,))
+        row = self._fetchone(f"SELECT {CORRECTION_COLUMNS} FROM corrections WHERE id = ?", (new_id,))
         assert row is not None
-        return _correction(row)
+        return correction_row(row)
 
     def _reverse(self, event: Correction) -> None:
         main, other = event.identity_id, event.other_identity_id
@@ -1215,83 +960,3 @@ def _update_slots(
     if quality > slots[weakest].quality:
         slots[weakest].vector, slots[weakest].quality, slots[weakest].count = vector, quality, 1
         slots[weakest].dirty = True
-
-
-_IDENTITY_COLUMNS = "id, label, site, attributes, created, first_seen, last_seen, sighting_count, deleted"
-_CORRECTION_COLUMNS = "id, kind, identity_id, other_identity_id, payload, time, undone_by"
-
-
-def _identity(row: Sequence[Any]) -> Identity:
-    return Identity(
-        id=int(row[0]),
-        label=row[1],
-        site=row[2],
-        attributes=_load_attributes(row[3]),
-        created=float(row[4]),
-        first_seen=None if row[5] is None else float(row[5]),
-        last_seen=None if row[6] is None else float(row[6]),
-        sighting_count=int(row[7]),
-        deleted=bool(row[8]),
-    )
-
-
-def _correction(row: Sequence[Any]) -> Correction:
-    payload = row[4] if isinstance(row[4], dict) else json.loads(row[4])
-    return Correction(
-        id=int(row[0]),
-        kind=row[1],
-        identity_id=None if row[2] is None else int(row[2]),
-        other_identity_id=None if row[3] is None else int(row[3]),
-        payload=payload,
-        time=float(row[5]),
-        undone_by=None if row[6] is None else int(row[6]),
-    )
-
-
-def _load_attributes(value: Any) -> dict[str, Any]:
-    """Attributes come back as JSON text (SQLite) or already decoded (PostgreSQL jsonb)."""
-    return dict(value) if isinstance(value, dict) else dict(json.loads(value))
-
-
-def _attributes_json(attributes: Mapping[str, Any] | None) -> str:
-    attrs = dict(attributes or {})
-    if not all(isinstance(key, str) for key in attrs):
-        raise ValueError(f"attributes keys must be strings, got {sorted(map(repr, attrs))}")
-    try:
-        return json.dumps(attrs, sort_keys=True, allow_nan=False)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"attributes must be JSON-serialisable: {err}") from None
-
-
-def _source_json(source: Mapping[str, Any] | None) -> str | None:
-    if source is None:
-        return None
-    if not isinstance(source, Mapping):
-        raise ValueError(f"source must be a mapping (e.g. {{'image': path, 'box': [x1, y1, x2, y2]}}), got {source!r}")
-    try:
-        return json.dumps(dict(source), sort_keys=True, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"source must be JSON-serialisable: {exc}") from None
-
-
-def _as_id(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise ValueError(f"ids are integers, got {value!r}")
-    return int(value)
-
-
-def _check_finite(value: Any, name: str) -> float:
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {value!r}") from None
-    if not math.isfinite(out):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    return out
-
-
-def _check_quality(value: float) -> float:
-    q = _check_finite(value, "quality")
-    if not 0.0 <= q <= 1.0:
-        raise ValueError(f"quality must be in [0, 1], got {value!r}")
-    return q

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from trackid.identity.migrations import Migration
+from trackid.identity.stores.migrations import Migration
 
 __all__ = ["MIGRATIONS"]
 

@@ -28,14 +28,15 @@ import numpy as np
 from numpy.typing import NDArray
 
 from trackid.identity.index import ExactIndex, HnswIndex, VectorIndex, make_index
-from trackid.identity.migrations import SCHEMA_VERSION_DDL, pending
-from trackid.identity.migrations.sqlite import MIGRATIONS
-from trackid.identity.store import ModelInfo, SqlGalleryStore
+from trackid.identity.stores.base import GalleryStore
+from trackid.identity.stores.migrations import SCHEMA_VERSION_DDL, pending
+from trackid.identity.stores.migrations.sqlite import MIGRATIONS
+from trackid.identity.stores.records import ModelInfo
 
 __all__ = ["SqliteGalleryStore"]
 
 
-class SqliteGalleryStore(SqlGalleryStore):
+class SqliteGalleryStore(GalleryStore):
     """`GalleryStore` in a SQLite file; see the module docstring for what lives where.
 
     Parameters
@@ -52,7 +53,7 @@ class SqliteGalleryStore(SqlGalleryStore):
         reach this fraction of the index size, the index is rebuilt in the background and swapped in; lookups
         and writes continue meanwhile. Lower keeps searches on a cleaner graph, at more rebuild CPU.
     max_prototypes, merge_similarity:
-        See `SqlGalleryStore`.
+        See `GalleryStore`.
     """
 
     COMPACT_MIN_TOMBSTONES = 1000
@@ -125,7 +126,7 @@ class SqliteGalleryStore(SqlGalleryStore):
             raise ValueError(f"no vectors of model_id {model_id!r} model_version {model_version!r} in this store")
         return self._index_path(model.key)
 
-    # -- SqlGalleryStore hooks ----------------------------------------------------------------------------------
+    # -- GalleryStore hooks ----------------------------------------------------------------------------------
 
     @contextmanager
     def _outer_transaction(self) -> Iterator[None]:

@@ -1,0 +1,55 @@
+"""Gallery stores: where identities, sightings, prototypes, corrections and the similarity log live.
+
+`GalleryStore` (`base.py`) is the one interface, an abstract class holding the SQL both backends share;
+`SqliteGalleryStore` (one file + an HNSW index file, embedded) and `PostgresGalleryStore` (pgvector, at scale) supply
+the connection and the nearest-prototype search. `make_store(url)` opens either by location. The backends import
+`base`, never this package face, so there is no import cycle; PostgreSQL is imported only when asked for, so the
+embedded store works without psycopg.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from trackid.identity.stores.base import GalleryStore, as_unit_vector
+from trackid.identity.stores.records import (
+    Candidate,
+    Correction,
+    Identity,
+    IntegrityReport,
+    LabelledPair,
+    ModelInfo,
+    Prototype,
+    Sighting,
+    SimilarityRecord,
+)
+from trackid.identity.stores.sqlite import SqliteGalleryStore
+
+__all__ = [
+    "Candidate",
+    "Correction",
+    "GalleryStore",
+    "Identity",
+    "IntegrityReport",
+    "LabelledPair",
+    "ModelInfo",
+    "Prototype",
+    "Sighting",
+    "SimilarityRecord",
+    "SqliteGalleryStore",
+    "as_unit_vector",
+    "make_store",
+]
+
+
+def make_store(url: str | os.PathLike[str], **params: Any) -> GalleryStore:
+    """Open a store by location: `postgresql://...` (or `postgres://`) is PostgreSQL, `sqlite:///path` or a plain
+    path is SQLite; `params` go to the backend's `__init__`.
+    """
+    text = os.fspath(url)
+    if text.startswith(("postgresql://", "postgres://")):
+        from trackid.identity.stores.postgres import PostgresGalleryStore
+
+        return PostgresGalleryStore(text, **params)
+    return SqliteGalleryStore(text.removeprefix("sqlite://"), **params)
