@@ -46,14 +46,14 @@ def _gallery(path: Path, calibrator: MatchCalibrator, **kwargs: object) -> Galle
 def test_new_people_then_recognised_after_restart(tmp_path: Path, calibrator: MatchCalibrator) -> None:
     people = _people(12)
     gallery = _gallery(tmp_path / "g.db", calibrator)
-    first = gallery.identify(_views(people, 0.5, 10), time=100.0, site="north")
+    first = gallery.identify_vectors(_views(people, 0.5, 10), time=100.0, site="north")
     assert [r.match.decision for r in first] == ["new"] * 12
     ids = [r.identity_id for r in first]
     assert len(set(ids)) == 12
     gallery.store.close()
 
     gallery = _gallery(tmp_path / "g.db", calibrator)  # identities survive a restart
-    second = gallery.identify(_views(people, 0.5, 11), time=200.0, site="north")
+    second = gallery.identify_vectors(_views(people, 0.5, 11), time=200.0, site="north")
     recognised = [r.identity_id for r in second if r.match.decision == "match"]
     assert len(recognised) >= 10
     assert all(r.identity_id == ids[i] for i, r in enumerate(second) if r.match.decision == "match")
@@ -66,8 +66,8 @@ def test_new_people_then_recognised_after_restart(tmp_path: Path, calibrator: Ma
 def test_a_batch_cannot_give_one_identity_to_two_queries(tmp_path: Path, calibrator: MatchCalibrator) -> None:
     person = _people(1, seed=5)
     gallery = _gallery(tmp_path / "g.db", calibrator)
-    (known,) = gallery.identify(_views(person, 0.3, 1), time=1.0)
-    both = gallery.identify(np.concatenate([_views(person, 0.3, 2), _views(person, 0.3, 3)]), time=2.0)
+    (known,) = gallery.identify_vectors(_views(person, 0.3, 1), time=1.0)
+    both = gallery.identify_vectors(np.concatenate([_views(person, 0.3, 2), _views(person, 0.3, 3)]), time=2.0)
     decisions = sorted(r.match.decision for r in both)
     assert decisions[0] == "match" and decisions[1] in ("new", "new_conflict")
     assert [r.identity_id for r in both].count(known.identity_id) == 1
@@ -77,10 +77,10 @@ def test_a_batch_cannot_give_one_identity_to_two_queries(tmp_path: Path, calibra
 def test_unassigned_sightings_are_reprocessed_once(tmp_path: Path, calibrator: MatchCalibrator) -> None:
     people = _people(6, seed=7)
     gallery = _gallery(tmp_path / "g.db", calibrator)
-    gallery.identify(_views(people, 0.4, 1), time=1.0)
+    gallery.identify_vectors(_views(people, 0.4, 1), time=1.0)
     strict = _gallery(tmp_path / "g.db", calibrator, create_new=False)
     strict.threshold = 1.0  # nothing reaches it (probabilities stay below 1): the sightings stay unassigned
-    held = strict.identify(_views(people, 0.4, 2), time=2.0)
+    held = strict.identify_vectors(_views(people, 0.4, 2), time=2.0)
     assert all(r.identity_id is None for r in held)
     assert len(strict.store.sightings(unassigned=True)) == 6
     strict.threshold = calibrator.threshold_for_false_match_rate(0.01)  # threshold tuned: re-decide them
@@ -97,7 +97,7 @@ def test_corrections_refit_the_calibration(tmp_path: Path, calibrator: MatchCali
     gallery = _gallery(tmp_path / "g.db", calibrator)
     with pytest.raises(ValueError, match="both same and different pairs"):
         gallery.refit_calibration()
-    first = gallery.identify(_views(people, 0.4, 1), time=1.0)
+    first = gallery.identify_vectors(_views(people, 0.4, 1), time=1.0)
     # a reviewer finds person 0 filed twice (merge: a "same" pair) ...
     duplicate = gallery.store.create_identity()
     gallery.store.add_sighting(_views(people[:1], 0.4, 2)[0], time=2.0, identity_id=duplicate.id, **MODEL)
@@ -117,12 +117,12 @@ def test_log_retention_prunes_as_the_gallery_logs(tmp_path: Path, calibrator: Ma
     gallery = _gallery(tmp_path / "g.db", calibrator, log_retention=retention)
     people = _people(3, seed=4)
     for t in range(4):  # 3 decisions logged per call: pruned after the 2nd (6 >= 4) and the 4th call
-        gallery.identify(_views(people, 0.4, t), time=float(t))
+        gallery.identify_vectors(_views(people, 0.4, t), time=float(t))
     log = gallery.store.similarity_log()
     assert len(log) == 5 and [rec.query for rec in log] == list(range(8, 13))
     keep_all = _gallery(tmp_path / "g2.db", calibrator)  # no retention: nothing is dropped
     for t in range(4):
-        keep_all.identify(_views(people, 0.4, t), time=float(t))
+        keep_all.identify_vectors(_views(people, 0.4, t), time=float(t))
     assert len(keep_all.store.similarity_log()) == 12
     gallery.store.close()
     keep_all.store.close()
@@ -151,9 +151,9 @@ def test_bad_arguments_are_named(tmp_path: Path, calibrator: MatchCalibrator) ->
         Gallery(store, calibrator=calibrator, threshold=0.0, **MODEL)
     gallery = Gallery(store, calibrator=calibrator, threshold=0.5, **MODEL)
     with pytest.raises(ValueError, match="quality"):
-        gallery.identify(_views(_people(2), 0.1, 1), time=1.0, quality=[1.0])
+        gallery.identify_vectors(_views(_people(2), 0.1, 1), time=1.0, quality=[1.0])
     with pytest.raises(ValueError, match="sources has 1 entries for 2 vectors"):
-        gallery.identify(_views(_people(2), 0.1, 1), time=1.0, sources=[{"image": "a.jpg"}])
+        gallery.identify_vectors(_views(_people(2), 0.1, 1), time=1.0, sources=[{"image": "a.jpg"}])
     store.close()
 
 
@@ -161,7 +161,7 @@ def _store_with_corrections(path: Path, calibrator: MatchCalibrator) -> list[int
     """A store whose corrections give same and different pairs; returns the identities of 10 people."""
     people = _people(10, seed=21)
     gallery = _gallery(path, calibrator)
-    ids = [int(r.identity_id) for r in gallery.identify(_views(people, 0.4, 1), time=1.0)]  # type: ignore[arg-type]
+    ids = [int(r.identity_id) for r in gallery.identify_vectors(_views(people, 0.4, 1), time=1.0)]  # type: ignore[arg-type]
     for i in range(3):
         twin = gallery.store.create_identity()
         gallery.store.add_sighting(_views(people[i : i + 1], 0.4, 10 + i)[0], time=2.0, identity_id=twin.id, **MODEL)
@@ -195,7 +195,7 @@ def test_cli_report_and_reprocess(tmp_path: Path, calibrator: MatchCalibrator) -
 
     strict = _gallery(db, calibrator, create_new=False)
     strict.threshold = 1.0  # nothing reaches it: these stay unassigned
-    strict.identify(_views(_people(10, seed=21)[:4], 0.4, 7), time=20.0)
+    strict.identify_vectors(_views(_people(10, seed=21)[:4], 0.4, 7), time=20.0)
     strict.store.close()
     result = runner.invoke(
         app,
@@ -223,7 +223,7 @@ def test_cli_report_needs_both_kinds_of_pairs(tmp_path: Path, calibrator: MatchC
 
     db = tmp_path / "g.db"
     gallery = _gallery(db, calibrator)
-    gallery.identify(_views(_people(3), 0.4, 1), time=1.0)
+    gallery.identify_vectors(_views(_people(3), 0.4, 1), time=1.0)
     gallery.store.close()
     model = ["--model-id", MODEL["model_id"], "--model-version", MODEL["model_version"]]
     result = CliRunner().invoke(app, ["gallery", "report", "--store", str(db), *model, "--out", str(tmp_path / "r")])

@@ -75,7 +75,7 @@ class Gallery:
         self.log_retention = log_retention
         self._logged_since_prune = 0
 
-    def identify(
+    def identify_vectors(
         self,
         vectors: ArrayLike,
         *,

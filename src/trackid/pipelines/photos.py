@@ -510,7 +510,7 @@ def ingest(
                         rows.append(l2_normalise(vectors[cursor : cursor + len(ind["crops"])].sum(axis=0)[None])[0])
                         cursor += len(ind["crops"])
                     attributes = _attributes(label_of(burst[0].path))
-                    decided = gallery.identify(
+                    decided = gallery.identify_vectors(
                         np.stack(rows),
                         time=burst[0].time,
                         quality=[ind["quality"] for ind in individuals],
