@@ -1,8 +1,9 @@
 """The gallery's memory: identities, their sightings and prototypes, corrections and the similarity log.
 
-`GalleryStore` is the protocol every backend implements (SQLite + an HNSW file index by default, PostgreSQL +
-pgvector at scale). The SQL that both share lives in `GalleryStore`, written with `?` placeholders; a backend
-supplies the connection, transactions, vector encoding and the nearest-prototype search.
+`GalleryStore` is the interface every backend implements (SQLite + an HNSW file index by default, PostgreSQL +
+pgvector at scale), an abstract class holding the SQL both share: models, identities, sightings, search and the
+integrity check here, corrections and the similarity log in their own modules over the same core (`sql.py`). A
+backend supplies the connection, transactions, vector encoding and the nearest-prototype search.
 
 Rules every backend keeps:
 - Vectors are stored L2-normalised, tagged with their embedding model (id + version, which fixes the dimension);
@@ -17,47 +18,39 @@ Rules every backend keeps:
 
 from __future__ import annotations
 
-import json
 import math
 import time as _time
-from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from trackid.identity.stores.corrections import Corrections
 from trackid.identity.stores.records import (
-    CORRECTION_COLUMNS,
     IDENTITY_COLUMNS,
     Candidate,
-    Correction,
-    CorrectionKind,
     Identity,
     IntegrityReport,
-    LabelledPair,
     ModelInfo,
     Prototype,
     Sighting,
-    SimilarityRecord,
     as_id,
     as_unit_vector,
     attributes_json,
     check_finite,
     check_quality,
-    correction_row,
     identity_row,
     load_attributes,
     source_json,
 )
+from trackid.identity.stores.similarity_log import SimilarityLog
 
 __all__ = ["GalleryStore", "as_unit_vector"]
 
 
-class GalleryStore(ABC):
-    """`GalleryStore` over a SQL connection; subclasses provide the database-specific hooks at the end.
+class GalleryStore(Corrections, SimilarityLog):
+    """A gallery store over a SQL connection; a backend subclasses it and provides the hooks of `SqlStore`.
 
     Parameters
     ----------
@@ -71,59 +64,6 @@ class GalleryStore(ABC):
         averages more and blurs distinct appearances.
     """
 
-    SAMPLE_LIMIT = 256
-    """Sightings of the other side a merge/split records for labelled pairs (the moved ones are all recorded)."""
-
-    def __init__(self, *, max_prototypes: int = 5, merge_similarity: float = 0.9) -> None:
-        if isinstance(max_prototypes, bool) or not isinstance(max_prototypes, int) or max_prototypes < 1:
-            raise ValueError(f"max_prototypes must be a positive integer, got {max_prototypes!r}")
-        if not -1.0 <= merge_similarity <= 1.0:
-            raise ValueError(f"merge_similarity must be in [-1, 1], got {merge_similarity!r}")
-        self.max_prototypes = max_prototypes
-        self.merge_similarity = float(merge_similarity)
-        self.schema_version = 0
-        self._depth = 0  # nesting of `_transaction`
-        self._models: dict[tuple[str, str], ModelInfo] = {}
-
-    def __enter__(self) -> GalleryStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    # -- models -------------------------------------------------------------------------------------------------
-
-    def register_model(self, model_id: str, model_version: str, dim: int) -> ModelInfo:
-        """Declare an embedding model (idempotent); the same id + version with another dimension is an error."""
-        if not model_id or not isinstance(model_id, str):
-            raise ValueError(f"model_id must be a non-empty string, got {model_id!r}")
-        if not isinstance(model_version, str):
-            raise ValueError(f"model_version must be a string, got {model_version!r}")
-        if isinstance(dim, bool) or not isinstance(dim, int | np.integer) or dim < 1:
-            raise ValueError(f"dim must be a positive integer, got {dim!r}")
-        with self._transaction():
-            known = self._find_model(model_id, model_version)
-            if known is not None:
-                if known.dim != dim:
-                    raise ValueError(
-                        f"model {model_id!r} version {model_version!r} has dimension {known.dim} in this store, "
-                        f"not {dim}; a changed model needs a new model_version"
-                    )
-                return known
-            key = self._insert(
-                "INSERT INTO models (model_id, model_version, dim) VALUES (?, ?, ?) RETURNING id",
-                (model_id, model_version, int(dim)),
-            )
-            model = ModelInfo(key, model_id, model_version, int(dim))
-            self._on_model_registered(model)
-        return model
-
-    def models(self) -> list[ModelInfo]:
-        rows = self._fetchall("SELECT id, model_id, model_version, dim FROM models ORDER BY id")
-        return [ModelInfo(int(r[0]), r[1], r[2], int(r[3])) for r in rows]
-
-    # -- identities ---------------------------------------------------------------------------------------------
-
     def create_identity(
         self, *, label: str | None = None, site: str | None = None, attributes: Mapping[str, Any] | None = None
     ) -> Identity:
@@ -135,19 +75,11 @@ class GalleryStore(ABC):
             )
         return self.get_identity(new_id)
 
-    def get_identity(self, identity_id: int) -> Identity:
-        row = self._fetchone(f"SELECT {IDENTITY_COLUMNS} FROM identities WHERE id = ?", (as_id(identity_id),))
-        if row is None:
-            raise KeyError(f"identity_id {identity_id} does not exist")
-        return identity_row(row)
-
     def identities(self, *, include_deleted: bool = False) -> list[Identity]:
         where = "" if include_deleted else " WHERE deleted = 0"
         return [
             identity_row(r) for r in self._fetchall(f"SELECT {IDENTITY_COLUMNS} FROM identities{where} ORDER BY id")
         ]
-
-    # -- sightings ----------------------------------------------------------------------------------------------
 
     def add_sighting(
         self,
@@ -203,11 +135,6 @@ class GalleryStore(ABC):
             )
         return found
 
-    def transaction(self) -> AbstractContextManager[None]:
-        """Group several writes (e.g. a new identity, its sighting and the logged decision) into one atomic unit:
-        after a crash either all of them are stored or none."""
-        return self._transaction()
-
     def add_sighting_vectors(
         self, sighting_ids: Sequence[int], vectors: ArrayLike, *, model_id: str, model_version: str
     ) -> int:
@@ -243,8 +170,7 @@ class GalleryStore(ABC):
                 added += 1
                 if row[0] is not None:
                     folds.setdefault(int(row[0]), []).append((unit, float(row[1])))
-            for identity_id, observations in folds.items():
-                self._fold_into_prototypes(identity_id, model.key, observations)
+            self._fold_prototypes(model.key, folds)
         return added
 
     def sightings_without_model(
@@ -336,8 +262,6 @@ class GalleryStore(ABC):
             for r in rows
         ]
 
-    # -- search -------------------------------------------------------------------------------------------------
-
     def search(
         self,
         queries: ArrayLike,
@@ -379,194 +303,6 @@ class GalleryStore(ABC):
         gates = dict(attributes or {})
         return [self._search_one(model, unit, int(k), window, site, gates) for unit in units]
 
-    # -- corrections --------------------------------------------------------------------------------------------
-
-    def merge(self, into_id: int, from_id: int) -> Correction:
-        """`from_id` was the same individual as `into_id`: move its sightings over and retire it."""
-        if into_id == from_id:
-            raise ValueError(f"into_id and from_id are the same identity ({into_id})")
-        with self._transaction():
-            self._live_identity(into_id, "into_id")
-            self._live_identity(from_id, "from_id")
-            kept = self._sighting_ids(into_id, limit=self.SAMPLE_LIMIT)
-            moved = self._sighting_ids(from_id)
-            self._execute("UPDATE sightings SET identity_id = ? WHERE identity_id = ?", (into_id, from_id))
-            self._execute("UPDATE identities SET deleted = 1 WHERE id = ?", (from_id,))
-            for changed in (into_id, from_id):
-                self._rebuild_prototypes(changed)
-                self._refresh_identity(changed)
-            payload = {"moved": moved, "kept": kept}
-            return self._record_correction("merge", into_id, from_id, payload)
-
-    def split(
-        self,
-        identity_id: int,
-        *,
-        sighting_ids: Sequence[int] | None = None,
-        at: float | None = None,
-        label: str | None = None,
-    ) -> Correction:
-        """Move some sightings (the given ids, or those at/after time `at`) to a new identity.
-
-        The new identity copies site and attributes and is `other_identity_id` of the returned correction.
-        """
-        if (sighting_ids is None) == (at is None):
-            raise ValueError("give exactly one of sighting_ids or at")
-        with self._transaction():
-            source = self._live_identity(identity_id, "identity_id")
-            owned = self._sighting_ids(identity_id)
-            if sighting_ids is not None:
-                moved = sorted({as_id(s) for s in sighting_ids})
-                foreign = sorted(set(moved) - set(owned))
-                if foreign:
-                    raise ValueError(f"sighting_ids {foreign} do not belong to identity {identity_id}")
-            else:
-                cut = check_finite(at, "at")
-                rows = self._fetchall(
-                    "SELECT id FROM sightings WHERE identity_id = ? AND time >= ? ORDER BY id", (identity_id, cut)
-                )
-                moved = [int(r[0]) for r in rows]
-            if not moved or len(moved) == len(owned):
-                raise ValueError(
-                    f"a split must leave sightings on both sides; it would move {len(moved)} of {len(owned)}"
-                )
-            new_id = self._insert(
-                "INSERT INTO identities (label, site, attributes, created) VALUES (?, ?, ?, ?) RETURNING id",
-                (label, source.site, json.dumps(dict(source.attributes), sort_keys=True), _time.time()),
-            )
-            self._move_sightings(moved, new_id)
-            remaining = [s for s in owned if s not in set(moved)][: self.SAMPLE_LIMIT]
-            for changed in (identity_id, new_id):
-                self._rebuild_prototypes(changed)
-                self._refresh_identity(changed)
-            return self._record_correction("split", identity_id, new_id, {"moved": moved, "kept": remaining})
-
-    def relabel(self, identity_id: int, label: str | None) -> Correction:
-        with self._transaction():
-            old = self._live_identity(identity_id, "identity_id").label
-            self._execute("UPDATE identities SET label = ? WHERE id = ?", (label, identity_id))
-            return self._record_correction("relabel", identity_id, None, {"old": old, "new": label})
-
-    def delete_identity(self, identity_id: int) -> Correction:
-        """Hide an identity from search and listings; its rows stay so that `undo` can restore it."""
-        with self._transaction():
-            self._live_identity(identity_id, "identity_id")
-            self._execute("UPDATE identities SET deleted = 1 WHERE id = ?", (identity_id,))
-            return self._record_correction("delete", identity_id, None, {})
-
-    def undo(self) -> Correction:
-        """Reverse the latest correction not yet undone (repeatable: a stack); returns the 'undo' event."""
-        with self._transaction():
-            row = self._fetchone(
-                f"SELECT {CORRECTION_COLUMNS} FROM corrections WHERE kind <> 'undo' AND undone_by IS NULL "
-                "ORDER BY id DESC LIMIT 1"
-            )
-            if row is None:
-                raise ValueError("there is no correction to undo")
-            target = correction_row(row)
-            self._reverse(target)
-            event = self._record_correction("undo", target.identity_id, target.other_identity_id, {"undone": target.id})
-            self._execute("UPDATE corrections SET undone_by = ? WHERE id = ?", (event.id, target.id))
-            return event
-
-    def corrections(self) -> list[Correction]:
-        return [correction_row(r) for r in self._fetchall(f"SELECT {CORRECTION_COLUMNS} FROM corrections ORDER BY id")]
-
-    def labelled_pairs(self, *, model_id: str, model_version: str, max_per_side: int = 16) -> list[LabelledPair]:
-        """Same pairs from merges and different pairs from splits that still stand, with their similarity.
-
-        Each correction contributes up to `max_per_side` sightings of each side of this model (so one big merge
-        does not swamp the calibration set); pairs never mix models.
-        """
-        model = self._find_model(model_id, model_version)
-        if model is None:
-            raise ValueError(f"no vectors of model_id {model_id!r} model_version {model_version!r} in this store")
-        pairs: list[LabelledPair] = []
-        for event in self.corrections():
-            if event.kind not in ("merge", "split") or event.undone_by is not None:
-                continue
-            side_a = self._model_vectors(event.payload["moved"], model.key, max_per_side)
-            side_b = self._model_vectors(event.payload["kept"], model.key, max_per_side)
-            for a_id, a_vec in side_a:
-                for b_id, b_vec in side_b:
-                    similarity = float(np.dot(a_vec, b_vec))
-                    pairs.append(LabelledPair(a_id, b_id, similarity, event.kind == "merge", event.id))
-        return pairs
-
-    # -- similarity log -----------------------------------------------------------------------------------------
-
-    def log_similarities(self, records: Sequence[SimilarityRecord]) -> None:
-        rows = []
-        for i, r in enumerate(records):
-            check_finite(r.similarity, f"records[{i}].similarity")
-            check_finite(r.time, f"records[{i}].time")
-            rows.append(
-                (
-                    r.query,
-                    r.candidate,
-                    r.similarity,
-                    r.probability,
-                    r.threshold,
-                    r.decision,
-                    r.model_id,
-                    r.model_version,
-                    r.time,
-                )
-            )
-        with self._transaction():
-            self._executemany(
-                "INSERT INTO similarity_log (query_sighting_id, candidate_identity_id, similarity, probability, "
-                "threshold, decision, model_id, model_version, time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
-
-    def similarity_log(self, *, since: float | None = None, limit: int | None = None) -> list[SimilarityRecord]:
-        """Logged comparisons in insertion order, optionally from `since` on and only the latest `limit`."""
-        sql = (
-            "SELECT query_sighting_id, candidate_identity_id, similarity, probability, threshold, decision, "
-            "model_id, model_version, time, id FROM similarity_log WHERE time >= ? ORDER BY id DESC"
-        )
-        params: tuple[Any, ...] = (-math.inf if since is None else float(since),)
-        if limit is not None:
-            sql += " LIMIT ?"
-            params += (int(limit),)
-        rows = self._fetchall(sql, params)
-        return [
-            SimilarityRecord(
-                None if r[0] is None else int(r[0]),
-                None if r[1] is None else int(r[1]),
-                float(r[2]),
-                None if r[3] is None else float(r[3]),
-                None if r[4] is None else float(r[4]),
-                r[5],
-                r[6],
-                r[7],
-                float(r[8]),
-            )
-            for r in reversed(rows)
-        ]
-
-    def prune_similarity_log(
-        self, *, max_age_days: float | None = None, max_rows: int | None = None, now: float | None = None
-    ) -> int:
-        """Retention: drop records older than `max_age_days` and all but the newest `max_rows`; returns the count."""
-        removed = 0
-        with self._transaction():
-            if max_age_days is not None:
-                cutoff = (_time.time() if now is None else now) - float(max_age_days) * 86400.0
-                removed += self._execute_count("DELETE FROM similarity_log WHERE time < ?", (cutoff,))
-            if max_rows is not None:
-                if max_rows < 0:
-                    raise ValueError(f"max_rows must be >= 0, got {max_rows}")
-                removed += self._execute_count(
-                    "DELETE FROM similarity_log WHERE id NOT IN "
-                    "(SELECT id FROM similarity_log ORDER BY time DESC, id DESC LIMIT ?)",
-                    (int(max_rows),),
-                )
-        return removed
-
-    # -- integrity ----------------------------------------------------------------------------------------------
-
     def check_integrity(self) -> IntegrityReport:
         """Cross-check derived data against the rows it derives from; backends add their own checks."""
         problems = list(self._backend_problems())
@@ -590,230 +326,6 @@ class GalleryStore(ABC):
         if orphans[0][0]:
             problems.append(f"{orphans[0][0]} prototypes belong to no sighting of their identity and model")
         return IntegrityReport(tuple(problems), tuple(self._repair_indexes()))
-
-    # -- hooks for backends -------------------------------------------------------------------------------------
-
-    @abstractmethod
-    def close(self) -> None: ...
-
-    @contextmanager
-    def _transaction(self) -> Iterator[None]:
-        """One atomic unit, durable when it exits; nested uses join the outer one, so composite operations (a
-        correction that moves sightings and rebuilds prototypes) commit once."""
-        if self._depth:
-            self._depth += 1
-            try:
-                yield
-            finally:
-                self._depth -= 1
-            return
-        self._depth = 1
-        try:
-            with self._outer_transaction():
-                yield
-        finally:
-            self._depth = 0
-
-    @abstractmethod
-    def _outer_transaction(self) -> AbstractContextManager[None]:
-        """The backend's real transaction: begin, then commit on success or roll back on error."""
-
-    @abstractmethod
-    def _execute(self, sql: str, params: Sequence[Any] = ()) -> None: ...
-
-    @abstractmethod
-    def _execute_count(self, sql: str, params: Sequence[Any] = ()) -> int:
-        """Run a statement and return the number of rows it changed."""
-
-    @abstractmethod
-    def _executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
-
-    @abstractmethod
-    def _fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
-
-    @abstractmethod
-    def _encode_vector(self, vector: NDArray[np.float32]) -> Any: ...
-
-    @abstractmethod
-    def _decode_vector(self, value: Any) -> NDArray[np.float32]: ...
-
-    @abstractmethod
-    def _nearest_prototypes(
-        self, model: ModelInfo, query: NDArray[np.float32], fetch: int
-    ) -> list[tuple[int, int, float]]:
-        """(prototype id, identity id, similarity) of up to `fetch` nearest prototypes of `model`, best first."""
-
-    @abstractmethod
-    def _on_model_registered(self, model: ModelInfo) -> None:
-        """Inside the registering transaction: prepare the model's vector index."""
-
-    @abstractmethod
-    def _on_prototypes_changed(self, model_key: int, upserted: list[int], removed: list[int]) -> None:
-        """Inside the writing transaction: prototype rows were inserted/updated or deleted."""
-
-    def _backend_problems(self) -> list[str]:
-        return []
-
-    def _repair_indexes(self) -> list[str]:
-        return []
-
-    # -- shared helpers -----------------------------------------------------------------------------------------
-
-    def _fetchone(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
-        rows = self._fetchall(sql, params)
-        return rows[0] if rows else None
-
-    def _insert(self, sql: str, params: Sequence[Any]) -> int:
-        row = self._fetchone(sql, params)
-        assert row is not None
-        return int(row[0])
-
-    def _find_model(self, model_id: str, model_version: str) -> ModelInfo | None:
-        # Model rows are never changed or deleted, so a found one is cached (every search looks its model up).
-        known = self._models.get((model_id, model_version))
-        if known is not None:
-            return known
-        row = self._fetchone(
-            "SELECT id, model_id, model_version, dim FROM models WHERE model_id = ? AND model_version = ?",
-            (model_id, model_version),
-        )
-        if row is None:
-            return None
-        model = ModelInfo(int(row[0]), row[1], row[2], int(row[3]))
-        if self._depth == 0:  # inside a transaction the row may still be rolled back
-            self._models[(model_id, model_version)] = model
-        return model
-
-    def _model_for_write(self, model_id: str, model_version: str, vector: NDArray[Any]) -> ModelInfo:
-        model = self._find_model(model_id, model_version)
-        if model is not None:
-            return model
-        if vector.ndim != 1:
-            raise ValueError(f"vector must be 1-D, got shape {vector.shape}")
-        return self.register_model(model_id, model_version, len(vector))
-
-    def _live_identity(self, identity_id: int, name: str) -> Identity:
-        try:
-            identity = self.get_identity(identity_id)
-        except KeyError:
-            raise KeyError(f"{name} {identity_id} does not exist") from None
-        if identity.deleted:
-            raise ValueError(f"{name} {identity_id} is deleted (merged away or removed); undo to restore it")
-        return identity
-
-    def _sighting_owner(self, sighting_id: int) -> int | None:
-        row = self._fetchone("SELECT identity_id FROM sightings WHERE id = ?", (as_id(sighting_id),))
-        if row is None:
-            raise KeyError(f"sighting_id {sighting_id} does not exist")
-        return None if row[0] is None else int(row[0])
-
-    def _sighting_ids(self, identity_id: int, limit: int | None = None) -> list[int]:
-        sql = "SELECT id FROM sightings WHERE identity_id = ? ORDER BY id"
-        rows = self._fetchall(sql + (" LIMIT ?" if limit else ""), (identity_id, limit) if limit else (identity_id,))
-        return [int(r[0]) for r in rows]
-
-    def _sighting_rows(
-        self, where: str, params: Sequence[Any], *, order: str = "s.time, s.id", limit: int | None = None
-    ) -> list[Sighting]:
-        sql = (
-            "SELECT s.id, s.identity_id, s.time, s.site, s.camera, s.quality, m.model_id, m.model_version, s.vector, "
-            f"s.source, s.source_key FROM sightings s JOIN models m ON m.id = s.model_key WHERE {where} "
-            f"ORDER BY {order}"
-        )
-        if limit is not None:
-            sql += " LIMIT ?"
-            params = (*params, int(limit))
-        rows = self._fetchall(sql, params)
-        return [
-            Sighting(
-                int(r[0]),
-                None if r[1] is None else int(r[1]),
-                float(r[2]),
-                r[3],
-                r[4],
-                float(r[5]),
-                r[6],
-                r[7],
-                self._decode_vector(r[8]),
-                None if r[9] is None else json.loads(r[9]),
-                r[10],
-            )
-            for r in rows
-        ]
-
-    def _move_sightings(self, sighting_ids: Sequence[int], identity_id: int) -> None:
-        self._executemany("UPDATE sightings SET identity_id = ? WHERE id = ?", [(identity_id, s) for s in sighting_ids])
-
-    def _assign(self, sighting_id: int, identity_id: int) -> None:
-        """Point the sighting at the identity and fold each of its vectors into that identity's prototypes."""
-        self._execute("UPDATE sightings SET identity_id = ? WHERE id = ?", (identity_id, sighting_id))
-        rows = self._fetchall(
-            "SELECT model_key, vector, quality FROM sightings WHERE id = ? UNION ALL "
-            "SELECT v.model_key, v.vector, s.quality FROM sighting_vectors v JOIN sightings s ON s.id = v.sighting_id "
-            "WHERE v.sighting_id = ?",
-            (sighting_id, sighting_id),
-        )
-        for r in rows:
-            self._fold_into_prototypes(identity_id, int(r[0]), [(self._decode_vector(r[1]), float(r[2]))])
-        self._refresh_identity(identity_id)
-
-    def _rebuild_prototypes(self, identity_id: int) -> None:
-        """Replay the prototype policy over the identity's sightings in time order (after corrections)."""
-        old = self._fetchall("SELECT id, model_key FROM prototypes WHERE identity_id = ?", (identity_id,))
-        self._execute("DELETE FROM prototypes WHERE identity_id = ?", (identity_id,))
-        for model_key in sorted({int(r[1]) for r in old}):
-            self._on_prototypes_changed(model_key, [], [int(r[0]) for r in old if int(r[1]) == model_key])
-        rows = self._fetchall(
-            "SELECT model_key, vector, quality, time, id FROM sightings WHERE identity_id = ? UNION ALL "
-            "SELECT v.model_key, v.vector, s.quality, s.time, s.id FROM sighting_vectors v "
-            "JOIN sightings s ON s.id = v.sighting_id WHERE s.identity_id = ? ORDER BY 4, 5",
-            (identity_id, identity_id),
-        )
-        by_model: dict[int, list[tuple[NDArray[np.float32], float]]] = {}
-        for r in rows:
-            by_model.setdefault(int(r[0]), []).append((self._decode_vector(r[1]), float(r[2])))
-        for model_key, observations in by_model.items():
-            self._fold_into_prototypes(identity_id, model_key, observations)
-
-    def _fold_into_prototypes(
-        self, identity_id: int, model_key: int, observations: list[tuple[NDArray[np.float32], float]]
-    ) -> None:
-        rows = self._fetchall(
-            "SELECT id, vector, quality, sighting_count FROM prototypes WHERE identity_id = ? AND model_key = ? "
-            "ORDER BY id",
-            (identity_id, model_key),
-        )
-        slots = [_Slot(int(r[0]), self._decode_vector(r[1]), float(r[2]), int(r[3])) for r in rows]
-        for vector, quality in observations:
-            _update_slots(slots, vector, quality, self.max_prototypes, self.merge_similarity)
-        upserted = []
-        now = _time.time()
-        for slot in slots:
-            if slot.id is None:
-                slot.id = self._insert(
-                    "INSERT INTO prototypes (identity_id, model_key, vector, quality, sighting_count, created) "
-                    "VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
-                    (identity_id, model_key, self._encode_vector(slot.vector), slot.quality, slot.count, now),
-                )
-            elif slot.dirty:
-                self._execute(
-                    "UPDATE prototypes SET vector = ?, quality = ?, sighting_count = ?, created = ? WHERE id = ?",
-                    (self._encode_vector(slot.vector), slot.quality, slot.count, now, slot.id),
-                )
-            else:
-                continue
-            upserted.append(slot.id)
-        if upserted:
-            self._on_prototypes_changed(model_key, upserted, [])
-
-    def _refresh_identity(self, identity_id: int) -> None:
-        self._execute(
-            "UPDATE identities SET "
-            "first_seen = (SELECT min(time) FROM sightings WHERE identity_id = ?), "
-            "last_seen = (SELECT max(time) FROM sightings WHERE identity_id = ?), "
-            "sighting_count = (SELECT count(*) FROM sightings WHERE identity_id = ?) WHERE id = ?",
-            (identity_id, identity_id, identity_id, identity_id),
-        )
 
     def _search_one(
         self,
@@ -862,101 +374,3 @@ class GalleryStore(ABC):
             if all(key not in known or known[key] == value for key, value in gates.items()):
                 passing.add(int(identity_id))
         return passing
-
-    def _model_vectors(
-        self, sighting_ids: Sequence[int], model_key: int, limit: int
-    ) -> list[tuple[int, NDArray[np.float32]]]:
-        out: list[tuple[int, NDArray[np.float32]]] = []
-        for start in range(0, len(sighting_ids), 500):
-            chunk = list(sighting_ids[start : start + 500])
-            marks = ", ".join("?" * len(chunk))
-            rows = self._fetchall(
-                f"SELECT id, vector FROM sightings WHERE model_key = ? AND id IN ({marks}) UNION ALL "
-                f"SELECT sighting_id, vector FROM sighting_vectors WHERE model_key = ? AND sighting_id IN ({marks}) "
-                "ORDER BY 1",
-                [model_key, *chunk, model_key, *chunk],
-            )
-            out += [(int(r[0]), self._decode_vector(r[1])) for r in rows]
-            if len(out) >= limit:
-                break
-        return out[:limit]
-
-    def _record_correction(
-        self, kind: CorrectionKind, identity_id: int | None, other_id: int | None, payload: dict[str, Any]
-    ) -> Correction:
-        new_id = self._insert(
-            "INSERT INTO corrections (kind, identity_id, other_identity_id, payload, time) "
-            "VALUES (?, ?, ?, ?, ?) RETURNING id",
-            (kind, identity_id, other_id, json.dumps(payload), _time.time()),
-        )
-        row = self._fetchone(f"SELECT {CORRECTION_COLUMNS} FROM corrections WHERE id = ?", (new_id,))
-        assert row is not None
-        return correction_row(row)
-
-    def _reverse(self, event: Correction) -> None:
-        main, other = event.identity_id, event.other_identity_id
-        assert main is not None
-        if event.kind == "relabel":
-            self._execute("UPDATE identities SET label = ? WHERE id = ?", (event.payload["old"], main))
-            return
-        if event.kind == "delete":
-            self._execute("UPDATE identities SET deleted = 0 WHERE id = ?", (main,))
-            return
-        assert other is not None
-        if event.kind == "merge":
-            # Only the merged-in sightings still on `main` go back: later assignments to `main` stay.
-            self._executemany(
-                "UPDATE sightings SET identity_id = ? WHERE id = ? AND identity_id = ?",
-                [(other, int(s), main) for s in event.payload["moved"]],
-            )
-            self._execute("UPDATE identities SET deleted = 0 WHERE id = ?", (other,))
-        else:
-            # The split-off identity is retired, so everything on it (including later assignments) goes back.
-            self._execute("UPDATE sightings SET identity_id = ? WHERE identity_id = ?", (main, other))
-            self._execute("UPDATE identities SET deleted = 1 WHERE id = ?", (other,))
-        for changed in (main, other):
-            self._rebuild_prototypes(changed)
-            self._refresh_identity(changed)
-
-
-@dataclass(slots=True, eq=False)
-class _Slot:
-    """A prototype being updated in memory; `id` None until inserted."""
-
-    id: int | None
-    vector: NDArray[np.float32]
-    quality: float
-    count: int
-    dirty: bool = field(default=False)
-
-
-def _update_slots(
-    slots: list[_Slot], vector: NDArray[np.float32], quality: float, max_prototypes: int, merge_similarity: float
-) -> None:
-    """Fold one unit vector into an identity's prototypes, in place.
-
-    Close to an existing prototype: quality-weighted average into it (its weight grows, so a well-supported
-    prototype moves little, which keeps it from drifting). Otherwise a free slot takes it, or it replaces the
-    lowest-quality prototype if it is better; else it is not remembered (the sighting itself still is).
-    Quality-0 sightings never change prototypes.
-    """
-    if quality <= 0:
-        return
-    if slots:
-        sims = np.array([float(np.dot(s.vector, vector)) for s in slots])
-        closest = int(np.argmax(sims))
-        if sims[closest] >= merge_similarity:
-            slot = slots[closest]
-            mixed = slot.quality * slot.vector + quality * vector
-            slot.vector = (mixed / np.linalg.norm(mixed)).astype(np.float32)
-            slot.quality += quality
-            slot.count += 1
-            slot.dirty = True
-            return
-    if len(slots) < max_prototypes:
-        slots.append(_Slot(None, vector, quality, 1, True))
-        return
-    weakest = min(range(len(slots)), key=lambda i: slots[i].quality)
-    if quality > slots[weakest].quality:
-        slots[weakest].vector, slots[weakest].quality, slots[weakest].count = vector, quality, 1
-        slots[weakest].dirty = True

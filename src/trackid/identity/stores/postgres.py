@@ -94,6 +94,27 @@ class PostgresGalleryStore(GalleryStore):
     def _fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return self._connection.execute(_dialect(sql), tuple(params)).fetchall()
 
+    def _insert_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> list[int]:
+        """One pipelined `executemany` for the whole batch instead of a round trip per row."""
+        if not rows:
+            return []
+        ids: list[int] = []
+        with self._connection.cursor() as cursor:
+            cursor.executemany(_dialect(sql), [tuple(r) for r in rows], returning=True)
+            while True:
+                row = cursor.fetchone()
+                assert row is not None
+                ids.append(int(row[0]))
+                if not cursor.nextset():
+                    break
+        return ids
+
+    def _id_list(self) -> str:
+        return "unnest(?::bigint[]) AS ids(value)"
+
+    def _encode_ids(self, ids: Sequence[int]) -> list[int]:
+        return [int(i) for i in ids]
+
     def _encode_vector(self, vector: NDArray[np.float32]) -> str:
         """pgvector's text form; float32 values printed as Python floats round-trip exactly."""
         return "[" + ",".join(repr(v) for v in vector.astype(np.float32).tolist()) + "]"
