@@ -2,7 +2,9 @@
 
 A single `det.txt` or a MOTChallenge-style folder (`<seq>/det/det.txt`) is planned into one job per sequence, each
 checked for its `seqinfo.ini` before any tracking starts, so a mistake costs no time. Each sequence is tracked with
-a fresh tracker at its own frame rate; the stream warnings (`trackid.track.health`) come back with the result.
+a fresh tracker at its own frame rate, through the frame loop every front door runs (`stages.run_stages`, no images:
+the detect, embed and camera-motion stages have nothing to do); the stream warnings (`trackid.track.health`) come back
+with the result.
 """
 
 from __future__ import annotations
@@ -14,15 +16,10 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from trackid.sources.motchallenge import (
-    MotRows,
-    SeqInfo,
-    detections_by_frame,
-    read_mot_file,
-    read_seqinfo,
-    write_mot_results,
-)
-from trackid.track.tracker import make_tracker, track_sequence
+from trackid.pipelines.sinks import MotResultFile, TrackRows
+from trackid.pipelines.stages import StageRun, Stages, replayed_frames, run_stages
+from trackid.sources.motchallenge import MotRows, SeqInfo, detections_by_frame, read_mot_file, read_seqinfo
+from trackid.track.tracker import make_tracker
 from trackid.types import Detections
 
 __all__ = ["MotInputError", "MotJob", "SequenceResult", "load_jobs", "plan_jobs", "run_tracker", "track_jobs"]
@@ -87,10 +84,10 @@ def run_tracker(
     params: dict[str, Any],
     on_frame: Callable[[], object],
 ) -> tuple[tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]], list[str]]:
-    """The sequence's (frame, id, box) arrays and what the tracker found wrong with the stream."""
-    tracker = make_tracker(name, info.frame_rate, **params)
-    result = track_sequence(tracker, frames, on_frame)
-    return result, tracker.warnings
+    """The sequence's (frame, id, box) arrays and what was unusual about it (`stages.StageRun.warnings`)."""
+    rows = TrackRows()
+    run = _replay(frames, name, info, params, rows, on_frame)
+    return rows.arrays(), run.warnings
 
 
 def load_jobs(jobs: Sequence[MotJob]) -> list[tuple[MotJob, MotRows, SeqInfo]]:
@@ -113,9 +110,22 @@ def track_jobs(
         if on_sequence is not None:
             on_sequence(job.seq)
         frames = detections_by_frame(rows, info.length, floor)
-        result, warnings = run_tracker(frames, tracker, info, params, on_frame or (lambda: None))
-        write_mot_results(job.out, *result)
-        results.append(
-            SequenceResult(job.seq, info.length, len(np.unique(result[1])), len(result[0]), job.out, warnings)
-        )
+        result = MotResultFile(job.out)
+        run = _replay(frames, tracker, info, params, result, on_frame)
+        tracks = len(np.unique(result.arrays()[1]))
+        results.append(SequenceResult(job.seq, run.frames, tracks, run.boxes, job.out, run.warnings))
     return results
+
+
+def _replay(
+    frames: Sequence[Detections],
+    name: str,
+    info: SeqInfo,
+    params: dict[str, Any],
+    sink: TrackRows,
+    on_frame: Callable[[], object] | None,
+) -> StageRun:
+    """One sequence's detections, without images, through a fresh tracker into `sink`."""
+    stages = Stages(make_tracker(name, info.frame_rate, **params))
+    progress = None if on_frame is None else lambda _: on_frame()
+    return run_stages(replayed_frames(frames, info.frame_rate), stages, [sink], progress)
