@@ -25,8 +25,8 @@ predicted uncertainty, set one scale for all tracks (`adaptive_noise`), so gates
 frame rate and tighten for a distant, slow crowd.
 
 All per-track state lives in arrays indexed by row; there are no per-track Python objects. The parameters are in
-`tracker_config.py`; the compiled per-frame kernels stay at the bottom of this file (about 130 lines), each beside
-the one step above that calls it, which is why the file is a little over 600 lines.
+`tracker_config.py`; the compiled per-frame kernels over those rows (bookkeeping of observations, headings, the
+occlusion test) are in `track_state.py`.
 """
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import ClassVar, Protocol
 
-import numba
 import numpy as np
 from numpy.typing import NDArray
 
@@ -48,6 +47,16 @@ from trackid.track.health import StreamHealth
 from trackid.track.imm import ImmBoxFilter, ImmNoise
 from trackid.track.kalman import BoxKalman, KalmanNoise
 from trackid.track.score_scale import ScoreCalibration, ScoreScale
+from trackid.track.track_state import (
+    headings,
+    hidden_rows,
+    median,
+    record_observations,
+    resize_unobserved,
+    steady_rows,
+    translate_boxes,
+    true_rows,
+)
 from trackid.track.tracker_config import TrackerConfig
 from trackid.types import Detections
 
@@ -63,11 +72,6 @@ __all__ = [
 
 _EMPTY = np.zeros(0, np.intp)
 _LN2 = math.log(2)  # median of a halved chi-square with 2 degrees of freedom
-
-
-def _rows(mask: NDArray[np.bool_]) -> NDArray[np.intp]:
-    """Indices of True entries of a 1-D mask (`nonzero` without `flatnonzero`'s ravel overhead)."""
-    return mask.nonzero()[0]
 
 
 class Tracker(Protocol):
@@ -211,14 +215,14 @@ class OnlineTracker:
         boxes, scores = detections.xyxy, detections.score
         high_free = scores >= cfg.high_score
         n_confident = int(high_free.sum())
-        low = _rows((scores >= cfg.low_score) & ~high_free)
+        low = true_rows((scores >= cfg.low_score) & ~high_free)
         track_free = np.ones(len(self), bool)
         predicted = self.kalman.boxes()
 
         # 1. confident detections against every track's prediction, with heading consistency; confirmed tracks
         # first, then (after following the camera's motion) tentative ones
-        first = _rows(self.confirmed) if cfg.confirmed_first else np.arange(len(self))
-        t1, d1 = self._match(first, _rows(high_free), predicted, detections, cfg.iou_gate, cfg.direction_weight)
+        first = true_rows(self.confirmed) if cfg.confirmed_first else np.arange(len(self))
+        t1, d1 = self._match(first, true_rows(high_free), predicted, detections, cfg.iou_gate, cfg.direction_weight)
         high_free[d1] = False
         if cfg.scene_motion_z > 0:
             ts, ds = self._follow_scene_motion(t1, d1, predicted, detections, high_free)
@@ -228,22 +232,27 @@ class OnlineTracker:
                 predicted = self.kalman.boxes()
         if cfg.confirmed_first:
             t1b, d1b = self._match(
-                _rows(~self.confirmed), _rows(high_free), predicted, detections, cfg.iou_gate, cfg.direction_weight
+                true_rows(~self.confirmed),
+                true_rows(high_free),
+                predicted,
+                detections,
+                cfg.iou_gate,
+                cfg.direction_weight,
             )
             high_free[d1b] = False
             t1, d1 = np.concatenate([t1, t1b]), np.concatenate([d1, d1b])
         track_free[t1] = False
 
         # 2. weak detections only continue tracks that were visible in the previous frame
-        recent = _rows(track_free & (self.since_update == 1) & self.confirmed)
+        recent = true_rows(track_free & (self.since_update == 1) & self.confirmed)
         t2, d2 = self._match(recent, low, predicted, detections, cfg.low_score_iou_gate, 0.0, use_appearance=False)
         track_free[t2] = False
 
         # 3. leftover confident detections against the last observed box of leftover tracks
         t3 = d3 = _EMPTY
         if cfg.recover_by_last_box:
-            free_high = _rows(high_free)
-            t3, d3 = self._match(_rows(track_free), free_high, self.last_box, detections, cfg.iou_gate, 0.0)
+            free_high = true_rows(high_free)
+            t3, d3 = self._match(true_rows(track_free), free_high, self.last_box, detections, cfg.iou_gate, 0.0)
             high_free[d3] = False
 
         rows = np.concatenate([t1, t2, t3])
@@ -258,14 +267,14 @@ class OnlineTracker:
         if self._uses_appearance(detections):
             confident = np.concatenate([t1, t3]), np.concatenate([d1, d3])
             self._remember_appearance(*confident, detections)
-        started = self._retire_and_start(detections, raw_scores, _rows(high_free))
+        started = self._retire_and_start(detections, raw_scores, true_rows(high_free))
         self.health.observe(raw_scores, n_confident, started)
         self.health.check(cfg.score_scale, cfg.high_score, cfg.new_track_score, detections.camera_id)
 
         reported = (self.since_update == 0) & (self.confirmed | (self.frame <= cfg.min_hits))
         if self.max_coast > 0:
             reported[self._hidden_behind_others()] = True
-        out_rows = _rows(reported)
+        out_rows = true_rows(reported)
         observed = self.since_update[out_rows] == 0
         return Detections(
             self._reported_boxes(out_rows, observed),
@@ -291,7 +300,7 @@ class OnlineTracker:
         thresholds they are calibrated for."""
         success = np.zeros(len(boxes), bool)
         success[dets] = self.confirmed[rows]
-        confirmed = _rows(self.confirmed)
+        confirmed = true_rows(self.confirmed)
         if len(confirmed) and len(boxes):
             success |= (iou_matrix(boxes, predicted[confirmed]) >= 0.5).any(axis=1)
         return success
@@ -312,7 +321,7 @@ class OnlineTracker:
         """Filtered (or raw) boxes; a track reported through an occlusion keeps its last observed size around its
         predicted centre, since an unobserved filter's size velocity would shrink or inflate the box."""
         boxes = self.kalman.boxes(rows) if self.config.report_filtered_box else self.last_box[rows]
-        _resize_unobserved(boxes, observed, self.last_box[rows])
+        resize_unobserved(boxes, observed, self.last_box[rows])
         return boxes
 
     def _match(
@@ -330,7 +339,7 @@ class OnlineTracker:
         if len(track_rows) == 0 or len(det_rows) == 0:
             return _EMPTY, _EMPTY
         if direction_weight > 0:
-            last, heading = _headings(self.centres, track_rows, self.config.direction_span)
+            last, heading = headings(self.centres, track_rows, self.config.direction_span)
         else:
             last = heading = np.zeros((len(track_rows), 2))
         cost = gated_cost(
@@ -370,15 +379,15 @@ class OnlineTracker:
             return None, None
         unmatched = np.ones(len(self), bool)
         unmatched[matched] = False
-        rows = _rows(unmatched)
+        rows = true_rows(unmatched)
         if len(rows) == 0:
             return None, None
         self.kalman.shift(rows, shift)
-        _translate_boxes(self.last_box, rows, shift)
+        translate_boxes(self.last_box, rows, shift)
         self.centres[rows] += shift
         return self._match(
-            _rows(unmatched & self.confirmed),
-            _rows(high_free),
+            true_rows(unmatched & self.confirmed),
+            true_rows(high_free),
             self.kalman.boxes(),
             detections,
             self.config.iou_gate,
@@ -391,10 +400,10 @@ class OnlineTracker:
         Steady: matched the previous frame too and seen more than three times, so the prediction is one step old
         and the velocity is known. The median of a halved chi-square with 2 degrees of freedom is ln 2, hence the
         division: the estimate is 1 when the innovations are as large as the filter expects."""
-        steady = _steady(rows, self.since_update, self.hits)
+        steady = steady_rows(rows, self.since_update, self.hits)
         if len(steady) == 0:
             return
-        ratio = _median(self.kalman.innovation_ratio(rows[steady], boxes[steady])) / _LN2
+        ratio = median(self.kalman.innovation_ratio(rows[steady], boxes[steady])) / _LN2
         rate = self._noise_rate
         self._innovation_ratio = (1 - rate) * self._innovation_ratio + rate * ratio
         low, high = self.config.noise_scale_range
@@ -405,7 +414,7 @@ class OnlineTracker:
         with their predicted box covered (`coast_min_cover`) by a box matched this frame that is nearer the camera
         (its bottom edge lower in the image)."""
         cfg = self.config
-        return _hidden_rows(
+        return hidden_rows(
             self.kalman.boxes(),
             self.confirmed,
             self.since_update,
@@ -470,7 +479,7 @@ class OnlineTracker:
             self.kalman.update(rows[~recovered], boxes[~recovered])
         else:
             self.kalman.update(rows, boxes)
-        _record_observations(
+        record_observations(
             rows,
             boxes,
             scores,
@@ -505,7 +514,7 @@ class OnlineTracker:
         """Drop tracks lost too long (tentative ones at their first miss), start tracks from confident detections
         left over; returns how many were started."""
         cfg = self.config
-        just_lost = _rows(self.since_update == 1)
+        just_lost = true_rows(self.since_update == 1)
         if len(just_lost):
             self.kalman.freeze(just_lost)
         alive = np.where(self.confirmed, self.since_update <= self.max_lost, self.since_update == 0)
@@ -563,119 +572,3 @@ class OnlineTracker:
                 )
             self.appearance = np.zeros((len(self.appearance), embedding.shape[1]), np.float32)
         self.appearance = np.concatenate([self.appearance, embedding.astype(np.float32)])
-
-
-@numba.njit(cache=True, nogil=True)
-def _median(values: NDArray[np.float64]) -> float:
-    """np.median of a 1-D array without numpy's per-call overhead (tens of microseconds, every frame)."""
-    return float(np.median(values))
-
-
-@numba.njit(cache=True, nogil=True)
-def _hidden_rows(
-    boxes: NDArray[np.float64],
-    confirmed: NDArray[np.bool_],
-    since_update: NDArray[np.int64],
-    hits: NDArray[np.int64],
-    max_lost: int,
-    min_hits: int,
-    min_cover: float,
-) -> NDArray[np.intp]:
-    """Rows of confirmed tracks lost for 1..`max_lost` frames with >= `min_hits` hits, at least `min_cover` of whose
-    box lies under the box of a track observed this frame whose bottom edge is lower (any such track when
-    `min_cover` is 0)."""
-    out = np.empty(len(boxes), np.intp)
-    count = 0
-    for i in range(len(boxes)):
-        if not confirmed[i] or since_update[i] < 1 or since_update[i] > max_lost or hits[i] < min_hits:
-            continue
-        x1, y1, x2, y2 = boxes[i]
-        area = (x2 - x1) * (y2 - y1)
-        hidden = min_cover == 0
-        for j in range(len(boxes)):
-            if hidden:
-                break
-            if since_update[j] != 0 or boxes[j, 3] <= y2:
-                continue
-            width = min(x2, boxes[j, 2]) - max(x1, boxes[j, 0])
-            height = min(y2, boxes[j, 3]) - max(y1, boxes[j, 1])
-            hidden = width > 0 and height > 0 and width * height >= min_cover * area
-        if hidden:
-            out[count] = i
-            count += 1
-    return out[:count]
-
-
-@numba.njit(cache=True, nogil=True)
-def _translate_boxes(boxes: NDArray[np.float64], rows: NDArray[np.intp], shift: NDArray[np.float64]) -> None:
-    """Move `boxes[rows]` by `shift` in place, computed as centre and half-size (as `cmc.warp_boxes` does)."""
-    for r in rows:
-        for axis in range(2):
-            centre = 0.5 * (boxes[r, axis] + boxes[r, axis + 2]) + shift[axis]
-            half = 0.5 * (boxes[r, axis + 2] - boxes[r, axis])
-            boxes[r, axis], boxes[r, axis + 2] = centre - half, centre + half
-
-
-@numba.njit(cache=True, nogil=True)
-def _record_observations(
-    rows: NDArray[np.intp],
-    boxes: NDArray[np.float64],
-    scores: NDArray[np.float64],
-    min_hits: int,
-    last_box: NDArray[np.float64],
-    last_score: NDArray[np.float64],
-    since_update: NDArray[np.int64],
-    hits: NDArray[np.int64],
-    confirmed: NDArray[np.bool_],
-    centres: NDArray[np.float64],
-) -> None:
-    """The bookkeeping of matched rows: last box and score, counters, and the ring of observed centres."""
-    for i, r in enumerate(rows):
-        last_box[r] = boxes[i]
-        last_score[r] = scores[i]
-        since_update[r] = 0
-        hits[r] += 1
-        confirmed[r] |= hits[r] >= min_hits
-        centres[r, :-1] = centres[r, 1:].copy()
-        centres[r, -1, 0] = 0.5 * (boxes[i, 0] + boxes[i, 2])
-        centres[r, -1, 1] = 0.5 * (boxes[i, 1] + boxes[i, 3])
-
-
-@numba.njit(cache=True, nogil=True)
-def _steady(rows: NDArray[np.intp], since_update: NDArray[np.int64], hits: NDArray[np.int64]) -> NDArray[np.intp]:
-    """Positions in `rows` of tracks matched the previous frame too and seen more than three times."""
-    out = np.empty(len(rows), np.intp)
-    count = 0
-    for i, r in enumerate(rows):
-        if since_update[r] == 1 and hits[r] > 3:
-            out[count] = i
-            count += 1
-    return out[:count]
-
-
-@numba.njit(cache=True, nogil=True)
-def _resize_unobserved(boxes: NDArray[np.float64], observed: NDArray[np.bool_], last: NDArray[np.float64]) -> None:
-    """Give unobserved rows of `boxes` the size of `last` around their own centre, in place."""
-    for i in range(len(boxes)):
-        if observed[i]:
-            continue
-        for axis in range(2):
-            centre = 0.5 * (boxes[i, axis] + boxes[i, axis + 2])
-            half = 0.5 * (last[i, axis + 2] - last[i, axis])
-            boxes[i, axis], boxes[i, axis + 2] = centre - half, centre + half
-
-
-@numba.njit(cache=True, nogil=True)
-def _headings(
-    centres: NDArray[np.float64], rows: NDArray[np.intp], span: int
-) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """The rows' latest observed centres and unit headings from the centre `span` observations earlier."""
-    last = np.empty((len(rows), 2))
-    heading = np.empty((len(rows), 2))
-    for i, r in enumerate(rows):
-        hx = centres[r, -1, 0] - centres[r, -1 - span, 0]
-        hy = centres[r, -1, 1] - centres[r, -1 - span, 1]
-        norm = np.sqrt(hx * hx + hy * hy) + 1e-6
-        last[i, 0], last[i, 1] = centres[r, -1, 0], centres[r, -1, 1]
-        heading[i, 0], heading[i, 1] = hx / norm, hy / norm
-    return last, heading
