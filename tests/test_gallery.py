@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ from trackid.identity.calibration import MatchCalibrator
 from trackid.identity.gallery import Gallery
 from trackid.identity.settings import LogRetention
 from trackid.identity.stores import make_store
+from trackid.types import Tracklet
 
 DIM = 32
 MODEL = {"model_id": "synthetic-embedder", "model_version": "1"}
@@ -246,3 +248,47 @@ def test_cli_report_needs_both_kinds_of_pairs(tmp_path: Path, calibrator: MatchC
         ],
     )
     assert result.exit_code == 2 and "no such model" in result.output
+
+
+def _tracklet(track_id: int, vector: np.ndarray, first_frame: int, source: str = "cam.mp4") -> Tracklet:
+    frames = np.arange(first_frame, first_frame + 3, dtype=np.int64)
+    return Tracklet(
+        track_id=track_id,
+        camera_id="north",
+        class_id=0,
+        frames=frames,
+        times=frames / 10.0,
+        boxes=np.tile([10.0, 20.0, 50.0, 120.0], (3, 1)),
+        scores=np.full(3, 0.9),
+        quality=np.array([0.2, 0.7, 0.5]),
+        embedding=vector.astype(np.float32),
+        crop_frames=(int(frames[1]),),
+        source=source,
+    )
+
+
+def test_identify_tracklets(tmp_path: Path, calibrator: MatchCalibrator) -> None:
+    """Tracklets are the gallery's queries: one sighting each, with the tracklet's time, camera, best quality and
+    where its pixels are; a re-run over the same video stores nothing twice."""
+    gallery = _gallery(tmp_path / "g.db", calibrator)
+    people = _people(3)
+    first = gallery.identify([_tracklet(i + 1, v, 1 + 10 * i) for i, v in enumerate(_views(people, 0.4, 1))])
+    assert [r.match.decision for r in first] == ["new"] * 3
+    (sighting,) = [s for s in gallery.store.sightings() if s.id == first[1].sighting_id]
+    assert (sighting.time, sighting.camera, sighting.quality) == (1.1, "north", 0.7)
+    assert sighting.source is not None and sighting.source["frame"] == 12 and sighting.source["track_id"] == 2
+    later = gallery.identify([_tracklet(7, _views(people[2:], 0.4, 2)[0], 100, source="cam2.mp4")])
+    assert later[0].match.decision == "match" and later[0].identity_id == first[2].identity_id
+    with pytest.raises(ValueError, match="already stored"):
+        gallery.identify([_tracklet(1, _views(people, 0.4, 1)[0], 1)])
+
+
+def test_identify_tracklets_names_what_is_missing(tmp_path: Path, calibrator: MatchCalibrator) -> None:
+    gallery = _gallery(tmp_path / "g.db", calibrator)
+    bare = replace(_tracklet(4, _people(1)[0], 1), embedding=np.zeros(0, np.float32))
+    with pytest.raises(ValueError, match="tracklet north/4 has no embedding"):
+        gallery.identify([bare])
+    timeless = replace(_tracklet(5, _people(1)[0], 1), times=np.full(3, np.nan))
+    with pytest.raises(ValueError, match="tracklet north/5 has no time"):
+        gallery.identify([timeless])
+    assert gallery.identify([]) == []

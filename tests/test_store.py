@@ -121,7 +121,7 @@ def test_models_never_mix_and_mismatches_are_errors(open_store: OpenStore) -> No
 
     with pytest.raises(ValueError, match="dimension 4"):
         store.add_sighting(np.ones(4), **M, time=0.0)
-    with pytest.raises(ValueError, match=r"queries\[0\] has dimension 16"):
+    with pytest.raises(ValueError, match="queries has dimension 16"):
         store.search(np.ones(16), **M)
     with pytest.raises(ValueError, match="model_id 'other'"):
         store.search(unit(0), model_id="other", model_version="1")
@@ -499,3 +499,71 @@ def test_source_keys_make_writes_idempotent_and_transactions_group_writes(open_s
         store.add_sighting(unit(2), **M, time=3.0, identity_id=ident.id, source_key="photo:def#0")
     assert store.stored_source_keys(["photo:def#0"]) == {"photo:def#0"}
     assert store.search(unit(2), **M, k=1)[0][0].identity_id == ident.id
+
+
+def _batch(n: int, seed: int) -> NDArray[np.float32]:
+    rng = np.random.default_rng(seed)
+    v = rng.normal(size=(n, DIM)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def test_batched_writes_equal_one_by_one(open_store: OpenStore, tmp_path: Path) -> None:
+    """`add_sightings` and `create_identities` leave the rows, prototypes and identity summaries that the same
+    calls one at a time leave (the store's batch path is an optimisation, not another policy)."""
+    vectors = _batch(40, seed=3)
+    owners_of = [i % 6 for i in range(40)]  # several sightings per identity: prototypes fold and fill slots
+    times = [float(t) for t in range(40)]
+    one, many = open_store(max_prototypes=2), make_store(tmp_path / "batched.db", max_prototypes=2)
+    ids_one = [one.create_identity(site="s").id for _ in range(6)]
+    for i, v in enumerate(vectors):
+        one.add_sighting(v, **M, time=times[i], quality=0.5, site="s", identity_id=ids_one[owners_of[i]])
+    ids_many = many.create_identities(6, site="s")
+    assert len(ids_many) == 6
+    added = many.add_sightings(
+        vectors, **M, times=times, qualities=0.5, site="s", identity_ids=[ids_many[o] for o in owners_of]
+    )
+    assert len(added) == 40 and added == sorted(added)
+    for a, b in zip(ids_one, ids_many, strict=True):
+        ia, ib = one.get_identity(a), many.get_identity(b)
+        assert (ia.sighting_count, ia.first_seen, ia.last_seen, ia.site) == (
+            ib.sighting_count,
+            ib.first_seen,
+            ib.last_seen,
+            ib.site,
+        )
+        pa, pb = one.prototypes(a), many.prototypes(b)
+        assert [(p.quality, p.sighting_count) for p in pa] == [(p.quality, p.sighting_count) for p in pb]
+        np.testing.assert_allclose([p.vector for p in pa], [p.vector for p in pb], atol=1e-6)
+    assert many.check_integrity().ok
+    many.close()
+
+
+def test_batched_search_equals_per_query(open_store: OpenStore) -> None:
+    store = open_store()
+    people = _batch(30, seed=5)
+    ids = store.create_identities(30)
+    store.add_sightings(people, **M, times=np.arange(30.0), identity_ids=ids)
+    store.delete_identity(ids[3])  # filtered out by the one SQL query that checks the batch's candidates
+    queries = _batch(12, seed=6)
+    together = store.search(queries, **M, k=4, since=5.0)
+    alone = [store.search(q, **M, k=4, since=5.0)[0] for q in queries]
+    assert together == alone
+    assert all(ids[3] not in [c.identity_id for c in row] for row in together)
+    assert all(c.identity_id >= ids[5] for row in together for c in row)  # seen before t=5: out
+
+
+def test_batched_writes_are_validated_before_anything_is_written(open_store: OpenStore) -> None:
+    store = open_store()
+    (known,) = store.create_identities(1)
+    store.add_sightings(_batch(1, 1), **M, times=[1.0], source_keys=["a"])
+    with pytest.raises(ValueError, match="source_keys repeat"):
+        store.add_sightings(_batch(2, 2), **M, times=[1.0, 2.0], source_keys=["b", "b"])
+    with pytest.raises(ValueError, match=r"already stored"):
+        store.add_sightings(_batch(2, 2), **M, times=[1.0, 2.0], source_keys=["c", "a"])
+    with pytest.raises(KeyError, match="do not exist"):
+        store.add_sightings(_batch(2, 2), **M, times=[1.0, 2.0], identity_ids=[known, 999])
+    with pytest.raises(ValueError, match=r"vectors\[1\] contains NaN"):
+        store.add_sightings(np.array([_batch(1, 3)[0], [np.nan] * DIM]), **M, times=[1.0, 2.0])
+    with pytest.raises(ValueError, match="times has 1 entries for 2 vectors"):
+        store.add_sightings(_batch(2, 2), **M, times=[1.0])
+    assert len(store.sightings()) == 1 and store.stored_source_keys(["b", "c"]) == set()

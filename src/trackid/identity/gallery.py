@@ -20,6 +20,7 @@ from trackid.identity.calibration import MatchCalibrator
 from trackid.identity.matching import Match, match_queries
 from trackid.identity.settings import LogRetention
 from trackid.identity.stores import GalleryStore, SimilarityRecord
+from trackid.types import Tracklet
 
 __all__ = ["Gallery", "Recognition"]
 
@@ -75,6 +76,39 @@ class Gallery:
         self.log_retention = log_retention
         self._logged_since_prune = 0
 
+    def identify(
+        self,
+        tracklets: Sequence[Tracklet],
+        *,
+        since: float | None = None,
+        site: str | None = None,
+        attributes: Mapping[str, Any] | None = None,
+    ) -> list[Recognition]:
+        """Decide a batch of tracklets (e.g. those a camera finished), store each as one sighting, log the decisions.
+
+        A tracklet's pooled embedding is the query, its best crop quality the sighting's quality, its first time the
+        sighting's time; `source` and a `source_key` (source, camera, track, first frame) come from it, so running
+        the same video twice never stores a tracklet twice. Needs an embedding and a time on every tracklet.
+        Filters and the transaction are as for `identify_vectors`.
+        """
+        if not tracklets:
+            return []
+        queries = [_tracklet_query(t) for t in tracklets]
+        dims = {len(q[0]) for q in queries}
+        if len(dims) > 1:
+            raise ValueError(f"tracklets' embeddings differ in dimension: {sorted(dims)}")
+        return self._identify(
+            np.stack([q[0] for q in queries]),
+            np.array([q[1] for q in queries]),
+            [q[2] for q in queries],
+            [q[3] for q in queries],
+            [q[4] for q in queries],
+            [q[5] for q in queries],
+            since=since,
+            site=site,
+            attributes=attributes,
+        )
+
     def identify_vectors(
         self,
         vectors: ArrayLike,
@@ -88,44 +122,71 @@ class Gallery:
         sources: Sequence[Mapping[str, Any] | None] | None = None,
         source_keys: Sequence[str | None] | None = None,
     ) -> list[Recognition]:
-        """Decide a batch of queries seen together, store them as sightings, log the comparisons.
+        """Decide a batch of query vectors seen together, store them as sightings, log the comparisons.
 
         `since` limits candidates to identities seen after that time; `site` and `attributes` gate candidates too,
         and a new identity takes `site` and `attributes`. `sources` (one per query, e.g. `{"image": path, "box":
         [x1, y1, x2, y2]}`) let `reembed` revisit the pixels; `source_keys` make the batch idempotent (see
-        `GalleryStore.add_sighting`). The whole batch (new identities, sightings, log) is one transaction.
+        `GalleryStore.add_sighting`).
+
+        Batched end to end: all queries are searched in one index call and filtered by one SQL query, the new
+        identities and sightings are inserted in bulk with one prototype fold per identity, and the whole batch
+        (identities, sightings, log) is one transaction. Queries of one batch are decided jointly: no identity is
+        taken twice, and two queries that both start new identities do not match each other; give one query per
+        call to have each see the ones before it.
         """
         queries = np.asarray(vectors, np.float32)
         if queries.ndim != 2:
             raise ValueError(f"vectors must be (n, dim), got shape {queries.shape}")
+        n = len(queries)
+        qualities = np.ones(n) if quality is None else np.asarray(quality, np.float64)
+        if len(qualities) != n:
+            raise ValueError(f"quality has {len(qualities)} values for {n} vectors")
+        where = [None] * n if sources is None else list(sources)
+        if len(where) != n:
+            raise ValueError(f"sources has {len(where)} entries for {n} vectors")
+        keys = [None] * n if source_keys is None else list(source_keys)
+        if len(keys) != n:
+            raise ValueError(f"source_keys has {len(keys)} entries for {n} vectors")
+        return self._identify(
+            queries, qualities, [time] * n, [camera] * n, where, keys, since=since, site=site, attributes=attributes
+        )
+
+    def _identify(
+        self,
+        queries: np.ndarray,
+        qualities: np.ndarray,
+        times: Sequence[float],
+        cameras: Sequence[str | None],
+        sources: Sequence[Mapping[str, Any] | None],
+        keys: Sequence[str | None],
+        *,
+        since: float | None,
+        site: str | None,
+        attributes: Mapping[str, Any] | None,
+    ) -> list[Recognition]:
         self._register(queries.shape[1])
-        qualities = np.ones(len(queries)) if quality is None else np.asarray(quality, np.float64)
-        if len(qualities) != len(queries):
-            raise ValueError(f"quality has {len(qualities)} values for {len(queries)} vectors")
-        where = [None] * len(queries) if sources is None else list(sources)
-        if len(where) != len(queries):
-            raise ValueError(f"sources has {len(where)} entries for {len(queries)} vectors")
-        keys = [None] * len(queries) if source_keys is None else list(source_keys)
-        if len(keys) != len(queries):
-            raise ValueError(f"source_keys has {len(keys)} entries for {len(queries)} vectors")
         matches = self._decide(queries, qualities, since=since, site=site, attributes=attributes)
-        out = []
+        owners = [_matched_identity(m) for m in matches]
         with self.store.transaction():
-            for match, vector, q, source, key in zip(matches, queries, qualities, where, keys, strict=True):
-                identity_id = self._identity_for(match, site, attributes)
-                sighting = self.store.add_sighting(
-                    vector,
-                    model_id=self.model_id,
-                    model_version=self.model_version,
-                    time=time,
-                    quality=float(q),
-                    site=site,
-                    camera=camera,
-                    identity_id=identity_id,
-                    source=source,
-                    source_key=key,
-                )
-                out.append(Recognition(match, sighting.id, identity_id))
+            if self.create_new:
+                fresh = [i for i, owner in enumerate(owners) if owner is None]
+                created = self.store.create_identities(len(fresh), site=site, attributes=attributes)
+                for i, identity_id in zip(fresh, created, strict=True):
+                    owners[i] = identity_id
+            sighting_ids = self.store.add_sightings(
+                queries,
+                model_id=self.model_id,
+                model_version=self.model_version,
+                times=list(times),
+                qualities=qualities,
+                site=site,
+                cameras=list(cameras),
+                identity_ids=owners,
+                sources=list(sources),
+                source_keys=list(keys),
+            )
+            out = [Recognition(m, s, o) for m, s, o in zip(matches, sighting_ids, owners, strict=True)]
             self._log(out)
         return out
 
@@ -213,12 +274,6 @@ class Gallery:
     def _uses_quality(self) -> bool:
         return "quality" in getattr(self.calibrator, "features_", ())
 
-    def _identity_for(self, match: Match, site: str | None, attributes: Mapping[str, Any] | None) -> int | None:
-        matched = _matched_identity(match)
-        if matched is not None or not self.create_new:
-            return matched
-        return self.store.create_identity(site=site, attributes=attributes).id
-
     def _log(self, recognitions: list[Recognition]) -> None:
         now = clock.time()
         self.store.log_similarities(
@@ -253,3 +308,32 @@ def _matched_identity(match: Match) -> int | None:
     if not isinstance(match.identity_id, int | np.integer):
         raise TypeError(f"store identity ids are integers, got {match.identity_id!r}")
     return int(match.identity_id)
+
+
+def _tracklet_query(
+    tracklet: Tracklet,
+) -> tuple[np.ndarray, float, float, str | None, dict[str, Any], str | None]:
+    """(vector, quality, time, camera, source, source key) of one tracklet as a gallery query."""
+    name = f"tracklet {tracklet.camera_id or '-'}/{tracklet.track_id}"
+    if tracklet.embedding.size == 0:
+        raise ValueError(f"{name} has no embedding (track with an embedder to identify tracklets)")
+    known = tracklet.times[np.isfinite(tracklet.times)]
+    if not len(known):
+        raise ValueError(f"{name} has no time (give the frames' times, e.g. the video's frame rate)")
+    best = tracklet.crop_frames[0] if tracklet.crop_frames else tracklet.first_frame
+    box = tracklet.boxes[int(np.flatnonzero(tracklet.frames == best)[0])] if best in tracklet.frames else None
+    source: dict[str, Any] = {
+        "video": tracklet.source,
+        "camera_id": tracklet.camera_id,
+        "track_id": tracklet.track_id,
+        "frames": [tracklet.first_frame, tracklet.last_frame],
+        "frame": int(best),
+        "box": None if box is None else [round(float(v), 2) for v in box],
+    }
+    key = (
+        f"{tracklet.source}|{tracklet.camera_id}|{tracklet.track_id}|{tracklet.first_frame}"
+        if tracklet.source
+        else None
+    )
+    quality = float(tracklet.quality.max()) if len(tracklet.quality) else 1.0
+    return tracklet.embedding, quality, float(known[0]), tracklet.camera_id or None, source, key

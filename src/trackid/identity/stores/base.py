@@ -36,6 +36,7 @@ from trackid.identity.stores.records import (
     Prototype,
     Sighting,
     as_id,
+    as_unit_rows,
     as_unit_vector,
     attributes_json,
     check_finite,
@@ -64,6 +65,9 @@ class GalleryStore(Corrections, SimilarityLog):
         averages more and blurs distinct appearances.
     """
 
+    SEARCH_CHUNK = 256
+    """Queries searched together: one index call and one filter query each; bounds the prototype rows held at once."""
+
     def create_identity(
         self, *, label: str | None = None, site: str | None = None, attributes: Mapping[str, Any] | None = None
     ) -> Identity:
@@ -74,6 +78,18 @@ class GalleryStore(Corrections, SimilarityLog):
                 (label, site, attrs, _time.time()),
             )
         return self.get_identity(new_id)
+
+    def create_identities(
+        self, count: int, *, site: str | None = None, attributes: Mapping[str, Any] | None = None
+    ) -> list[int]:
+        """`count` new unlabelled identities sharing `site` and `attributes`, in one statement batch; their ids."""
+        attrs = attributes_json(attributes)
+        now = _time.time()
+        with self._transaction():
+            return self._insert_many(
+                "INSERT INTO identities (label, site, attributes, created) VALUES (NULL, ?, ?, ?) RETURNING id",
+                [(site, attrs, now)] * int(count),
+            )
 
     def identities(self, *, include_deleted: bool = False) -> list[Identity]:
         where = "" if include_deleted else " WHERE deleted = 0"
@@ -122,6 +138,66 @@ class GalleryStore(Corrections, SimilarityLog):
             if identity_id is not None:
                 self._assign(new_id, identity_id)
         return self.get_sighting(new_id)
+
+    def add_sightings(
+        self,
+        vectors: ArrayLike,
+        *,
+        model_id: str,
+        model_version: str,
+        times: ArrayLike,
+        qualities: ArrayLike | None = None,
+        site: str | None = None,
+        cameras: Sequence[str | None] | None = None,
+        identity_ids: Sequence[int | None] | None = None,
+        sources: Sequence[Mapping[str, Any] | None] | None = None,
+        source_keys: Sequence[str | None] | None = None,
+    ) -> list[int]:
+        """`add_sighting` for a batch (N, D), in one transaction: the rows are inserted together, each identity's
+        prototypes are folded once for all its new sightings, and each touched identity is refreshed once. The
+        same rows and prototypes result as adding them one by one in order; the ids come back in input order."""
+        arr = np.asarray(vectors)
+        if arr.ndim != 2:
+            raise ValueError(f"vectors must be (n, dim), got shape {arr.shape}")
+        n = len(arr)
+        when = [check_finite(t, f"times[{i}]") for i, t in enumerate(_per_row(times, n, "times"))]
+        quality = [check_quality(q) for q in _per_row(1.0 if qualities is None else qualities, n, "qualities")]
+        camera = _per_row(cameras, n, "cameras")
+        owner = _per_row(identity_ids, n, "identity_ids")
+        source = [source_json(x) for x in _per_row(sources, n, "sources")]
+        keys = _per_row(source_keys, n, "source_keys")
+        given = [key for key in keys if key is not None]
+        if any(not isinstance(key, str) or not key for key in given):
+            raise ValueError(f"source_keys must be non-empty strings, got {[k for k in given if not k]!r}")
+        if len(set(given)) < len(given):
+            raise ValueError("source_keys repeat within the batch (a sighting is never written twice)")
+        if n == 0:
+            return []
+        with self._transaction():
+            model = self._model_for_write(model_id, model_version, arr[0])
+            units = as_unit_rows(arr, model.dim, "vectors")
+            wanted = sorted({as_id(i) for i in owner if i is not None})
+            self._check_live(wanted, "identity_ids")
+            stored = self.stored_source_keys(given)
+            if stored:
+                raise ValueError(
+                    f"source_keys {sorted(stored)[:5]} are already stored (a sighting is never written twice)"
+                )
+            ids = self._insert_many(
+                "INSERT INTO sightings (identity_id, time, site, camera, quality, model_key, vector, source, "
+                "source_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                [
+                    (owner[i], when[i], site, camera[i], quality[i], model.key, encoded, source[i], keys[i])
+                    for i, encoded in enumerate(map(self._encode_vector, units))
+                ],
+            )
+            folds: dict[int, list[tuple[NDArray[np.float32], float]]] = {}
+            for i, identity_id in enumerate(owner):
+                if identity_id is not None:
+                    folds.setdefault(int(identity_id), []).append((units[i], quality[i]))
+            self._fold_prototypes(model.key, folds)
+            self._refresh_identities(sorted(folds))
+        return ids
 
     def stored_source_keys(self, keys: Sequence[str]) -> set[str]:
         """Which of `keys` are stored as some sighting's `source_key`."""
@@ -293,7 +369,7 @@ class GalleryStore(Corrections, SimilarityLog):
         rows = arr[None, :] if arr.ndim == 1 else arr
         if rows.ndim != 2:
             raise ValueError(f"queries must be one vector or a (Q, D) array, got shape {arr.shape}")
-        units = [as_unit_vector(row, model.dim, f"queries[{i}]") for i, row in enumerate(rows)]
+        units = as_unit_rows(rows, model.dim, "queries")
         window = None
         if since is not None or until is not None:
             window = (
@@ -301,7 +377,10 @@ class GalleryStore(Corrections, SimilarityLog):
                 math.inf if until is None else check_finite(until, "until"),
             )
         gates = dict(attributes or {})
-        return [self._search_one(model, unit, int(k), window, site, gates) for unit in units]
+        found: list[list[Candidate]] = []
+        for start in range(0, len(units), self.SEARCH_CHUNK):
+            found += self._search_many(model, units[start : start + self.SEARCH_CHUNK], int(k), window, site, gates)
+        return found
 
     def check_integrity(self) -> IntegrityReport:
         """Cross-check derived data against the rows it derives from; backends add their own checks."""
@@ -327,38 +406,48 @@ class GalleryStore(Corrections, SimilarityLog):
             problems.append(f"{orphans[0][0]} prototypes belong to no sighting of their identity and model")
         return IntegrityReport(tuple(problems), tuple(self._repair_indexes()))
 
-    def _search_one(
+    def _search_many(
         self,
         model: ModelInfo,
-        query: NDArray[np.float32],
+        queries: NDArray[np.float32],
         k: int,
         window: tuple[float, float] | None,
         site: str | None,
         gates: dict[str, Any],
-    ) -> list[Candidate]:
-        """Over-fetch prototypes, keep each passing identity's best, widen the fetch until `k` pass or none left."""
+    ) -> list[list[Candidate]]:
+        """Over-fetch prototypes for all queries in one index call, filter all their identities with one SQL query,
+        keep each passing identity's best; queries with fewer than `k` passing widen their fetch and go again."""
+        out: list[list[Candidate]] = [[] for _ in range(len(queries))]
+        pending = np.arange(len(queries))
         fetch = 4 * k * self.max_prototypes
-        while True:
-            hits = self._nearest_prototypes(model, query, fetch)
-            allowed = self._passing_identities({h[1] for h in hits}, window, site, gates)
-            best: dict[int, Candidate] = {}
-            for proto_id, identity_id, similarity in hits:
-                if identity_id in allowed and identity_id not in best:
-                    best[identity_id] = Candidate(identity_id, float(similarity), proto_id)
-            if len(best) >= k or len(hits) < fetch:
-                return sorted(best.values(), key=lambda c: -c.similarity)[:k]
+        while len(pending):
+            hits = self._nearest_prototypes(model, queries[pending], fetch)
+            allowed = self._passing_identities({h[1] for row in hits for h in row}, window, site, gates)
+            again = []
+            for query, row in zip(pending.tolist(), hits, strict=True):
+                best: dict[int, Candidate] = {}
+                for proto_id, identity_id, similarity in row:
+                    if identity_id in allowed and identity_id not in best:
+                        best[identity_id] = Candidate(identity_id, float(similarity), proto_id)
+                if len(best) >= k or len(row) < fetch:
+                    out[query] = sorted(best.values(), key=lambda c: -c.similarity)[:k]
+                else:
+                    again.append(query)
+            pending = np.array(again, np.intp)
             fetch *= 4
+        return out
 
     def _passing_identities(
         self, ids: set[int], window: tuple[float, float] | None, site: str | None, gates: dict[str, Any]
     ) -> set[int]:
         if not ids:
             return set()
-        marks = ", ".join("?" * len(ids))
         # attributes are only read (and parsed) when there are gates: this runs on every search
         columns = "i.id, i.attributes" if gates else "i.id, NULL"
-        sql = f"SELECT {columns} FROM identities i WHERE i.deleted = 0 AND i.id IN ({marks})"
-        params: list[Any] = sorted(ids)
+        sql = (
+            f"SELECT {columns} FROM identities i WHERE i.deleted = 0 AND i.id IN (SELECT value FROM {self._id_list()})"
+        )
+        params: list[Any] = [self._encode_ids(sorted(ids))]
         if window is not None:
             sql += " AND EXISTS (SELECT 1 FROM sightings s WHERE s.identity_id = i.id AND s.time >= ? AND s.time <= ?)"
             params += list(window)
@@ -374,3 +463,13 @@ class GalleryStore(Corrections, SimilarityLog):
             if all(key not in known or known[key] == value for key, value in gates.items()):
                 passing.add(int(identity_id))
         return passing
+
+
+def _per_row(value: Any, n: int, name: str) -> list[Any]:
+    """A per-row argument as a list of `n`: None -> all None, a scalar -> repeated, a sequence -> checked length."""
+    if value is None or isinstance(value, str | float | int):
+        return [value] * n
+    values = value.tolist() if isinstance(value, np.ndarray) else list(value)
+    if len(values) != n:
+        raise ValueError(f"{name} has {len(values)} entries for {n} vectors")
+    return values

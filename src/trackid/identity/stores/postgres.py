@@ -123,22 +123,27 @@ class PostgresGalleryStore(GalleryStore):
         return np.array(value[1:-1].split(","), dtype=np.float32)
 
     def _nearest_prototypes(
-        self, model: ModelInfo, query: NDArray[np.float32], fetch: int
-    ) -> list[tuple[int, int, float]]:
+        self, model: ModelInfo, queries: NDArray[np.float32], fetch: int
+    ) -> list[list[tuple[int, int, float]]]:
         # The model key and dimension are integers from our own models table, formatted into the SQL because a
-        # partial index is only used when its predicate and expression are literals; the query vector is a parameter.
-        distance = f"(vector::vector({int(model.dim)})) <=> %s::vector({int(model.dim)})"
+        # partial index is only used when its predicate and expression are literals; the query vectors are one
+        # array parameter, each row searched through the HNSW index by the LATERAL subquery: one round trip.
+        dim, key = int(model.dim), int(model.key)
+        distance = f"(p.vector::vector({dim})) <=> q.v::vector({dim})"
         with self._transaction():
             self._connection.execute(
                 "SELECT set_config('hnsw.ef_search', %s, true)", (str(min(1000, max(self.ef_search, fetch))),)
             )
-            text = self._encode_vector(query)
             rows = self._connection.execute(
-                f"SELECT id, identity_id, 1 - ({distance}) FROM prototypes WHERE model_key = {int(model.key)} "
-                f"ORDER BY {distance} LIMIT %s",
-                (text, text, fetch),
+                f"SELECT q.n, h.id, h.identity_id, h.similarity FROM unnest(%s::text[]) WITH ORDINALITY AS q(v, n) "
+                f"CROSS JOIN LATERAL (SELECT p.id, p.identity_id, 1 - ({distance}) AS similarity FROM prototypes p "
+                f"WHERE p.model_key = {key} ORDER BY {distance} LIMIT %s) h ORDER BY q.n, h.similarity DESC, h.id",
+                ([self._encode_vector(v) for v in queries], fetch),
             ).fetchall()
-        return [(int(r[0]), int(r[1]), float(r[2])) for r in rows]
+        out: list[list[tuple[int, int, float]]] = [[] for _ in range(len(queries))]
+        for n, proto_id, identity_id, similarity in rows:
+            out[int(n) - 1].append((int(proto_id), int(identity_id), float(similarity)))
+        return out
 
     def _on_model_registered(self, model: ModelInfo) -> None:
         self._connection.execute(self._index_ddl(model))

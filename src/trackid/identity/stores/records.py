@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -147,17 +147,32 @@ def as_unit_vector(vector: ArrayLike, dim: int, name: str = "vector") -> NDArray
     arr = np.asarray(vector)
     if arr.ndim != 1:
         raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
+    return _unit_rows(arr[None, :], dim, name, lambda _: name)[0]
+
+
+def as_unit_rows(rows: ArrayLike, dim: int, name: str = "vectors") -> NDArray[np.float32]:
+    """(N, `dim`) rows as finite, L2-normalised float32 vectors, checked and normalised at once; ValueError naming
+    `name` (and the first bad row of several) otherwise. One code path for one vector and a batch, so a batch
+    stores bit-for-bit what one-by-one calls would."""
+    return _unit_rows(np.asarray(rows), dim, name, lambda i: f"{name}[{i}]")
+
+
+def _unit_rows(arr: NDArray[Any], dim: int, name: str, row_name: Callable[[int], str]) -> NDArray[np.float32]:
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be (n, {dim}), got shape {arr.shape}")
     if arr.size and not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
         raise ValueError(f"{name} must be numeric, got dtype {arr.dtype}")
-    if len(arr) != dim:
-        raise ValueError(f"{name} has dimension {len(arr)} but the model's vectors have dimension {dim}")
+    if arr.shape[1] != dim:
+        raise ValueError(f"{name} has dimension {arr.shape[1]} but the model's vectors have dimension {dim}")
     out = arr.astype(np.float32)
-    if not np.isfinite(out).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
-    norm = float(np.linalg.norm(out))
-    if norm == 0.0:
-        raise ValueError(f"{name} has zero norm (cosine similarity is undefined)")
-    return out / np.float32(norm)
+    norms = np.sqrt(np.einsum("ij,ij->i", out, out, dtype=np.float64))
+    for problem, bad in (
+        ("contains NaN or infinite values", ~np.isfinite(out).all(axis=1)),
+        ("has zero norm (cosine similarity is undefined)", norms == 0.0),
+    ):
+        if bad.any():
+            raise ValueError(f"{row_name(int(np.flatnonzero(bad)[0]))} {problem}")
+    return out / norms[:, None].astype(np.float32)
 
 
 IDENTITY_COLUMNS = "id, label, site, attributes, created, first_seen, last_seen, sighting_count, deleted"

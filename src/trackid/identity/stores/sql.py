@@ -131,9 +131,10 @@ class SqlStore(ABC):
 
     @abstractmethod
     def _nearest_prototypes(
-        self, model: ModelInfo, query: NDArray[np.float32], fetch: int
-    ) -> list[tuple[int, int, float]]:
-        """(prototype id, identity id, similarity) of up to `fetch` nearest prototypes of `model`, best first."""
+        self, model: ModelInfo, queries: NDArray[np.float32], fetch: int
+    ) -> list[list[tuple[int, int, float]]]:
+        """Per query row of (Q, D): (prototype id, identity id, similarity) of up to `fetch` nearest prototypes of
+        `model`, best first, ties by prototype id. A batch is one index call (or statement): that is the point."""
 
     @abstractmethod
     def _on_model_registered(self, model: ModelInfo) -> None:
@@ -332,6 +333,34 @@ class SqlStore(ABC):
         )
         if updated or inserted:
             self._on_prototypes_changed(model_key, updated + inserted, [])
+
+    def _refresh_identities(self, identity_ids: Sequence[int]) -> None:
+        """`_refresh_identity` for many identities in one statement."""
+        if identity_ids:
+            self._execute(
+                "UPDATE identities SET "
+                "first_seen = (SELECT min(time) FROM sightings s WHERE s.identity_id = identities.id), "
+                "last_seen = (SELECT max(time) FROM sightings s WHERE s.identity_id = identities.id), "
+                "sighting_count = (SELECT count(*) FROM sightings s WHERE s.identity_id = identities.id) "
+                f"WHERE id IN (SELECT value FROM {self._id_list()})",
+                (self._encode_ids(identity_ids),),
+            )
+
+    def _check_live(self, identity_ids: Sequence[int], name: str) -> None:
+        """KeyError / ValueError like `_live_identity`, for many ids in one query."""
+        if not identity_ids:
+            return
+        rows = self._fetchall(
+            f"SELECT id, deleted FROM identities WHERE id IN (SELECT value FROM {self._id_list()})",
+            (self._encode_ids(identity_ids),),
+        )
+        found = {int(r[0]): bool(r[1]) for r in rows}
+        missing = sorted(set(identity_ids) - set(found))
+        if missing:
+            raise KeyError(f"{name} {missing[:5]} do not exist")
+        deleted = sorted(i for i, gone in found.items() if gone)
+        if deleted:
+            raise ValueError(f"{name} {deleted[:5]} are deleted (merged away or removed); undo to restore them")
 
     def _refresh_identity(self, identity_id: int) -> None:
         self._execute(

@@ -160,24 +160,34 @@ class SqliteGalleryStore(GalleryStore):
         return np.frombuffer(value, dtype="<f4").astype(np.float32)
 
     def _nearest_prototypes(
-        self, model: ModelInfo, query: NDArray[np.float32], fetch: int
-    ) -> list[tuple[int, int, float]]:
+        self, model: ModelInfo, queries: NDArray[np.float32], fetch: int
+    ) -> list[list[tuple[int, int, float]]]:
         if model.key not in self._indexes:  # registered by another process since this one opened
             self._indexes[model.key] = self._open_index(model)
-        keys, _ = self._indexes[model.key].search(query[None, :], fetch)
-        hit_keys = keys[0][keys[0] >= 0].tolist()
-        if not hit_keys:
-            return []
+        keys, _ = self._indexes[model.key].search(queries, fetch)
+        wanted = np.unique(keys[keys >= 0])
+        if not len(wanted):
+            return [[] for _ in range(len(queries))]
         # The index finds the candidates; their similarities are recomputed from the float32 rows, so that what is
         # calibrated and logged is exact whatever precision the index stores (bf16 by default).
-        marks = ", ".join("?" * len(hit_keys))
-        rows = self._fetchall(f"SELECT id, identity_id, vector FROM prototypes WHERE id IN ({marks})", hit_keys)
-        if not rows:
-            return []
+        rows = self._fetchall(
+            f"SELECT id, identity_id, vector FROM prototypes WHERE id IN (SELECT value FROM {self._id_list()})",
+            (self._encode_ids(wanted.tolist()),),
+        )
+        found = np.array([int(r[0]) for r in rows], np.int64)
+        owners = np.array([int(r[1]) for r in rows], np.int64)
         vectors = np.frombuffer(b"".join(r[2] for r in rows), dtype="<f4").reshape(len(rows), -1)
-        sims = vectors.astype(np.float32, copy=False) @ query
-        order = np.argsort(-sims, kind="stable")
-        return [(int(rows[i][0]), int(rows[i][1]), float(sims[i])) for i in order]
+        order = np.argsort(found)
+        found, owners, vectors = found[order], owners[order], vectors[order]
+        out = []
+        for query, row_keys in zip(queries, keys, strict=True):
+            hit = np.unique(row_keys[row_keys >= 0])  # ascending ids, so ties keep id order
+            at = np.searchsorted(found, hit)
+            at = at[(at < len(found)) & (found[np.minimum(at, len(found) - 1)] == hit)]  # rows deleted meanwhile
+            sims = vectors[at] @ query
+            best = np.argsort(-sims, kind="stable")
+            out.append([(int(found[at[i]]), int(owners[at[i]]), float(sims[i])) for i in best])
+        return out
 
     def _on_model_registered(self, model: ModelInfo) -> None:
         self._indexes[model.key] = make_index(self.index_kind, model.dim, **self.index_params)
