@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from numpy.typing import NDArray
+from scipy.optimize import linear_sum_assignment
 
 from trackid.eval.reid import evaluate_reid
 from trackid.identity.calibration import (
@@ -168,6 +169,33 @@ def test_new_identity_below_threshold_and_no_identity_taken_twice() -> None:
     chosen = [m.identity_id for m in many if m.identity_id is not None]
     assert len(chosen) == len(set(chosen)) > 0
     assert all(m.probability >= 0.3 for m in many if m.decision == "match")
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_assignment_by_components_has_the_dense_optimum(seed: int) -> None:
+    """Solving each connected component of the allowed edges alone reaches the cost of one dense assignment over
+    the whole batch (the dense matrix is what a 10,000-query batch cannot afford)."""
+    rng = np.random.default_rng(seed)
+    n, k, threshold = 60, 4, 0.4
+    ids = rng.integers(0, 30, size=(n, k))
+    p = rng.random((n, k))
+    matches = assign_queries(ids, p, threshold=threshold)
+    chosen = [m.identity_id for m in matches if m.identity_id is not None]
+    assert len(chosen) == len(set(chosen))
+    best_cost: dict[tuple[int, int], float] = {}
+    for q, j in zip(*np.nonzero(p >= threshold), strict=True):
+        key = (int(q), int(ids[q, j]))
+        best_cost[key] = min(-np.log(p[q, j]), best_cost.get(key, np.inf))
+    got = sum(
+        -np.log(threshold) if m.identity_id is None else best_cost[(m.query, int(m.identity_id))] for m in matches
+    )  # type: ignore[call-overload]
+    distinct = sorted({int(i) for i in ids.ravel()})
+    dense = np.full((n, len(distinct) + n), np.inf)
+    for (q, identity), c in best_cost.items():
+        dense[q, distinct.index(int(identity))] = c
+    dense[np.arange(n), len(distinct) + np.arange(n)] = -np.log(threshold)
+    r, c = linear_sum_assignment(dense)
+    assert got == pytest.approx(dense[r, c].sum())
 
 
 def test_match_queries_calibrates_and_respects_padding() -> None:

@@ -17,6 +17,8 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.optimize import linear_sum_assignment
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 from trackid.identity.calibration import MatchCalibrator
 
@@ -107,16 +109,8 @@ def assign_queries(
     rows, cols = np.nonzero(mask)
     unique_ids, column = _factorise(ids[rows, cols])
     n_ids = len(unique_ids)
-    # Columns: one per candidate identity, then one private "new identity" column per query.
-    cost = np.full((n_queries, n_ids + n_queries), np.inf)
     allowed = p[rows, cols] >= threshold
-    np.minimum.at(cost, (rows[allowed], column[allowed]), -np.log(p[rows, cols][allowed]))
-    # An infinite threshold allows no match, so any finite cost for "new" gives the same (all-new) answer.
-    cost[np.arange(n_queries), n_ids + np.arange(n_queries)] = -np.log(threshold) if np.isfinite(threshold) else 0.0
-    assigned_row, assigned_col = linear_sum_assignment(cost)
-    taken = np.full(n_queries, -1)
-    taken[assigned_row] = assigned_col
-
+    taken = _assign_allowed(rows[allowed], column[allowed], p[rows, cols][allowed], threshold, n_queries, n_ids)
     # Per query, the evidence to record: the chosen identity's best candidate, else the best candidate overall.
     masked_p = np.where(mask, p, -np.inf)
     cand_col = np.full(p.shape, -1)
@@ -132,7 +126,7 @@ def assign_queries(
     out = []
     for q in range(n_queries):
         j = int(pick[q]) if has_any[q] else -1
-        is_match = int(taken[q]) < n_ids
+        is_match = int(taken[q]) >= 0
         if is_match:
             decision: Decision = "match"
         else:
@@ -148,6 +142,40 @@ def assign_queries(
             )
         )
     return out
+
+
+def _assign_allowed(
+    query: NDArray[np.intp],
+    column: NDArray[np.intp],
+    probability: NDArray[np.float64],
+    threshold: float,
+    n_queries: int,
+    n_ids: int,
+) -> NDArray[np.intp]:
+    """The optimal assignment over the allowed (query, identity) edges: per query the identity column it takes, or
+    -1 for new. Each query has a private "new" option costing -log(threshold), so the problem splits into the
+    connected components of the allowed edges; each is solved on its own small dense matrix. The same optimum as
+    one dense (Q, ids + Q) matrix, but a batch of 10,000 queries costs 10,000 tiny problems, not 10^9 cells.
+    """
+    taken = np.full(n_queries, -1, np.intp)
+    if not len(query):
+        return taken
+    graph = coo_matrix((np.ones(len(query)), (query, n_queries + column)), shape=(n_queries + n_ids,) * 2)
+    _, label = connected_components(graph, directed=False)
+    new_cost = -np.log(threshold) if np.isfinite(threshold) else 0.0
+    cost = -np.log(probability)
+    order = np.argsort(label[query], kind="stable")
+    starts = np.flatnonzero(np.diff(label[query][order], prepend=-1))
+    for edges in np.split(order, starts[1:]):
+        qs, q_at = np.unique(query[edges], return_inverse=True)
+        cs, c_at = np.unique(column[edges], return_inverse=True)
+        sub = np.full((len(qs), len(cs) + len(qs)), np.inf)
+        np.minimum.at(sub, (q_at, c_at), cost[edges])  # an identity may be a candidate through several prototypes
+        sub[np.arange(len(qs)), len(cs) + np.arange(len(qs))] = new_cost
+        r, c = linear_sum_assignment(sub)
+        took = c < len(cs)
+        taken[qs[r[took]]] = cs[c[took]]
+    return taken
 
 
 def _factorise(values: NDArray[np.object_]) -> tuple[list[Hashable], NDArray[np.intp]]:
