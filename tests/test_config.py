@@ -113,7 +113,7 @@ def test_bad_files_name_the_file(tmp_path: Path) -> None:
 
 def test_profiles_are_not_mutated_by_overrides() -> None:
     before = repr(PROFILES)
-    load_config(profile="high_accuracy", overrides=["detector.params.input_size=512"], environ={})
+    load_config(profile="high_accuracy", overrides=["detector.params.score_threshold=0.5"], environ={})
     assert repr(PROFILES) == before
 
 
@@ -161,3 +161,46 @@ def test_crop_quality_is_reachable_from_the_run_config() -> None:
     assert config.quality.min_height == 40 and config.min_embed_quality == 0.3
     with pytest.raises(ConfigError, match=r"quality\.nonsense"):
         load_config(overrides=["quality.nonsense=1"], environ={})
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("detector.params.score_threshold=abc", r"detector\.params: detector 'nanodet': score_threshold: .*number"),
+        (
+            "detector.params.score_treshold=0.3",
+            r"detector\.params: detector 'nanodet' has no parameter 'score_treshold'",
+        ),
+        ("detector.name=nope", r"detector\.name: unknown detector 'nope'; choose from \[.*'nanodet'"),
+        (
+            "embedder.params.batch_size=0",
+            r"embedder\.params: embedder 'mobilenetv2': batch_size: Input should be greater",
+        ),
+        ("photos.embedder.params.weights=[a, b]", r"photos\.embedder\.params: embedder 'ensemble': weights\.0"),
+    ],
+)
+def test_backend_params_are_checked_against_the_chosen_backend_when_read(override: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(overrides=[override], environ={})
+
+
+def test_a_yaml_typo_in_backend_params_names_the_setting(tmp_path: Path) -> None:
+    path = _file(tmp_path, "embedder:\n  name: colour\n  params:\n    strips: 3\n")
+    with pytest.raises(ConfigError, match=r"embedder\.params: embedder 'colour' has no parameter 'strips'; .*stripes"):
+        load_config(path, environ={})
+    path = _file(tmp_path, "detector:\n  name: ssdlite\n  params:\n    input_size: [400, 300]\n")
+    config, _ = load_config(path, environ={})
+    assert config.detector.params == {"input_size": [400, 300]}  # kept as written; the model fills in the rest
+
+
+def test_a_bad_backend_param_is_one_clean_error_through_the_real_cli(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from trackid.cli import app
+
+    clip = Path(__file__).resolve().parent.parent / "demo" / "pets09_s2l1_clip.mp4"
+    args = ["track", str(clip), "--set", "detector.params.score_threshold=abc", "--out", str(tmp_path / "run")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert "detector.params" in result.output and "score_threshold" in result.output
+    assert "Traceback" not in result.output

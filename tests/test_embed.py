@@ -275,7 +275,7 @@ def test_pyramid_pools_two_depths_in_stripes_and_ranks_better(
     assert (rank == 0).mean() >= 0.12 and (rank < 10).mean() >= 0.34
     with pytest.raises(ValueError, match="are not blocks of MobileNetV2"):
         make_embedder("mobilenetv2-pyramid", taps=["features.99"])
-    with pytest.raises(ValueError, match="stripes must be >= 0"):
+    with pytest.raises(ValueError, match="stripes: Input should be greater than or equal to 0"):
         make_embedder("mobilenetv2-pyramid", stripes=-1)
 
 

@@ -15,13 +15,16 @@ import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
+from trackid.detect import DETECTORS
+from trackid.embed import EMBEDDERS
 from trackid.embed.quality import QualityConfig
 from trackid.identity.settings import GalleryConfig
+from trackid.registry import Registry
 from trackid.track.tracker import TrackerConfig
 
 __all__ = [
@@ -43,11 +46,37 @@ class ConfigError(ValueError):
     """A configuration that cannot be used; the message names the key or file at fault."""
 
 
-class DetectorConfig(BaseModel):
+class _BackendChoice(BaseModel):
+    """A registered backend's `name` and its `params`, both checked against `registry` when the config is read. The
+    params stay as given (a saved config reads as it was written); the backend's model fills in the rest when it is
+    built."""
+
     model_config = ConfigDict(extra="forbid")
+    registry: ClassVar[Registry[Any]]
+
+    @field_validator("name", check_fields=False)
+    @classmethod
+    def _registered(cls, name: str) -> str:
+        cls.registry.entry(name)
+        return name
+
+    @field_validator("params", check_fields=False)
+    @classmethod
+    def _fit_backend(cls, params: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        if "name" in info.data:  # else the name was wrong, and said so
+            cls.registry.validate(info.data["name"], params)
+        return params
+
+
+class DetectorConfig(_BackendChoice):
+    registry: ClassVar[Registry[Any]] = DETECTORS
 
     name: str = Field("nanodet", description="Registered detector (see `trackid.detect.DETECTORS`).")
-    params: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments of the detector.")
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The detector's parameters, checked against its params model (e.g. `trackid.detect.NanoDetParams`"
+        " for nanodet, where each is documented); unset ones keep its defaults.",
+    )
     tiles: tuple[int, int] | None = Field(
         None,
         description="Run the detector on rows x cols overlapping tiles plus the full frame and merge: finds small, "
@@ -56,11 +85,15 @@ class DetectorConfig(BaseModel):
     min_score: float = Field(0.0, ge=0, le=1, description="Detections below this score are dropped.")
 
 
-class EmbedderConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class EmbedderConfig(_BackendChoice):
+    registry: ClassVar[Registry[Any]] = EMBEDDERS
 
     name: str = Field("mobilenetv2", description="Registered embedder (see `trackid.embed.EMBEDDERS`).")
-    params: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments of the embedder.")
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The embedder's parameters, checked against its params model (e.g. "
+        "`trackid.embed.MobileNetV2Params` for mobilenetv2, where each is documented); unset ones keep its defaults.",
+    )
 
 
 class PhotoTargets(BaseModel):
@@ -215,8 +248,13 @@ def load_config(
     try:
         return RunConfig.model_validate(merged), chosen
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {_message(e)}" for e in exc.errors())
         raise ConfigError(f"invalid configuration: {problems}") from None
+
+
+def _message(error: Mapping[str, Any]) -> str:
+    """pydantic's message, or a validator's own words without pydantic's "Value error, " before them."""
+    return str(error["ctx"]["error"]) if error["type"] == "value_error" else str(error["msg"])
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

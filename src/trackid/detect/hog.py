@@ -5,33 +5,58 @@ from __future__ import annotations
 import cv2
 import numpy as np
 from numpy.typing import NDArray
+from pydantic import Field
 
 from trackid.detect.base import register_detector
 from trackid.detect.nms import nms_indices
 from trackid.images import check_image
+from trackid.registry import BackendParams
 from trackid.types import Detections
 
-__all__ = ["HogPeopleDetector"]
+__all__ = ["HogPeopleDetector", "HogPeopleParams"]
 
 WINDOW_SIZE = (64, 128)
 """(width, height) of the detection window: the smallest person box the detector reports before tightening."""
 
 
-@register_detector("hog")
+class HogPeopleParams(BackendParams):
+    """The HOG people detector's settings."""
+
+    hit_threshold: float = Field(
+        0.0, description="Minimum SVM margin. Raising it drops false positives (railings, trees) and faint people."
+    )
+    win_stride: tuple[int, int] = Field(
+        (8, 8), description="(x, y) step of the sliding window in pixels. Smaller finds more people at quadratic cost."
+    )
+    scale: float = Field(
+        1.05,
+        gt=1,
+        description="Ratio between pyramid levels. Closer to 1 (e.g. 1.03) finds more sizes, slower; 1.1 is ~2x faster "
+        "and misses people between levels.",
+    )
+    nms_threshold: float = Field(
+        0.3,
+        gt=0,
+        le=1,
+        description="IoU above which overlapping windows are merged, keeping the highest margin. Raising it keeps "
+        "people who overlap apart, and more duplicate windows.",
+    )
+    box_fraction: tuple[float, float] = Field(
+        (0.55, 0.75),
+        description="(width, height) fraction of the window the person fills. The window keeps a margin of "
+        "background (the person spans ~55 % of its width and ~75 % of its height, measured on PETS09-S2L1), so boxes "
+        "are shrunk about their centre to match tight ground-truth boxes; (1, 1) reports raw windows.",
+    )
+
+
+@register_detector("hog", params=HogPeopleParams)
 class HogPeopleDetector:
     """People (class 0) from `cv2.HOGDescriptor.getDefaultPeopleDetector`; ~50 ms per 768 x 576 frame on 2 cores.
 
     Scores are SVM margins (unbounded, ~0-3), not probabilities. The 64 x 128 window cannot match people shorter
     than ~96 px: upscale small-person footage (e.g. `TiledDetector(hog, tiles=(1, 1), upscale=2)`), at ~4x cost.
 
-    Args:
-        hit_threshold: minimum SVM margin. Raising it drops false positives (railings, trees) and faint people.
-        win_stride: (x, y) step of the sliding window in pixels. Smaller finds more people at quadratic cost.
-        scale: ratio between pyramid levels. Closer to 1 (e.g. 1.03) finds more sizes, slower; 1.1 is ~2x faster.
-        nms_threshold: IoU above which overlapping windows are merged, keeping the highest margin.
-        box_fraction: (width, height) fraction of the window the person fills. The window keeps a margin of
-            background (the person spans ~55 % of its width and ~75 % of its height, measured on PETS09-S2L1), so
-            boxes are shrunk about their centre to match tight ground-truth boxes; (1, 1) reports raw windows.
+    Args: see `HogPeopleParams`.
     """
 
     name = "hog"

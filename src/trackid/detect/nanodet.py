@@ -16,14 +16,15 @@ from collections.abc import Iterable
 
 import numpy as np
 from numpy.typing import NDArray
+from pydantic import Field
 
 from trackid.detect.base import register_detector
-from trackid.detect.onnx_coco import OnnxCocoDetector
+from trackid.detect.onnx_coco import OnnxCocoDetector, OnnxCocoParams
 from trackid.detect.onnx_yolo import letterbox
 from trackid.images import check_image
 from trackid.types import Detections
 
-__all__ = ["NanoDetDetector"]
+__all__ = ["NanoDetDetector", "NanoDetParams"]
 
 STRIDES = (8, 16, 32)
 BINS = 11  # distance bins per box side (reg_max 10)
@@ -31,7 +32,29 @@ MEAN_BGR = np.array([103.53, 116.28, 123.675], np.float32)  # NanoDet's training
 STD_BGR = np.array([57.375, 57.12, 58.395], np.float32)
 
 
-@register_detector("nanodet")
+class NanoDetParams(OnnxCocoParams):
+    """NanoDet-m's settings."""
+
+    score_threshold: float = Field(
+        0.25,
+        ge=0,
+        le=1,
+        description="Minimum class score. The tracker ranks scores within each stream, so a low threshold (0.2-0.3) "
+        "only adds candidates for its low-score stage; raising it drops static clutter (rocks, cones score "
+        "0.25-0.35) at the cost of faint, far people. Raise it for a tracker-less use.",
+    )
+    nms_threshold: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="IoU above which a lower-scored box of the same class is dropped. NanoDet's boxes of one person "
+        "overlap heavily (>0.7); 0.5 keeps adjacent people in a crowd apart. Raising it keeps more of a dense crowd "
+        "and more duplicates.",
+    )
+    max_detections: int = Field(200, ge=1, description="Boxes kept per image, best first.")
+
+
+@register_detector("nanodet", params=NanoDetParams)
 class NanoDetDetector(OnnxCocoDetector):
     """COCO objects from NanoDet-m; people by default, any COCO class by name (`classes=["dog", "horse"]`).
 
@@ -39,17 +62,7 @@ class NanoDetDetector(OnnxCocoDetector):
     would distort people, and the borders cost a quarter of the input on 4:3 video. People shorter than about
     30 input pixels (~55 px of a 768-px-wide frame) are missed: wrap it in `TiledDetector` for far crowds.
 
-    Args:
-        classes: COCO class names to keep (`trackid.detect.coco`), "animals" for the animal classes, or None for
-            all 80. Output `class_id` is the COCO index (person = 0).
-        score_threshold: minimum class score. The tracker ranks scores within each stream, so a low threshold
-            (0.2-0.3) only adds candidates for its low-score stage; raise it for a tracker-less use.
-        nms_threshold: IoU above which a lower-scored box of the same class is dropped. NanoDet's boxes of one
-            person overlap heavily (>0.7); 0.5 keeps adjacent people in a crowd apart. Higher keeps more of a dense
-            crowd and more duplicates.
-        max_detections: boxes kept per image, best first.
-        model_path: an ONNX export with the same inputs and outputs; default the packaged one.
-        threads: onnxruntime intra-op threads.
+    Args: see `NanoDetParams` (the same names and defaults, each with its trade-off).
     """
 
     name = "nanodet"

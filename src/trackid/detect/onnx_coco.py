@@ -5,18 +5,45 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
+from pydantic import Field
 
 from trackid.artifacts import check_model_file
 from trackid.detect.coco import coco_class_ids
 from trackid.detect.nms import check_detection_limits, nms_indices
 from trackid.embed.model_files import cpu_session
 from trackid.models import bundled_model
+from trackid.registry import BackendParams
 from trackid.types import Detections
 
-__all__ = ["OnnxCocoDetector"]
+__all__ = ["OnnxCocoDetector", "OnnxCocoParams"]
+
+
+class OnnxCocoParams(BackendParams):
+    """The settings NanoDet and CenterNet share; each model's subclass sets the defaults that suit it."""
+
+    classes: str | tuple[str, ...] | None = Field(
+        "person",
+        description='COCO class names to keep (`trackid.detect.coco`), "animals" for the animal classes, or null '
+        "for all 80; `class_id` is the COCO index (person = 0). Each extra class adds tracks of things that are not "
+        "the subject.",
+    )
+    score_threshold: float = Field(ge=0, le=1, description="Minimum class score.")
+    nms_threshold: float = Field(gt=0, le=1, description="IoU above which a lower-scored box of one class is dropped.")
+    max_detections: int = Field(ge=1, description="Boxes kept per image, best first.")
+    model_path: Path | None = Field(
+        None,
+        description="An ONNX export with the same inputs and outputs; null: the converted model (`trackid.models`).",
+    )
+    threads: int = Field(
+        2,
+        ge=0,
+        description="onnxruntime intra-op threads (0: every core). More is faster alone, but steals cores from the "
+        "embedder and tracker running beside it.",
+    )
 
 
 class OnnxCocoDetector:

@@ -7,19 +7,22 @@ to the caller. Exports with NMS built in (end-to-end, (1, N, 6) outputs) are not
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Literal
 
 import cv2
 import numpy as np
 from numpy.typing import NDArray
+from pydantic import Field
 
 from trackid.artifacts import check_model_file
 from trackid.detect.base import register_detector
 from trackid.detect.nms import check_detection_limits, nms_indices
 from trackid.images import check_image
+from trackid.registry import BackendParams
 from trackid.types import Detections
 
-__all__ = ["OnnxYoloDetector", "letterbox"]
+__all__ = ["OnnxYoloDetector", "OnnxYoloParams", "letterbox"]
 
 OutputFormat = Literal["auto", "yolov8", "yolov5"]
 
@@ -27,7 +30,51 @@ PAD_VALUE = 114
 """Grey used for letterbox borders, as in the Ultralytics training pipeline the models expect."""
 
 
-@register_detector("onnx-yolo")
+class OnnxYoloParams(BackendParams):
+    """A user's YOLO-style ONNX detector's settings."""
+
+    model_path: Path = Field(description="The `.onnx` file.")
+    input_size: tuple[int, int] | None = Field(
+        None,
+        description="(width, height) of the network input; required when the model's input size is dynamic and must "
+        "match it when static. Larger finds smaller objects at quadratic cost.",
+    )
+    score_threshold: float = Field(
+        0.25,
+        ge=0,
+        le=1,
+        description="Minimum (objectness x) class score. Lowering it raises recall and false positives.",
+    )
+    nms_threshold: float = Field(
+        0.45,
+        gt=0,
+        le=1,
+        description="IoU above which a lower-scored box of the same class is suppressed. Raising it keeps more people "
+        "in crowds and more duplicates.",
+    )
+    output_format: OutputFormat = Field(
+        "auto",
+        description='"yolov8" (no objectness), "yolov5" (objectness x class score), or "auto": yolov8 when the '
+        "predictions are channel-first; models with fewer predictions than channels need it named.",
+    )
+    class_ids: tuple[int, ...] | None = Field(
+        None, description="Keep only these class indices (e.g. [0] for COCO person); null keeps all."
+    )
+    class_agnostic_nms: bool = Field(
+        False,
+        description="Suppress across classes, for models that label one object with several classes; risks merging "
+        "two objects of different classes that overlap.",
+    )
+    max_detections: int = Field(300, ge=1, description="Boxes kept per image, best first.")
+    threads: int | None = Field(
+        None,
+        ge=1,
+        description="onnxruntime intra-op threads; null lets onnxruntime use every core, which steals them from the "
+        "embedder and tracker.",
+    )
+
+
+@register_detector("onnx-yolo", params=OnnxYoloParams)
 class OnnxYoloDetector:
     """Boxes from a YOLO-style ONNX model with one image input (1, 3, H, W) RGB in [0, 1] and raw predictions.
 
@@ -39,18 +86,7 @@ class OnnxYoloDetector:
           Models with fewer predictions than channels (toy models) need the format named.
     Box coordinates are in input pixels; they are mapped back through the letterbox to image pixels.
 
-    Args:
-        model_path: the `.onnx` file.
-        input_size: (width, height) of the network input; required when the model's input size is dynamic and
-            must match it when static. Larger finds smaller objects at quadratic cost.
-        score_threshold: minimum (objectness x) class score. Lower raises recall and false positives.
-        nms_threshold: IoU above which a lower-scored box of the same class is suppressed. Higher keeps more
-            people in crowds and more duplicates.
-        output_format: see above.
-        class_ids: keep only these class indices (e.g. (0,) for COCO person); None keeps all.
-        class_agnostic_nms: suppress across classes, for models that label one object with several classes.
-        max_detections: boxes kept per image, best first.
-        threads: onnxruntime intra-op threads; None lets onnxruntime use every core.
+    Args: see `OnnxYoloParams`.
     """
 
     name = "onnx-yolo"

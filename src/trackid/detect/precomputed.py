@@ -4,31 +4,48 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
+from pydantic import Field
 
 from trackid.detect.base import register_detector
 from trackid.images import check_image
+from trackid.registry import BackendParams
 from trackid.sources.motchallenge import detections_by_frame, read_mot_file
 from trackid.types import Detections
 
-__all__ = ["PrecomputedDetector"]
+__all__ = ["PrecomputedDetector", "PrecomputedParams"]
 
 
-@register_detector("precomputed")
+class PrecomputedParams(BackendParams):
+    """What to replay."""
+
+    frames: list[Detections] | Path = Field(
+        description="One `Detections` per frame (index 0 = first frame), or the path of a MOTChallenge det file."
+    )
+    num_frames: int | None = Field(
+        None,
+        ge=0,
+        description="With a det file, the number of frames to read (rows of later frames are ignored); null: up to "
+        "the last frame in the file.",
+    )
+    min_score: float = Field(
+        -np.inf,
+        description="With a det file, rows scoring below it are dropped. MOT17's FRCNN files go down to 0.05, so a "
+        "tracker without a low-score stage wants ~0.5; one with it loses its second-stage candidates.",
+    )
+
+
+@register_detector("precomputed", params=PrecomputedParams)
 class PrecomputedDetector:
     """Returns the detections of frame k on the k-th call to `detect`, ignoring the image's pixels.
 
     This lets a pipeline built for live detectors replay public detections, so tracking results are comparable with
     published ones. Frames past the end have no detections: a MOT det file has no rows for frames without boxes.
 
-    Args:
-        frames: one `Detections` per frame (index 0 = first frame), or the path of a MOTChallenge det file.
-        num_frames: with a det file, the number of frames to read (rows of later frames are ignored); default: up
-            to the last frame in the file.
-        min_score: with a det file, rows scoring below it are dropped. MOT17's FRCNN files go down to 0.05, so a
-            tracker without a low-score stage wants ~0.5.
+    Args: see `PrecomputedParams`.
     """
 
     name = "precomputed"

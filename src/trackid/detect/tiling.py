@@ -8,39 +8,82 @@ size in frame pixels. The whole frame is usually run too, for people taller than
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import cv2
 import numpy as np
 from numpy.typing import NDArray
+from pydantic import Field, ValidationInfo, field_validator
 
-from trackid.detect.base import Detector, make_detector, register_detector
+from trackid.detect.base import DETECTORS, Detector, make_detector, register_detector
 from trackid.detect.nms import suppress
 from trackid.images import check_image
+from trackid.registry import BackendParams
 from trackid.types import Detections
 
-__all__ = ["TiledDetector", "tile_grid"]
+__all__ = ["TiledDetector", "TiledParams", "tile_grid"]
 
 
-@register_detector("tiled")
+class TiledParams(BackendParams):
+    """The tiling wrapper's settings; an inner detector given by name has its own parameters checked too."""
+
+    inner: str | Any = Field(
+        description="The detector to run: a registered detector name (built with `inner_params`) or a Detector."
+    )
+    tiles: tuple[int, int] = Field(
+        (2, 2),
+        description="(rows, cols) of the grid. More tiles find smaller objects; cost grows with their number "
+        "(rows x cols + 1 inner calls with the full frame).",
+    )
+    overlap: float = Field(
+        0.25,
+        ge=0,
+        lt=1,
+        description="Fraction of a tile's side shared with its neighbour. An object cut by a tile border is dropped "
+        "from that tile (see `edge_margin`) and must lie whole in a neighbour or be found in the full frame, so the "
+        "overlap should exceed the height of the objects the tiles are for; more overlap, larger tiles, more cost.",
+    )
+    upscale: float = Field(
+        1.0,
+        gt=0,
+        description="Factor each tile is resized by before detection. Helps fixed-window detectors (HOG: 2 finds "
+        "people of ~48 px instead of ~96 px at ~4x cost); no effect on detectors that resize to a fixed input.",
+    )
+    include_full_frame: bool = Field(
+        True,
+        description="Also run the inner detector on the whole frame at its own scale, for objects larger than a tile; "
+        "off saves one inner call a frame and loses people taller than the overlap.",
+    )
+    nms_threshold: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="IoU above which boxes found in several tiles or in the full frame are merged. Raising it keeps "
+        "overlapping people apart, and more duplicates of one person seen by two tiles.",
+    )
+    edge_margin: float = Field(
+        2.0,
+        description="Boxes within this many frame pixels of a tile border inside the frame are truncated views of an "
+        "object and are dropped; negative keeps them (and their half-person boxes).",
+    )
+    inner_params: dict[str, Any] | None = Field(None, description="Parameters of `inner` when it is given by name.")
+
+    @field_validator("inner_params")
+    @classmethod
+    def _fit_inner(cls, inner_params: dict[str, Any] | None, info: ValidationInfo) -> dict[str, Any] | None:
+        if isinstance(info.data.get("inner"), str):
+            DETECTORS.validate(info.data["inner"], inner_params)
+        return inner_params
+
+
+@register_detector("tiled", params=TiledParams)
 class TiledDetector:
     """Runs `inner` on a grid of overlapping tiles (and the full frame), maps boxes back and merges them with NMS.
 
     Cost is about (rows x cols + include_full_frame) inner calls per frame, times upscale^2 for window-based
     detectors.
 
-    Args:
-        inner: the detector to run, or a registered detector name (built with `inner_params`).
-        tiles: (rows, cols) of the grid. More tiles find smaller objects; cost grows with their number.
-        overlap: fraction of a tile's side shared with its neighbour. An object cut by a tile border is dropped
-            from that tile (see `edge_margin`) and must lie whole in a neighbour or be found in the full frame, so
-            the overlap should exceed the height of the objects the tiles are for.
-        upscale: factor each tile is resized by before detection. Helps fixed-window detectors (HOG: 2 finds
-            people of ~48 px instead of ~96 px at ~4x cost); no effect on detectors that resize to a fixed input.
-        include_full_frame: also run `inner` on the whole frame at its own scale, for objects larger than a tile.
-        nms_threshold: IoU above which boxes found in several tiles or in the full frame are merged.
-        edge_margin: boxes within this many frame pixels of a tile border inside the frame are truncated views
-            of an object and are dropped; negative keeps them.
-        inner_params: parameters for `inner` when it is given by name.
+    Args: see `TiledParams`.
     """
 
     name = "tiled"
@@ -57,7 +100,7 @@ class TiledDetector:
         inner_params: Mapping[str, object] | None = None,
     ) -> None:
         if isinstance(inner, str):
-            inner = make_detector(inner, **dict(inner_params or {}))
+            inner = make_detector(inner, inner_params)
         elif inner_params:
             raise ValueError("inner_params apply only when inner is a detector name")
         if not callable(getattr(inner, "detect", None)):

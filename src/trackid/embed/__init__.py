@@ -1,31 +1,45 @@
 """Appearance embedders: one protocol, one file per backend, built by name (`make_embedder`).
 
-Registered names: `mobilenetv2` (ImageNet MobileNetV2 via onnxruntime), `dlib-face` (128-d faces), `faceres`
-(1024-d faces, fetched), `onnx` (a user's re-ID model), `colour` (histogram baseline), `ensemble` (weighted
-combination of the others).
+Registered names: `mobilenetv2` (ImageNet MobileNetV2 via onnxruntime), `mobilenetv2-pyramid` (pooled by depth and
+stripe, for photos), `dlib-face` (128-d faces), `faceres` (1024-d faces, fetched), `onnx` (a user's re-ID model),
+`colour` (histogram baseline), `ensemble` (weighted combination of the others); each with its params model
+(`EMBEDDERS.params_model(name)`: the parameters, their defaults and trade-offs).
 """
 
 from trackid.embed.base import EMBEDDERS, Embedder, make_embedder, register_embedder
-from trackid.embed.colour import ColourTextureEmbedder
+from trackid.embed.colour import ColourTextureEmbedder, ColourTextureParams
 from trackid.embed.crops import clamp_boxes, crop_boxes, l2_normalise
-from trackid.embed.dlib_face import DlibFaceEmbedder
-from trackid.embed.ensemble import EnsembleEmbedder, fuse_scores
-from trackid.embed.faceres import FaceResEmbedder
+from trackid.embed.dlib_face import DlibFaceEmbedder, DlibFaceParams
+from trackid.embed.ensemble import EnsembleEmbedder, EnsembleParams, fuse_scores
+from trackid.embed.faceres import FaceResEmbedder, FaceResParams
 from trackid.embed.frame import embed_detections
-from trackid.embed.mobilenet import MobileNetV2Embedder
-from trackid.embed.onnx_embedder import OnnxEmbedder
+from trackid.embed.mobilenet import (
+    MobileNetV2Embedder,
+    MobileNetV2Params,
+    MobileNetV2PyramidEmbedder,
+    MobileNetV2PyramidParams,
+)
+from trackid.embed.onnx_embedder import OnnxEmbedder, OnnxEmbedderParams
 from trackid.embed.quality import CropQuality, QualityConfig, crop_quality, score_crops
 
 __all__ = [
     "EMBEDDERS",
     "ColourTextureEmbedder",
+    "ColourTextureParams",
     "CropQuality",
     "DlibFaceEmbedder",
+    "DlibFaceParams",
     "Embedder",
     "EnsembleEmbedder",
+    "EnsembleParams",
     "FaceResEmbedder",
+    "FaceResParams",
     "MobileNetV2Embedder",
+    "MobileNetV2Params",
+    "MobileNetV2PyramidEmbedder",
+    "MobileNetV2PyramidParams",
     "OnnxEmbedder",
+    "OnnxEmbedderParams",
     "QualityConfig",
     "clamp_boxes",
     "crop_boxes",

@@ -13,30 +13,62 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 from numpy.typing import NDArray
+from pydantic import Field
 
 from trackid.embed.base import register_embedder
 from trackid.embed.crops import check_crops, l2_normalise, resize_stack
+from trackid.registry import BackendParams
 
-__all__ = ["ColourTextureEmbedder"]
+__all__ = ["ColourTextureEmbedder", "ColourTextureParams"]
+
+_BINS = "finer bins separate similar clothes but split one colour under lighting change across cameras"
 
 
-@register_embedder("colour")
+class ColourTextureParams(BackendParams):
+    """The colour + texture histograms' settings."""
+
+    stripes: int = Field(
+        6,
+        ge=1,
+        description="Horizontal bands; more localises colour better but is less tolerant of pose and box misalignment.",
+    )
+    hue_bins: int = Field(8, ge=1, description=f"Hue resolution: {_BINS}.")
+    saturation_bins: int = Field(4, ge=1, description=f"Saturation resolution: {_BINS}.")
+    value_bins: int = Field(4, ge=1, description=f"Brightness resolution: {_BINS}.")
+    orientation_bins: int = Field(
+        8,
+        ge=1,
+        description="Unsigned gradient orientations over 0-180 degrees (texture: stripes, prints, edges); more tell "
+        "prints apart and are more sensitive to pose.",
+    )
+    texture_weight: float = Field(
+        0.3,
+        ge=0,
+        le=1,
+        description="Share of the texture block in the cosine; colour carries most identity in re-ID, texture helps "
+        "where clothes share a colour.",
+    )
+    input_size: tuple[int, int] = Field(
+        (128, 64),
+        description="(height, width) crops are resized to before counting; the histograms barely depend on it, "
+        "the cost grows with it.",
+    )
+    white_balance: bool = Field(
+        False,
+        description="Scale each crop's channels to equal means first (grey world) and stretch its brightness to the "
+        "full range, so that a camera's colour cast and exposure matter less: for pairs of cameras with different "
+        "lighting (PRID 2011); off where colour itself identifies (VIPeR).",
+    )
+
+
+@register_embedder("colour", params=ColourTextureParams)
 class ColourTextureEmbedder:
     """Per horizontal stripe: a joint hue x saturation histogram, a value histogram and an orientation histogram.
 
     Each histogram is normalised to sum 1 and square-rooted (Hellinger), so the cosine of two embeddings is a
     Bhattacharyya-style overlap that large uniform regions do not dominate.
 
-    Args:
-        stripes: horizontal bands; more localises colour better but is less tolerant of pose and box misalignment.
-        hue_bins, saturation_bins, value_bins: colour resolution; finer bins separate similar clothes but split one
-            colour under lighting change across cameras.
-        orientation_bins: unsigned gradient orientations over 0-180 degrees (texture: stripes, prints, edges).
-        texture_weight: share of the texture block in the cosine (0-1); colour carries most identity in re-ID.
-        input_size: (height, width) crops are resized to before counting; the histograms barely depend on it.
-        white_balance: scale each crop's channels to equal means first (grey world) and stretch its brightness to
-            the full range, so that a camera's colour cast and exposure matter less; for pairs of cameras with
-            different lighting (PRID 2011), off where colour itself identifies (VIPeR).
+    Args: see `ColourTextureParams`.
     """
 
     model_id = "colour-texture-hist"

@@ -15,25 +15,44 @@ from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
+from pydantic import Field
 
 from trackid.artifacts import file_sha256, package_file
 from trackid.embed.base import register_embedder
 from trackid.embed.crops import check_crops, l2_normalise
+from trackid.registry import BackendParams
 
-__all__ = ["DlibFaceEmbedder", "face_models_dir"]
+__all__ = ["DlibFaceEmbedder", "DlibFaceParams", "face_models_dir"]
 
 RECOGNITION_MODEL = "dlib_face_recognition_resnet_model_v1.dat"
 SHAPE_MODEL = "shape_predictor_5_face_landmarks.dat"  # CC0; the 68-point model's training data bars commercial use
 
 
-@register_embedder("dlib-face")
+class DlibFaceParams(BackendParams):
+    """dlib's face embedder's settings."""
+
+    models_dir: Path | None = Field(
+        None,
+        description="Folder holding the two `.dat` files; null: the installed `face_recognition_models` package.",
+    )
+    num_jitters: int = Field(
+        0,
+        ge=0,
+        description="Above 1, averages that many randomly jittered chips: steadier vectors for num_jitters x the time.",
+    )
+    padding: float = Field(
+        0.25,
+        ge=0,
+        description="Context around the aligned face in the chip; dlib trained with 0.25, and vectors drift from its "
+        "training as it moves away.",
+    )
+
+
+@register_embedder("dlib-face", params=DlibFaceParams)
 class DlibFaceEmbedder:
     """Face crops -> 128-d unit vectors.
 
-    Args:
-        models_dir: folder holding the two `.dat` files; default: the installed `face_recognition_models` package.
-        num_jitters: >1 averages that many randomly jittered chips: steadier vectors for num_jitters x the time.
-        padding: context around the aligned face in the chip; dlib trained with 0.25.
+    Args: see `DlibFaceParams`.
     """
 
     model_id = "dlib-resnet-face-v1"

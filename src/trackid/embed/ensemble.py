@@ -12,20 +12,46 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+from pydantic import Field, field_validator
 
-from trackid.embed.base import Embedder, make_embedder, register_embedder
+from trackid.embed.base import EMBEDDERS, Embedder, make_embedder, register_embedder
 from trackid.embed.crops import check_crops, l2_normalise
+from trackid.registry import BackendParams
 
-__all__ = ["EnsembleEmbedder", "fuse_scores"]
+__all__ = ["EnsembleEmbedder", "EnsembleParams", "fuse_scores"]
 
 
-@register_embedder("ensemble")
+class EnsembleParams(BackendParams):
+    """The members and their weights; a member given as config has its own parameters checked too."""
+
+    members: list[Any] = Field(
+        min_length=1,
+        description="Embedders, or config mappings `{name: ..., params: {...}}` built by name. Each member adds its "
+        "cost to every crop and its dimensions to every vector.",
+    )
+    weights: tuple[float, ...] | None = Field(
+        None,
+        description="Non-negative relative weights, one per member (null: equal); each member's share of the cosine "
+        "similarity. `trackid photos tune` picks them from labelled photos.",
+    )
+
+    @field_validator("members")
+    @classmethod
+    def _members_are_embedders_or_their_config(cls, members: list[Any]) -> list[Any]:
+        for i, member in enumerate(members):
+            if isinstance(member, Mapping):
+                try:
+                    _check_member_config(member)
+                except ValueError as exc:
+                    raise ValueError(f"member {i}: {exc}") from None
+        return members
+
+
+@register_embedder("ensemble", params=EnsembleParams)
 class EnsembleEmbedder:
     """Weighted concatenation of member embeddings.
 
-    Args:
-        members: embedders, or config mappings `{"name": ..., "params": {...}}` built with `make_embedder`.
-        weights: non-negative relative weights (default equal); each member's share of the cosine similarity.
+    Args: see `EnsembleParams`.
     """
 
     def __init__(self, members: Sequence[Embedder | Mapping[str, Any]], weights: Sequence[float] | None = None) -> None:
@@ -80,7 +106,13 @@ def fuse_scores(scores: Sequence[ArrayLike], weights: Sequence[float] | None = N
 
 def _build_member(member: Embedder | Mapping[str, Any]) -> Embedder:
     if isinstance(member, Mapping):
-        if "name" not in member:
-            raise ValueError(f"ensemble member config needs a 'name': {dict(member)}")
-        return make_embedder(str(member["name"]), **dict(member.get("params", {})))
+        _check_member_config(member)
+        return make_embedder(str(member["name"]), member.get("params"))
     return member
+
+
+def _check_member_config(member: Mapping[str, Any]) -> None:
+    """A member's config: its `name`, its `params` valid for that embedder, nothing else."""
+    if "name" not in member or set(member) - {"name", "params"}:
+        raise ValueError(f"an ensemble member's config takes 'name' and 'params', got {dict(member)}")
+    EMBEDDERS.validate(str(member["name"]), member.get("params"))

@@ -13,27 +13,46 @@ from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
+from pydantic import Field
 
 from trackid.artifacts import check_model_file, file_sha256
 from trackid.embed.base import register_embedder
 from trackid.embed.crops import check_crops, l2_normalise, resize_stack
 from trackid.embed.model_files import cpu_session
 from trackid.models import bundled_model
+from trackid.registry import BackendParams
 
-__all__ = ["FaceResEmbedder"]
+__all__ = ["FaceResEmbedder", "FaceResParams"]
 
 OUTPUT = "global_pooling/Mean"
 SIZE = 224
 
 
-@register_embedder("faceres")
+class FaceResParams(BackendParams):
+    """FaceRes's settings."""
+
+    model_path: Path | None = Field(
+        None,
+        description="An ONNX export with the same input and `global_pooling/Mean` output; null: the one "
+        "`trackid models fetch` converted.",
+    )
+    batch_size: int = Field(
+        16,
+        ge=1,
+        description="Faces per onnxruntime call. Larger batches amortise the call overhead and hold more memory.",
+    )
+    num_threads: int = Field(
+        0,
+        ge=0,
+        description="onnxruntime intra-op threads; 0 uses every core, which a detector running beside it then lacks.",
+    )
+
+
+@register_embedder("faceres", params=FaceResParams)
 class FaceResEmbedder:
     """Face crops -> 1024-d unit vectors; about 11 ms a face on 2 cores.
 
-    Args:
-        model_path: an ONNX export with the same input and `global_pooling/Mean` output; default the fetched one.
-        batch_size: faces per onnxruntime call. Larger batches amortise the call overhead.
-        num_threads: onnxruntime intra-op threads; 0 uses every core.
+    Args: see `FaceResParams`.
     """
 
     model_id = "hse-faceres"

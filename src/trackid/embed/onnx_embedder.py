@@ -13,27 +13,54 @@ from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
+from pydantic import Field
 
 from trackid.artifacts import file_sha256
 from trackid.embed.base import register_embedder
 from trackid.embed.crops import check_crops, l2_normalise, resize_stack
 from trackid.embed.model_files import cpu_session
+from trackid.registry import BackendParams
 
-__all__ = ["OnnxEmbedder"]
+__all__ = ["OnnxEmbedder", "OnnxEmbedderParams"]
 
 
-@register_embedder("onnx")
+class OnnxEmbedderParams(BackendParams):
+    """A user's ONNX re-ID model's settings; the defaults are torchreid's/OSNet's convention."""
+
+    model_path: Path = Field(description="The `.onnx` file.")
+    input_size: tuple[int, int] = Field(
+        (256, 128), description="(height, width) the model was trained on; another size degrades its vectors."
+    )
+    mean: tuple[float, float, float] = Field(
+        (0.485, 0.456, 0.406), description="Per-channel mean in the model's channel order, on the 0-1 scale."
+    )
+    std: tuple[float, float, float] = Field(
+        (0.229, 0.224, 0.225), description="Per-channel standard deviation in the model's channel order, 0-1 scale."
+    )
+    rgb: bool = Field(
+        True, description="The model expects RGB (torch-trained models) rather than BGR (OpenCV-trained ones)."
+    )
+    batch_size: int = Field(
+        32,
+        ge=1,
+        description="Crops per call (ignored when the model's batch dimension is fixed). Larger amortises the call "
+        "overhead, until the activations fall out of the CPU caches.",
+    )
+    model_id: str | None = Field(
+        None,
+        description="Name stored with the vectors; null: `onnx:<file stem>`. Vectors of different models never meet, "
+        "so renaming it makes a gallery's old vectors unreachable.",
+    )
+    num_threads: int = Field(
+        0, ge=0, description="onnxruntime intra-op threads; 0 uses every core (threads never spin-wait between calls)."
+    )
+
+
+@register_embedder("onnx", params=OnnxEmbedderParams)
 class OnnxEmbedder:
     """Crops -> the model's first output, flattened per crop and L2-normalised.
 
-    Args:
-        model_path: the `.onnx` file.
-        input_size: (height, width) the model was trained on.
-        mean, std: per-channel normalisation in the model's channel order, on the 0-1 scale.
-        rgb: whether the model expects RGB (torch-trained models) rather than BGR (OpenCV-trained ones).
-        batch_size: crops per call (ignored when the model's batch dimension is fixed).
-        model_id: name stored with the vectors; default `onnx:<file stem>`. Vectors of different models never meet.
-        num_threads: onnxruntime intra-op threads; 0 uses every core (threads never spin-wait between calls).
+    Args: see `OnnxEmbedderParams`.
     """
 
     def __init__(
