@@ -1,0 +1,186 @@
+"""`photos ingest`: photo folders into the gallery, one sighting per individual per burst, resumably.
+
+Data flow: scan (hash, integrity, EXIF time and camera) -> bursts -> each burst's individuals as tracklets (decode,
+detect or take the whole image, link across the burst) -> embed every crop with the tuned ensemble, minus the
+camera's mean -> one pooled vector per tracklet -> the gallery decides against the tuned, calibrated threshold
+(attribute gates when labels give them) -> the store.
+
+Resuming: every sighting carries an idempotency key (the burst's first photo's content hash and the individual's
+index), and each burst is written in one transaction with its decisions. A re-run after a crash asks the store
+which bursts it holds and continues with the rest in the same order, so it ends in the same store as an
+uninterrupted run. Files that cannot be used are skipped with a reason; nothing else is lost.
+"""
+
+from __future__ import annotations
+
+import json
+import time as clock
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from trackid.artifacts import atomic_write_text
+from trackid.config import GalleryConfig, PhotosConfig
+from trackid.pipelines.photos.bursts import PhotoCropper, burst_tracklets, pool_embedding
+from trackid.pipelines.photos.labels import Labels, gate_attributes
+from trackid.pipelines.photos.tuned import Tuned
+from trackid.sources.photos import Photo, SkippedFile, group_bursts, scan_photos
+from trackid.types import Tracklet
+
+__all__ = ["IngestReport", "ingest"]
+
+
+@dataclass
+class IngestReport:
+    """What an ingest found, wrote and left out (`ingest_report.json`)."""
+
+    photos_found: int = 0
+    bursts: int = 0
+    bursts_already_stored: int = 0
+    sightings_written: int = 0
+    decisions: Counter[str] = field(default_factory=Counter)
+    time_sources: Counter[str] = field(default_factory=Counter)
+    camera_sources: Counter[str] = field(default_factory=Counter)
+    skipped: list[SkippedFile] = field(default_factory=list)
+    without_exif: list[Path] = field(default_factory=list)
+    """Photos timed by their file and named by their folder for want of EXIF (kept, not skipped)."""
+    uncentred_cameras: list[str] = field(default_factory=list)
+    """Cameras `tune` never saw: their photos are matched without camera centring."""
+    seconds_per_photo: list[float] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        reasons = Counter(
+            s.reason.split(" of ")[0] if s.reason.startswith("duplicate") else s.reason for s in self.skipped
+        )
+        return {
+            "photos_found": self.photos_found,
+            "bursts": self.bursts,
+            "bursts_already_stored": self.bursts_already_stored,
+            "sightings_written": self.sightings_written,
+            "decisions": dict(self.decisions),
+            "time_sources": dict(self.time_sources),
+            "camera_sources": dict(self.camera_sources),
+            "uncentred_cameras": self.uncentred_cameras,
+            "skipped_by_reason": dict(reasons),
+            "seconds_per_photo": {
+                f"p{q}": float(np.percentile(self.seconds_per_photo, q)) if self.seconds_per_photo else None
+                for q in (50, 99, 100)
+            },
+            "skipped": [{"path": str(s.path), "reason": s.reason} for s in self.skipped],
+            "without_exif": {
+                "count": len(self.without_exif),
+                "fallback": "capture time = file modification time (camera = folder unless EXIF names a serial)",
+                "paths": [str(p) for p in self.without_exif],
+            },
+        }
+
+
+def ingest(
+    folders: Sequence[Path],
+    *,
+    site: str,
+    config: PhotosConfig,
+    gallery_config: GalleryConfig,
+    tuned: Tuned,
+    labels: Labels | None = None,
+    out: Path | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    batch_photos: int = 32,
+) -> IngestReport:
+    """Ingest photo folders into the configured store; see the module docstring. `progress(done, total)` counts
+    photos; `batch_photos` photos' crops are embedded at once. Writes `ingest_report.json` into `out` when given."""
+    photos, skipped = scan_photos(folders, config.extensions)
+    bursts = group_bursts(photos, config.burst_gap_s, config.bursts_from_file_times)
+    report = IngestReport(photos_found=len(photos), bursts=len(bursts), skipped=skipped)
+    report.time_sources.update(p.time_source for p in photos)
+    report.without_exif = [p.path for p in photos if p.time_source == "file"]
+    report.camera_sources.update(p.camera_source for p in photos)
+    if tuned.centring is not None:
+        report.uncentred_cameras = sorted({p.camera for p in photos} - set(tuned.centring.means_))
+    embedder = tuned.make_embedder()
+    cropper = PhotoCropper(config)
+    label_of = labels or Labels()
+    with gallery_config.open_store() as store:
+        gallery = tuned.gallery(store, embedder, gallery_config)
+        stored = store.stored_source_keys([_key(b, 0) for b in bursts])
+        todo = [b for b in bursts if _key(b, 0) not in stored]
+        report.bursts_already_stored = len(bursts) - len(todo)
+        total = sum(len(b) for b in todo)
+        done = 0
+        for chunk in _chunks(todo, batch_photos):
+            start = clock.perf_counter()
+            found = [burst_tracklets(burst, cropper, report.skipped) for burst in chunk]
+            crops = [crop for tracklets in found for t in tracklets for crop in t.crops]
+            cameras = [t.camera_id for tracklets in found for t in tracklets for _ in t.crops]
+            vectors = embedder.embed(crops) if crops else np.empty((0, embedder.dim), np.float32)
+            if crops:
+                vectors = tuned.adjust(embedder, vectors, cameras)
+            per_photo = (clock.perf_counter() - start) / max(1, sum(len(b) for b in chunk))
+            cursor = 0
+            for burst, tracklets in zip(chunk, found, strict=True):
+                tick = clock.perf_counter()
+                if tracklets:
+                    pooled = []
+                    for t in tracklets:
+                        pooled.append(replace(t, embedding=pool_embedding(t, vectors[cursor : cursor + len(t.crops)])))
+                        cursor += len(t.crops)
+                    attributes = gate_attributes(label_of(burst[0].path))
+                    decided = gallery.identify_vectors(
+                        np.stack([t.embedding for t in pooled]),
+                        time=burst[0].time,
+                        # photos' crops are not quality-scored: a sighting's quality is its detector's confidence
+                        quality=[float(t.scores.mean()) for t in pooled],
+                        site=site,
+                        camera=burst[0].camera,
+                        attributes=attributes or None,
+                        sources=[{**_sighting_source(t, burst), "attributes": attributes} for t in pooled],
+                        source_keys=[_key(burst, t.track_id) for t in pooled],
+                    )
+                    report.sightings_written += len(decided)
+                    report.decisions.update(r.match.decision for r in decided)
+                share = per_photo + (clock.perf_counter() - tick) / len(burst)
+                report.seconds_per_photo += [share] * len(burst)
+                done += len(burst)
+                if progress is not None:
+                    progress(done, total)
+    if out is not None:
+        atomic_write_text(out / "ingest_report.json", json.dumps(report.to_json(), indent=2) + "\n")
+    return report
+
+
+def _key(burst: Sequence[Photo], individual: int) -> str:
+    return f"photo-sha256:{burst[0].sha256}#{individual}"
+
+
+def _sighting_source(tracklet: Tracklet, burst: Sequence[Photo]) -> dict[str, Any]:
+    """Where the store finds the sighting again (`reembed` re-reads it): the photo of its best crop and the box
+    in it (the photo's frame for a whole-image individual); every photo it was seen in; how time and camera were
+    known."""
+    best_frame = tracklet.crop_frames[0]
+    best = burst[best_frame - 1]
+    box = tracklet.boxes[int(np.searchsorted(tracklet.frames, best_frame))]
+    return {
+        "image": str(best.path),
+        "box": [float(v) for v in box],
+        "photos": [str(burst[f - 1].path) for f in tracklet.frames.tolist()],
+        "sha256": best.sha256,
+        "time_source": best.time_source,
+        "camera_source": best.camera_source,
+    }
+
+
+def _chunks(bursts: list[list[Photo]], photos_per_chunk: int) -> Iterator[list[list[Photo]]]:
+    chunk: list[list[Photo]] = []
+    size = 0
+    for burst in bursts:
+        chunk.append(burst)
+        size += len(burst)
+        if size >= photos_per_chunk:
+            yield chunk
+            chunk, size = [], 0
+    if chunk:
+        yield chunk

@@ -1,0 +1,235 @@
+"""`photos tune`: the ensemble weights and the decision threshold, chosen on labelled photos and measured apart.
+
+Half the individuals (by seed) tune, the other half test, so the evidence in `tuned.json` is what new individuals
+would see. On the tuning half: the camera means, the weights (mAP, on a grid in standardised units), the calibration
+(cross-camera pairs) and the threshold (replayed ingest decisions). On the held-out half: retrieval of the ensemble
+and of each member, the decision rates at the threshold and at other targets, and the calibration report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from itertools import product
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from trackid.config import EmbedderConfig, PhotosConfig
+from trackid.embed import Embedder, make_embedder
+from trackid.embed.centring import CameraCentring
+from trackid.embed.crops import l2_normalise
+from trackid.embed.ensemble import EnsembleEmbedder
+from trackid.eval.reid import evaluate_reid
+from trackid.identity.calibration import MatchCalibrator
+from trackid.identity.report import write_calibration_report
+from trackid.images import read_image
+from trackid.pipelines.photos.bursts import PhotoCropper
+from trackid.pipelines.photos.labels import Labels
+from trackid.pipelines.photos.tuned import Tuned
+from trackid.sources.photos import scan_photos
+
+__all__ = ["tune"]
+
+
+def tune(
+    folders: Sequence[Path],
+    labels: Labels,
+    *,
+    config: PhotosConfig,
+    out: Path,
+    seed: int = 0,
+    grid_step: float = 0.1,
+    progress: Callable[[str], None] | None = None,
+) -> Tuned:
+    """Choose the ensemble weights (mAP on half the individuals) and the threshold for the target false-positive
+    rate of decisions (calibrated and replayed on the same half), then measure both on the other half; write
+    `tuned.json` and the report."""
+    photos, _ = scan_photos(folders, config.extensions)
+    photos = [p for p in photos if labels(p.path).get("individual")]
+    if len(photos) < 4:
+        raise ValueError(f"tuning needs labelled photos; found {len(photos)} with an individual label in {folders}")
+    ids = np.array([labels(p.path)["individual"] for p in photos])
+    cams = np.array([p.camera for p in photos])
+    ensemble = make_embedder(config.embedder.name, **config.embedder.params)
+    members: list[Embedder] = ensemble.members if isinstance(ensemble, EnsembleEmbedder) else [ensemble]
+    cropper = PhotoCropper(config)
+    crops = []
+    for photo in photos:
+        individuals = cropper(read_image(photo.path))
+        if not individuals.crops:
+            raise ValueError(f"{photo.path}: no individual detected (tuning needs one per labelled photo)")
+        crops.append(individuals.crops[int(np.argmax(individuals.found.score))])
+    member_vectors = []
+    for member in members:
+        if progress is not None:
+            progress(f"embedding {len(crops)} photos with {member.model_id}")
+        member_vectors.append(l2_normalise(member.embed(crops)))
+    people = np.unique(ids)
+    rng = np.random.default_rng(seed)
+    tune_people = set(rng.permutation(people)[: len(people) // 2].tolist())
+    part = np.array([i in tune_people for i in ids])
+    # the camera means come from the tuning half only, so the held-out half is scored as new photos would be
+    centring = None
+    if config.camera_centring:
+        dims = [v.shape[1] for v in member_vectors]
+        stacked = np.concatenate(member_vectors, axis=1)
+        centring = CameraCentring(dims=dims).fit(stacked[part], cams[part])
+        centred = centring.transform(stacked, cams)
+        member_vectors = np.split(centred, np.cumsum(dims)[:-1], axis=1)
+    sims = np.stack([v @ v.T for v in member_vectors]).astype(np.float64)
+    # The grid is laid out in standardised units: a member whose similarities spread little (colour histograms)
+    # would otherwise need a weight near 1 to count at all, which a coarse grid never tries.
+    spread = np.array([_pairs(s, ids, cams, part)[0].std() for s in sims])
+    scored = []
+    for shares in _weight_grid(len(members), grid_step):
+        weights = tuple(float(w) for w in np.asarray(shares) / np.maximum(spread, 1e-9))
+        weights = tuple(w / sum(weights) for w in weights)
+        scored.append((_retrieval(np.tensordot(weights, sims, axes=1), ids, cams, part), weights))
+    (best_scores, best_weights) = max(scored, key=lambda x: (x[0]["mAP"], x[0]["rank1"]))
+    fused = np.tensordot(best_weights, sims, axes=1)
+    tune_s, tune_same = _pairs(fused, ids, cams, part)
+    calibrator = MatchCalibrator().fit(tune_s, tune_same)
+    # The threshold is set on decisions, not pairs: a photo is compared with every profile and takes the best,
+    # so a pairwise false-match rate of 1 % becomes a false match for most newcomers once there are hundreds of
+    # profiles. Replaying the ingest (each photo against the photos before it) measures what a user sees.
+    order = sorted(range(len(photos)), key=lambda i: (photos[i].time, photos[i].camera, str(photos[i].path)))
+    tune_decisions = _replay(fused, ids, np.array(order), part, calibrator)
+    threshold = _decision_threshold(*tune_decisions[:2], config.target_false_positive_rate)
+    held_decisions = _replay(fused, ids, np.array(order), ~part, calibrator)
+    held_s, held_same = _pairs(fused, ids, cams, ~part)
+    accept = calibrator.predict_proba(held_s) >= threshold
+    ensemble_scores = _retrieval(fused, ids, cams, ~part)
+    member_scores = {
+        f"{m.model_id} {m.version}": _retrieval(s, ids, cams, ~part) for m, s in zip(members, sims, strict=True)
+    }
+    held_out = {
+        "individuals": int(len(people) - len(tune_people)),
+        "individual_labels": sorted(str(p) for p in people if p not in tune_people),
+        "photos": int((~part).sum()),
+        "ensemble": ensemble_scores,
+        "members": member_scores,
+        "ensemble_gain_over_best_member": {
+            metric: ensemble_scores[metric] - max(r[metric] for r in member_scores.values())
+            for metric in ("rank1", "mAP")
+        },
+        "decisions": _decision_rates(*held_decisions, threshold),
+        "trade_off": [
+            {"target": target, **_decision_rates(*held_decisions, _decision_threshold(*tune_decisions[:2], target))}
+            for target in (0.01, 0.02, 0.05, 0.1, 0.2, 0.4)
+        ],
+        "pairs": {
+            "same": int(held_same.sum()),
+            "different": int((~held_same).sum()),
+            "false_match_rate": float(accept[~held_same].mean()) if (~held_same).any() else None,
+            "recall": float(accept[held_same].mean()) if held_same.any() else None,
+        },
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    write_calibration_report(
+        out / "report",
+        held_s,
+        held_same,
+        calibrator,
+        target_false_match_rate=config.target_false_positive_rate,
+        title="Photo re-identification: held-out individuals",
+    )
+    params = dict(config.embedder.params)
+    if isinstance(ensemble, EnsembleEmbedder):
+        params["weights"] = [round(float(w), 6) for w in best_weights]
+    tuned = Tuned(
+        embedder=EmbedderConfig(name=config.embedder.name, params=params),
+        calibrator=calibrator,
+        threshold=float(threshold),
+        target_false_positive_rate=config.target_false_positive_rate,
+        centring=centring,
+        evidence={
+            "camera_centring": centring is not None,
+            "photos": len(photos),
+            "individuals": len(people),
+            "cameras": sorted(set(cams.tolist())),
+            "seed": seed,
+            "tuning_half": best_scores,
+            "grid": [{"weights": [round(float(w), 6) for w in wts], **sc} for sc, wts in scored],
+            "held_out": held_out,
+            "report": "report/report.html",
+        },
+    )
+    tuned.save(out)
+    return tuned
+
+
+def _weight_grid(members: int, step: float) -> list[tuple[float, ...]]:
+    """Every weight vector on the simplex with the given step (members' shares of the fused similarity)."""
+    n = round(1 / step)
+    return [tuple(c / n for c in combo) for combo in product(range(n + 1), repeat=members) if sum(combo) == n]
+
+
+def _retrieval(
+    sim: NDArray[np.float64], ids: NDArray[Any], cams: NDArray[Any], rows: NDArray[np.bool_]
+) -> dict[str, float]:
+    """Rank-1, rank-5 and mAP (%) of each photo of the subset searched among the others. With several cameras a
+    photo is searched among the other cameras' photos only (the field's cross-camera protocol: re-identifying
+    someone under the camera that just saw them is not the task)."""
+    idx = np.flatnonzero(rows)
+    sub = sim[np.ix_(idx, idx)].astype(np.float64)
+    cam = cams[idx]
+    excluded = cam[:, None] == cam[None, :] if len(set(cam.tolist())) > 1 else np.eye(len(idx), dtype=bool)
+    sub = np.where(excluded, -1e9, sub)  # ranked last: they cannot take a rank before any real candidate
+    scores = evaluate_reid(sub, ids[idx], ids[idx], cam, cam)
+    return {"rank1": 100 * scores.rank(1), "rank5": 100 * scores.rank(5), "mAP": 100 * scores.mean_ap}
+
+
+def _replay(
+    sim: NDArray[np.float64],
+    ids: NDArray[Any],
+    order: NDArray[np.intp],
+    rows: NDArray[np.bool_],
+    calibrator: MatchCalibrator,
+) -> tuple[NDArray[np.float64], NDArray[np.bool_], NDArray[np.bool_]]:
+    """Each photo of the subset, in ingest order, against the photos before it: the calibrated probability of its
+    best candidate, whether that candidate is someone else, and whether its individual had been seen before."""
+    idx = order[rows[order]]
+    sub = sim[np.ix_(idx, idx)]
+    earlier = np.tril(np.ones(sub.shape, dtype=bool), k=-1)
+    best = np.argmax(np.where(earlier, sub, -np.inf)[1:], axis=1)  # the first photo has nothing to compare with
+    queries = np.arange(1, len(idx))
+    who = ids[idx]
+    known = np.array([who[q] in set(who[:q].tolist()) for q in queries.tolist()], dtype=bool)
+    probability = calibrator.predict_proba(sub[queries, best])
+    return probability, who[best] != who[queries], known
+
+
+def _decision_threshold(probability: NDArray[np.float64], wrong: NDArray[np.bool_], target: float) -> float:
+    """Lowest probability threshold at which the share of decisions that take someone else's profile is <= target."""
+    for t in np.unique(probability):
+        if float(np.mean(wrong & (probability >= t))) <= target:
+            return float(t)
+    return float(np.nextafter(probability.max(initial=0.0), 1.0))  # nothing can be accepted at this target
+
+
+def _decision_rates(
+    probability: NDArray[np.float64], wrong: NDArray[np.bool_], known: NDArray[np.bool_], threshold: float
+) -> dict[str, float | int]:
+    accept = probability >= threshold
+    return {
+        "photos": int(len(probability) + 1),
+        "false_match_rate": float(np.mean(accept & wrong)),
+        "match_rate": float(np.mean(accept)),
+        "correct_match_rate_of_known": float(np.mean(accept[known] & ~wrong[known])) if known.any() else 0.0,
+        "known_individuals_share": float(np.mean(known)),
+    }
+
+
+def _pairs(
+    sim: NDArray[np.float64], ids: NDArray[Any], cams: NDArray[Any], rows: NDArray[np.bool_]
+) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+    """Similarities and same-individual labels of the subset's cross-camera pairs (all pairs with one camera)."""
+    idx = np.flatnonzero(rows)
+    a, b = np.triu_indices(len(idx), k=1)
+    a, b = idx[a], idx[b]
+    if len(set(cams[idx].tolist())) > 1:
+        cross = cams[a] != cams[b]
+        a, b = a[cross], b[cross]
+    return sim[a, b].astype(np.float64), ids[a] == ids[b]
