@@ -160,10 +160,17 @@ def _assign_allowed(
     taken = np.full(n_queries, -1, np.intp)
     if not len(query):
         return taken
+    cost = -np.log(probability)
+    owners = np.zeros(n_ids, np.intp)
+    np.add.at(owners, np.unique(np.stack([query, column]), axis=1)[1], 1)
+    if owners.max() == 1:  # no identity is wanted by two queries: each takes its own best candidate
+        order = np.lexsort((cost, query))
+        first = np.flatnonzero(np.diff(query[order], prepend=-1))
+        taken[query[order][first]] = column[order][first]
+        return taken
     graph = coo_matrix((np.ones(len(query)), (query, n_queries + column)), shape=(n_queries + n_ids,) * 2)
     _, label = connected_components(graph, directed=False)
     new_cost = -np.log(threshold) if np.isfinite(threshold) else 0.0
-    cost = -np.log(probability)
     order = np.argsort(label[query], kind="stable")
     starts = np.flatnonzero(np.diff(label[query][order], prepend=-1))
     for edges in np.split(order, starts[1:]):
