@@ -27,12 +27,17 @@ def test_a_run_is_running_then_complete_or_failed(tmp_path: Path) -> None:
         folder.complete({"out": tmp_path / "a" / "out.txt"}, ["careful"], items=3)
     done = _manifest(tmp_path / "a")
     assert set(done) >= KEYS and done["status"] == "complete" and done["items"] == 3
-    assert done["files"] == {"out": "out.txt", "manifest": "manifest.json"} and done["warnings"] == ["careful"]
+    files = {"out": "out.txt", "log": "log.jsonl", "manifest": "manifest.json"}
+    assert done["files"] == files and done["warnings"] == ["careful"]
+    started = [json.loads(line) for line in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
+    assert started[0]["level"] == "INFO" and "test started" in started[0]["message"]
     broken = RunFolder(tmp_path / "b", "test", {}, [])
     with pytest.raises(RuntimeError), broken.running():
         raise RuntimeError("disk full")
     failed = _manifest(tmp_path / "b")
     assert failed["status"] == "failed" and failed["error"] == "disk full"
+    last = json.loads((tmp_path / "b" / "log.jsonl").read_text().splitlines()[-1])
+    assert last["level"] == "ERROR" and "disk full" in last["message"]
 
 
 def test_every_command_writes_the_same_schema(tmp_path: Path, data: Path) -> None:

@@ -3,12 +3,14 @@
 A run folder's `manifest.json` says what ran (`command`, `config`, the inputs' SHA-256, trackid and library
 versions), how it went (`status`: `running` from the start, then `complete` or `failed` with the error), how long it
 took (`seconds`) and what it wrote (`files`, relative to the folder), plus each command's own summary fields. A
-crash therefore leaves `running` behind, never a manifest that claims a result that was not written.
+crash therefore leaves `running` behind, never a manifest that claims a result that was not written. While a run
+is `running()`, every `trackid` log record also goes to the folder's `log.jsonl` (JSON lines, see `trackid.logs`).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import platform
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -18,11 +20,14 @@ from typing import Any
 
 from trackid import __version__
 from trackid.artifacts import atomic_write_text, file_sha256
+from trackid.logs import log_to_file
 
-__all__ = ["SCHEMA", "RunFolder", "mask_password"]
+__all__ = ["LOG_FILE", "SCHEMA", "RunFolder", "mask_password"]
 
 SCHEMA = 1
 """Version of the manifest layout; raised when a key changes meaning."""
+LOG_FILE = "log.jsonl"
+log = logging.getLogger(__name__)
 
 
 class RunFolder:
@@ -77,15 +82,18 @@ class RunFolder:
 
     @contextmanager
     def running(self) -> Iterator[RunFolder]:
-        """`running` on entry; an exception marks the run `failed` (and propagates); otherwise the block must call
-        `complete` or `fail` itself, since only it knows the summary."""
+        """`running` on entry, and the run's log records into `log.jsonl`; an exception marks the run `failed` (and
+        propagates); otherwise the block must call `complete` or `fail` itself, since only it knows the summary."""
         self.write()
-        try:
-            yield self
-        except BaseException as exc:
-            if self.manifest["status"] == "running":
-                self.fail(str(exc) or type(exc).__name__)
-            raise
+        with log_to_file(self.path / LOG_FILE):
+            log.info("%s started in %s", self.manifest["command"], self.path)
+            try:
+                yield self
+            except BaseException as exc:
+                if self.manifest["status"] == "running":
+                    log.error("%s failed: %s", self.manifest["command"], str(exc) or type(exc).__name__)
+                    self.fail(str(exc) or type(exc).__name__)
+                raise
 
     def _finish(
         self, status: str, files: Mapping[str, Path] | None, warnings: Sequence[str], summary: Mapping[str, Any]
@@ -95,6 +103,8 @@ class RunFolder:
         self.manifest["seconds"] = round(time.perf_counter() - self._started, 3)
         self.manifest["warnings"] = list(warnings)
         self.manifest["files"] = {k: _relative(Path(v), self.path) for k, v in (files or {}).items()}
+        if (self.path / LOG_FILE).is_file():
+            self.manifest["files"].setdefault("log", LOG_FILE)
         self.manifest["files"]["manifest"] = "manifest.json"
         return self.write()
 
