@@ -567,3 +567,13 @@ def test_batched_writes_are_validated_before_anything_is_written(open_store: Ope
     with pytest.raises(ValueError, match="times has 1 entries for 2 vectors"):
         store.add_sightings(_batch(2, 2), **M, times=[1.0])
     assert len(store.sightings()) == 1 and store.stored_source_keys(["b", "c"]) == set()
+
+
+def test_store_settings_are_checked_by_the_registry(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="store 'sqlite' has no parameter 'max_protoypes'; its parameters: "):
+        make_store(tmp_path / "g.db", max_protoypes=3)
+    with pytest.raises(ValueError, match="store 'sqlite': index_kind"):
+        make_store(tmp_path / "g.db", index_kind="flat")
+    with pytest.raises(ValueError, match="store 'postgres' has no parameter 'index_kind'"):
+        make_store("postgresql://nobody@localhost/none", index_kind="exact")
+    assert make_store(tmp_path / "g.db", max_prototypes=2).max_prototypes == 2

@@ -13,6 +13,7 @@ import os
 from typing import Any
 
 from trackid.identity.stores.base import GalleryStore, as_unit_vector
+from trackid.identity.stores.params import STORES, PostgresParams, SqliteParams, StoreParams
 from trackid.identity.stores.records import (
     Candidate,
     Correction,
@@ -27,6 +28,7 @@ from trackid.identity.stores.records import (
 from trackid.identity.stores.sqlite import SqliteGalleryStore
 
 __all__ = [
+    "STORES",
     "Candidate",
     "Correction",
     "GalleryStore",
@@ -34,10 +36,13 @@ __all__ = [
     "IntegrityReport",
     "LabelledPair",
     "ModelInfo",
+    "PostgresParams",
     "Prototype",
     "Sighting",
     "SimilarityRecord",
     "SqliteGalleryStore",
+    "SqliteParams",
+    "StoreParams",
     "as_unit_vector",
     "make_store",
 ]
@@ -45,11 +50,17 @@ __all__ = [
 
 def make_store(url: str | os.PathLike[str], **params: Any) -> GalleryStore:
     """Open a store by location: `postgresql://...` (or `postgres://`) is PostgreSQL, `sqlite:///path` or a plain
-    path is SQLite; `params` go to the backend's `__init__`.
+    path is SQLite; `params` are the backend's settings (`SqliteParams`, `PostgresParams`), checked by `STORES`.
     """
     text = os.fspath(url)
     if text.startswith(("postgresql://", "postgres://")):
-        from trackid.identity.stores.postgres import PostgresGalleryStore
+        return STORES.make("postgres", {**params, "conninfo": text})
+    return STORES.make("sqlite", {**params, "path": text.removeprefix("sqlite://")})
 
-        return PostgresGalleryStore(text, **params)
-    return SqliteGalleryStore(text.removeprefix("sqlite://"), **params)
+
+@STORES.register("postgres", params=PostgresParams)
+def _postgres(conninfo: str, **params: Any) -> GalleryStore:
+    """PostgreSQL on demand: psycopg is an optional dependency, imported only when a postgresql:// URL is opened."""
+    from trackid.identity.stores.postgres import PostgresGalleryStore
+
+    return PostgresGalleryStore(conninfo, **params)

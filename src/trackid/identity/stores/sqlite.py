@@ -31,11 +31,13 @@ from trackid.identity.index import ExactIndex, HnswIndex, VectorIndex, make_inde
 from trackid.identity.stores.base import GalleryStore
 from trackid.identity.stores.migrations import SCHEMA_VERSION_DDL, pending
 from trackid.identity.stores.migrations.sqlite import MIGRATIONS
+from trackid.identity.stores.params import STORES, SqliteParams
 from trackid.identity.stores.records import ModelInfo
 
 __all__ = ["SqliteGalleryStore"]
 
 
+@STORES.register("sqlite", params=SqliteParams)
 class SqliteGalleryStore(GalleryStore):
     """`GalleryStore` in a SQLite file; see the module docstring for what lives where.
 
