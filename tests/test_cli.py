@@ -141,7 +141,7 @@ def test_malformed_det_file_fails_cleanly_and_keeps_old_output(data: Path, tmp_p
 @pytest.mark.parametrize(
     ("param", "fragments"),
     [
-        ("no_such_knob=1", ("no_such_knob", "unknown tracker parameter", "iou_gate")),
+        ("no_such_knob=1", ("no_such_knob", "has no parameter", "iou_gate")),
         ("iou_gate=2", ("iou_gate", "less than or equal to 1")),
         ("assignment=fastest", ("assignment",)),
         ("iou_gate", ("expected key=value",)),

@@ -55,3 +55,8 @@ def test_every_command_writes_the_same_schema(tmp_path: Path, data: Path) -> Non
         assert set(manifest) >= KEYS, (name, sorted(KEYS - set(manifest)))
         assert manifest["command"] == command and manifest["status"] == "complete" and manifest["schema"] == 1
         assert all(len(h) == 64 for h in manifest["inputs"].values()) and manifest["inputs"]  # type: ignore[union-attr]
+    for name in ("mot", "video"):
+        manifest = _manifest(tmp_path / name)
+        assert manifest["files"]["log"] == "log.jsonl"  # type: ignore[index]
+        records = [json.loads(line) for line in (tmp_path / name / "log.jsonl").read_text().splitlines()]
+        assert records and all({"level", "time", "module", "message"} <= set(r) for r in records)

@@ -38,12 +38,11 @@ class BackendParams(BaseModel):
 
 @dataclass(frozen=True)
 class Entry(Generic[T]):
-    """One registered backend. `params` is None for a factory registered without a model (its keyword arguments
-    are passed through unchecked)."""
+    """One registered backend: its factory and the params model its settings are checked against."""
 
     name: str
     factory: Callable[..., T]
-    params: type[BaseModel] | None
+    params: type[BaseModel]
 
 
 class Registry(Generic[T]):
@@ -53,7 +52,7 @@ class Registry(Generic[T]):
         self.kind = kind
         self._entries: dict[str, Entry[T]] = {}
 
-    def register(self, name: str, params: type[BaseModel] | None = None) -> Callable[[F], F]:
+    def register(self, name: str, params: type[BaseModel]) -> Callable[[F], F]:
         """Decorator: `@DETECTORS.register("nanodet", params=NanoDetParams)` on a class (or factory function) makes
         it buildable by name, its keyword arguments checked against `params`. A second backend under a taken name
         is a mistake, not an override."""
@@ -81,10 +80,7 @@ class Registry(Generic[T]):
 
     def params_model(self, name: str) -> type[BaseModel]:
         """The params model of the named backend."""
-        model = self.entry(name).params
-        if model is None:
-            raise ValueError(f"{self.kind} {name!r} was registered without a params model")
-        return model
+        return self.entry(name).params
 
     def validate(self, name: str, params: Params = None) -> BaseModel:
         """`params` checked against the named backend's model: ValueError naming the backend and the unknown keys
@@ -112,8 +108,6 @@ class Registry(Generic[T]):
         by `validate`; the factory gets every field of the model as a keyword argument."""
         entry = self.entry(name)
         given = {**_as_dict(params), **overrides}
-        if entry.params is None:
-            return entry.factory(**given)
         return entry.factory(**dict(self.validate(name, given if overrides else params)))
 
     def entries(self) -> list[Entry[T]]:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
+from contextlib import nullcontext
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from pydantic import ValidationError
 from rich.table import Table
 from rich.text import Text
 
@@ -28,7 +28,7 @@ from trackid.run_folder import RunFolder
 from trackid.sources.motchallenge import (
     write_mot_results,
 )
-from trackid.track.tracker import TRACKERS, TrackerConfig, make_tracker
+from trackid.track.tracker import TRACKERS
 
 
 def track(
@@ -104,8 +104,7 @@ def track(
             settings = {"tracker": tracker, "params": params, "min_score": min_score}
             inputs = [job.detections for job in jobs] + [job.seqinfo for job in jobs]
             folder = RunFolder(out, "track", settings, inputs)
-            folder.write()
-        with progress_bar() as progress:
+        with folder.running() if folder is not None else nullcontext(), progress_bar() as progress:
             task = progress.add_task("tracking", total=sum(info.length for _, _, info in loaded))
             results = track_jobs(
                 loaded,
@@ -115,10 +114,10 @@ def track(
                 on_sequence=lambda seq: progress.update(task, description=seq),
                 on_frame=lambda: progress.advance(task),
             )
-        summary = [(r.seq, r.frames, r.tracks, r.boxes, r.out) for r in results]
-        warnings = [f"{r.seq}: {w}" for r in results for w in r.warnings]
-        if folder is not None:
-            folder.complete({r.seq: r.out for r in results}, warnings, sequences=len(results))
+            summary = [(r.seq, r.frames, r.tracks, r.boxes, r.out) for r in results]
+            warnings = [f"{r.seq}: {w}" for r in results for w in r.warnings]
+            if folder is not None:
+                folder.complete({r.seq: r.out for r in results}, warnings, sequences=len(results))
         _print_track_summary(summary)
         print_warnings(warnings)
 
@@ -229,17 +228,8 @@ def _check_tracker(name: str, params: dict[str, Any]) -> None:
     """Validate the tracker name and parameters before reading any data, so mistakes cost no time."""
     if name not in TRACKERS:
         raise InputError(f"--tracker {name!r}: unknown tracker; choose from {', '.join(sorted(TRACKERS))}")
-    known = TrackerConfig.model_fields
-    unknown = sorted(set(params) - set(known))
-    if unknown:
-        raise InputError(f"--param {', '.join(unknown)}: unknown tracker parameter; known: {', '.join(sorted(known))}")
     try:
-        make_tracker(name, 30.0, **params)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in err['loc'])}: {err['msg']} (got {err['input']!r})" for err in exc.errors()
-        )
-        raise InputError(f"--param {problems}") from None
+        TRACKERS.validate(name, params)
     except ValueError as exc:
         raise InputError(f"--param: {exc}") from None
 

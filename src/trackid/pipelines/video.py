@@ -27,10 +27,9 @@ from typing import Any
 from trackid.config import DetectorConfig, EmbedderConfig, RunConfig
 from trackid.detect import Detector, make_detector
 from trackid.embed import Embedder, make_embedder
-from trackid.logs import log_to_file
 from trackid.pipelines.sinks import AnnotatedVideo, MotResultFile, TrackletFiles, TracksJsonl
 from trackid.pipelines.stages import Frame, Sink, SourceError, Stages, run_stages
-from trackid.run_folder import RunFolder
+from trackid.run_folder import LOG_FILE, RunFolder
 from trackid.sources.video import VideoError, VideoSource
 from trackid.track import TrackletBuilder, make_tracker
 from trackid.track.cmc import CameraMotion
@@ -107,11 +106,9 @@ def track_video(
     )
     out = Path(run_dir)
     folder = RunFolder(out, "track-video", config.model_dump(mode="json"), [source.path], _manifest(source, embedder))
-    folder.write()
-
     sinks = _run_folder_sinks(out, source, config.write_video)
     progress = None if on_frame is None else lambda frame: on_frame(frame.index)
-    with log_to_file(out / "log.jsonl"):
+    with folder.running():
         log.info("tracking %s (detector %s)", video, config.detector.name)
         try:
             run = run_stages(_frames(source), stages, sinks, progress)
@@ -130,7 +127,7 @@ def track_video(
             run.tracklets,
             run.frames / max(run.seconds, 1e-9),
         )
-        files["log"] = out / "log.jsonl"
+        files["log"] = out / LOG_FILE
         result = VideoRun(out, run.frames, run.tracklets, run.seconds, _peak_memory_mb(), files, run.warnings)
         files["manifest"] = folder.complete(
             files,

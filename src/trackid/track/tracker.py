@@ -93,8 +93,9 @@ register_tracker = TRACKERS.register
 
 
 def make_tracker(name: str = "trackid", frame_rate: float = 30.0, **params: object) -> Tracker:
-    """Build a registered tracker; `params` override its config defaults."""
-    return TRACKERS[name](TrackerConfig(**params), frame_rate=frame_rate)
+    """Build a registered tracker; `params` override its config defaults, checked against its params model (a
+    tracker takes the whole validated config and the frame rate, not the fields as keywords)."""
+    return TRACKERS[name](TRACKERS.validate(name, params), frame_rate=frame_rate)
 
 
 def track_sequence(
@@ -115,7 +116,7 @@ def track_sequence(
     return np.concatenate(frame_numbers), np.concatenate(ids), np.concatenate(boxes)
 
 
-@register_tracker("trackid")
+@register_tracker("trackid", params=TrackerConfig)
 class OnlineTracker:
     """Online tracker (SORT family with ByteTrack's and OC-SORT's additions, appearance when given), deterministic.
 
