@@ -270,7 +270,13 @@ def test_photo_commands_write_run_folder_manifests(
     assert len(manifest["inputs"]) == 1 and manifest["config"]["site"] == "n"
     result = runner.invoke(app, ["photos", "monitor", "-o", str(tmp_path / "monitor"), *store])
     assert result.exit_code == 0, result.output
-    assert json.loads((tmp_path / "monitor" / "manifest.json").read_text())["status"] == "complete"
+    keys = {"schema", "command", "status", "created", "trackid", "versions", "config", "inputs", "warnings", "files"}
+    for folder, command in ((out, "photos-ingest"), (tmp_path / "monitor", "photos-monitor"), (tuned, "photos-tune")):
+        manifest = json.loads((folder / "manifest.json").read_text())
+        assert set(manifest) >= keys and (manifest["command"], manifest["status"]) == (command, "complete")
+        assert manifest["files"]["log"] == "log.jsonl"
+        records = [json.loads(line) for line in (folder / "log.jsonl").read_text().splitlines()]
+        assert records and all({"level", "time", "module", "message"} <= set(r) for r in records)
     from types import SimpleNamespace
 
     from trackid.cli.photos import _run_folder
