@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -33,13 +34,20 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     """Write `data` to a temporary file beside `path`, fsync it, then rename it over `path`.
 
-    Readers see either the old file or the complete new one: rename within a directory is atomic on POSIX.
+    Readers see either the old file or the complete new one: rename within a directory is atomic on POSIX. The file
+    gets the mode `open(path, "w")` would leave: an existing file's own, else 0666 less the umask (the temporary
+    file's private 0600 would otherwise hide outputs from the group and from a web server).
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        mode = stat.S_IMODE(target.stat().st_mode)
+    except FileNotFoundError:
+        mode = 0o666 & ~_umask()
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), mode)
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
@@ -94,3 +102,17 @@ def package_file(package: str, relative: str, install: str) -> Path:
     if not path.exists():
         raise FileNotFoundError(f"{package} is installed but lacks {relative}: {path}")
     return path
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux reports it (`os.umask` can only swap it, which
+    would briefly change the mode of files another thread creates)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    current = os.umask(0o022)
+    os.umask(current)
+    return current
