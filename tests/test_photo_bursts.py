@@ -80,3 +80,28 @@ def test_the_pooled_embedding_is_the_unit_quality_weighted_mean_of_the_crops_vec
     np.testing.assert_allclose(pooled, np.array([3.0, 1.0]) / np.sqrt(10.0), rtol=1e-6)
     with pytest.raises(ValueError, match="vectors has 1 rows but the tracklet has 2 crops"):
         pool_embedding(tracklet, vectors[:1])
+
+
+def test_detections_too_small_to_show_an_individual_are_not_crops() -> None:
+    """Issue #15, item 3: a 1x1 px box (or any below MIN_PHOTO_SIDE) is not an individual; with nothing else found
+    the whole-image fallback takes the photo, without it the photo shows no one."""
+
+    class Boxes:
+        def detect(self, image: np.ndarray) -> Detections:
+            return Detections.from_arrays([[5.0, 5.0, 6.0, 6.0], [10.0, 10.0, 40.0, 25.0], [0, 0, 30, 60]], [0.9] * 3)
+
+    image = np.full((80, 60, 3), 90, np.uint8)
+    cropper = PhotoCropper(PhotosConfig())
+    cropper.detector = Boxes()  # type: ignore[assignment]
+    kept = cropper(image)
+    assert [c.shape[:2] for c in kept.crops] == [(60, 30)] and not kept.whole_image
+    np.testing.assert_array_equal(kept.found.xyxy, [[0, 0, 30, 60]])
+
+    class Specks(Boxes):
+        def detect(self, image: np.ndarray) -> Detections:
+            return Detections.from_arrays([[5.0, 5.0, 6.0, 6.0]], [0.9])
+
+    cropper.detector = Specks()  # type: ignore[assignment]
+    assert cropper(image).whole_image
+    cropper.fallback = False
+    assert cropper(image).crops == []

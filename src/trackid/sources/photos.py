@@ -1,22 +1,39 @@
 """Photo folders as a source: what a real collection holds, when and by which camera each photo was taken, bursts.
 
 Scanning reads every file once: it hashes it (the hash names a photo for resuming and spots exact duplicates),
-rejects files that cannot be photos (zero bytes, truncated, not the format their name says) and reads the EXIF
-capture time and camera. Decoding pixels is left to the consumer: it is the expensive part. A burst is one
-camera's photos close in capture time: one sighting, the photo collection's tracklet.
+rejects files that cannot be photos (zero bytes, truncated, not the format their name says, too small to show an
+individual, or declaring more pixels than may be decoded: see `trackid.images`) and reads the EXIF capture time
+and camera. Decoding pixels is left to the consumer: it is the expensive part. A burst is one camera's photos close
+in capture time: one sighting, the photo collection's tracklet.
+
+A camera's name must be the same whichever command and root folder see it, because `tune` learns per-camera
+means that `ingest` looks up by that name. It is, in order: the EXIF body serial (with make and model); else the
+photo's folder relative to the root given on the command line (`tune tunephotos/` and `ingest photos/` both name
+`cam1/`'s photos "cam1"); else, for a photo directly in that root, the root's own folder name (`ingest photos/cam1`
+names them "cam1" too); else (a root without a name, the file-system root) a fingerprint of the folder's path.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import struct
+import warnings
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-__all__ = ["Photo", "SkippedFile", "group_bursts", "scan_photos"]
+from trackid.images import MAX_IMAGE_PIXELS, check_declared_size
+
+__all__ = ["MIN_PHOTO_SIDE", "Photo", "SkippedFile", "group_bursts", "read_exif", "scan_photos"]
+
+MIN_PHOTO_SIDE = 16
+"""Photos (and detected crops) narrower or shorter than this many pixels are skipped: embedders scale a crop up to
+their input size (e.g. 128 x 256), and below about 16 px there is nothing of the individual left to scale. Lowering
+it admits distant individuals at the price of vectors that mostly encode the blur."""
 
 EXIF_IFD = 0x8769
 EXIF_DATETIME_ORIGINAL, EXIF_BODY_SERIAL = 36867, 42033
@@ -25,7 +42,8 @@ TIFF_DATETIME, TIFF_MAKE, TIFF_MODEL = 306, 271, 272
 
 @dataclass(frozen=True, slots=True)
 class Photo:
-    """One usable-looking file; `time_source` is "exif" or "file", `camera_source` is "exif" or "folder"."""
+    """One usable-looking file; `time_source` is "exif" or "file", `camera_source` is "exif" (body serial) or
+    "folder" (see the module docstring)."""
 
     path: Path
     sha256: str
@@ -43,10 +61,13 @@ class SkippedFile:
     reason: str
 
 
-def scan_photos(folders: Sequence[Path], extensions: Iterable[str]) -> tuple[list[Photo], list[SkippedFile]]:
+def scan_photos(
+    folders: Sequence[Path], extensions: Iterable[str], max_pixels: int = MAX_IMAGE_PIXELS
+) -> tuple[list[Photo], list[SkippedFile]]:
     """Every file under `folders` as a `Photo` or a `SkippedFile` with the reason; exact duplicates (same content)
     are skipped, naming the file they duplicate. `extensions` (case-insensitive, with the dot) are the formats
-    taken; a photo without an EXIF camera serial is named by its folder, one without an EXIF time by its file's
+    taken; images declaring more than `max_pixels` are skipped before anything decodes them. A photo without an
+    EXIF camera serial is named by its folder (see the module docstring), one without an EXIF time by its file's
     modification time."""
     wanted = {e.lower() for e in extensions}
     photos: list[Photo] = []
@@ -60,7 +81,7 @@ def scan_photos(folders: Sequence[Path], extensions: Iterable[str]) -> tuple[lis
                 skipped.append(SkippedFile(path, f"unsupported format ({path.suffix or 'no extension'})"))
                 continue
             data = path.read_bytes()
-            problem = _integrity_problem(data, path.suffix.lower())
+            problem = _integrity_problem(data, path.suffix.lower()) or _size_problem(data, path, max_pixels)
             if problem:
                 skipped.append(SkippedFile(path, problem))
                 continue
@@ -69,14 +90,14 @@ def scan_photos(folders: Sequence[Path], extensions: Iterable[str]) -> tuple[lis
                 skipped.append(SkippedFile(path, f"duplicate of {first_with[digest]}"))
                 continue
             first_with[digest] = path
-            taken, camera = _exif(data)
+            taken, camera = read_exif(data)
             photos.append(
                 Photo(
                     path=path,
                     sha256=digest,
                     time=taken if taken is not None else path.stat().st_mtime,
                     time_source="exif" if taken is not None else "file",
-                    camera=camera if camera else (Path(root.name) / path.parent.relative_to(root)).as_posix(),
+                    camera=camera if camera else _folder_camera(root, path.parent),
                     camera_source="exif" if camera else "folder",
                 )
             )
@@ -123,27 +144,59 @@ def _integrity_problem(data: bytes, suffix: str) -> str | None:
     return None
 
 
-def _exif(data: bytes) -> tuple[float | None, str | None]:
+def read_exif(data: bytes) -> tuple[float | None, str | None]:
     """Capture time (EXIF DateTimeOriginal, else DateTime; camera-local time read as UTC) and a camera identity
-    from the file's EXIF, or None where it has none. The identity needs the body serial number: a team's cameras
-    are often one make and model, and merging them would join bursts of different cameras."""
-    from PIL import Image, UnidentifiedImageError
+    from the file's EXIF, or None for either where the file has none that can be read (any bytes give an answer:
+    a garbled EXIF block is no EXIF). The identity needs the body serial number: a team's cameras are often one
+    make and model, and merging them would join bursts of different cameras."""
+    from PIL import Image
 
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            exif = image.getexif()
-    except (UnidentifiedImageError, OSError, ValueError):
-        return None, None
-    sub = exif.get_ifd(EXIF_IFD)
-    taken: float | None = None
-    stamp = sub.get(EXIF_DATETIME_ORIGINAL) or exif.get(TIFF_DATETIME)
-    if isinstance(stamp, str):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # PIL warns of odd EXIF layouts and large sizes; the answer covers both
         try:
-            taken = datetime.strptime(stamp.strip("\x00 "), "%Y:%m:%d %H:%M:%S").replace(tzinfo=UTC).timestamp()
-        except ValueError:
-            taken = None
-    serial = str(sub.get(EXIF_BODY_SERIAL) or "").strip("\x00 ")
+            with Image.open(io.BytesIO(data)) as image:
+                exif = image.getexif()
+                sub = exif.get_ifd(EXIF_IFD)
+                stamp = sub.get(EXIF_DATETIME_ORIGINAL) or exif.get(TIFF_DATETIME)
+                serial = _text(sub.get(EXIF_BODY_SERIAL))
+                make_model = [_text(exif.get(tag)) for tag in (TIFF_MAKE, TIFF_MODEL)]
+        except (Image.DecompressionBombError, OSError, ValueError, SyntaxError, EOFError, struct.error):
+            return None, None  # PIL's ways of saying "no image (or EXIF) I can read"
+        except (IndexError, KeyError, TypeError, AttributeError, RecursionError, OverflowError):
+            return None, None  # a garbled EXIF block PIL parses past its own checks
+    taken: float | None = None
+    text = _text(stamp)
+    try:
+        taken = datetime.strptime(text, "%Y:%m:%d %H:%M:%S").replace(tzinfo=UTC).timestamp() if text else None
+    except (ValueError, OverflowError):
+        taken = None
     if not serial:
         return taken, None
-    parts = [str(v).strip("\x00 ") for v in (exif.get(TIFF_MAKE), exif.get(TIFF_MODEL)) if v]
-    return taken, " ".join([*parts, f"#{serial}"])
+    return taken, " ".join([*(part for part in make_model if part), f"#{serial}"])
+
+
+def _text(value: Any) -> str:
+    """An EXIF ASCII value as text: str, or bytes where PIL kept them undecoded; other types (numbers) are no text."""
+    if isinstance(value, bytes):
+        value = value.decode("latin-1")
+    return value.strip("\x00 ") if isinstance(value, str) else ""
+
+
+def _folder_camera(root: Path, folder: Path) -> str:
+    """A camera named by its folder: relative to the root given, else the root's own name, else a fingerprint."""
+    relative = folder.relative_to(root)
+    if relative.parts:
+        return relative.as_posix()
+    resolved = root.resolve()
+    return resolved.name or f"folder-{hashlib.sha256(str(resolved).encode()).hexdigest()[:12]}"
+
+
+def _size_problem(data: bytes, path: Path, max_pixels: int) -> str | None:
+    """An image too small to show an individual, or declaring more pixels than may be decoded (from its header)."""
+    try:
+        width, height = check_declared_size(data, str(path), max_pixels)
+    except ValueError as exc:
+        return str(exc).removeprefix(f"{path}: ")
+    if min(width, height) < MIN_PHOTO_SIDE:
+        return f"image too small ({width}x{height} px; an individual needs at least {MIN_PHOTO_SIDE} px a side)"
+    return None

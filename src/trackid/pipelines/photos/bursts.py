@@ -21,7 +21,7 @@ from trackid.embed.crops import crop_boxes, l2_normalise
 from trackid.geometry import iou_matrix
 from trackid.images import read_image
 from trackid.pipelines.video import build_detector
-from trackid.sources.photos import Photo, SkippedFile
+from trackid.sources.photos import MIN_PHOTO_SIDE, Photo, SkippedFile
 from trackid.types import Detections, Tracklet
 
 __all__ = ["BURST_LINK_IOU", "PhotoCropper", "PhotoIndividuals", "burst_tracklets", "link_burst", "pool_embedding"]
@@ -43,8 +43,9 @@ class PhotoIndividuals:
 
 
 class PhotoCropper:
-    """Decoded photo -> its individuals: the detector's boxes above `min_score`, or the whole image when there is
-    no detector (or it found nothing and the whole-image fallback is on)."""
+    """Decoded photo -> its individuals: the detector's boxes above `min_score` whose crops are at least
+    `MIN_PHOTO_SIDE` px a side, or the whole image when there is no detector (or it found none such and the
+    whole-image fallback is on)."""
 
     def __init__(self, config: PhotosConfig) -> None:
         self.detector: Detector | None = build_detector(config.detector) if config.detector is not None else None
@@ -57,7 +58,7 @@ class PhotoCropper:
         found = self.detector.detect(image)
         found = found[found.score >= self.min_score]
         crops = crop_boxes(image, found.xyxy)
-        visible = np.array([crop.size > 0 for crop in crops], dtype=bool)
+        visible = np.array([min(crop.shape[:2]) >= MIN_PHOTO_SIDE for crop in crops], dtype=bool)
         if not visible.any() and self.fallback:
             return _whole(image)
         return PhotoIndividuals(found[visible], [c for c, v in zip(crops, visible, strict=True) if v], False)
