@@ -244,7 +244,7 @@ def test_cli_report_needs_both_kinds_of_pairs(tmp_path: Path, calibrator: MatchC
             "--model-version",
             "9",
             "--out",
-            str(tmp_path / "r"),
+            str(tmp_path / "r2"),
         ],
     )
     assert result.exit_code == 2 and "no such model" in result.output
