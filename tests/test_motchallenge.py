@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from trackid.sources.motchallenge import (
+    FrameDetections,
     MotFormatError,
     detections_by_frame,
     read_deepsort_detections,
@@ -169,3 +170,75 @@ def test_deepsort_detections_without_embeddings_are_refused(tmp_path: Path) -> N
     np.save(tmp_path / "f.npy", np.zeros((3, 7)))
     with pytest.raises(MotFormatError, match=r"f\.npy: expected \(rows, 7 MOT columns \+ embedding\), got shape"):
         read_deepsort_detections(tmp_path / "f.npy", 3)
+
+
+def test_a_byte_order_mark_is_accepted(tmp_path: Path) -> None:
+    """Issue #15, item 13: spreadsheets on Windows start a CSV export with a UTF-8 byte-order mark."""
+    det = tmp_path / "det.txt"
+    det.write_bytes(b"\xef\xbb\xbf2,-1,10,20,30,40,0.75\n")
+    assert read_mot_file(det).frame.tolist() == [2]
+    ini = tmp_path / "seqinfo.ini"
+    ini.write_bytes(b"\xef\xbb\xbf" + SEQINFO.encode())
+    assert read_seqinfo(ini).length == 5
+
+
+@pytest.mark.parametrize(
+    ("line", "what"),
+    [
+        ("1,-1,1e300,20,30,40,0.9", "box or score beyond"),
+        ("1,-1,10,20,30,1e300,0.9", "box or score beyond"),
+        ("1,-1,10,20,30,40,1e300", "box or score beyond"),
+        ("1e300,-1,10,20,30,40,0.9", "frame must be at most"),
+        ("2000000000,-1,10,20,30,40,0.9", "frame must be at most"),
+        ("1,1e300,10,20,30,40,0.9", "id must be an integer"),
+    ],
+    ids=["x", "height", "score", "frame 1e300", "frame 2e9", "id"],
+)
+def test_absurd_values_are_refused_with_file_and_line(tmp_path: Path, line: str, what: str) -> None:
+    """Issue #15, item 3: values no camera produces overflow box areas or make a tracker step through 10^300 frames."""
+    path = _write(tmp_path, "1,-1,10,20,30,40,0.9\n" + line + "\n")
+    with pytest.raises(MotFormatError, match=re.escape(f"{path}:2: {what}")):
+        read_mot_file(path)
+
+
+@pytest.mark.parametrize(
+    ("change", "what"),
+    [
+        (("frameRate=25", "frameRate=inf"), "'frameRate' must be between"),
+        (("frameRate=25", "frameRate=1e-300"), "'frameRate' must be between"),
+        (("frameRate=25", "frameRate=nan"), "'frameRate' must be positive"),
+        (("seqLength=5", "seqLength=2000000000"), "'seqLength' must be at most 1,000,000"),
+        (("imWidth=640", "imWidth=99999999999"), "image size 99999999999x480 exceeds"),
+    ],
+    ids=["inf frame rate", "tiny frame rate", "nan frame rate", "huge length", "huge width"],
+)
+def test_absurd_seqinfo_values_are_refused(tmp_path: Path, change: tuple[str, str], what: str) -> None:
+    path = _write(tmp_path, SEQINFO.replace(*change), "seqinfo.ini")
+    with pytest.raises(MotFormatError, match=re.escape(f"{path}: {what}")):
+        read_seqinfo(path)
+
+
+@pytest.mark.parametrize("name", ["seqinfo.ini", "det.txt"])
+def test_a_binary_file_is_refused_by_name(tmp_path: Path, name: str) -> None:
+    """Issue #15, item 11: a binary seqinfo.ini raised a raw UnicodeDecodeError."""
+    path = tmp_path / name
+    path.write_bytes(bytes(range(256)) * 2)
+    with pytest.raises(MotFormatError, match=re.escape(f"{path}: not a UTF-8 text file")):
+        read_seqinfo(path) if name == "seqinfo.ini" else read_mot_file(path)
+
+
+def test_frame_detections_store_no_frame_until_it_is_read(tmp_path: Path) -> None:
+    """Issue #15, item 10: a long declared sequence costs memory for the file's rows, not for every frame."""
+    import tracemalloc
+
+    rows = read_mot_file(_write(tmp_path, "1,-1,0,0,10,10,0.9\n3,-1,1,1,2,2,0.8\n"))
+    tracemalloc.start()
+    frames = FrameDetections.from_rows(rows, num_frames=1_000_000)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 1_000_000
+    assert len(frames) == 1_000_000
+    assert [len(f) for f in frames[:4]] == [1, 0, 1, 0]
+    assert len(frames[-1]) == 0
+    with pytest.raises(IndexError):
+        frames[1_000_000]

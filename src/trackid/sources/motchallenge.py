@@ -2,17 +2,20 @@
 
 Rows are `frame, id, x, y, w, h[, score[, class, visibility | x, y, z]]` with 1-based frames and top-left + size
 boxes. Files in the wild come unsorted and in 6-, 7-, 9- (MOT17 ground truth) and 10-column variants; all are read
-into the same `MotRows`. Anything malformed raises `MotFormatError` with `file:line: what is wrong`, so a user can
-open the file at the right line instead of reading a traceback.
+into the same `MotRows`, with or without a UTF-8 byte-order mark (spreadsheets on Windows write one). Anything
+malformed raises `MotFormatError` with `file:line: what is wrong`, so a user can open the file at the right line
+instead of reading a traceback. Values no camera produces (a box at 1e300, frame 10^12) are malformed too: they would
+overflow box areas or make a tracker step through that many frames, so they are refused, not tracked.
 """
 
 from __future__ import annotations
 
 import configparser
-import itertools
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import overload
 
 import numpy as np
 from numpy.typing import NDArray
@@ -22,6 +25,7 @@ from trackid.geometry import xywh_to_xyxy, xyxy_to_xywh
 from trackid.types import Detections
 
 __all__ = [
+    "FrameDetections",
     "MotFormatError",
     "MotRows",
     "SeqInfo",
@@ -33,6 +37,13 @@ __all__ = [
 
 COLUMN_COUNTS = (6, 7, 9, 10)
 """Accepted row widths: results (6), public detections (7), MOT16/17 ground truth (9), MOT15 files (10)."""
+MAX_FRAMES = 1_000_000
+"""The longest sequence read (11 hours at 25 frames/s; MOTChallenge's longest has 3,315 frames): a frame number or a
+`seqLength` beyond it is a mistake, and tracking it would step through every frame up to it."""
+MAX_VALUE = 1e6
+"""The largest box coordinate, size or score magnitude accepted (scores of MOT15's ACF detector reach ~140)."""
+FRAME_RATES = (0.01, 10_000.0)
+"""The `frameRate` range accepted: time-based tracker parameters are multiplied by it."""
 
 
 class MotFormatError(ValueError):
@@ -70,9 +81,9 @@ def read_seqinfo(path: str | os.PathLike[str]) -> SeqInfo:
         raise MotFormatError(f"{path}: seqinfo file not found")
     parser = configparser.ConfigParser()
     try:
-        parser.read(path, encoding="utf-8")
+        parser.read_string(_read_text(path), source=str(path))
     except configparser.Error as exc:
-        raise MotFormatError(f"{path}: not a valid ini file ({exc.message})") from exc
+        raise MotFormatError(f"{path}: not a valid ini file ({exc.message})") from None
     if not parser.has_section("Sequence"):
         raise MotFormatError(f"{path}: missing [Sequence] section")
     section = parser["Sequence"]
@@ -88,24 +99,25 @@ def read_seqinfo(path: str | os.PathLike[str]) -> SeqInfo:
             raise MotFormatError(f"{path}: '{key}' must be positive, got {section[key]!r}")
         return value
 
+    frame_rate = float(number("frameRate", float))
+    if not FRAME_RATES[0] <= frame_rate <= FRAME_RATES[1]:
+        low, high = FRAME_RATES
+        raise MotFormatError(f"{path}: 'frameRate' must be between {low:g} and {high:g}, got {section['frameRate']!r}")
+    length = int(number("seqLength", int))
+    if length > MAX_FRAMES:
+        raise MotFormatError(f"{path}: 'seqLength' must be at most {MAX_FRAMES:,}, got {section['seqLength']!r}")
+    width, height = (int(number(key, int)) for key in ("imWidth", "imHeight"))
+    if max(width, height) > MAX_VALUE:
+        raise MotFormatError(f"{path}: image size {width}x{height} exceeds {MAX_VALUE:,.0f} pixels a side")
     return SeqInfo(
-        name=section.get("name", path.parent.name),
-        frame_rate=float(number("frameRate", float)),
-        length=int(number("seqLength", int)),
-        width=int(number("imWidth", int)),
-        height=int(number("imHeight", int)),
+        name=section.get("name", path.parent.name), frame_rate=frame_rate, length=length, width=width, height=height
     )
 
 
 def read_mot_file(path: str | os.PathLike[str]) -> MotRows:
     """Read a det/gt/result file. Blank lines are skipped; every other line must be a valid row."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise MotFormatError(f"{path}: file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise MotFormatError(f"{path}: cannot read ({exc})") from None
+    text = _read_text(path)
     numbered = [(i, line) for i, line in enumerate(text.splitlines(), start=1) if line.strip()]
     if not numbered:
         empty = np.zeros(0)
@@ -120,8 +132,7 @@ def read_mot_file(path: str | os.PathLike[str]) -> MotRows:
 
 def detections_by_frame(rows: MotRows, num_frames: int, min_score: float = -np.inf) -> list[Detections]:
     """Split rows into one `Detections` per frame; index k holds MOT frame k + 1. Rows past `num_frames` are ignored."""
-    keep = (rows.score >= min_score) & (rows.frame <= num_frames)
-    return _split_by_frame(rows.frame[keep], num_frames, xywh_to_xyxy(rows.xywh[keep]), rows.score[keep])
+    return list(FrameDetections.from_rows(rows, num_frames, min_score))
 
 
 def read_deepsort_detections(path: str | os.PathLike[str], num_frames: int) -> list[Detections]:
@@ -137,22 +148,49 @@ def read_deepsort_detections(path: str | os.PathLike[str], num_frames: int) -> l
         raise MotFormatError(f"{path}: expected (rows, 7 MOT columns + embedding), got shape {table.shape}")
     table = table[np.argsort(table[:, 0], kind="stable")]
     table = table[table[:, 0] <= num_frames]
-    return _split_by_frame(table[:, 0], num_frames, xywh_to_xyxy(table[:, 2:6]), table[:, 6], table[:, 7:])
+    return list(FrameDetections(table[:, 0], num_frames, xywh_to_xyxy(table[:, 2:6]), table[:, 6], table[:, 7:]))
 
 
-def _split_by_frame(
-    frame: NDArray[np.number],
-    num_frames: int,
-    xyxy: NDArray[np.float64],
-    score: NDArray[np.float64],
-    embedding: NDArray[np.floating] | None = None,
-) -> list[Detections]:
-    """One `Detections` per frame 1..`num_frames` from rows sorted by `frame` (none past `num_frames`)."""
-    bounds = np.searchsorted(frame, np.arange(1, num_frames + 2))
-    return [
-        Detections.from_arrays(xyxy[lo:hi], score[lo:hi], embedding=None if embedding is None else embedding[lo:hi])
-        for lo, hi in itertools.pairwise(bounds)
-    ]
+class FrameDetections(Sequence[Detections]):
+    """One `Detections` per frame 1..`num_frames` (index k: frame k + 1) over rows sorted by frame, none past
+    `num_frames`; each frame's `Detections` is sliced out when it is read, not stored, so a long sequence with few
+    detections costs memory for its rows only (`detections_by_frame` is its list)."""
+
+    def __init__(
+        self,
+        frame: NDArray[np.number],
+        num_frames: int,
+        xyxy: NDArray[np.float64],
+        score: NDArray[np.float64],
+        embedding: NDArray[np.floating] | None = None,
+    ) -> None:
+        self._frame, self._xyxy, self._score, self._embedding = frame, xyxy, score, embedding
+        self._num_frames = num_frames
+
+    @classmethod
+    def from_rows(cls, rows: MotRows, num_frames: int, min_score: float = -np.inf) -> FrameDetections:
+        """The frames 1..`num_frames` of a file's rows, those scoring below `min_score` left out."""
+        keep = (rows.score >= min_score) & (rows.frame <= num_frames)
+        return cls(rows.frame[keep], num_frames, xywh_to_xyxy(rows.xywh[keep]), rows.score[keep])
+
+    def __len__(self) -> int:
+        return self._num_frames
+
+    @overload
+    def __getitem__(self, index: int) -> Detections: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Detections]: ...
+
+    def __getitem__(self, index: int | slice) -> Detections | list[Detections]:
+        if isinstance(index, slice):
+            return [self[k] for k in range(*index.indices(self._num_frames))]
+        k = index + self._num_frames if index < 0 else index
+        if not 0 <= k < self._num_frames:
+            raise IndexError(f"frame index {index} out of range for {self._num_frames} frames")
+        lo, hi = np.searchsorted(self._frame, [k + 1, k + 2])
+        embedding = None if self._embedding is None else self._embedding[lo:hi]
+        return Detections.from_arrays(self._xyxy[lo:hi], self._score[lo:hi], embedding=embedding)
 
 
 def write_mot_results(
@@ -171,6 +209,20 @@ def write_mot_results(
         )
     ]
     return atomic_write_text(path, "".join(lines))
+
+
+def _read_text(path: Path) -> str:
+    """The file's text: UTF-8, a byte-order mark dropped; unreadable or binary files raise `MotFormatError`."""
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise MotFormatError(f"{path}: file not found") from None
+    except UnicodeDecodeError as exc:
+        raise MotFormatError(
+            f"{path}: not a UTF-8 text file (byte {exc.start} is {exc.object[exc.start]:#04x})"
+        ) from None
+    except OSError as exc:
+        raise MotFormatError(f"{path}: cannot read ({exc.strerror or exc})") from None
 
 
 def _parse_table(path: Path, numbered: list[tuple[int, str]]) -> NDArray[np.float64]:
@@ -200,7 +252,9 @@ def _check_values(path: Path, table: NDArray[np.float64], linenos: list[int]) ->
     checks = [
         (~np.isfinite(table[:, :7]).all(axis=1), "NaN or infinite value"),
         ((table[:, 0] < 1) | (table[:, 0] != np.round(table[:, 0])), "frame must be a positive integer (1-based)"),
-        (table[:, 1] != np.round(table[:, 1]), "id must be an integer"),
+        (table[:, 0] > MAX_FRAMES, f"frame must be at most {MAX_FRAMES:,}"),
+        ((table[:, 1] != np.round(table[:, 1])) | (np.abs(table[:, 1]) > 2**53), "id must be an integer"),
+        ((np.abs(table[:, 2:7]) > MAX_VALUE).any(axis=1), f"box or score beyond +-{MAX_VALUE:,.0f}"),
         ((table[:, 4] <= 0) | (table[:, 5] <= 0), "box width and height must be positive"),
     ]
     for bad, what in checks:
