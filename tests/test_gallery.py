@@ -80,6 +80,7 @@ def test_unassigned_sightings_are_reprocessed_once(tmp_path: Path, calibrator: M
     people = _people(6, seed=7)
     gallery = _gallery(tmp_path / "g.db", calibrator)
     gallery.identify_vectors(_views(people, 0.4, 1), time=1.0)
+    gallery.store.close()  # one open store at a time
     strict = _gallery(tmp_path / "g.db", calibrator, create_new=False)
     strict.threshold = 1.0  # nothing reaches it (probabilities stay below 1): the sightings stay unassigned
     held = strict.identify_vectors(_views(people, 0.4, 2), time=2.0)
@@ -90,7 +91,6 @@ def test_unassigned_sightings_are_reprocessed_once(tmp_path: Path, calibrator: M
     assert counts["reprocessed"] == 6 and counts["assigned"] >= 5
     again = strict.reprocess_unassigned()  # resumable: what was assigned is not reprocessed
     assert again["reprocessed"] == counts["still_unassigned"]
-    gallery.store.close()
     strict.store.close()
 
 

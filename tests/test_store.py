@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -12,7 +14,8 @@ import pytest
 from numpy.typing import NDArray
 
 from trackid.identity.index import HnswIndex
-from trackid.identity.stores import GalleryStore, SimilarityRecord, make_store
+from trackid.identity.settings import GalleryConfig
+from trackid.identity.stores import STORES, GalleryStore, SimilarityRecord, StoreError, make_store
 from trackid.identity.stores.sqlite import SqliteGalleryStore
 
 DIM = 8
@@ -341,6 +344,7 @@ def test_a_version_1_sqlite_store_upgrades_in_place(tmp_path: Path, monkeypatch:
         )
         assert old.schema_version == 1
         old._conn.close()
+        os.close(old._lock)  # as the kernel does for a process that ends without closing the store
     store = SqliteGalleryStore(path)
     assert store.schema_version == len(backend.MIGRATIONS) >= 2
     (sighting,) = store.sightings()
@@ -368,6 +372,7 @@ def test_sqlite_index_file_is_rebuilt_when_missing_or_stale(tmp_path: Path) -> N
     other = stale.create_identity()
     stale.add_sighting(unit(1), **M, time=1.0, identity_id=other.id)
     stale._conn.close()
+    os.close(stale._lock)  # a crashed process's lock goes with it
     store = SqliteGalleryStore(path)
     assert store.search(unit(1), **M)[0][0].identity_id == other.id
     report = store.check_integrity()
@@ -577,3 +582,64 @@ def test_store_settings_are_checked_by_the_registry(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="store 'postgres' has no parameter 'index_kind'"):
         make_store("postgresql://nobody@localhost/none", index_kind="exact")
     assert make_store(tmp_path / "g.db", max_prototypes=2).max_prototypes == 2
+
+
+def test_a_store_that_is_not_one_is_named_not_a_traceback(tmp_path: Path) -> None:
+    """Issue #15, item 11: a non-database or truncated store file gave a raw sqlite3 traceback."""
+    junk = tmp_path / "junk.db"
+    junk.write_text("hello, not a database\n")
+    with pytest.raises(StoreError, match=rf"{junk}: not a readable gallery store \(file is not a database\)"):
+        make_store(junk)
+    whole = tmp_path / "whole.db"
+    with make_store(whole) as store:
+        store.add_sightings(_batch(300, 1), **M, times=np.arange(300.0))
+    truncated = tmp_path / "truncated.db"
+    truncated.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    with pytest.raises(StoreError, match=rf"{truncated}: not a readable gallery store \(database disk image"):
+        make_store(truncated)
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE invoices (id INTEGER)")
+    with pytest.raises(StoreError, match=rf"{other}: a SQLite database, but not a gallery store \(tables: invoices\)"):
+        make_store(other)
+    with sqlite3.connect(other) as conn:  # nothing was added to it
+        assert conn.execute("SELECT name FROM sqlite_master").fetchall() == [("invoices",)]
+    with pytest.raises(StoreError, match="a folder, not a gallery store file"):
+        make_store(tmp_path)
+    make_store(whole).close()  # a refused open leaves no lock behind
+
+
+def test_an_unreachable_postgres_is_named_with_its_password_masked() -> None:
+    pytest.importorskip("psycopg")
+    url = "postgresql://me:s3cret@127.0.0.1:9/gallery?connect_timeout=2"
+    with pytest.raises(StoreError, match=r"postgresql://me:\*\*\*@127\.0\.0\.1:9/gallery.*cannot connect") as failed:
+        make_store(url)
+    assert "s3cret" not in str(failed.value)
+    keywords = "host=127.0.0.1 port=9 dbname=gallery user=me password=s3cret connect_timeout=2"
+    with pytest.raises(StoreError, match="cannot connect to PostgreSQL") as failed:
+        STORES.make("postgres", {"conninfo": keywords})
+    assert "s3cret" not in str(failed.value) and "password=***" in str(failed.value)
+
+
+def test_create_false_opens_only_an_existing_store(tmp_path: Path, postgres_uri: str) -> None:
+    """Issue #15, item 12: a misspelt --store for a read-only command made folders and an empty database."""
+    typo = tmp_path / "galery" / "g.db"
+    with pytest.raises(StoreError, match=rf"{typo}: no such gallery store"):
+        make_store(typo, create=False)
+    with pytest.raises(StoreError, match=rf"{typo}: no such gallery store"):
+        GalleryConfig(store=str(typo)).open_store(create=False)
+    assert not typo.parent.exists()
+    make_store(tmp_path / "g.db").close()
+    with make_store(tmp_path / "g.db", create=False) as store:
+        assert store.identities() == []
+    import psycopg
+
+    with psycopg.connect(postgres_uri, autocommit=True) as conn:
+        conn.execute("CREATE DATABASE empty_one")
+    empty = postgres_uri.replace("/postgres?", "/empty_one?", 1)
+    with pytest.raises(StoreError, match="no gallery store in this database"):
+        make_store(empty, create=False)
+    with psycopg.connect(empty) as conn:
+        assert conn.execute("SELECT to_regclass('schema_version')").fetchone() == (None,)
+    make_store(empty).close()
+    make_store(empty, create=False).close()

@@ -65,9 +65,14 @@ class GalleryConfig(BaseModel):
     )
     log_retention: LogRetention = Field(default_factory=LogRetention)
 
-    def open_store(self) -> GalleryStore:
-        """Open (creating if needed) the configured store."""
-        params: dict[str, Any] = {"max_prototypes": self.max_prototypes, "merge_similarity": self.merge_similarity}
+    def open_store(self, *, create: bool = True) -> GalleryStore:
+        """Open the configured store, creating it if missing unless `create=False` (then a missing one raises
+        `StoreError` naming it: what commands that only read or maintain a store want)."""
+        params: dict[str, Any] = {
+            "create": create,
+            "max_prototypes": self.max_prototypes,
+            "merge_similarity": self.merge_similarity,
+        }
         if self.store.startswith(("postgresql://", "postgres://")):
             params["ef_search"] = self.index.ef_search
         else:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from trackid.identity.stores.base import GalleryStore, as_unit_vector
+from trackid.identity.stores.base import GalleryStore, StoreError, StoreLockedError, as_unit_vector
 from trackid.identity.stores.params import STORES, PostgresParams, SqliteParams, StoreParams
 from trackid.identity.stores.records import (
     Candidate,
@@ -42,20 +42,25 @@ __all__ = [
     "SimilarityRecord",
     "SqliteGalleryStore",
     "SqliteParams",
+    "StoreError",
+    "StoreLockedError",
     "StoreParams",
     "as_unit_vector",
     "make_store",
 ]
 
 
-def make_store(url: str | os.PathLike[str], **params: Any) -> GalleryStore:
+def make_store(url: str | os.PathLike[str], *, create: bool = True, **params: Any) -> GalleryStore:
     """Open a store by location: `postgresql://...` (or `postgres://`) is PostgreSQL, `sqlite:///path` or a plain
     path is SQLite; `params` are the backend's settings (`SqliteParams`, `PostgresParams`), checked by `STORES`.
+
+    `create=False` opens only a store that already exists (read-only and maintenance commands), raising
+    `StoreError` naming the location otherwise. Any store that cannot be opened raises `StoreError` (a ValueError).
     """
     text = os.fspath(url)
     if text.startswith(("postgresql://", "postgres://")):
-        return STORES.make("postgres", {**params, "conninfo": text})
-    return STORES.make("sqlite", {**params, "path": text.removeprefix("sqlite://")})
+        return STORES.make("postgres", {**params, "create": create, "conninfo": text})
+    return STORES.make("sqlite", {**params, "create": create, "path": text.removeprefix("sqlite://")})
 
 
 @STORES.register("postgres", params=PostgresParams)

@@ -47,7 +47,16 @@ from trackid.identity.stores.records import (
 )
 from trackid.identity.stores.similarity_log import SimilarityLog
 
-__all__ = ["GalleryStore", "as_unit_vector"]
+__all__ = ["GalleryStore", "StoreError", "StoreLockedError", "as_unit_vector"]
+
+
+class StoreError(ValueError):
+    """A store that cannot be opened: missing (when it must exist), not a gallery store, damaged or unreachable. The
+    message names the store (credentials masked) and what is wrong."""
+
+
+class StoreLockedError(StoreError):
+    """An embedded store another process (or another open store in this one) already has open."""
 
 
 class GalleryStore(Corrections, SimilarityLog):

@@ -25,7 +25,13 @@ STORES: Registry[GalleryStore] = Registry("store")
 
 
 class StoreParams(BackendParams):
-    """What every store's prototype memory takes (see `trackid.identity.stores.prototypes`)."""
+    """What every store takes: whether it may be created, and its prototype memory (`identity/stores/prototypes`)."""
+
+    create: bool = Field(
+        True,
+        description="Create the store (its file and folder, or its tables) when it is missing. False for commands that "
+        "only read or maintain a store: a misspelt location then fails, naming it, instead of making an empty store.",
+    )
 
     max_prototypes: int = Field(
         5,

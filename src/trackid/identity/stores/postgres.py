@@ -16,7 +16,7 @@ import numpy as np
 import psycopg
 from numpy.typing import NDArray
 
-from trackid.identity.stores.base import GalleryStore
+from trackid.identity.stores.base import GalleryStore, StoreError
 from trackid.identity.stores.migrations import SCHEMA_VERSION_DDL, pending
 from trackid.identity.stores.migrations.postgres import MIGRATIONS
 from trackid.identity.stores.records import ModelInfo
@@ -34,6 +34,9 @@ class PostgresGalleryStore(GalleryStore):
     ----------
     conninfo:
         A libpq URL or keyword string, e.g. `postgresql://user@host/db`.
+    create:
+        Create the gallery's tables in a database that has none; False raises `StoreError` instead (the wrong
+        database). The database itself must exist either way.
     ef_search:
         pgvector's `hnsw.ef_search` floor for searches (it is raised to the number of prototypes fetched, up to
         pgvector's maximum of 1000). Raising it improves recall, costs latency.
@@ -48,6 +51,7 @@ class PostgresGalleryStore(GalleryStore):
         self,
         conninfo: str,
         *,
+        create: bool = True,
         ef_search: int = 40,
         hnsw_m: int = 16,
         hnsw_ef_construction: int = 64,
@@ -65,8 +69,24 @@ class PostgresGalleryStore(GalleryStore):
         self.ef_search = ef_search
         self.hnsw_m = hnsw_m
         self.hnsw_ef_construction = hnsw_ef_construction
-        self._conn: psycopg.Connection[tuple[Any, ...]] | None = psycopg.connect(conninfo, autocommit=True)
-        self._migrate()
+        where = _masked(conninfo, conninfo)
+        try:
+            self._conn: psycopg.Connection[tuple[Any, ...]] | None = psycopg.connect(conninfo, autocommit=True)
+        except psycopg.Error as exc:
+            raise StoreError(f"{where}: cannot connect to PostgreSQL ({_masked(str(exc).strip(), conninfo)})") from None
+        try:
+            exists = self._fetchone("SELECT to_regclass('schema_version') IS NOT NULL")
+            if not create and not (exists and exists[0]):
+                raise StoreError(f"{where}: no gallery store in this database (nothing was created; check the URL)")
+            self._migrate()
+        except psycopg.Error as exc:
+            self.close()
+            raise StoreError(
+                f"{where}: cannot set up the gallery store ({_masked(str(exc).strip(), conninfo)})"
+            ) from None
+        except BaseException:
+            self.close()
+            raise
 
     def close(self) -> None:
         if self._conn is not None:
@@ -213,3 +233,20 @@ class PostgresGalleryStore(GalleryStore):
 def _dialect(sql: str) -> str:
     """The shared SQL uses `?` placeholders (SQLite's); psycopg wants `%s`. No shared statement contains `%`."""
     return sql.replace("?", "%s")
+
+
+def _masked(text: str, conninfo: str) -> str:
+    """`text` with the password of `conninfo` (a URL or a keyword string) replaced by `***`."""
+    from urllib.parse import urlsplit
+
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        secrets = {conninfo_to_dict(conninfo).get("password")}
+    except psycopg.Error:
+        secrets = set()
+    if conninfo.startswith(("postgresql://", "postgres://")):
+        secrets.add(urlsplit(conninfo).password)
+    for secret in sorted((str(s) for s in secrets if s), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text

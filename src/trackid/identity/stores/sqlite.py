@@ -10,12 +10,15 @@ survives power loss and OS crashes too. `NORMAL` would survive a killed process 
 but may lose the last commits on power loss, which breaks "acknowledged = durable"; batch writes to amortise the
 fsync instead.
 
-One process writes a store at a time (SQLite serialises writers anyway); the in-memory index of another process
-that has the same store open does not see those writes until it reopens.
+One process has a store open at a time, enforced by an exclusive lock on `<db>.lock` held from open to close (the
+holder's pid is written in it): each open store keeps its own in-memory index, which would not see another
+process's writes, so two concurrent ingests would each miss the other's identities. A second open fails at once
+with `StoreLockedError` naming the store and the holder; the kernel releases the lock of a killed process.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import sqlite3
 import time
@@ -28,7 +31,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from trackid.identity.index import ExactIndex, HnswIndex, VectorIndex, make_index
-from trackid.identity.stores.base import GalleryStore
+from trackid.identity.stores.base import GalleryStore, StoreError, StoreLockedError
 from trackid.identity.stores.migrations import SCHEMA_VERSION_DDL, pending
 from trackid.identity.stores.migrations.sqlite import MIGRATIONS
 from trackid.identity.stores.params import STORES, SqliteParams
@@ -44,7 +47,9 @@ class SqliteGalleryStore(GalleryStore):
     Parameters
     ----------
     path:
-        The database file (created with its folder if missing); index files are written beside it.
+        The database file; index files and the lock file are written beside it.
+    create:
+        Create the file (and its folder) if missing; False raises `StoreError` instead (a misspelt path).
     index_kind:
         "hnsw" (approximate, scales to millions) or "exact" (brute force, exact, fine up to tens of thousands).
     index_params:
@@ -65,6 +70,7 @@ class SqliteGalleryStore(GalleryStore):
         self,
         path: str | os.PathLike[str],
         *,
+        create: bool = True,
         index_kind: str = "hnsw",
         index_params: dict[str, Any] | None = None,
         compact_after: float = 0.25,
@@ -78,26 +84,38 @@ class SqliteGalleryStore(GalleryStore):
             raise ValueError(f"compact_after must be > 0, got {compact_after!r}")
         self.compact_after = float(compact_after)
         self.path = Path(path)
+        if self.path.is_dir():
+            raise StoreError(f"{self.path}: a folder, not a gallery store file")
+        if not create and not self.path.is_file():
+            raise StoreError(f"{self.path}: no such gallery store (nothing was created; check the path)")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.index_kind = index_kind
         self.index_params = dict(index_params or {})
-        # isolation_level=None: we issue BEGIN/COMMIT ourselves, so DDL in migrations is transactional too.
-        self._conn = sqlite3.connect(self.path, isolation_level=None)
-        for pragma in ("journal_mode = WAL", "synchronous = FULL", "foreign_keys = ON", "busy_timeout = 10000"):
-            self._conn.execute(f"PRAGMA {pragma}")
         self._touched: dict[int, set[int]] = {}
-        self._migrate()
         self._indexes: dict[int, VectorIndex] = {}
-        for model in self.models():
-            self._indexes[model.key] = self._open_index(model)
+        self._lock = _lock(self.path)
+        try:
+            # isolation_level=None: we issue BEGIN/COMMIT ourselves, so DDL in migrations is transactional too.
+            self._conn = sqlite3.connect(self.path, isolation_level=None)
+            for pragma in ("journal_mode = WAL", "synchronous = FULL", "foreign_keys = ON", "busy_timeout = 10000"):
+                self._conn.execute(f"PRAGMA {pragma}")
+            self._check_is_gallery()
+            self._migrate()
+            for model in self.models():
+                self._indexes[model.key] = self._open_index(model)
+        except sqlite3.DatabaseError as exc:
+            self._release()
+            raise StoreError(f"{self.path}: not a readable gallery store ({exc})") from None
+        except BaseException:
+            self._release()
+            raise
 
     def close(self) -> None:
-        """Save the index files (so the next open skips the rebuild) and close the database."""
+        """Save the index files (so the next open skips the rebuild), close the database and release the lock."""
         if self._conn is None:
             return
         self.save_indexes()
-        self._conn.close()
-        self._conn = None  # type: ignore[assignment]  # a closed store fails loudly on use
+        self._release()
 
     def save_indexes(self) -> None:
         """Write every model's index file atomically and record which prototype writes it contains."""
@@ -218,6 +236,20 @@ class SqliteGalleryStore(GalleryStore):
 
     # -- helpers ------------------------------------------------------------------------------------------------
 
+    def _release(self) -> None:
+        if getattr(self, "_conn", None) is not None:
+            self._conn.close()
+        self._conn = None  # type: ignore[assignment]  # a closed store fails loudly on use
+        os.close(self._lock)
+
+    def _check_is_gallery(self) -> None:
+        """Refuse another program's SQLite database rather than adding the gallery's tables to it."""
+        tables = {r[0] for r in self._fetchall("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if tables and "schema_version" not in tables:
+            raise StoreError(
+                f"{self.path}: a SQLite database, but not a gallery store (tables: {', '.join(sorted(tables))})"
+            )
+
     def _migrate(self) -> None:
         self._conn.execute(SCHEMA_VERSION_DDL)
         with self._transaction():
@@ -310,3 +342,23 @@ class SqliteGalleryStore(GalleryStore):
             "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             (key, value),
         )
+
+
+def _lock(path: Path) -> int:
+    """Hold `<path>.lock` exclusively (released when its descriptor closes, or the process dies) and write our pid in
+    it; raise StoreLockedError naming the holder if another open store has it."""
+    lock_path = path.with_name(f"{path.name}.lock")
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+        os.close(fd)
+        who = f"this process (pid {holder})" if holder == str(os.getpid()) else f"another process (pid {holder})"
+        raise StoreLockedError(
+            f"{path}: already open in {who}; one process uses an embedded store at a time (each keeps its own index "
+            "of it), so wait for that one to finish, or use PostgreSQL for concurrent writers"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
