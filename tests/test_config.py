@@ -3,6 +3,7 @@ and errors that name the key."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -204,3 +205,51 @@ def test_a_bad_backend_param_is_one_clean_error_through_the_real_cli(tmp_path: P
     assert result.exit_code == 2, result.output
     assert "detector.params" in result.output and "score_threshold" in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("tracker.max_lost_s=1e400", "tracker.max_lost_s=1e400: the value is inf; give a finite number"),
+        ("tracker.max_lost_s=NaN", "the value is nan; give a finite number"),
+        ("tracker.motion_noise=[1, -Infinity]", "tracker.motion_noise=[1, -Infinity]: [1] is -inf"),
+        ("detector.tiles=[0,0]", "detector.tiles.0: Input should be greater than 0"),
+    ],
+    ids=["overflowing", "nan", "infinite in a list", "zero tiles"],
+)
+def test_values_a_run_cannot_use_are_refused_when_read(override: str, message: str) -> None:
+    """Issue #15, item 11: these reached the tracker or the tiler and ended in OverflowError / ValueError tracebacks."""
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(overrides=[override], environ={})
+
+
+def test_non_finite_numbers_in_a_file_or_the_environment_name_where(tmp_path: Path) -> None:
+    path = _file(tmp_path, "tracker:\n  max_lost_s: .inf\n")
+    with pytest.raises(ConfigError, match=re.escape(f"{path}: tracker.max_lost_s is inf")):
+        load_config(path, environ={})
+    with pytest.raises(ConfigError, match=re.escape("tracker.max_lost_s=1e400: the value is inf")):
+        load_config(environ={"TRACKID_TRACKER__MAX_LOST_S": "1e400"})
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (bytes(range(128, 256)), "not a UTF-8 text file"),
+        (b"a: &a [*a]\n", "refers to itself"),
+        (b"[" * 5000, "nested too deeply"),
+        (b"profile: [1]\n", "profile [1]: unknown"),
+    ],
+    ids=["binary", "self-referring alias", "deep nesting", "unhashable profile"],
+)
+def test_config_files_no_yaml_reader_expects_fail_cleanly(tmp_path: Path, content: bytes, message: str) -> None:
+    """Issue #15, item 11: a binary YAML file raised UnicodeDecodeError."""
+    path = tmp_path / "run.yaml"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(path, environ={})
+
+
+def test_a_byte_order_mark_in_a_config_file_is_accepted(tmp_path: Path) -> None:
+    path = tmp_path / "run.yaml"
+    path.write_bytes(b"\xef\xbb\xbftracker:\n  max_lost_s: 5\n")
+    assert load_config(path, environ={})[0].tracker.max_lost_s == 5

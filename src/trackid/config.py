@@ -5,20 +5,22 @@ chosen on the command line (`--profile`) or in the environment (`TRACKID_PROFILE
 the file names (`profile:`), else the default profile > defaults. So a file's own settings always beat the profile
 it did not ask to override it with: `tracker.high_score: 0.8` in a file is 0.8, whatever the default profile says.
 Layers are merged as nested dictionaries and validated once by pydantic, so a wrong key or type anywhere fails with
-the key's dotted path.
+the key's dotted path. A NaN or infinite number is refused in every layer (`1e400` reads as infinity): no setting
+means "forever" by it, and time-based settings multiplied by a frame rate would overflow.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, ValidationInfo, field_validator
 
 from trackid.detect import DETECTORS
 from trackid.embed import EMBEDDERS
@@ -77,7 +79,7 @@ class DetectorConfig(_BackendChoice):
         description="The detector's parameters, checked against its params model (e.g. `trackid.detect.NanoDetParams`"
         " for nanodet, where each is documented); unset ones keep its defaults.",
     )
-    tiles: tuple[int, int] | None = Field(
+    tiles: tuple[PositiveInt, PositiveInt] | None = Field(
         None,
         description="Run the detector on rows x cols overlapping tiles plus the full frame and merge: finds small, "
         "far people at roughly (1 + rows*cols)x the cost. None: the full frame only.",
@@ -231,7 +233,7 @@ def load_config(
     explicit = profile or env.get(f"{ENV_PREFIX}PROFILE")
     named_in_file = file_layer.pop("profile", None)
     chosen = explicit or named_in_file or DEFAULT_PROFILE
-    if chosen not in PROFILES:
+    if not isinstance(chosen, str) or chosen not in PROFILES:
         raise ConfigError(f"profile {chosen!r}: unknown; choose from {', '.join(PROFILES)}")
     env_layer = _nested(
         (key[len(ENV_PREFIX) :].lower().replace("__", "."), value)
@@ -243,13 +245,16 @@ def load_config(
     # (e.g. `photos.embedder.params.weights` keeps the default ensemble's members).
     merged: dict[str, Any] = RunConfig().model_dump()
     below = (file_layer, PROFILES[chosen]) if explicit else (PROFILES[chosen], file_layer)
-    for layer in (*below, env_layer, cli_layer):
-        _merge(merged, copy.deepcopy(layer))
     try:
+        _refuse_non_finite(file_layer, str(config_file))
+        for layer in (*below, env_layer, cli_layer):
+            _merge(merged, copy.deepcopy(layer))
         return RunConfig.model_validate(merged), chosen
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {_message(e)}" for e in exc.errors())
         raise ConfigError(f"invalid configuration: {problems}") from None
+    except RecursionError:  # a YAML alias that contains itself, or nesting no config has
+        raise ConfigError(f"{config_file}: nested too deeply (or refers to itself) to be a config file") from None
 
 
 def _message(error: Mapping[str, Any]) -> str:
@@ -259,11 +264,17 @@ def _message(error: Mapping[str, Any]) -> str:
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not a UTF-8 text file (byte {exc.start} is {exc.object[exc.start]:#04x})") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror or exc})") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply to be a config file") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -288,22 +299,41 @@ def _nested(pairs: Any) -> dict[str, Any]:
             node = node.setdefault(key, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"{dotted}: {key} is not a section")
-        node[leaf] = parse_value(raw)
+        try:
+            node[leaf] = parse_value(raw)
+        except ConfigError as exc:
+            raise ConfigError(f"{dotted}={raw}: {exc}") from None
     return out
 
 
 def parse_value(raw: str) -> Any:
     """One value syntax for every `key=value` of the command line (`--set` and `--param`): JSON first (so `1e-3` is
     a number, which YAML 1.1 reads as a string), else YAML (`[dog, horse]`, `{input_size: [400, 300]}`, `true`,
-    `null`), else the text itself."""
+    `null`), else the text itself. A NaN or infinite number (`1e400`, `.inf`) raises `ConfigError`."""
     try:
-        return json.loads(raw)
-    except json.JSONDecodeError:
-        pass
+        value = json.loads(raw)
+    except (json.JSONDecodeError, RecursionError):
+        try:
+            value = yaml.safe_load(raw)
+        except (yaml.YAMLError, RecursionError):
+            value = raw
     try:
-        return yaml.safe_load(raw)
-    except yaml.YAMLError:
-        return raw
+        _refuse_non_finite(value)
+    except RecursionError:
+        raise ConfigError("nested too deeply to be a setting") from None
+    return value
+
+
+def _refuse_non_finite(value: Any, where: str = "", key: str = "") -> None:
+    """Raise `ConfigError` naming the first NaN or infinite number in nested dicts and lists (and `where` it is)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{where + ': ' if where else ''}{key or 'the value'} is {value}; give a finite number")
+    if isinstance(value, Mapping):
+        for name, item in value.items():
+            _refuse_non_finite(item, where, f"{key}.{name}" if key else str(name))
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            _refuse_non_finite(item, where, f"{key}[{index}]")
 
 
 def _merge(into: dict[str, Any], layer: Mapping[str, Any]) -> None:
