@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -285,3 +286,104 @@ def test_photo_commands_write_run_folder_manifests(
     _run_folder(tmp_path / "pg", "photos-monitor", run, []).write()
     text = (tmp_path / "pg" / "manifest.json").read_text()
     assert "secret" not in text and "postgresql://me:***@db/gallery" in text
+
+
+def test_cameras_tuned_under_one_root_are_centred_when_ingested_under_another(
+    viper_cameras: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Issue #15, item 1: `tune tunephotos/` then `ingest photos/` with the same cam1/, cam2/ layout left both
+    cameras uncentred (398 of 400 sightings in 2 identities), and only ingest_report.json said so. A camera tune
+    never saw is now warned of on the console, in the log and in the manifest."""
+    runner = CliRunner()
+    tuned = tmp_path / "tuned"
+    root = viper_cameras[0].parent
+    result = runner.invoke(app, ["photos", "tune", str(root), "--label-pattern", VIPER_PATTERN, "-o", str(tuned)])
+    assert result.exit_code == 0, result.output
+    settings = Tuned.load(tuned)
+    assert settings.centring is not None and set(settings.centring.means_) == {"cam1", "cam2"}
+    photos = tmp_path / "photos"
+    picks = (("cam1", viper_cameras[0], slice(0, 3)), ("cam2", viper_cameras[1], slice(0, 3)))
+    for camera, source, which in (*picks, ("cam3", viper_cameras[1], slice(3, 7))):
+        (photos / camera).mkdir(parents=True)
+        for photo in sorted(source.iterdir())[which]:
+            (photos / camera / photo.name).symlink_to(photo.resolve())
+    out = tmp_path / "ingest"
+    store = ["--store", str(tmp_path / "g.db")]
+    result = runner.invoke(
+        app, ["photos", "ingest", str(photos), "--site", "n", "--tuned", str(tuned), "-o", str(out), *store]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "ingest_report.json").read_text())
+    assert report["uncentred_cameras"] == ["cam3"] and report["camera_sources"] == {"folder": 10}
+    warning = "camera 'cam3' (4 photos) was not seen by `photos tune`"
+    assert warning in " ".join(result.output.split())
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert len(manifest["warnings"]) == 1 and manifest["warnings"][0].startswith(warning)
+    logged = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [(r["level"], r["camera_id"]) for r in logged if warning in r["message"]] == [("WARNING", "cam3")]
+
+
+def _timed_copies(viper_cameras: tuple[Path, Path], folder: Path, times: list[float]) -> list[Path]:
+    """Copies (not links: their file times are set) of the first photos of camera 1, timed by their files."""
+    folder.mkdir(parents=True)
+    copies = []
+    for photo, when in zip(sorted(viper_cameras[0].iterdir()), times, strict=False):
+        copy = folder / photo.name
+        copy.write_bytes(photo.read_bytes())
+        os.utime(copy, (when, when))
+        copies.append(copy)
+    return copies
+
+
+def _photos_per_sighting(store_path: Path) -> list[list[str]]:
+    with sqlite3.connect(store_path) as conn:
+        return [json.loads(row[0])["photo_sha256"] for row in conn.execute("SELECT source FROM sightings")]
+
+
+def test_regrouped_bursts_and_a_late_photo_never_store_a_photo_twice(
+    viper_cameras: tuple[Path, Path], tuned: Path, tmp_path: Path
+) -> None:
+    """Issue #15, item 6: re-ingesting with another burst_gap_s regrouped bursts and stored their photos again; a
+    late photo with an earlier time re-stored its whole burst. Sightings are now keyed by photo content."""
+    root = tmp_path / "photos" / "cam1"
+    times = [1000.0, 1001.0, 1002.0, 2000.0, 2001.0, 3000.0, 3001.0, 3002.0]
+    _timed_copies(viper_cameras, root, times)
+    gallery = GalleryConfig(store=str(tmp_path / "g.db"))
+    settings = Tuned.load(tuned)
+
+    def run(gap: float) -> Any:
+        config = PhotosConfig(burst_gap_s=gap, bursts_from_file_times=True)
+        return ingest([root], site="s", config=config, gallery_config=gallery, tuned=settings)
+
+    first = run(10.0)
+    assert (first.bursts, first.sightings_written) == (3, 3)
+    for gap in (0.5, 5000.0):
+        again = run(gap)
+        assert again.sightings_written == 0 and again.photos_already_stored == len(times)
+    assert again.bursts_already_stored == again.bursts == 1
+
+    late = _timed_copies(viper_cameras, tmp_path / "late", [0.0] * 9)[-1]
+    os.replace(late, root / late.name)
+    os.utime(root / late.name, (995.0, 995.0))  # before the first burst, within its gap
+    with_late = run(10.0)
+    assert with_late.sightings_written == 1 and with_late.photos_already_stored == len(times)
+    stored = [h for photos in _photos_per_sighting(tmp_path / "g.db") for h in photos]
+    assert len(stored) == len(set(stored)) == len(times) + 1
+
+
+def test_stores_written_before_photo_hashes_were_recorded_are_not_ingested_twice(
+    viper_cameras: tuple[Path, Path], tuned: Path, tmp_path: Path
+) -> None:
+    """A store written before sightings named their photos' hashes: its photo paths and burst keys say which photos
+    it holds, so regrouping it stores nothing again."""
+    root = tmp_path / "photos" / "cam1"
+    _timed_copies(viper_cameras, root, [1000.0, 1001.0, 1002.0, 2000.0])
+    gallery = GalleryConfig(store=str(tmp_path / "g.db"))
+    settings = Tuned.load(tuned)
+    config = PhotosConfig(burst_gap_s=10.0, bursts_from_file_times=True)
+    assert ingest([root], site="s", config=config, gallery_config=gallery, tuned=settings).sightings_written == 2
+    with sqlite3.connect(tmp_path / "g.db") as conn:
+        conn.execute("UPDATE sightings SET source = json_remove(source, '$.photo_sha256')")
+    regrouped = PhotosConfig(burst_gap_s=0.5, bursts_from_file_times=True)
+    again = ingest([root], site="s", config=regrouped, gallery_config=gallery, tuned=settings)
+    assert again.sightings_written == 0 and again.photos_already_stored == 4

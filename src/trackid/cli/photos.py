@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.text import Text
 
-from trackid.cli.common import InputError, fail, make_console, progress_bar, user_errors
+from trackid.cli.common import InputError, fail, make_console, print_warnings, progress_bar, user_errors
 from trackid.cli.gallery import _reembed_with_progress
 
 photos_app = typer.Typer(
@@ -93,14 +94,14 @@ def photos_ingest(
                     progress=lambda done, total: bar.update(task, completed=done, total=total),
                 )
             summary = report.to_json()
-            keys = ("photos_found", "bursts", "bursts_already_stored", "sightings_written")
-            folder.complete({"report": out / "ingest_report.json"}, **{k: summary[k] for k in keys})
+            keys = ("photos_found", "bursts", "bursts_already_stored", "photos_already_stored", "sightings_written")
+            folder.complete({"report": out / "ingest_report.json"}, report.warnings, **{k: summary[k] for k in keys})
         console = make_console()
-        for key in ("photos_found", "bursts", "bursts_already_stored", "sightings_written", "decisions"):
+        for key in (*keys, "decisions"):
             console.print(Text(f"{key.replace('_', ' ')}: {summary[key]}"), soft_wrap=True)
-        for reason, count in summary["skipped_by_reason"].items():
-            console.print(Text(f"skipped {count}: {reason}", style="yellow"), soft_wrap=True)
+        _print_skipped(summary["skipped_by_reason"])
         console.print(Text(f"report: {out / 'ingest_report.json'}"), soft_wrap=True)
+        print_warnings(report.warnings)
 
 
 @photos_app.command("tune")
@@ -117,6 +118,7 @@ def photos_tune(
     individuals; measure them on the other half (ROC, histograms, calibration: report/report.html)."""
     from trackid.config import ConfigError
     from trackid.pipelines.photos import tune
+    from trackid.sources.photos import count_reasons
 
     with user_errors(ValueError, KeyError, ConfigError):
         run = _photo_config(config, overrides, None)
@@ -139,7 +141,9 @@ def photos_tune(
             for name, scores in held["members"].items():
                 console.print(Text(f"held-out {name}: {json.dumps(scores)}"), soft_wrap=True)
             console.print(Text(f"held-out decisions: {json.dumps(held['decisions'])}"), soft_wrap=True)
+            skipped = count_reasons(s["reason"] for s in tuned.evidence["skipped"])
             folder.complete({"tuned": out / "tuned.json", "report": out / "report" / "report.html"})
+        _print_skipped(skipped)
         console.print(Text(f"written: {out / 'tuned.json'}, {out / 'report' / 'report.html'}"), soft_wrap=True)
 
 
@@ -249,3 +253,9 @@ def photos_reembed(
                 adjust=lambda vectors, sightings: settings.adjust(embedder, vectors, [s.camera for s in sightings]),
                 model_version=settings.model_version(embedder),
             )
+
+
+def _print_skipped(by_reason: Mapping[str, int]) -> None:
+    console = make_console()
+    for reason, count in by_reason.items():
+        console.print(Text(f"skipped {count}: {reason}", style="yellow"), soft_wrap=True)

@@ -19,7 +19,7 @@ import hashlib
 import io
 import struct
 import warnings
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,7 +28,7 @@ from typing import Any
 
 from trackid.images import MAX_IMAGE_PIXELS, check_declared_size
 
-__all__ = ["MIN_PHOTO_SIDE", "Photo", "SkippedFile", "group_bursts", "read_exif", "scan_photos"]
+__all__ = ["MIN_PHOTO_SIDE", "Photo", "SkippedFile", "count_reasons", "group_bursts", "read_exif", "scan_photos"]
 
 MIN_PHOTO_SIDE = 16
 """Photos (and detected crops) narrower or shorter than this many pixels are skipped: embedders scale a crop up to
@@ -102,6 +102,12 @@ def scan_photos(
                 )
             )
     return photos, skipped
+
+
+def count_reasons(reasons: Iterable[str]) -> Counter[str]:
+    """How many files were skipped for each of `SkippedFile`'s reasons (duplicates counted together, whatever they
+    duplicate)."""
+    return Counter("duplicate" if reason.startswith("duplicate of ") else reason for reason in reasons)
 
 
 def group_bursts(photos: Sequence[Photo], gap_s: float, from_file_times: bool = False) -> list[list[Photo]]:

@@ -5,15 +5,21 @@ detect or take the whole image, link across the burst) -> embed every crop with 
 camera's mean -> one pooled vector per tracklet -> the gallery decides against the tuned, calibrated threshold
 (attribute gates when labels give them) -> the store.
 
-Resuming: every sighting carries an idempotency key (the burst's first photo's content hash and the individual's
-index), and each burst is written in one transaction with its decisions. A re-run after a crash asks the store
-which bursts it holds and continues with the rest in the same order, so it ends in the same store as an
-uninterrupted run. Files that cannot be used are skipped with a reason; nothing else is lost.
+Photos, not bursts, are what is stored once: every sighting records the content hashes of the photos it was
+seen in, and carries an idempotency key made of a photo's content (the hash of the photo its individual first
+appears in, and the individual's rank among those first appearing there). Before grouping, the photos some stored
+sighting already holds are set aside, so re-ingesting with another `burst_gap_s`, or with a late photo whose time
+falls inside a stored burst, stores only what is new, never a photo twice. Each burst is written in one
+transaction with its decisions, so a re-run after a crash sets aside exactly the bursts written and continues with
+the rest in the same order: it ends in the same store as an uninterrupted run. Stores written before photo hashes
+were recorded are read through the photo paths and burst keys they hold. Files that cannot be used are skipped
+with a reason; cameras `tune` never saw are warned of (log, console, manifest); nothing else is lost.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import time as clock
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -25,13 +31,16 @@ import numpy as np
 
 from trackid.artifacts import atomic_write_text
 from trackid.config import GalleryConfig, PhotosConfig
+from trackid.identity.stores import GalleryStore
 from trackid.pipelines.photos.bursts import PhotoCropper, burst_tracklets, pool_embedding
 from trackid.pipelines.photos.labels import Labels, gate_attributes
 from trackid.pipelines.photos.tuned import Tuned
-from trackid.sources.photos import Photo, SkippedFile, group_bursts, scan_photos
+from trackid.sources.photos import Photo, SkippedFile, count_reasons, group_bursts, scan_photos
 from trackid.types import Tracklet
 
 __all__ = ["IngestReport", "ingest"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -41,6 +50,7 @@ class IngestReport:
     photos_found: int = 0
     bursts: int = 0
     bursts_already_stored: int = 0
+    photos_already_stored: int = 0
     sightings_written: int = 0
     decisions: Counter[str] = field(default_factory=Counter)
     time_sources: Counter[str] = field(default_factory=Counter)
@@ -50,22 +60,23 @@ class IngestReport:
     """Photos timed by their file and named by their folder for want of EXIF (kept, not skipped)."""
     uncentred_cameras: list[str] = field(default_factory=list)
     """Cameras `tune` never saw: their photos are matched without camera centring."""
+    warnings: list[str] = field(default_factory=list)
+    """What about the input makes the result weaker than it looks (also logged)."""
     seconds_per_photo: list[float] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        reasons = Counter(
-            s.reason.split(" of ")[0] if s.reason.startswith("duplicate") else s.reason for s in self.skipped
-        )
         return {
             "photos_found": self.photos_found,
             "bursts": self.bursts,
             "bursts_already_stored": self.bursts_already_stored,
+            "photos_already_stored": self.photos_already_stored,
             "sightings_written": self.sightings_written,
             "decisions": dict(self.decisions),
             "time_sources": dict(self.time_sources),
             "camera_sources": dict(self.camera_sources),
             "uncentred_cameras": self.uncentred_cameras,
-            "skipped_by_reason": dict(reasons),
+            "warnings": self.warnings,
+            "skipped_by_reason": dict(count_reasons(s.reason for s in self.skipped)),
             "seconds_per_photo": {
                 f"p{q}": float(np.percentile(self.seconds_per_photo, q)) if self.seconds_per_photo else None
                 for q in (50, 99, 100)
@@ -99,16 +110,26 @@ def ingest(
     report.time_sources.update(p.time_source for p in photos)
     report.without_exif = [p.path for p in photos if p.time_source == "file"]
     report.camera_sources.update(p.camera_source for p in photos)
-    if tuned.centring is not None:
-        report.uncentred_cameras = sorted({p.camera for p in photos} - set(tuned.centring.means_))
+    report.uncentred_cameras = tuned.unknown_cameras([p.camera for p in photos])
+    for camera in report.uncentred_cameras:
+        count = sum(p.camera == camera for p in photos)
+        report.warnings.append(
+            f"camera {camera!r} ({count} photo{'s' if count != 1 else ''}) was not seen by `photos tune`: its photos "
+            "are matched without camera centring, so its light and background make everyone it photographs look "
+            "alike; tune with photos of it (cameras are named by their folder under the root given, or EXIF serial)"
+        )
+        log.warning(report.warnings[-1], extra={"camera_id": camera})
     embedder = tuned.make_embedder()
     cropper = PhotoCropper(config)
     label_of = labels or Labels()
     with gallery_config.open_store() as store:
         gallery = tuned.gallery(store, embedder, gallery_config)
-        stored = store.stored_source_keys([_key(b, 0) for b in bursts])
-        todo = [b for b in bursts if _key(b, 0) not in stored]
-        report.bursts_already_stored = len(bursts) - len(todo)
+        stored = _stored_photos(store, photos, bursts)
+        report.photos_already_stored = len(stored)
+        report.bursts_already_stored = sum(all(p.sha256 in stored for p in b) for b in bursts)
+        todo = group_bursts(
+            [p for p in photos if p.sha256 not in stored], config.burst_gap_s, config.bursts_from_file_times
+        )
         total = sum(len(b) for b in todo)
         done = 0
         for chunk in _chunks(todo, batch_photos):
@@ -138,7 +159,7 @@ def ingest(
                         camera=burst[0].camera,
                         attributes=attributes or None,
                         sources=[{**_sighting_source(t, burst), "attributes": attributes} for t in pooled],
-                        source_keys=[_key(burst, t.track_id) for t in pooled],
+                        source_keys=_keys(pooled, burst),
                     )
                     report.sightings_written += len(decided)
                     report.decisions.update(r.match.decision for r in decided)
@@ -152,14 +173,37 @@ def ingest(
     return report
 
 
-def _key(burst: Sequence[Photo], individual: int) -> str:
-    return f"photo-sha256:{burst[0].sha256}#{individual}"
+def _keys(tracklets: Sequence[Tracklet], burst: Sequence[Photo]) -> list[str]:
+    """Each tracklet's idempotency key, from photo content only: the photo it first appears in and its rank among
+    the tracklets that first appear there (the detector's order). No grouping of bursts enters it."""
+    ranks: Counter[str] = Counter()
+    keys = []
+    for tracklet in tracklets:
+        first = burst[int(tracklet.frames[0]) - 1].sha256
+        keys.append(f"photo-sha256:{first}/individual-{ranks[first]}")
+        ranks[first] += 1
+    return keys
+
+
+def _stored_photos(store: GalleryStore, photos: Sequence[Photo], bursts: Sequence[Sequence[Photo]]) -> set[str]:
+    """The content hashes of `photos` that some stored sighting holds. Sightings record their photos' hashes;
+    those of stores written before they did are known by their photo paths and by their bursts' keys."""
+    stored: set[str] = set()
+    by_path = {str(p.path): p.sha256 for p in photos}
+    for sighting in store.sightings():
+        source = sighting.source or {}
+        stored.update(str(h) for h in source.get("photo_sha256") or ())
+        stored.update(by_path[str(path)] for path in source.get("photos") or () if str(path) in by_path)
+    legacy = {f"photo-sha256:{b[0].sha256}#0": b for b in bursts}
+    for key in store.stored_source_keys(list(legacy)):
+        stored.update(p.sha256 for p in legacy[key])
+    return stored & {p.sha256 for p in photos}
 
 
 def _sighting_source(tracklet: Tracklet, burst: Sequence[Photo]) -> dict[str, Any]:
     """Where the store finds the sighting again (`reembed` re-reads it): the photo of its best crop and the box
-    in it (the photo's frame for a whole-image individual); every photo it was seen in; how time and camera were
-    known."""
+    in it (the photo's frame for a whole-image individual); every photo it was seen in, by path and content hash
+    (what a later ingest sets aside); how time and camera were known."""
     best_frame = tracklet.crop_frames[0]
     best = burst[best_frame - 1]
     box = tracklet.boxes[int(np.searchsorted(tracklet.frames, best_frame))]
@@ -167,6 +211,7 @@ def _sighting_source(tracklet: Tracklet, burst: Sequence[Photo]) -> dict[str, An
         "image": str(best.path),
         "box": [float(v) for v in box],
         "photos": [str(burst[f - 1].path) for f in tracklet.frames.tolist()],
+        "photo_sha256": [burst[f - 1].sha256 for f in tracklet.frames.tolist()],
         "sha256": best.sha256,
         "time_source": best.time_source,
         "camera_source": best.camera_source,

@@ -28,7 +28,7 @@ from trackid.images import read_image
 from trackid.pipelines.photos.bursts import PhotoCropper
 from trackid.pipelines.photos.labels import Labels
 from trackid.pipelines.photos.tuned import Tuned
-from trackid.sources.photos import scan_photos
+from trackid.sources.photos import Photo, SkippedFile, scan_photos
 
 __all__ = ["tune"]
 
@@ -45,22 +45,28 @@ def tune(
 ) -> Tuned:
     """Choose the ensemble weights (mAP on half the individuals) and the threshold for the target false-positive
     rate of decisions (calibrated and replayed on the same half), then measure both on the other half; write
-    `tuned.json` and the report."""
-    photos, _ = scan_photos(folders, config.extensions)
-    photos = [p for p in photos if labels(p.path).get("individual")]
+    `tuned.json` and the report. Files that cannot be used are left out and named in the evidence (`skipped`)."""
+    found, skipped = scan_photos(folders, config.extensions)
+    found = [p for p in found if labels(p.path).get("individual")]
+    cropper = PhotoCropper(config)
+    photos: list[Photo] = []
+    crops: list[NDArray[np.uint8]] = []
+    for photo in found:
+        try:
+            individuals = cropper(read_image(photo.path))
+        except ValueError as exc:  # undecodable past its header, or changed since the scan
+            skipped.append(SkippedFile(photo.path, str(exc).removeprefix(f"{photo.path}: ")))
+            continue
+        if not individuals.crops:
+            raise ValueError(f"{photo.path}: no individual detected (tuning needs one per labelled photo)")
+        photos.append(photo)
+        crops.append(individuals.crops[int(np.argmax(individuals.found.score))])
     if len(photos) < 4:
         raise ValueError(f"tuning needs labelled photos; found {len(photos)} with an individual label in {folders}")
     ids = np.array([labels(p.path)["individual"] for p in photos])
     cams = np.array([p.camera for p in photos])
     ensemble = make_embedder(config.embedder.name, **config.embedder.params)
     members: list[Embedder] = ensemble.members if isinstance(ensemble, EnsembleEmbedder) else [ensemble]
-    cropper = PhotoCropper(config)
-    crops = []
-    for photo in photos:
-        individuals = cropper(read_image(photo.path))
-        if not individuals.crops:
-            raise ValueError(f"{photo.path}: no individual detected (tuning needs one per labelled photo)")
-        crops.append(individuals.crops[int(np.argmax(individuals.found.score))])
     member_vectors = []
     for member in members:
         if progress is not None:
@@ -150,6 +156,7 @@ def tune(
             "individuals": len(people),
             "cameras": sorted(set(cams.tolist())),
             "seed": seed,
+            "skipped": [{"path": str(f.path), "reason": f.reason} for f in skipped],
             "tuning_half": best_scores,
             "grid": [{"weights": [round(float(w), 6) for w in wts], **sc} for sc, wts in scored],
             "held_out": held_out,

@@ -3,12 +3,19 @@
 The file holds the embedder (with the ensemble weights), the calibration, the probability threshold, the camera
 means and the evidence they were chosen on. Vectors made with these settings are named by them: the camera centring
 changes the vector space, so it is part of the model version and a store never compares vectors across it.
+
+Camera names (the keys of the camera means) are `trackid.sources.photos`'s: since issue #15 a folder camera is
+named relative to the root given, not after it ("cam1", not "tunephotos/cam1"), and files say so with
+`camera_keys: 2`. A file without it is mapped on loading: a folder name's first part (the old root's name) is
+dropped, the means and the vector space's name (the model version stores hold) kept, so stores ingested with it
+stay comparable; where two old names would become one, the file is refused and `tune` must run again.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +32,12 @@ from trackid.identity.calibration import MatchCalibrator
 from trackid.identity.gallery import Gallery
 from trackid.identity.stores import GalleryStore
 
-__all__ = ["Tuned"]
+__all__ = ["CAMERA_KEYS", "Tuned"]
+
+CAMERA_KEYS = 2
+"""How the camera names in `camera_means` are made; 1 (files without the key): a folder camera's name began with
+the name of the root folder `tune` was given."""
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -33,7 +45,8 @@ class Tuned:
     """What `tune` chose, with the evidence: the ensemble, its calibration and the probability threshold.
 
     `centring` holds each camera's mean member vectors (from the tuning photos); a camera `tune` never saw is
-    matched as it is, and the ingest report names it.
+    matched as it is, and ingest warns of it. `space` names the centred vector space when it is not the centring's
+    own digest: the means of a file from before `CAMERA_KEYS` 2, renamed, keep the name their vectors had.
     """
 
     embedder: EmbedderConfig
@@ -42,6 +55,7 @@ class Tuned:
     target_false_positive_rate: float
     evidence: dict[str, Any] = field(default_factory=dict)
     centring: CameraCentring | None = None
+    space: str | None = None
 
     def save(self, folder: Path) -> Path:
         payload = {
@@ -49,9 +63,12 @@ class Tuned:
             "calibrator": json.loads(self.calibrator.to_json()),
             "threshold": self.threshold,
             "target_false_positive_rate": self.target_false_positive_rate,
+            "camera_keys": CAMERA_KEYS,
             "camera_means": None if self.centring is None else self.centring.to_json(),
             "evidence": self.evidence,
         }
+        if self.space is not None:
+            payload["centred_space"] = self.space
         return atomic_write_text(folder / "tuned.json", json.dumps(payload) + "\n")
 
     @classmethod
@@ -62,14 +79,21 @@ class Tuned:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             means = data.get("camera_means")
+            centring = None if means is None else CameraCentring.from_json(means)
+            space = data.get("centred_space")
+            if centring is not None and data.get("camera_keys", 1) == 1:
+                centring, space = _renamed(centring, path)
             return cls(
                 embedder=EmbedderConfig.model_validate(data["embedder"]),
                 calibrator=MatchCalibrator.from_json(json.dumps(data["calibrator"])),
                 threshold=float(data["threshold"]),
                 target_false_positive_rate=float(data["target_false_positive_rate"]),
                 evidence=data.get("evidence", {}),
-                centring=None if means is None else CameraCentring.from_json(means),
+                centring=centring,
+                space=None if space is None else str(space),
             )
+        except _RefusedError:
+            raise
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"{path}: not a tuned.json written by `trackid photos tune` ({exc})") from None
 
@@ -78,7 +102,13 @@ class Tuned:
 
     def model_version(self, embedder: Embedder) -> str:
         """The embedder's version, plus the camera centring when there is one (its vectors are another space)."""
-        return embedder.version if self.centring is None else f"{embedder.version}+centred-{self.centring.digest}"
+        if self.centring is None:
+            return embedder.version
+        return f"{embedder.version}+centred-{self.space or self.centring.digest}"
+
+    def unknown_cameras(self, cameras: Sequence[str]) -> list[str]:
+        """The cameras among `cameras` that the centring has no mean for (none when nothing is centred)."""
+        return [] if self.centring is None else sorted(set(cameras) - set(self.centring.means_))
 
     def adjust(self, embedder: Embedder, vectors: NDArray[np.float32], cameras: Sequence[str]) -> NDArray[np.float32]:
         """What ingest and reembed do to fresh embeddings before they meet the gallery: `embedder`'s joined output
@@ -101,3 +131,33 @@ class Tuned:
             threshold=self.threshold,
             log_retention=config.log_retention,
         )
+
+
+class _RefusedError(ValueError):
+    """A tuned.json that was read but cannot be used as it is (the message says why and what to do)."""
+
+
+def _renamed(centring: CameraCentring, path: Path) -> tuple[CameraCentring, str | None]:
+    """A `CAMERA_KEYS` 1 file's means under today's camera names, and the vector space's old name if any changed.
+    EXIF names ("Make Model #serial") and single folder names are the same in both layouts."""
+    renamed: dict[str, str] = {}
+    for old in centring.means_:
+        _, slash, rest = old.partition("/")
+        new = rest if slash and rest and " #" not in old else old
+        if new in renamed.values():
+            other = next(k for k, v in renamed.items() if v == new)
+            raise _RefusedError(
+                f"{path}: cameras {other!r} and {old!r} were tuned as two but are one camera, {new!r}, under the "
+                "camera names of this version (the root folder's name is no longer part of them); re-run "
+                "`trackid photos tune` to learn their means again"
+            )
+        renamed[old] = new
+    if all(old == new for old, new in renamed.items()):
+        return centring, None
+    log.info("%s: camera names of an older version mapped: %s", path, _changes(renamed))
+    means: Mapping[str, Sequence[float]] = {renamed[k]: v.tolist() for k, v in centring.means_.items()}
+    return CameraCentring.from_json(means, dims=centring.dims, weights=centring.weights), centring.digest
+
+
+def _changes(renamed: Mapping[str, str]) -> str:
+    return ", ".join(f"{old} -> {new}" for old, new in renamed.items() if old != new)
