@@ -179,3 +179,102 @@ def test_demo_runs_and_labels_synthetic(tmp_path: Path) -> None:
     assert scores["combined"]["HOTA"] > 40
     assert (out / "results" / "SYNTH-01.txt").is_file()
     assert str(out / "scores.json") in result.output.replace("\n", "")
+
+
+def _campus(data: Path, tmp_path: Path) -> Path:
+    """TUD-Campus as a sequence folder: <seq>/det/det.txt beside <seq>/seqinfo.ini; returns the det file."""
+    det, ini = _mot15_paths(data, "TUD-Campus")
+    (tmp_path / "s" / "det").mkdir(parents=True)
+    shutil.copy(ini, tmp_path / "s" / "seqinfo.ini")
+    return Path(shutil.copy(det, tmp_path / "s" / "det" / "det.txt"))
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (["--config", "missing.yaml"], ("missing.yaml", "config file not found")),
+        (["--profile", "nope"], ("profile 'nope'", "unknown")),
+        (["--set", "tracker.iou_gate=2"], ("tracker.iou_gate", "less than or equal to 1")),
+        (["--set", "detector.min_score=0.5"], ("--set 'detector.min_score=0.5'", "only tracker.* settings apply")),
+    ],
+    ids=["missing file", "bad profile", "bad tracker value", "setting no replay uses"],
+)
+def test_detections_mode_checks_config_profile_and_set(
+    data: Path, tmp_path: Path, args: list[str], fragments: tuple[str, ...]
+) -> None:
+    """Issue #15, item 2: these were ignored in detections mode, even when wrong."""
+    det = _campus(data, tmp_path)
+    result = runner.invoke(app, ["track", "-d", str(det), "-o", str(tmp_path / "o.txt"), *args])
+    _assert_clean_failure(result, *fragments)
+
+
+def test_detections_mode_applies_the_config_files_tracker_section(data: Path, tmp_path: Path) -> None:
+    det = _campus(data, tmp_path)
+    plain, configured, overridden = (tmp_path / f"{name}.txt" for name in ("plain", "configured", "overridden"))
+    assert runner.invoke(app, ["track", "-d", str(det), "-o", str(plain)]).exit_code == 0
+    config = tmp_path / "run.yaml"
+    config.write_text("tracker:\n  min_hits: 8\n")
+    result = runner.invoke(app, ["track", "-d", str(det), "-o", str(configured), "-c", str(config)])
+    assert result.exit_code == 0, result.output
+    assert len(read_mot_file(configured)) < len(read_mot_file(plain))
+    result = runner.invoke(app, ["track", "-d", str(det), "-o", str(overridden), "-c", str(config), "-p", "min_hits=1"])
+    assert result.exit_code == 0, result.output  # --param beats the file
+    assert len(read_mot_file(overridden)) > len(read_mot_file(configured))
+
+
+def test_detections_all_past_the_sequence_are_an_error(data: Path, tmp_path: Path) -> None:
+    """Issue #15, item 3: this gave "complete, 0 tracks", exit 0 and no warning."""
+    det = _campus(data, tmp_path)
+    rows = det.read_text().splitlines()
+    det.write_text("".join(f"{int(r.split(',')[0]) + 1000},{r.split(',', 1)[1]}\n" for r in rows))
+    result = runner.invoke(app, ["track", "-d", str(det), "-o", str(tmp_path / "o.txt")])
+    _assert_clean_failure(result, str(det), "lies past seqLength=71", "seqinfo.ini")
+    assert not (tmp_path / "o.txt").exists()
+
+
+def test_detections_partly_past_the_sequence_are_a_warning(data: Path, tmp_path: Path) -> None:
+    det = _campus(data, tmp_path)
+    det.write_text(det.read_text() + "80,-1,10,10,20,40,0.9,-1,-1,-1\n")
+    result = runner.invoke(app, ["track", "-d", str(det), "-o", str(tmp_path / "o.txt")])
+    assert result.exit_code == 0, result.output
+    assert "warning: s: 1 of" in result.output and "lie past seqLength=71" in result.output
+
+
+def test_min_score_nan_is_refused_and_one_dropping_everything_warns(data: Path, tmp_path: Path) -> None:
+    det = _campus(data, tmp_path)
+    nan = runner.invoke(app, ["track", "-d", str(det), "-o", str(tmp_path / "o.txt"), "--min-score", "nan"])
+    _assert_clean_failure(nan, "--min-score nan")
+    result = runner.invoke(app, ["track", "-d", str(det), "-o", str(tmp_path / "o.txt"), "--min-score", "2"])
+    assert result.exit_code == 0, result.output
+    assert "min_score 2 drops all" in result.output
+
+
+def test_results_are_never_written_over_inputs(mot_folder: Path, data: Path, tmp_path: Path) -> None:
+    """Issue #15, item 7: `-d s/det/det.txt -o s/det/det.txt` overwrote the input with results, exit 0."""
+    det = _campus(data, tmp_path)
+    before = det.read_bytes()
+    result = runner.invoke(app, ["track", "-d", str(det), "-o", str(det)])
+    _assert_clean_failure(result, f"--out {det}", f"is the input {det}")
+    assert det.read_bytes() == before
+    ini = det.parent.parent / "seqinfo.ini"
+    _assert_clean_failure(runner.invoke(app, ["track", "-d", str(det), "-o", str(ini)]), f"is the input {ini}")
+    for out in (mot_folder, mot_folder / "results"):
+        batch = runner.invoke(app, ["track", "-d", str(mot_folder), "-o", str(out)])
+        _assert_clean_failure(batch, f"--out {out}", f"inside the detections folder {mot_folder}")
+    assert sorted(p.name for p in mot_folder.iterdir()) == sorted(SEQS)
+
+
+def test_a_declared_length_far_beyond_the_file_is_refused_before_anything_is_allocated(
+    data: Path, tmp_path: Path
+) -> None:
+    """Issue #15, item 10: seqLength=2000000000 for a 71-frame file was killed at ~24 GB."""
+    det = _campus(data, tmp_path)
+    ini = det.parent.parent / "seqinfo.ini"
+    for length, fragments in [
+        ("2000000000", ("'seqLength' must be at most 500,000",)),
+        ("400000", ("seqLength=400000", "last detection", "at frame 71")),
+    ]:
+        ini.write_text(ini.read_text().replace("seqLength=71", f"seqLength={length}"))
+        result = runner.invoke(app, ["track", "-d", str(det), "-o", str(tmp_path / "o.txt")])
+        _assert_clean_failure(result, str(ini), *fragments)
+        ini.write_text(ini.read_text().replace(f"seqLength={length}", "seqLength=71"))

@@ -90,3 +90,40 @@ def test_cli_reports_bad_inputs_in_one_line(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "profile 'turbo'" in result.output
     result = runner.invoke(app, ["track", str(CLIP), "--set", "detector.params.model_path=/no/such/model.pb"])
     assert result.exit_code == 2 and "/no/such/model.pb" in result.output
+
+
+def test_replayed_detections_are_the_runs_recorded_detector(data: Path, tmp_path: Path) -> None:
+    """Issue #15, item 2: replay mode (VIDEO + --detections) recorded the profile's detector and no detections file."""
+    det = tmp_path / "det.txt"
+    gt = data / "mot15" / "gt" / "MOT15-train" / "PETS09-S2L1" / "gt" / "gt.txt"
+    det.write_text("".join(f"{line.rsplit(',', 4)[0]},1\n" for line in gt.read_text().splitlines()[:2000]))
+    run_dir = tmp_path / "run"
+    args = ["track", str(CLIP), "-d", str(det), "-o", str(run_dir), "--profile", "fast_cpu", "--set", "write_video=0"]
+    result = CliRunner().invoke(app, [*args, "--tracker", "trackid"])
+    assert result.exit_code == 0, result.output
+    assert "lie past the video's 150 frames" in result.output  # the gt rows run on past the clip
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["config"]["detector"]["name"] == "precomputed"
+    assert manifest["config"]["detector"]["params"]["frames"] == str(det)
+    assert len(manifest["inputs"][str(det)]) == 64 and manifest["tracker"] == "trackid"
+    assert len(read_mot_file(run_dir / "tracks.txt")) > 300
+
+
+@pytest.mark.parametrize(
+    ("extra", "fragments"),
+    [
+        (["--seqinfo", "seqinfo.ini"], ("--seqinfo seqinfo.ini", "frame_rate")),
+        (["--set", "detector.name=ssdlite"], ("--set 'detector.name=ssdlite'", "the detections file")),
+        (["--tracker", "nope"], ("--tracker 'nope'",)),
+    ],
+    ids=["seqinfo", "detector setting", "unknown tracker"],
+)
+def test_replay_mode_refuses_what_it_cannot_honour(
+    tmp_path: Path, extra: list[str], fragments: tuple[str, ...]
+) -> None:
+    det = tmp_path / "det.txt"
+    det.write_text("1,-1,10,10,20,40,0.9\n")
+    result = CliRunner().invoke(app, ["track", str(CLIP), "-d", str(det), "-o", str(tmp_path / "run"), *extra])
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert all(fragment in result.output for fragment in fragments), result.output
+    assert not (tmp_path / "run").exists()

@@ -13,10 +13,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColum
 from rich.table import Table
 from rich.text import Text
 
-from trackid.config import parse_value
-from trackid.sources.motchallenge import (
-    MotFormatError,
-)
+from trackid.config import ConfigError, parse_value
+from trackid.pipelines.mot import MotInputError
+from trackid.sources.motchallenge import MotFormatError
+from trackid.sources.video import VideoError
 
 EXIT_USAGE = 2
 """Exit status for bad input, the same as for a bad command line."""
@@ -28,6 +28,11 @@ class InputError(Exception):
     """A user-facing error: printed as one line, exit status 2."""
 
 
+USER_ERRORS: tuple[type[Exception], ...] = (InputError, MotFormatError, MotInputError, ConfigError, VideoError, OSError)
+"""What bad input raises, each with a message that says where and what is wrong: `user_errors` prints it as one
+line with exit status 2 (the fuzz tests hold every parser to raising only these)."""
+
+
 def parse_params(items: Sequence[str]) -> dict[str, Any]:
     """Parse `key=value` pairs; values in the one syntax of `--set` (`trackid.config.parse_value`)."""
     params: dict[str, Any] = {}
@@ -36,7 +41,10 @@ def parse_params(items: Sequence[str]) -> dict[str, Any]:
         key = key.strip()
         if not sep or not key:
             raise InputError(f"--param {item!r}: expected key=value")
-        params[key] = parse_value(raw.strip())
+        try:
+            params[key] = parse_value(raw.strip())
+        except ConfigError as exc:
+            raise InputError(f"--param {item!r}: {exc}") from None
     return params
 
 
@@ -86,10 +94,11 @@ def print_warnings(warnings: list[str]) -> None:
 
 @contextmanager
 def user_errors(*extra: type[Exception]) -> Iterator[None]:
-    """Turn input errors into one red line and exit status 2; anything else is a bug and keeps its traceback."""
+    """Turn input errors (`USER_ERRORS` and `extra`) into one red line and exit status 2; anything else is a bug and
+    keeps its traceback."""
     try:
         yield
-    except (InputError, MotFormatError, OSError) as exc:
+    except USER_ERRORS as exc:
         fail(str(exc))
     except Exception as exc:
         if isinstance(exc, extra):

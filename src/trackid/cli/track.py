@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from contextlib import nullcontext
 from dataclasses import asdict
 from pathlib import Path
@@ -23,11 +24,10 @@ from trackid.cli.common import (
     score_table,
     user_errors,
 )
-from trackid.pipelines.mot import MotInputError, load_jobs, plan_jobs, run_tracker, track_jobs
+from trackid.config import DetectorConfig, RunConfig, load_config
+from trackid.pipelines.mot import load_jobs, plan_jobs, run_tracker, track_jobs
 from trackid.run_folder import RunFolder
-from trackid.sources.motchallenge import (
-    write_mot_results,
-)
+from trackid.sources.motchallenge import read_mot_file, write_mot_results
 from trackid.track.tracker import TRACKERS
 
 
@@ -67,36 +67,48 @@ def track(
     param: Annotated[
         list[str] | None,
         typer.Option(
-            "--param", "-p", help="Tracker parameter key=value (values as for --set: 0.5, 1e-3, [1, 2]); repeatable."
+            "--param",
+            "-p",
+            help="Tracker parameter key=value (values as for --set: 0.5, 1e-3, [1, 2]); repeatable; beats --set.",
         ),
     ] = None,
     min_score: Annotated[
         float | None, typer.Option("--min-score", help="Drop detections scoring below this before tracking.")
     ] = None,
     profile: Annotated[
-        str | None, typer.Option("--profile", help="With VIDEO: fast_cpu, balanced (default) or high_accuracy.")
+        str | None,
+        typer.Option(
+            "--profile",
+            help="fast_cpu, balanced (default) or high_accuracy; with --detections alone, its tracker part.",
+        ),
     ] = None,
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="With VIDEO: a YAML config file.")] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config", "-c", help="A YAML config file; with --detections alone, its tracker section applies."
+        ),
+    ] = None,
     set_: Annotated[
         list[str] | None,
-        typer.Option("--set", help="With VIDEO: override a config key, e.g. tracker.max_lost_s=3; repeatable."),
+        typer.Option(
+            "--set",
+            help="Override a config key, e.g. tracker.max_lost_s=3; repeatable. With --detections alone only tracker.* "
+            "keys apply (others are refused); with VIDEO and --detections, detector.* keys other than min_score are.",
+        ),
     ] = None,
 ) -> None:
     """Track a video into a run folder, or MOTChallenge detections into MOT result files."""
+    sets = list(set_ or [])
     if video is not None:
-        overrides = list(set_ or []) + [f"tracker.{item}" for item in param or []]
-        if min_score is not None:
-            overrides.append(f"detector.min_score={min_score}")
-        with user_errors():
-            _check_tracker(tracker, {})
-        _track_video(video, detections, out, profile, config, overrides, tracker)
+        _track_video(video, detections, out, seqinfo, profile, config, sets, param or [], min_score, tracker)
         return
     if detections is None or out is None:
         fail("give a VIDEO, or --detections and --out")
     assert detections is not None and out is not None
-    with user_errors(MotInputError):
-        params = parse_params(param or [])
-        _check_tracker(tracker, params)
+    with user_errors():
+        if min_score is not None and not math.isfinite(min_score):
+            raise InputError(f"--min-score {min_score}: give a finite number")
+        params = _replay_tracker_params(tracker, config, profile, sets, param or [])
         jobs = plan_jobs(detections, seqinfo, out)
         loaded = load_jobs(jobs)
         folder = None
@@ -122,33 +134,63 @@ def track(
         print_warnings(warnings)
 
 
+def _replay_tracker_params(
+    tracker: str, config_file: Path | None, profile: str | None, sets: list[str], param: list[str]
+) -> dict[str, Any]:
+    """The tracker's parameters for detections without images: the run config's tracker section (file, profile,
+    environment, `--set tracker.*`), then `--param` on top. Settings of the other stages would do nothing here, so
+    `--set` refuses them."""
+    for item in sets:
+        if not item.strip().startswith("tracker."):
+            raise InputError(
+                f"--set {item!r}: tracking --detections without a video has no detector or embedder to configure; "
+                "only tracker.* settings apply"
+            )
+    params = parse_params(param)
+    _check_tracker(tracker, params)
+    run_config, _ = load_config(config_file, profile, sets)
+    merged = {**run_config.tracker.model_dump(), **params}
+    _check_tracker(tracker, merged)
+    return merged
+
+
 def _track_video(
     video: Path,
     detections: Path | None,
     out: Path | None,
+    seqinfo: Path | None,
     profile: str | None,
     config_file: Path | None,
-    overrides: list[str],
-    tracker: str = "trackid",
+    sets: list[str],
+    param: list[str],
+    min_score: float | None,
+    tracker: str,
 ) -> None:
-    from trackid.config import ConfigError, load_config
     from trackid.pipelines.video import track_video
-    from trackid.sources.video import VideoError, VideoSource
+    from trackid.sources.video import VideoSource
 
-    with user_errors(ConfigError, VideoError):
+    with user_errors():
+        if seqinfo is not None:
+            raise InputError(
+                f"--seqinfo {seqinfo}: with VIDEO the frame rate and length come from the video; give another frame "
+                "rate with --set frame_rate=<frames per second>"
+            )
+        _check_tracker(tracker, parse_params(param))
+        overrides = sets + [f"tracker.{item}" for item in param]
+        if min_score is not None:
+            overrides.append(f"detector.min_score={min_score}")
+        if detections is not None:
+            for item in sets:
+                if item.strip().startswith("detector.") and not item.strip().startswith("detector.min_score"):
+                    raise InputError(f"--set {item!r}: with --detections the detector is the detections file")
         config, chosen = load_config(config_file, profile, overrides)
         run_dir = out or Path("runs") / video.stem
-        replay = None
         if detections is not None:
-            from trackid.detect.precomputed import PrecomputedDetector
-
-            replay = PrecomputedDetector.from_mot_file(detections, VideoSource(video).info.frame_count)
+            config = _replay_config(config, detections, VideoSource(video).info.frame_count)
         total = VideoSource(video, stride=config.frame_stride).frames_to_read
         with progress_bar() as progress:
             task = progress.add_task(f"{video.name} ({chosen})", total=total)
-            run = track_video(
-                video, config, run_dir, detector=replay, on_frame=lambda _: progress.advance(task), tracker_name=tracker
-            )
+            run = track_video(video, config, run_dir, on_frame=lambda _: progress.advance(task), tracker_name=tracker)
         console = make_console()
         console.print(
             Text(
@@ -161,6 +203,23 @@ def _track_video(
         labels = {"manifest": "report", "annotated_video": "annotated video", "crops": "best crops"}
         for key, path in run.files.items():
             console.print(Text(f"{labels.get(key, key.replace('_', ' ')):>16}: {path}"), soft_wrap=True)
+
+
+def _replay_config(config: RunConfig, detections: Path, frames: int) -> RunConfig:
+    """`config` with the detections file as its detector (so the manifest records it and its hash), checked against
+    the video's length first."""
+    rows = read_mot_file(detections)
+    if len(rows) and rows.frame[0] > frames:
+        raise InputError(
+            f"{detections}: every detection (frames {rows.frame[0]}-{rows.frame[-1]}) lies past the video's {frames} "
+            "frames; is this the video's detections file?"
+        )
+    if len(rows) and rows.frame[-1] > frames:
+        past = int((rows.frame > frames).sum())
+        print_warnings([f"{past} of {len(rows)} detections in {detections} lie past the video's {frames} frames"])
+    params = {"frames": str(detections), "num_frames": frames}
+    replay = DetectorConfig(name="precomputed", params=params, min_score=config.detector.min_score)
+    return config.model_copy(update={"detector": replay})
 
 
 def evaluate(

@@ -1,7 +1,10 @@
 """MOTChallenge detection files -> MOT result files: what `trackid track --detections` runs, without the CLI.
 
 A single `det.txt` or a MOTChallenge-style folder (`<seq>/det/det.txt`) is planned into one job per sequence, each
-checked for its `seqinfo.ini` before any tracking starts, so a mistake costs no time. Each sequence is tracked with
+checked for its `seqinfo.ini` before any tracking starts, so a mistake costs no time: no result may be written over
+an input or inside the detections folder, and a `seqLength` that does not fit the file's frames (every detection past
+it, or a declared length far beyond the last detection, which would have the tracker step through empty frames by
+the million) is refused; detections partly past it are tracked up to it, with a warning. Each sequence is tracked with
 a fresh tracker at its own frame rate, through the frame loop every front door runs (`stages.run_stages`, no images:
 the detect, embed and camera-motion stages have nothing to do); the stream warnings (`trackid.track.health`) come back
 with the result.
@@ -9,6 +12,7 @@ with the result.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -18,11 +22,17 @@ from numpy.typing import NDArray
 
 from trackid.pipelines.sinks import MotResultFile, TrackRows
 from trackid.pipelines.stages import StageRun, Stages, replayed_frames, run_stages
-from trackid.sources.motchallenge import MotRows, SeqInfo, detections_by_frame, read_mot_file, read_seqinfo
+from trackid.sources.motchallenge import FrameDetections, MotRows, SeqInfo, read_mot_file, read_seqinfo
 from trackid.track.tracker import make_tracker
 from trackid.types import Detections
 
 __all__ = ["MotInputError", "MotJob", "SequenceResult", "load_jobs", "plan_jobs", "run_tracker", "track_jobs"]
+
+EMPTY_TAIL = 10_000
+"""Frames a `seqLength` may declare past twice the file's last detection frame before it is taken for a mistake: a
+sequence ends with a few empty frames, not with millions (each costs tracker time and memory)."""
+
+log = logging.getLogger(__name__)
 
 
 class SequenceResult(NamedTuple):
@@ -74,6 +84,7 @@ def plan_jobs(detections: Path, seqinfo: Path | None, out: Path) -> list[MotJob]
     for job in jobs:
         if not job.seqinfo.is_file():
             raise MotInputError(f"{job.seqinfo}: seqinfo.ini not found for {job.detections} (point --seqinfo at it)")
+    _refuse_writing_over_inputs(detections, out, jobs)
     return jobs
 
 
@@ -91,8 +102,12 @@ def run_tracker(
 
 
 def load_jobs(jobs: Sequence[MotJob]) -> list[tuple[MotJob, MotRows, SeqInfo]]:
-    """Read every job's detections and seqinfo first: a malformed file fails before any result is written."""
-    return [(job, read_mot_file(job.detections), read_seqinfo(job.seqinfo)) for job in jobs]
+    """Read every job's detections and seqinfo first: a malformed file, or a seqLength that does not fit its
+    detections, fails before any result is written."""
+    loaded = [(job, read_mot_file(job.detections), read_seqinfo(job.seqinfo)) for job in jobs]
+    for job, rows, info in loaded:
+        _check_length(job, rows, info)
+    return loaded
 
 
 def track_jobs(
@@ -103,17 +118,23 @@ def track_jobs(
     on_sequence: Callable[[str], object] | None = None,
     on_frame: Callable[[], object] | None = None,
 ) -> list[SequenceResult]:
-    """Track each loaded sequence with a fresh `tracker` and write its MOT result file (atomically)."""
+    """Track each loaded sequence with a fresh `tracker` and write its MOT result file (atomically). Detections past
+    the sequence's end, or all dropped by `min_score`, are warned about in the result and the log."""
+    if min_score is not None and np.isnan(min_score):
+        raise ValueError("min_score must be a number, got nan")
     floor = -np.inf if min_score is None else min_score
     results = []
     for job, rows, info in loaded:
         if on_sequence is not None:
             on_sequence(job.seq)
-        frames = detections_by_frame(rows, info.length, floor)
+        frames = FrameDetections.from_rows(rows, info.length, floor)
         result = MotResultFile(job.out)
         run = _replay(frames, tracker, info, params, result, on_frame)
         tracks = len(np.unique(result.arrays()[1]))
-        results.append(SequenceResult(job.seq, run.frames, tracks, run.boxes, job.out, run.warnings))
+        warnings = [*_input_warnings(job, rows, info, floor), *run.warnings]
+        for warning in warnings:
+            log.warning("%s: %s", job.seq, warning)
+        results.append(SequenceResult(job.seq, run.frames, tracks, run.boxes, job.out, warnings))
     return results
 
 
@@ -129,3 +150,50 @@ def _replay(
     stages = Stages(make_tracker(name, info.frame_rate, **params))
     progress = None if on_frame is None else lambda _: on_frame()
     return run_stages(replayed_frames(frames, info.frame_rate), stages, [sink], progress)
+
+
+def _refuse_writing_over_inputs(detections: Path, out: Path, jobs: Sequence[MotJob]) -> None:
+    """No result file may be an input, and a batch's results may not land inside the folder it reads."""
+    inputs = {path.resolve(): path for job in jobs for path in (job.detections, job.seqinfo)}
+    for job in jobs:
+        if job.out.resolve() in inputs:
+            raise MotInputError(f"--out {job.out}: is the input {inputs[job.out.resolve()]}; refusing to write over it")
+    if detections.is_dir() and out.resolve().is_relative_to(detections.resolve()):
+        raise MotInputError(
+            f"--out {out}: lies inside the detections folder {detections}; results written there "
+            "would mix with (and be read as) inputs"
+        )
+
+
+def _check_length(job: MotJob, rows: MotRows, info: SeqInfo) -> None:
+    """Refuse a seqLength that cannot belong to these detections."""
+    if not len(rows):
+        return
+    first, last = int(rows.frame[0]), int(rows.frame[-1])
+    if first > info.length:
+        raise MotInputError(
+            f"{job.detections}: every detection (frames {first}-{last}) lies past seqLength={info.length} of "
+            f"{job.seqinfo}; is this the sequence's seqinfo.ini?"
+        )
+    if info.length > 2 * last + EMPTY_TAIL:
+        raise MotInputError(
+            f"{job.seqinfo}: seqLength={info.length} but the last detection in {job.detections} is at frame {last}; "
+            "a sequence does not end with that many empty frames (fix seqLength)"
+        )
+
+
+def _input_warnings(job: MotJob, rows: MotRows, info: SeqInfo, min_score: float) -> list[str]:
+    """What about the detections themselves makes the result smaller than the file suggests."""
+    warnings = []
+    past = int(np.count_nonzero(rows.frame > info.length))
+    if past:
+        warnings.append(
+            f"{past} of {len(rows)} detections in {job.detections} lie past seqLength={info.length} (up to frame "
+            f"{int(rows.frame[-1])}) and were not tracked"
+        )
+    if len(rows) and not (rows.score >= min_score).any():
+        warnings.append(
+            f"min_score {min_score:g} drops all {len(rows)} detections (scores {rows.score.min():g} to "
+            f"{rows.score.max():g})"
+        )
+    return warnings

@@ -105,7 +105,8 @@ def track_video(
         tracklets=TrackletBuilder(best_crops=1, max_gap=sys.maxsize, source=str(video)),
     )
     out = Path(run_dir)
-    folder = RunFolder(out, "track-video", config.model_dump(mode="json"), [source.path], _manifest(source, embedder))
+    manifest = {**_manifest(source, embedder), "tracker": tracker_name}
+    folder = RunFolder(out, "track-video", config.model_dump(mode="json"), _inputs(source, config), manifest)
     sinks = _run_folder_sinks(out, source, config.write_video)
     progress = None if on_frame is None else lambda frame: on_frame(frame.index)
     with folder.running():
@@ -154,6 +155,12 @@ def _run_folder_sinks(out: Path, source: VideoSource, write_video: bool) -> list
         sinks.append(AnnotatedVideo(out / "annotated.mp4", size, source.info.frame_rate / source.stride))
     sinks.append(TrackletFiles(out))
     return sinks
+
+
+def _inputs(source: VideoSource, config: RunConfig) -> list[Path]:
+    """The files whose bytes decide the result: the video, and a detections file replayed in place of a detector."""
+    replayed = config.detector.params.get("frames") if config.detector.name == "precomputed" else None
+    return [source.path, *([Path(replayed)] if isinstance(replayed, str | os.PathLike) else [])]
 
 
 def _manifest(source: VideoSource, embedder: Embedder | None) -> dict[str, Any]:
