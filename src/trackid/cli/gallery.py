@@ -33,6 +33,10 @@ def gallery_report(
     calibrator_out: Annotated[
         Path | None, typer.Option("--save-calibrator", help="Also write the calibrator fitted on the pairs (JSON).")
     ] = None,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Replace another run in --out (kept in .previous/ until this one completes)."),
+    ] = False,
 ) -> None:
     """Calibration report from the labelled pairs human corrections produced: similarity histograms, ROC,
     calibration curve, the F1-optimal threshold and the threshold for a target false-match rate."""
@@ -43,25 +47,32 @@ def gallery_report(
 
     with user_errors(ValueError, KeyError):
         settings = {"store": mask_password(store), "model_id": model_id, "model_version": model_version}
-        folder = RunFolder(out, "gallery-report", {**settings, "target_fmr": target_fmr})
-        with folder.running():
-            with make_store(store) as gallery_store:
+        with make_store(store, create=False) as gallery_store:  # a misspelt --store fails before --out is made
+            folder = RunFolder(out, "gallery-report", {**settings, "target_fmr": target_fmr}, force=force)
+            with folder.running():
                 if (model_id, model_version) not in {(m.model_id, m.model_version) for m in gallery_store.models()}:
-                    raise InputError(f"--model-id {model_id} --model-version {model_version}: no such model in {store}")
+                    raise InputError(
+                        f"--model-id {model_id} --model-version {model_version}: no such model in "
+                        f"{mask_password(store)}"
+                    )
                 pairs = gallery_store.labelled_pairs(model_id=model_id, model_version=model_version)
-            similarity = np.array([p.similarity for p in pairs])
-            same = np.array([p.same for p in pairs], dtype=bool)
-            if same.all() or not same.any():
-                raise InputError(
-                    f"{store}: the corrections give {int(same.sum())} same and {int((~same).sum())} different pairs; "
-                    "a report needs both (merge and split some identities first)"
+                similarity = np.array([p.similarity for p in pairs])
+                same = np.array([p.same for p in pairs], dtype=bool)
+                if same.all() or not same.any():
+                    raise InputError(
+                        f"{mask_password(store)}: the corrections give {int(same.sum())} same and "
+                        f"{int((~same).sum())} different pairs; a report needs both (merge and split some identities "
+                        "first)"
+                    )
+                calibrator = MatchCalibrator().fit(similarity, same)
+                summary = write_calibration_report(
+                    out, similarity, same, calibrator, target_false_match_rate=target_fmr
                 )
-            calibrator = MatchCalibrator().fit(similarity, same)
-            summary = write_calibration_report(out, similarity, same, calibrator, target_false_match_rate=target_fmr)
-            if calibrator_out is not None:
-                calibrator.save(calibrator_out)
-            files = {"report": out / "report.html", "report_json": out / "report.json"}
-            folder.complete(files, pairs=len(pairs), thresholds=summary["thresholds"])
+                if calibrator_out is not None:
+                    calibrator.save(calibrator_out)
+                plots = {Path(name).stem: out / name for name in summary["files"] if name.endswith(".png")}
+                files = {"report": out / "report.html", "report_json": out / "report.json", **plots}
+                folder.complete(files, pairs=len(pairs), thresholds=summary["thresholds"])
         console = make_console()
         console.print(Text(f"{len(pairs)} labelled pairs ({int(same.sum())} same)", style="bold"))
         console.print(Text(f"thresholds: {json.dumps(summary['thresholds'])}"), soft_wrap=True)
@@ -90,7 +101,7 @@ def gallery_reprocess(
         fail("only --unassigned reprocessing exists: pass --unassigned")
     with user_errors(ValueError, KeyError):
         fitted = MatchCalibrator.load(calibrator)
-        with make_store(store) as gallery_store:
+        with make_store(store, create=False) as gallery_store:
             gallery = Gallery(
                 gallery_store, model_id=model_id, model_version=model_version, calibrator=fitted, threshold=threshold
             )
@@ -117,7 +128,7 @@ def gallery_reembed(
 
     with user_errors(ValueError, KeyError):
         embedder = make_embedder(model, **parse_params(param or []))
-        with make_store(store) as gallery_store:
+        with make_store(store, create=False) as gallery_store:
             _reembed_with_progress(gallery_store, embedder, batch_size)
 
 
