@@ -144,6 +144,9 @@ def test_force_keeps_the_previous_run_until_the_new_one_completes(tmp_path: Path
             else:
                 second.complete({"tracks": run / "tracks.txt"})
 
+    with pytest.raises(RunFolderError, match=r"tracks.txt is an input of this run and an output of the run --force"):
+        RunFolder(run, "test", {"k": 2}, [run / "tracks.txt"], force=True)
+    assert (run / "tracks.txt").read_text() == "first" and not (run / PREVIOUS).exists()
     replace(2, fails=True)
     assert _manifest(run)["status"] == "failed" and _manifest(run)["replaces"]["status"] == "complete"  # type: ignore[index]
     assert (run / PREVIOUS / "tracks.txt").read_text() == "first" and (run / PREVIOUS / "crops" / "1.jpg").is_file()

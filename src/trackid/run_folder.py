@@ -210,6 +210,13 @@ class RunFolder:
             relative = Path(name)
             if not relative.is_absolute() and relative.parts and relative.parts[0] != "..":
                 outputs.add(relative.parts[0])
+        moved = [(self.path / entry).resolve() for entry in outputs]
+        for source in self.manifest["inputs"]:
+            if any(Path(source).resolve().is_relative_to(entry) for entry in moved):
+                raise RunFolderError(
+                    f"{self.path}: {source} is an input of this run and an output of the run --force would replace; "
+                    "choose another output folder"
+                )
         # A backup without a manifest is a set-aside that was killed part-way: finish it rather than lose it.
         keep = previous["status"] == "complete" or not (backup / MANIFEST).is_file()
         if keep and (backup / MANIFEST).is_file():
