@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 BENCH_VENV := .venv-bench
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench models clean
+.PHONY: demo test fuzz lint bench models clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ test: $(STAMP)
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 	$(BIN)/pytest
+
+# every parser under arbitrary input for longer than `make test` does (tests/fuzz at 200 examples a target);
+# bench/fuzz.py runs the same and records the counts in BENCHMARKS.md
+fuzz: $(STAMP)
+	TRACKID_FUZZ_EXAMPLES=10000 $(BIN)/pytest -q tests/fuzz
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
