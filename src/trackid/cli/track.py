@@ -28,7 +28,7 @@ from trackid.config import DetectorConfig, RunConfig, load_config
 from trackid.pipelines.mot import load_jobs, plan_jobs, run_tracker, track_jobs
 from trackid.run_folder import RunFolder
 from trackid.sources.motchallenge import read_mot_file, write_mot_results
-from trackid.track.tracker import TRACKERS
+from trackid.track.tracker import TRACKERS, make_tracker
 
 
 def track(
@@ -288,8 +288,8 @@ def _check_tracker(name: str, params: dict[str, Any]) -> None:
     if name not in TRACKERS:
         raise InputError(f"--tracker {name!r}: unknown tracker; choose from {', '.join(sorted(TRACKERS))}")
     try:
-        TRACKERS.validate(name, params)
-    except ValueError as exc:
+        make_tracker(name, 25.0, **params)  # a tracker also checks what its params model cannot (direction_span)
+    except (ValueError, OverflowError) as exc:
         raise InputError(f"--param: {exc}") from None
 
 
