@@ -13,16 +13,13 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
 from trackid.images import MAX_IMAGE_PIXELS, check_declared_size, read_image
 from trackid.pipelines.photos.labels import Labels, LabelsError
 from trackid.sources.photos import read_exif, scan_photos
-
-EXAMPLES = int(os.environ.get("TRACKID_FUZZ_EXAMPLES", "200"))
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def _chunk(kind: bytes, body: bytes) -> bytes:
@@ -82,7 +79,7 @@ def exif_jpeg(draw: st.DrawFn) -> bytes:
 ANY_IMAGE_BYTES = st.one_of(st.binary(max_size=512), mutated(), exif_jpeg())
 
 
-@FUZZ
+@settings(max_examples=int(os.environ.get("TRACKID_FUZZ_EXAMPLES", "200")), deadline=None)
 @given(ANY_IMAGE_BYTES)
 def test_exif_reading_gives_an_answer_for_any_bytes(data: bytes) -> None:
     taken, camera = read_exif(data)
@@ -90,7 +87,7 @@ def test_exif_reading_gives_an_answer_for_any_bytes(data: bytes) -> None:
     assert camera is None or (isinstance(camera, str) and "#" in camera)
 
 
-@FUZZ
+@settings(max_examples=int(os.environ.get("TRACKID_FUZZ_EXAMPLES", "200")), deadline=None)
 @given(ANY_IMAGE_BYTES)
 def test_the_pixel_guard_reads_any_header_or_refuses_it_by_name(data: bytes) -> None:
     try:
@@ -101,7 +98,7 @@ def test_the_pixel_guard_reads_any_header_or_refuses_it_by_name(data: bytes) -> 
         assert width > 0 and height > 0 and width * height <= MAX_IMAGE_PIXELS
 
 
-@FUZZ
+@settings(max_examples=int(os.environ.get("TRACKID_FUZZ_EXAMPLES", "200")), deadline=None)
 @given(ANY_IMAGE_BYTES, st.sampled_from((".jpg", ".png", ".bmp", ".tif")))
 def test_decoding_any_file_gives_an_image_or_a_reason_naming_it(data: bytes, suffix: str) -> None:
     with tempfile.TemporaryDirectory() as folder:
@@ -115,7 +112,7 @@ def test_decoding_any_file_gives_an_image_or_a_reason_naming_it(data: bytes, suf
             assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3
 
 
-@FUZZ
+@settings(max_examples=int(os.environ.get("TRACKID_FUZZ_EXAMPLES", "200")), deadline=None)
 @given(st.lists(st.tuples(ANY_IMAGE_BYTES, st.sampled_from((".jpg", ".png"))), min_size=1, max_size=4))
 def test_scanning_a_folder_of_any_files_keeps_or_skips_each_with_a_reason(files: list[tuple[bytes, str]]) -> None:
     with tempfile.TemporaryDirectory() as folder:
@@ -147,7 +144,7 @@ def labels_csv(draw: st.DrawFn) -> bytes:
     return text.encode(encoding, errors="replace")
 
 
-@FUZZ
+@settings(max_examples=int(os.environ.get("TRACKID_FUZZ_EXAMPLES", "200")), deadline=None)
 @given(labels_csv())
 def test_any_labels_file_is_read_or_refused_naming_the_file(data: bytes) -> None:
     with tempfile.TemporaryDirectory() as folder:
@@ -161,7 +158,7 @@ def test_any_labels_file_is_read_or_refused_naming_the_file(data: bytes) -> None
             assert isinstance(labels(Path(folder) / "a.jpg"), dict)
 
 
-@FUZZ
+@settings(max_examples=int(os.environ.get("TRACKID_FUZZ_EXAMPLES", "200")), deadline=None)
 @given(st.one_of(st.text(max_size=24), st.sampled_from(("(", "(?P<individual>", "[", "*", "(?P<individual>\\d+)"))))
 def test_any_label_pattern_compiles_or_is_refused_naming_it(pattern: str) -> None:
     try:
