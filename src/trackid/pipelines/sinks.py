@@ -27,18 +27,22 @@ class TrackRows(Sink):
     """Every reported box as (frame number, track id, xyxy) arrays: what `write_mot_results` takes."""
 
     def __init__(self) -> None:
-        self._frames: list[NDArray[np.int64]] = [np.zeros(0, np.int64)]
+        # frame numbers as ints and counts, not one small array per frame kept for the whole run
+        self._frames: list[int] = []
+        self._counts: list[int] = []
         self._ids: list[NDArray[np.int64]] = [np.zeros(0, np.int64)]
         self._boxes: list[NDArray[np.float64]] = [np.zeros((0, 4))]
 
     def on_frame(self, frame: Frame, tracked: Detections) -> None:
-        self._frames.append(np.full(len(tracked), frame.number, np.int64))
+        self._frames.append(frame.number)
+        self._counts.append(len(tracked))
         self._ids.append(tracked.track_id)
         self._boxes.append(tracked.xyxy)
 
     def arrays(self) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
         """(frame, track id, xyxy) of every box so far, aligned, in the order reported."""
-        return np.concatenate(self._frames), np.concatenate(self._ids), np.concatenate(self._boxes)
+        frames = np.repeat(np.asarray(self._frames, np.int64), np.asarray(self._counts, np.int64))
+        return frames, np.concatenate(self._ids), np.concatenate(self._boxes)
 
 
 class MotResultFile(TrackRows):

@@ -200,10 +200,12 @@ def run_stages(
             failure = exc
             break
         tracked = stages.track(frame)
+        # tracklets (their kept crop copies) before the sinks (the annotated canvas), as before the frame loop: the
+        # other order often left frame-sized free holes in the heap (fragmentation, peak RSS up to ~30 MB more)
+        finished = stages.tracklets.add(frame.number, tracked, frame.image) if stages.tracklets is not None else []
         for sink in sinks:
             sink.on_frame(frame, tracked)
-        if stages.tracklets is not None:
-            tracklets += _hand_on(stages.tracklets.add(frame.number, tracked, frame.image), sinks)
+        tracklets += _hand_on(finished, sinks)
         count += 1
         boxes += len(tracked)
         if on_frame is not None:
