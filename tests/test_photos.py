@@ -283,7 +283,7 @@ def test_photo_commands_write_run_folder_manifests(
     from trackid.cli.photos import _run_folder
 
     run = SimpleNamespace(gallery=SimpleNamespace(store="postgresql://me:secret@db/gallery"), photos=PhotosConfig())
-    _run_folder(tmp_path / "pg", "photos-monitor", run, []).write()
+    _run_folder(tmp_path / "pg", "photos-monitor", run, [], False).write()
     text = (tmp_path / "pg" / "manifest.json").read_text()
     assert "secret" not in text and "postgresql://me:***@db/gallery" in text
 

@@ -46,11 +46,13 @@ def calibrator(tmp_path: Path) -> Path:
 
 
 def _store_commands(store: str, out: Path, calibrator: Path) -> list[list[str]]:
-    """Every gallery command that reads or maintains an existing store."""
+    """Every gallery and photos command that reads or maintains an existing store."""
     return [
         ["gallery", "report", "--store", store, *MODEL, "--out", str(out)],
         ["gallery", "reprocess", "--store", store, *MODEL, "--calibrator", str(calibrator), "--unassigned"],
         ["gallery", "reembed", "--store", store, "--model", "colour"],
+        ["photos", "validate", "--store", store, "--label-pattern", r"(?P<individual>\d+)", "--out", str(out)],
+        ["photos", "monitor", "--store", store, "--out", str(out)],
     ]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -14,7 +14,9 @@ from rich.table import Table
 from rich.text import Text
 
 from trackid.config import ConfigError, parse_value
+from trackid.identity.stores.base import StoreError
 from trackid.pipelines.mot import MotInputError
+from trackid.run_folder import RunFolderError
 from trackid.sources.motchallenge import MotFormatError
 from trackid.sources.video import VideoError
 
@@ -28,9 +30,27 @@ class InputError(Exception):
     """A user-facing error: printed as one line, exit status 2."""
 
 
-USER_ERRORS: tuple[type[Exception], ...] = (InputError, MotFormatError, MotInputError, ConfigError, VideoError, OSError)
+USER_ERRORS: tuple[type[Exception], ...] = (
+    InputError,
+    MotFormatError,
+    MotInputError,
+    ConfigError,
+    VideoError,
+    RunFolderError,
+    StoreError,
+    OSError,
+)
 """What bad input raises, each with a message that says where and what is wrong: `user_errors` prints it as one
 line with exit status 2 (the fuzz tests hold every parser to raising only these)."""
+
+
+ForceOption = Annotated[
+    bool,
+    typer.Option(
+        "--force", help="Replace another run in the output folder (kept in .previous/ until this one completes)."
+    ),
+]
+"""Every command that writes a run folder takes it: without it, another run's folder is refused, never mixed into."""
 
 
 def parse_params(items: Sequence[str]) -> dict[str, Any]:

@@ -10,7 +10,15 @@ import numpy as np
 import typer
 from rich.text import Text
 
-from trackid.cli.common import InputError, fail, make_console, parse_params, progress_bar, user_errors
+from trackid.cli.common import (
+    ForceOption,
+    InputError,
+    fail,
+    make_console,
+    parse_params,
+    progress_bar,
+    user_errors,
+)
 
 gallery_app = typer.Typer(help="The identity gallery: calibration report and maintenance.", no_args_is_help=True)
 
@@ -33,10 +41,7 @@ def gallery_report(
     calibrator_out: Annotated[
         Path | None, typer.Option("--save-calibrator", help="Also write the calibrator fitted on the pairs (JSON).")
     ] = None,
-    force: Annotated[
-        bool,
-        typer.Option("--force", help="Replace another run in --out (kept in .previous/ until this one completes)."),
-    ] = False,
+    force: ForceOption = False,
 ) -> None:
     """Calibration report from the labelled pairs human corrections produced: similarity histograms, ROC,
     calibration curve, the F1-optimal threshold and the threshold for a target false-match rate."""

@@ -10,7 +10,15 @@ from typing import Annotated, Any
 import typer
 from rich.text import Text
 
-from trackid.cli.common import InputError, fail, make_console, print_warnings, progress_bar, user_errors
+from trackid.cli.common import (
+    ForceOption,
+    InputError,
+    fail,
+    make_console,
+    print_warnings,
+    progress_bar,
+    user_errors,
+)
 from trackid.cli.gallery import _reembed_with_progress
 
 photos_app = typer.Typer(
@@ -50,12 +58,12 @@ def _labels(labels: Path | None, pattern: str | None, required: bool) -> Any:
     return Labels(labels, pattern) if (labels is not None or pattern is not None) else None
 
 
-def _run_folder(out: Path, command: str, run: Any, inputs: list[Path], **settings: Any) -> Any:
+def _run_folder(out: Path, command: str, run: Any, inputs: list[Path], force: bool, **settings: Any) -> Any:
     """The command's run folder: the photos settings, the store (credentials masked) and what else decides it."""
     from trackid.run_folder import RunFolder, mask_password
 
     config = {"photos": run.photos.model_dump(mode="json"), "store": mask_password(run.gallery.store), **settings}
-    return RunFolder(out, command, config, [p for p in inputs if p.is_file()])
+    return RunFolder(out, command, config, [p for p in inputs if p.is_file()], force=force)
 
 
 @photos_app.command("ingest")
@@ -69,6 +77,7 @@ def photos_ingest(
     config: PhotoConfigOption = None,
     overrides: PhotoSetOption = None,
     store: PhotoStoreOption = None,
+    force: ForceOption = False,
 ) -> None:
     """Walk photo folders, group bursts, detect, embed and assign each individual to a profile (or a new one).
     Re-running continues an interrupted ingest and never stores a burst twice."""
@@ -79,7 +88,9 @@ def photos_ingest(
         run = _photo_config(config, overrides, store)
         settings = Tuned.load(tuned)
         tuned_file = tuned if tuned.is_file() else tuned / "tuned.json"
-        folder = _run_folder(out, "photos-ingest", run, [tuned_file], site=site, folders=[str(f) for f in folders])
+        folder = _run_folder(
+            out, "photos-ingest", run, [tuned_file], force, site=site, folders=[str(f) for f in folders]
+        )
         with folder.running():
             with progress_bar("photos") as bar:
                 task = bar.add_task(f"ingest {site}", total=None)
@@ -113,6 +124,7 @@ def photos_tune(
     seed: Annotated[int, typer.Option("--seed", help="Which half of the individuals tunes (the rest tests).")] = 0,
     config: PhotoConfigOption = None,
     overrides: PhotoSetOption = None,
+    force: ForceOption = False,
 ) -> None:
     """Choose ensemble weights and the threshold for photos.target_false_positive_rate on half the labelled
     individuals; measure them on the other half (ROC, histograms, calibration: report/report.html)."""
@@ -123,7 +135,7 @@ def photos_tune(
     with user_errors(ValueError, KeyError, ConfigError):
         run = _photo_config(config, overrides, None)
         console = make_console()
-        folder = _run_folder(out, "photos-tune", run, [], seed=seed, folders=[str(f) for f in folders])
+        folder = _run_folder(out, "photos-tune", run, [], force, seed=seed, folders=[str(f) for f in folders])
         with folder.running():
             tuned = tune(
                 folders,
@@ -155,6 +167,7 @@ def photos_validate(
     config: PhotoConfigOption = None,
     overrides: PhotoSetOption = None,
     store: PhotoStoreOption = None,
+    force: ForceOption = False,
 ) -> None:
     """Score the store against labels: assignment rate and accuracy, accuracy of individuals with >= 5 sightings,
     false-match rate; PASS/FAIL against photos.targets (exit status 1 on FAIL)."""
@@ -163,11 +176,15 @@ def photos_validate(
 
     with user_errors(ValueError, KeyError, ConfigError):
         run = _photo_config(config, overrides, store)
-        folder = _run_folder(out, "photos-validate", run, [labels] if labels else [], label_pattern=label_pattern)
-        with folder.running():
-            with run.gallery.open_store() as gallery_store:
-                result = validate(gallery_store, _labels(labels, label_pattern, required=True), run.photos.targets, out)
-            folder.complete({"validate": out / "validate.json"}, verdict=result["verdict"], metrics=result["metrics"])
+        chosen = _labels(labels, label_pattern, required=True)
+        with run.gallery.open_store(create=False) as gallery_store:  # a misspelt --store fails before --out is made
+            inputs = [labels] if labels else []
+            folder = _run_folder(out, "photos-validate", run, inputs, force, label_pattern=label_pattern)
+            with folder.running():
+                result = validate(gallery_store, chosen, run.photos.targets, out)
+                folder.complete(
+                    {"validate": out / "validate.json"}, verdict=result["verdict"], metrics=result["metrics"]
+                )
     console = make_console()
     for key, value in result["metrics"].items():
         console.print(Text(f"{key}: {value}"), soft_wrap=True)
@@ -182,6 +199,7 @@ def photos_monitor(
     config: PhotoConfigOption = None,
     overrides: PhotoSetOption = None,
     store: PhotoStoreOption = None,
+    force: ForceOption = False,
 ) -> None:
     """List assignments to review: an individual at two sites implausibly close in time, attribute conflicts."""
     from trackid.config import ConfigError
@@ -189,11 +207,11 @@ def photos_monitor(
 
     with user_errors(ValueError, KeyError, ConfigError):
         run = _photo_config(config, overrides, store)
-        folder = _run_folder(out, "photos-monitor", run, [])
-        with folder.running():
-            with run.gallery.open_store() as gallery_store:
+        with run.gallery.open_store(create=False) as gallery_store:  # a misspelt --store fails before --out is made
+            folder = _run_folder(out, "photos-monitor", run, [], force)
+            with folder.running():
                 result = monitor(gallery_store, run.photos.min_travel_s, out)
-            folder.complete({"monitor": out / "monitor.json"}, findings=len(result["findings"]))
+                folder.complete({"monitor": out / "monitor.json"}, findings=len(result["findings"]))
     console = make_console()
     for finding in result["findings"]:
         console.print(Text(finding["message"], style="yellow"), soft_wrap=True)
@@ -218,7 +236,7 @@ def photos_reprocess(
     with user_errors(ValueError, KeyError, ConfigError):
         run = _photo_config(config, overrides, store)
         settings = Tuned.load(tuned)
-        with run.gallery.open_store() as gallery_store:
+        with run.gallery.open_store(create=False) as gallery_store:
             gallery = settings.gallery(gallery_store, settings.make_embedder(), run.gallery)
             with progress_bar("sightings") as bar:
                 task = bar.add_task("reprocess unassigned", total=None)
@@ -245,7 +263,7 @@ def photos_reembed(
         run = _photo_config(config, overrides, store)
         settings = Tuned.load(tuned)
         embedder = settings.make_embedder()
-        with run.gallery.open_store() as gallery_store:
+        with run.gallery.open_store(create=False) as gallery_store:
             _reembed_with_progress(
                 gallery_store,
                 embedder,

@@ -15,6 +15,7 @@ from rich.text import Text
 
 from trackid.artifacts import atomic_write_text
 from trackid.cli.common import (
+    ForceOption,
     InputError,
     fail,
     make_console,
@@ -96,11 +97,12 @@ def track(
             "keys apply (others are refused); with VIDEO and --detections, detector.* keys other than min_score are.",
         ),
     ] = None,
+    force: ForceOption = False,
 ) -> None:
     """Track a video into a run folder, or MOTChallenge detections into MOT result files."""
     sets = list(set_ or [])
     if video is not None:
-        _track_video(video, detections, out, seqinfo, profile, config, sets, param or [], min_score, tracker)
+        _track_video(video, detections, out, seqinfo, profile, config, sets, param or [], min_score, tracker, force)
         return
     if detections is None or out is None:
         fail("give a VIDEO, or --detections and --out")
@@ -115,7 +117,7 @@ def track(
         if detections.is_dir():  # a batch writes a run folder; a single file is just its result file
             settings = {"tracker": tracker, "params": params, "min_score": min_score}
             inputs = [job.detections for job in jobs] + [job.seqinfo for job in jobs]
-            folder = RunFolder(out, "track", settings, inputs)
+            folder = RunFolder(out, "track", settings, inputs, force=force)
         with folder.running() if folder is not None else nullcontext(), progress_bar() as progress:
             task = progress.add_task("tracking", total=sum(info.length for _, _, info in loaded))
             results = track_jobs(
@@ -165,6 +167,7 @@ def _track_video(
     param: list[str],
     min_score: float | None,
     tracker: str,
+    force: bool,
 ) -> None:
     from trackid.pipelines.video import track_video
     from trackid.sources.video import VideoSource
@@ -190,7 +193,14 @@ def _track_video(
         total = VideoSource(video, stride=config.frame_stride).frames_to_read
         with progress_bar() as progress:
             task = progress.add_task(f"{video.name} ({chosen})", total=total)
-            run = track_video(video, config, run_dir, on_frame=lambda _: progress.advance(task), tracker_name=tracker)
+            run = track_video(
+                video,
+                config,
+                run_dir,
+                on_frame=lambda _: progress.advance(task),
+                tracker_name=tracker,
+                force=force,
+            )
         console = make_console()
         console.print(
             Text(
@@ -250,6 +260,7 @@ def demo(
         "runs/demo"
     ),
     seed: Annotated[int, typer.Option("--seed", help="Seed of the synthetic scene.")] = 0,
+    force: ForceOption = False,
 ) -> None:
     """Track a generated synthetic scene and score it against its own ground truth (a smoke test, not a benchmark)."""
     from trackid.eval.mot import evaluate_mot
@@ -258,6 +269,9 @@ def demo(
     with user_errors():
         scene = make_scene(SceneConfig(seed=seed))
         info = scene.seqinfo
+        # the folder is claimed before anything is written: a refused run leaves another run's folder untouched
+        folder = RunFolder(out, "demo", {"scene": asdict(scene.config)}, [], force=force)
+    with user_errors(), folder.running():
         gt_root = write_trackeval_gt([scene], out)
         det_file = write_detections(scene, out / "det" / info.name / "det" / "det.txt")
         result_file = out / "results" / f"{info.name}.txt"
@@ -267,8 +281,8 @@ def demo(
         write_mot_results(result_file, *result)
         scores = evaluate_mot(gt_root, result_file.parent)
         scores_file = atomic_write_text(out / "scores.json", json.dumps(scores.to_json(), indent=2) + "\n")
-        files = {"detections": det_file, "results": result_file, "scores": scores_file}
-        RunFolder(out, "demo", {"scene": asdict(scene.config)}, [det_file]).complete(files, warnings)
+        files = {"detections": det_file, "ground_truth": gt_root, "results": result_file, "scores": scores_file}
+        folder.complete(files, warnings)
         print_warnings(warnings)
 
         console = make_console()

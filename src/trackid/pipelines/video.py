@@ -78,11 +78,13 @@ def track_video(
     detector: Detector | None = None,
     on_frame: Callable[[int], object] | None = None,
     tracker_name: str = "trackid",
+    force: bool = False,
 ) -> VideoRun:
     """Track every (strided) frame of `video` and write the run folder.
 
     Args:
         tracker_name: the registered tracker (`trackid.track.TRACKERS`) built from `config.tracker`.
+        force: replace another run already in `run_dir` (see `RunFolder`); without it such a folder is refused.
         detector: use this instead of building one from `config.detector` (e.g. precomputed detections replayed
             with the frames).
         on_frame: called with the frame index after each processed frame (progress bars).
@@ -106,7 +108,9 @@ def track_video(
     )
     out = Path(run_dir)
     manifest = {**_manifest(source, embedder), "tracker": tracker_name}
-    folder = RunFolder(out, "track-video", config.model_dump(mode="json"), _inputs(source, config), manifest)
+    folder = RunFolder(
+        out, "track-video", config.model_dump(mode="json"), _inputs(source, config), manifest, force=force
+    )
     sinks = _run_folder_sinks(out, source, config.write_video)
     progress = None if on_frame is None else lambda frame: on_frame(frame.index)
     with folder.running():

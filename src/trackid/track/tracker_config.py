@@ -94,6 +94,7 @@ class TrackerConfig(BaseModel):
     direction_span: int = Field(
         3,
         ge=1,
+        le=7,
         description="Heading is measured between the latest observation and the one this many observations "
         "earlier. Longer spans average out box jitter but react later to real turns. A count of observations, not a "
         "time: at a low frame rate each step is a longer walk, so the heading is as trustworthy in fewer seconds.",
@@ -253,8 +254,10 @@ class TrackerConfig(BaseModel):
     score_window: int = Field(
         20_000,
         ge=100,
+        le=1_000_000,
         description="Scores the rank is taken over (the latest ones). Larger is steadier; smaller follows a scene "
-        "whose crowd or lighting changes sooner. A count, not a time: ranks need a sample, whatever the frame rate.",
+        "whose crowd or lighting changes sooner. A count, not a time: ranks need a sample, whatever the frame rate. At "
+        "most 1,000,000 (the window is held in memory).",
     )
     motion_model: Literal["cv", "imm"] = Field(
         "cv",
