@@ -46,7 +46,11 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1_000, help="queries per batched call")
     parser.add_argument("--new-fraction", type=float, default=0.2, help="queries that are people not stored")
     parser.add_argument("--noise", type=float, default=0.5, help="query noise norm (same-person cosine ~0.9)")
-    parser.add_argument("--backends", default="sqlite,postgres")
+    parser.add_argument(
+        "--backends",
+        default="sqlite,sqlite-exact,postgres",
+        help="sqlite (usearch HNSW, the default store), sqlite-exact (brute-force index), postgres (pgvector HNSW)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-append", action="store_true", help="print the table without appending BENCHMARKS.md")
     args = parser.parse_args()
@@ -117,7 +121,8 @@ def main() -> None:
         "nearest-prototype search = the backend's vector search (SQLite: usearch HNSW plus the exact re-scoring of "
         "its hits; PostgreSQL: pgvector's HNSW scans), the per-vector work neither path can batch away; the column "
         "after it is the speed-up of everything else (SQL, transactions, decisions, inserts, prototype folds)",
-        "SQLite: WAL, synchronous=FULL (a commit is an fsync), usearch HNSW; PostgreSQL: pgserver with pgvector HNSW",
+        "SQLite: WAL, synchronous=FULL (a commit is an fsync), usearch HNSW (M=32, ef_construction=200, bf16) or the "
+        "exact index (numpy brute force: one matrix product per batch); PostgreSQL: pgserver with pgvector HNSW",
     ]
     if not args.no_append:
         append_section("gallery_batch.py", notes, table)
@@ -156,20 +161,22 @@ def _seed(store: GalleryStore, centres: NDArray[np.float32]) -> NDArray[np.int64
 def _stores(backend: str) -> Iterator[tuple[GalleryStore, Callable[[str], GalleryStore]]]:
     """A fresh store to seed, and a function opening an identical copy of it (after the seed store is closed)."""
     with tempfile.TemporaryDirectory() as tmp:
-        if backend == "sqlite":
+        if backend in ("sqlite", "sqlite-exact"):
             seed_path = Path(tmp) / "seed.db"
+            kind = "exact" if backend == "sqlite-exact" else "hnsw"
 
             def copy(name: str) -> GalleryStore:
                 target = Path(tmp) / name
                 target.mkdir()
                 for file in Path(tmp).glob("seed.db*"):
-                    shutil.copy(file, target / file.name)
-                return make_store(target / "seed.db")
+                    if not file.name.endswith(".lock"):
+                        shutil.copy(file, target / file.name)
+                return make_store(target / "seed.db", index_kind=kind)
 
-            yield make_store(seed_path), copy
+            yield make_store(seed_path, index_kind=kind), copy
             return
         if backend != "postgres":
-            raise SystemExit(f"--backends: unknown backend {backend!r} (sqlite, postgres)")
+            raise SystemExit(f"--backends: unknown backend {backend!r} (sqlite, sqlite-exact, postgres)")
         import pgserver
         import psycopg
 
