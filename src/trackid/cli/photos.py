@@ -71,7 +71,10 @@ def photos_ingest(
     folders: Annotated[list[Path], typer.Argument(help="Photo folders, walked recursively.")],
     site: Annotated[str, typer.Option("--site", help="Where the photos were taken (a search gate and a report key).")],
     tuned: TunedOption,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for ingest_report.json.")] = Path("runs/photos"),
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Folder for ingest_report.json (default runs/photos/<site>)."),
+    ] = None,
     labels: LabelsOption = None,
     label_pattern: PatternOption = None,
     config: PhotoConfigOption = None,
@@ -88,6 +91,7 @@ def photos_ingest(
         run = _photo_config(config, overrides, store)
         settings = Tuned.load(tuned)
         tuned_file = tuned if tuned.is_file() else tuned / "tuned.json"
+        out = out or Path("runs") / "photos" / site  # one folder per site: another site's ingest is not refused
         folder = _run_folder(
             out, "photos-ingest", run, [tuned_file], force, site=site, folders=[str(f) for f in folders]
         )
