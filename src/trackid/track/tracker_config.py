@@ -115,6 +115,7 @@ class TrackerConfig(BaseModel):
     max_lost_s: float = Field(
         2.46,
         gt=0,
+        le=3600,
         description="Seconds a confirmed track survives without a detection, waiting to be recovered. Longer "
         "bridges longer occlusions but gives a lost track more time to steal someone else's detection. "
         "Seconds, so it means the same at every frame rate (converted with the stream's rate).",
@@ -205,6 +206,7 @@ class TrackerConfig(BaseModel):
     coast_s: float = Field(
         0.48,
         ge=0,
+        le=3600,
         description="Seconds a lost confirmed track keeps being reported at its predicted box while it is hidden "
         "behind a nearer tracked person (see `coast_min_cover`): the person is still there, only not detected. "
         "Longer covers longer occlusions but reports more boxes for people who have really gone; 0 reports only "
