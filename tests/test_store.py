@@ -643,3 +643,12 @@ def test_create_false_opens_only_an_existing_store(tmp_path: Path, postgres_uri:
         assert conn.execute("SELECT to_regclass('schema_version')").fetchone() == (None,)
     make_store(empty).close()
     make_store(empty, create=False).close()
+
+
+def test_sources_are_read_page_by_page_without_vectors(open_store: OpenStore) -> None:
+    store = open_store()
+    store.add_sightings(_batch(5, 9), **M, times=np.arange(5.0), sources=[{"image": f"{i}.jpg"} for i in range(5)])
+    store.add_sighting(unit(0), **M, time=9.0)  # no source: not listed
+    listed = list(store.sources(page=2))
+    assert [source["image"] for _, source in listed] == [f"{i}.jpg" for i in range(5)]
+    assert [i for i, _ in listed] == sorted(i for i, _ in listed)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import time as _time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -207,6 +207,21 @@ class GalleryStore(Corrections, SimilarityLog):
             self._fold_prototypes(model.key, folds)
             self._refresh_identities(sorted(folds))
         return ids
+
+    def sources(self, *, page: int = 10_000) -> Iterator[tuple[int, dict[str, Any]]]:
+        """(sighting id, recorded source) of every sighting that has one, in id order, without their vectors, read
+        `page` rows at a time: what a resumed pipeline checks its inputs against, at any store size."""
+        after = 0
+        while True:
+            rows = self._fetchall(
+                "SELECT id, source FROM sightings WHERE id > ? AND source IS NOT NULL ORDER BY id LIMIT ?",
+                (after, int(page)),
+            )
+            for sighting_id, source in rows:
+                yield int(sighting_id), load_attributes(source)
+            if len(rows) < page:
+                return
+            after = int(rows[-1][0])
 
     def stored_source_keys(self, keys: Sequence[str]) -> set[str]:
         """Which of `keys` are stored as some sighting's `source_key`."""

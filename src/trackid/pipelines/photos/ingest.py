@@ -190,8 +190,7 @@ def _stored_photos(store: GalleryStore, photos: Sequence[Photo], bursts: Sequenc
     those of stores written before they did are known by their photo paths and by their bursts' keys."""
     stored: set[str] = set()
     by_path = {str(p.path): p.sha256 for p in photos}
-    for sighting in store.sightings():
-        source = sighting.source or {}
+    for _, source in store.sources():  # sources only: the vectors of a large store stay on disk
         stored.update(str(h) for h in source.get("photo_sha256") or ())
         stored.update(by_path[str(path)] for path in source.get("photos") or () if str(path) in by_path)
     legacy = {f"photo-sha256:{b[0].sha256}#0": b for b in bursts}
