@@ -3,6 +3,7 @@ photos CLI's run folders and messages."""
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import signal
@@ -93,11 +94,18 @@ def test_ingest_validate_and_monitor_on_real_photos(
     retuned = tmp_path / "retuned"
     retuned.mkdir()
     params = {**settings.embedder.params, "weights": [0.5, 0.5]}
-    Tuned(settings.embedder.model_copy(update={"params": params}), settings.calibrator, 0.5, 0.01).save(retuned)
+    partial = copy.deepcopy(settings.centring)  # a camera the re-tuning never saw: reembed must say so
+    assert partial is not None
+    dropped = sorted(partial.means_)[-1]
+    del partial.means_[dropped]
+    retuned_settings = Tuned(settings.embedder.model_copy(update={"params": params}), settings.calibrator, 0.5, 0.01)
+    retuned_settings.centring = partial
+    retuned_settings.save(retuned)
     runner = CliRunner()
     store_args = ["--tuned", str(retuned), "--store", str(tmp_path / "g.db")]
     result = runner.invoke(app, ["photos", "reembed", *store_args])
     assert result.exit_code == 0 and f"added {2 * PEOPLE} vectors" in result.output, result.output
+    assert f"camera {dropped!r} ({PEOPLE} sightings) was not seen by" in " ".join(result.output.split())
     result = runner.invoke(app, ["photos", "reprocess", "--unassigned", *store_args])
     assert result.exit_code == 0 and "reprocessed: 0" in result.output, result.output
 

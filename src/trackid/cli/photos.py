@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,6 +22,8 @@ from trackid.cli.common import (
     user_errors,
 )
 from trackid.cli.gallery import _reembed_with_progress
+
+log = logging.getLogger(__name__)
 
 photos_app = typer.Typer(
     help="Photo collections (e.g. trail cameras): one profile per individual. Order: tune, ingest, validate, monitor.",
@@ -267,14 +271,25 @@ def photos_reembed(
         run = _photo_config(config, overrides, store)
         settings = Tuned.load(tuned)
         embedder = settings.make_embedder()
+        uncentred: Counter[str] = Counter()
+
+        def adjust(vectors: Any, sightings: Any) -> Any:
+            cameras = [s.camera for s in sightings]
+            for camera in settings.unknown_cameras([c for c in cameras if c is not None]):
+                uncentred[camera] += cameras.count(camera)
+            return settings.adjust(embedder, vectors, cameras)
+
         with run.gallery.open_store(create=False) as gallery_store:
             _reembed_with_progress(
-                gallery_store,
-                embedder,
-                batch_size,
-                adjust=lambda vectors, sightings: settings.adjust(embedder, vectors, [s.camera for s in sightings]),
-                model_version=settings.model_version(embedder),
+                gallery_store, embedder, batch_size, adjust=adjust, model_version=settings.model_version(embedder)
             )
+    for camera, count in sorted(uncentred.items()):
+        message = (
+            f"camera {camera!r} ({count} sightings) was not seen by `photos tune`: its new vectors are not "
+            "camera-centred; tune with photos of it"
+        )
+        log.warning(message, extra={"camera_id": camera})
+        make_console().print(Text(message, style="yellow"), soft_wrap=True)
 
 
 def _print_skipped(by_reason: Mapping[str, int]) -> None:
