@@ -338,7 +338,7 @@ class GalleryStore(Corrections, SimilarityLog):
             self._assign(sighting_id, identity_id)
             if previous is not None:
                 self._rebuild_prototypes(previous)
-                self._refresh_identity(previous)
+                self._refresh_identities([previous])
 
     def unassign_sighting(self, sighting_id: int) -> None:
         with self._transaction():
@@ -347,7 +347,7 @@ class GalleryStore(Corrections, SimilarityLog):
                 return
             self._execute("UPDATE sightings SET identity_id = NULL WHERE id = ?", (as_id(sighting_id),))
             self._rebuild_prototypes(previous)
-            self._refresh_identity(previous)
+            self._refresh_identities([previous])
 
     def prototypes(self, identity_id: int) -> list[Prototype]:
         self.get_identity(identity_id)

@@ -47,7 +47,7 @@ class Corrections(SqlStore):
             self._execute("UPDATE identities SET deleted = 1 WHERE id = ?", (from_id,))
             for changed in (into_id, from_id):
                 self._rebuild_prototypes(changed)
-                self._refresh_identity(changed)
+                self._refresh_identities([changed])
             payload = {"moved": moved, "kept": kept}
             return self._record_correction("merge", into_id, from_id, payload)
 
@@ -91,7 +91,7 @@ class Corrections(SqlStore):
             remaining = [s for s in owned if s not in set(moved)][: self.SAMPLE_LIMIT]
             for changed in (identity_id, new_id):
                 self._rebuild_prototypes(changed)
-                self._refresh_identity(changed)
+                self._refresh_identities([changed])
             return self._record_correction("split", identity_id, new_id, {"moved": moved, "kept": remaining})
 
     def relabel(self, identity_id: int, label: str | None) -> Correction:
@@ -181,4 +181,4 @@ class Corrections(SqlStore):
             self._execute("UPDATE identities SET deleted = 1 WHERE id = ?", (other,))
         for changed in (main, other):
             self._rebuild_prototypes(changed)
-            self._refresh_identity(changed)
+            self._refresh_identities([changed])

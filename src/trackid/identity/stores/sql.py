@@ -258,7 +258,7 @@ class SqlStore(ABC):
         )
         for r in rows:
             self._fold_prototypes(int(r[0]), {identity_id: [(self._decode_vector(r[1]), float(r[2]))]})
-        self._refresh_identity(identity_id)
+        self._refresh_identities([identity_id])
 
     def _rebuild_prototypes(self, identity_id: int) -> None:
         """Replay the prototype policy over the identity's sightings in time order (after corrections)."""
@@ -335,7 +335,7 @@ class SqlStore(ABC):
             self._on_prototypes_changed(model_key, updated + inserted, [])
 
     def _refresh_identities(self, identity_ids: Sequence[int]) -> None:
-        """`_refresh_identity` for many identities in one statement."""
+        """Recompute the identities' first/last seen and sighting count from their sightings, in one statement."""
         if identity_ids:
             self._execute(
                 "UPDATE identities SET "
@@ -361,15 +361,6 @@ class SqlStore(ABC):
         deleted = sorted(i for i, gone in found.items() if gone)
         if deleted:
             raise ValueError(f"{name} {deleted[:5]} are deleted (merged away or removed); undo to restore them")
-
-    def _refresh_identity(self, identity_id: int) -> None:
-        self._execute(
-            "UPDATE identities SET "
-            "first_seen = (SELECT min(time) FROM sightings WHERE identity_id = ?), "
-            "last_seen = (SELECT max(time) FROM sightings WHERE identity_id = ?), "
-            "sighting_count = (SELECT count(*) FROM sightings WHERE identity_id = ?) WHERE id = ?",
-            (identity_id, identity_id, identity_id, identity_id),
-        )
 
     def _model_vectors(
         self, sighting_ids: Sequence[int], model_key: int, limit: int
