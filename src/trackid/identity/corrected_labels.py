@@ -54,8 +54,11 @@ def corrected_labels(store: GalleryStore) -> CorrectedLabels:
         else:
             verified.update(int(s) for s in (*event.payload["moved"], *event.payload["kept"]))
         used += 1
-    sightings = [s for s in (store.get_sighting(i) for i in sorted(verified)) if s.identity_id in live]
-    labels = [_label(live[s.identity_id]) for s in sightings]
+    sightings, labels = [], []
+    for sighting in (store.get_sighting(i) for i in sorted(verified)):
+        if sighting.identity_id is not None and sighting.identity_id in live:
+            sightings.append(sighting)
+            labels.append(_label(live[sighting.identity_id]))
     return CorrectedLabels(sightings=sightings, labels=labels, corrections_used=used)
 
 
