@@ -155,6 +155,26 @@ class PhotosConfig(BaseModel):
         description="`tune` picks the threshold at which this share of ingest decisions takes another individual's "
         "profile (replayed on labelled photos; not a pairwise rate, which hundreds of profiles would multiply).",
     )
+    adaptation_warmup: int = Field(
+        50,
+        ge=0,
+        description="Individuals (crops) a camera `tune` never saw must give before ingest fixes its camera mean and "
+        "matches its photos; until then they are held back (and stored as new, unmatched, if the ingest ends first). "
+        "Higher: a steadier mean (its noise falls as 1/sqrt(n)), later matching, small cameras left waiting; lower: "
+        "sooner, noisier. 0 turns adaptation off: such cameras are matched uncentred, as before issue #16.",
+    )
+    drift_action: Literal["stop", "warn"] = Field(
+        "stop",
+        description="When a camera's best-match similarities leave the tuned distribution (the drift watch, "
+        "`trackid.identity.drift`): stop auto-matching it (its sightings become new identities, flagged, until "
+        "re-tuned) or only warn. Stop trades missed recognitions for no wave of false merges.",
+    )
+    drift_min_scores: int = Field(
+        50,
+        ge=10,
+        description="Best-match scores between two drift tests of a camera (each test looks at the latest 4x as many). "
+        "Higher: later, firmer alarms; lower: sooner, noisier.",
+    )
     min_travel_s: float = Field(
         3600.0, ge=0, description="`monitor` flags one individual at two sites closer in time than this."
     )

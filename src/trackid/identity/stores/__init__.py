@@ -15,6 +15,7 @@ from typing import Any
 from trackid.identity.stores.base import GalleryStore, StoreError, StoreLockedError, as_unit_vector
 from trackid.identity.stores.params import STORES, PostgresParams, SqliteParams, StoreParams
 from trackid.identity.stores.records import (
+    CameraStats,
     Candidate,
     Correction,
     Identity,
@@ -29,6 +30,7 @@ from trackid.identity.stores.sqlite import SqliteGalleryStore
 
 __all__ = [
     "STORES",
+    "CameraStats",
     "Candidate",
     "Correction",
     "GalleryStore",

@@ -2,8 +2,8 @@
 
 `GalleryStore` is the interface every backend implements (SQLite + an HNSW file index by default, PostgreSQL +
 pgvector at scale), an abstract class holding the SQL both share: models, identities, sightings, search and the
-integrity check here, corrections and the similarity log in their own modules over the same core (`sql.py`). A
-backend supplies the connection, transactions, vector encoding and the nearest-prototype search.
+integrity check here; corrections, the similarity log and camera statistics in their own modules over the same core
+(`sql.py`). A backend supplies the connection, transactions, vector encoding and the nearest-prototype search.
 
 Rules every backend keeps:
 - Vectors are stored L2-normalised, tagged with their embedding model (id + version, which fixes the dimension);
@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from trackid.identity.stores.camera_stats import CameraStatistics
 from trackid.identity.stores.corrections import Corrections
 from trackid.identity.stores.records import (
     IDENTITY_COLUMNS,
@@ -59,7 +60,7 @@ class StoreLockedError(StoreError):
     """An embedded store another process (or another open store in this one) already has open."""
 
 
-class GalleryStore(Corrections, SimilarityLog):
+class GalleryStore(Corrections, SimilarityLog, CameraStatistics):
     """A gallery store over a SQL connection; a backend subclasses it and provides the hooks of `SqlStore`.
 
     Parameters

@@ -122,6 +122,17 @@ class SimilarityRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class CameraStats:
+    """One camera's recorded statistics for one model: `adaptation` (its camera mean) and `drift` (the drift
+    watch's live state), each a JSON object or None, and when they were last written."""
+
+    camera: str
+    adaptation: dict[str, Any] | None
+    drift: dict[str, Any] | None
+    updated: float
+
+
+@dataclass(frozen=True, slots=True)
 class Candidate:
     """A search hit: the identity and its best prototype's cosine similarity to the query."""
 

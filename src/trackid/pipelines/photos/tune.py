@@ -2,7 +2,8 @@
 
 Half the individuals (by seed) tune, the other half test, so the evidence in `tuned.json` is what new individuals
 would see. On the tuning half: the camera means, the weights (mAP, on a grid in standardised units), the calibration
-(cross-camera pairs) and the threshold (replayed ingest decisions). On the held-out half: retrieval of the ensemble
+(cross-camera pairs), the threshold (replayed ingest decisions) and the drift watch's reference (the replay's
+best-match similarities). On the held-out half: retrieval of the ensemble
 and of each member, the decision rates at the threshold and at other targets, and the calibration report.
 """
 
@@ -23,6 +24,7 @@ from trackid.embed.crops import l2_normalise
 from trackid.embed.ensemble import EnsembleEmbedder
 from trackid.eval.reid import evaluate_reid
 from trackid.identity.calibration import MatchCalibrator
+from trackid.identity.drift import drift_watch
 from trackid.identity.report import write_calibration_report
 from trackid.images import read_image
 from trackid.pipelines.photos.bursts import PhotoCropper
@@ -104,6 +106,11 @@ def tune(
     tune_decisions = _replay(fused, ids, np.array(order), part, calibrator)
     threshold = _decision_threshold(*tune_decisions[:2], config.target_false_positive_rate)
     held_decisions = _replay(fused, ids, np.array(order), ~part, calibrator)
+    # the drift watch's reference: the best-match similarities the threshold was chosen on; the held-out half,
+    # watched the same way, is its false-alarm check on data from the same cameras
+    reference = np.round(_best_similarities(fused, np.array(order), part), 6)
+    watch = drift_watch(reference, config.drift_min_scores)
+    checks = [c for c in (watch.update([s]) for s in _best_similarities(fused, np.array(order), ~part)) if c]
     held_s, held_same = _pairs(fused, ids, cams, ~part)
     accept = calibrator.predict_proba(held_s) >= threshold
     ensemble_scores = _retrieval(fused, ids, cams, ~part)
@@ -125,6 +132,13 @@ def tune(
             {"target": target, **_decision_rates(*held_decisions, _decision_threshold(*tune_decisions[:2], target))}
             for target in (0.01, 0.02, 0.05, 0.1, 0.2, 0.4)
         ],
+        "drift_check": {
+            "rule": "trackid.identity.drift.DriftWatch over the held-out half's replayed best-match similarities",
+            "reference_scores": len(reference),
+            "checks": len(checks),
+            "drifted": watch.drifted,
+            "max_statistic": max((c.statistic for c in checks), default=None),
+        },
         "pairs": {
             "same": int(held_same.sum()),
             "different": int((~held_same).sum()),
@@ -150,6 +164,7 @@ def tune(
         threshold=float(threshold),
         target_false_positive_rate=config.target_false_positive_rate,
         centring=centring,
+        drift_reference=reference,
         evidence={
             "camera_centring": centring is not None,
             "photos": len(photos),
@@ -206,6 +221,16 @@ def _replay(
     known = np.array([who[q] in set(who[:q].tolist()) for q in queries.tolist()], dtype=bool)
     probability = calibrator.predict_proba(sub[queries, best])
     return probability, who[best] != who[queries], known
+
+
+def _best_similarities(
+    sim: NDArray[np.float64], order: NDArray[np.intp], rows: NDArray[np.bool_]
+) -> NDArray[np.float64]:
+    """The similarity of each photo of the subset, in ingest order, to its best match among the photos before it
+    (what `_replay` calibrates; the drift watch compares raw similarities, which no calibration flattens)."""
+    idx = order[rows[order]]
+    sub = np.where(np.tril(np.ones((len(idx), len(idx)), dtype=bool), k=-1), sim[np.ix_(idx, idx)], -np.inf)
+    return sub[1:].max(axis=1).astype(np.float64)
 
 
 def _decision_threshold(probability: NDArray[np.float64], wrong: NDArray[np.bool_], target: float) -> float:

@@ -1,8 +1,9 @@
 """The settings `photos tune` chooses, as one file (`tuned.json`) the other photos commands load.
 
 The file holds the embedder (with the ensemble weights), the calibration, the probability threshold, the camera
-means and the evidence they were chosen on. Vectors made with these settings are named by them: the camera centring
-changes the vector space, so it is part of the model version and a store never compares vectors across it.
+means, the drift watch's reference similarities and the evidence they were chosen on. Vectors made with these
+settings are named by them: the camera centring changes the vector space, so it is part of the model version and a
+store never compares vectors across it.
 
 Camera names (the keys of the camera means) are `trackid.sources.photos`'s: since issue #15 a folder camera is
 named relative to the root given, not after it ("cam1", not "tunephotos/cam1"), and files say so with
@@ -56,6 +57,9 @@ class Tuned:
     evidence: dict[str, Any] = field(default_factory=dict)
     centring: CameraCentring | None = None
     space: str | None = None
+    drift_reference: NDArray[np.float64] | None = None
+    """The best-match similarities of tune's replayed ingest, which the drift watch compares cameras with (None
+    in files from before issue #16: no drift watch until re-tuned)."""
 
     def save(self, folder: Path) -> Path:
         payload = {
@@ -69,6 +73,8 @@ class Tuned:
         }
         if self.space is not None:
             payload["centred_space"] = self.space
+        if self.drift_reference is not None:
+            payload["drift_reference"] = [round(float(v), 6) for v in self.drift_reference]
         return atomic_write_text(folder / "tuned.json", json.dumps(payload) + "\n")
 
     @classmethod
@@ -81,6 +87,7 @@ class Tuned:
             means = data.get("camera_means")
             centring = None if means is None else CameraCentring.from_json(means)
             space = data.get("centred_space")
+            reference = data.get("drift_reference")
             if centring is not None and data.get("camera_keys", 1) == 1:
                 centring, space = _renamed(centring, path)
             return cls(
@@ -91,6 +98,7 @@ class Tuned:
                 evidence=data.get("evidence", {}),
                 centring=centring,
                 space=None if space is None else str(space),
+                drift_reference=None if reference is None else np.asarray(reference, np.float64),
             )
         except _RefusedError:
             raise

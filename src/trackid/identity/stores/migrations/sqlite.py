@@ -61,4 +61,16 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE UNIQUE INDEX sightings_by_source_key ON sightings (source_key)",
         ),
     ),
+    Migration(
+        4,
+        "camera statistics",
+        (
+            # Per embedding model and camera: the adapted camera mean (`trackid.embed.adaptation`: the running sum
+            # while warming, the frozen mean once adapted) and the drift watch's live state
+            # (`trackid.identity.drift`), as JSON, so a later ingest continues where this one stopped.
+            "CREATE TABLE camera_stats (model_id TEXT NOT NULL, model_version TEXT NOT NULL, camera TEXT NOT NULL, "
+            "adaptation TEXT, drift TEXT, updated REAL NOT NULL, "
+            "PRIMARY KEY (model_id, model_version, camera))",
+        ),
+    ),
 )
