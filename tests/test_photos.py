@@ -326,7 +326,10 @@ def test_cameras_tuned_under_one_root_are_centred_when_ingested_under_another(
     warning = "camera 'cam3' (4 photos) was not seen by `photos tune`"
     assert warning in " ".join(result.output.split())
     manifest = json.loads((out / "manifest.json").read_text())
-    assert len(manifest["warnings"]) == 1 and manifest["warnings"][0].startswith(warning)
+    # issue #16: cam3 is held back for its warm-up, which 4 photos do not finish: stored unmatched, warned of too
+    assert len(manifest["warnings"]) == 2 and manifest["warnings"][0].startswith(warning)
+    assert manifest["warnings"][1].startswith("camera 'cam3': its warm-up is not over (4 of 50 crops)")
+    assert report["cameras"]["unadapted"] == ["cam3"] and report["cameras"]["awaiting_adaptation"] == {"cam3": 4}
     logged = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert [(r["level"], r["camera_id"]) for r in logged if warning in r["message"]] == [("WARNING", "cam3")]
 

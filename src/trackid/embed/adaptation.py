@@ -63,6 +63,7 @@ class CameraAdaptation(BaseEstimator):
         self.counts_: dict[str, int] = {}
         self.sums_: dict[str, NDArray[np.float64]] = {}
         self.frozen_: dict[str, NDArray[np.float32]] = {}
+        self._centring: CameraCentring | None = None  # built once per set of means: ingest centres every burst
 
     def partial_fit(self, X: ArrayLike, cameras: ArrayLike) -> CameraAdaptation:  # noqa: N803 (scikit-learn's name)
         """Count the rows of X whose camera is neither tune's nor frozen into their camera's mean."""
@@ -95,6 +96,7 @@ class CameraAdaptation(BaseEstimator):
             if not self.counts_.get(camera):
                 raise ValueError(f"camera {camera!r} has no rows counted; there is no mean to freeze")
             self.frozen_[camera] = (self.sums_[camera] / self.counts_[camera]).astype(np.float32)
+            self._centring = None
         return self.frozen_[camera]
 
     def state(self, camera: str) -> CameraState:
@@ -106,13 +108,16 @@ class CameraAdaptation(BaseEstimator):
 
     def centring(self) -> CameraCentring:
         """`CameraCentring` with tune's means and the frozen ones; other cameras' rows pass as they are."""
+        if self._centring is not None:
+            return self._centring
         means = {
             **{c: m.tolist() for c, m in self._tuned_means.items()},
             **{c: m.tolist() for c, m in self.frozen_.items()},
         }
         if not means:
             raise ValueError("no camera has a mean yet (nothing tuned, nothing frozen)")
-        return CameraCentring.from_json(means, dims=self.dims, weights=self.weights)
+        self._centring = CameraCentring.from_json(means, dims=self.dims, weights=self.weights)
+        return self._centring
 
     def transform(self, X: ArrayLike, cameras: ArrayLike) -> NDArray[np.float32]:  # noqa: N803
         """X centred by its cameras' tuned or frozen means (see `centring`), in X's layout."""
@@ -124,6 +129,7 @@ class CameraAdaptation(BaseEstimator):
         vector = np.asarray(total, np.float64)
         self.counts_[camera] = int(count)
         if frozen:
+            self._centring = None
             self.frozen_[camera] = vector.astype(np.float32)
             self.sums_[camera] = vector * int(count)
         else:

@@ -23,7 +23,7 @@ import logging
 import time as clock
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,8 @@ import numpy as np
 from trackid.artifacts import atomic_write_text
 from trackid.config import GalleryConfig, PhotosConfig
 from trackid.identity.stores import GalleryStore
-from trackid.pipelines.photos.bursts import PhotoCropper, burst_tracklets, pool_embedding
+from trackid.pipelines.photos.bursts import PhotoCropper, burst_tracklets
+from trackid.pipelines.photos.cameras import CameraRules, HeldBurst, Mode
 from trackid.pipelines.photos.labels import Labels, gate_attributes
 from trackid.pipelines.photos.tuned import Tuned
 from trackid.sources.photos import Photo, SkippedFile, count_reasons, group_bursts, scan_photos
@@ -59,7 +60,9 @@ class IngestReport:
     without_exif: list[Path] = field(default_factory=list)
     """Photos timed by their file and named by their folder for want of EXIF (kept, not skipped)."""
     uncentred_cameras: list[str] = field(default_factory=list)
-    """Cameras `tune` never saw: their photos are matched without camera centring."""
+    """Cameras `tune` never saw: adapted from their own photos (`cameras`), or uncentred with adaptation off."""
+    cameras: dict[str, Any] = field(default_factory=dict)
+    """Adapted, unadapted and drifted cameras, and what their rules did (`CameraRules`' report)."""
     warnings: list[str] = field(default_factory=list)
     """What about the input makes the result weaker than it looks (also logged)."""
     seconds_per_photo: list[float] = field(default_factory=list)
@@ -75,6 +78,7 @@ class IngestReport:
             "time_sources": dict(self.time_sources),
             "camera_sources": dict(self.camera_sources),
             "uncentred_cameras": self.uncentred_cameras,
+            "cameras": self.cameras,
             "warnings": self.warnings,
             "skipped_by_reason": dict(count_reasons(s.reason for s in self.skipped)),
             "seconds_per_photo": {
@@ -111,19 +115,14 @@ def ingest(
     report.without_exif = [p.path for p in photos if p.time_source == "file"]
     report.camera_sources.update(p.camera_source for p in photos)
     report.uncentred_cameras = tuned.unknown_cameras([p.camera for p in photos])
-    for camera in report.uncentred_cameras:
-        count = sum(p.camera == camera for p in photos)
-        report.warnings.append(
-            f"camera {camera!r} ({count} photo{'s' if count != 1 else ''}) was not seen by `photos tune`: its photos "
-            "are matched without camera centring, so its light and background make everyone it photographs look "
-            "alike; tune with photos of it (cameras are named by their folder under the root given, or EXIF serial)"
-        )
-        log.warning(report.warnings[-1], extra={"camera_id": camera})
     embedder = tuned.make_embedder()
     cropper = PhotoCropper(config)
     label_of = labels or Labels()
     with gallery_config.open_store() as store:
         gallery = tuned.gallery(store, embedder, gallery_config)
+        rules = CameraRules(store, gallery, tuned, embedder, config)
+        for camera in report.uncentred_cameras:
+            _warn_unseen(report, camera, sum(p.camera == camera for p in photos), rules.state(camera), config)
         stored = _stored_photos(store, photos, bursts)
         report.photos_already_stored = len(stored)
         report.bursts_already_stored = sum(all(p.sha256 in stored for p in b) for b in bursts)
@@ -132,45 +131,74 @@ def ingest(
         )
         total = sum(len(b) for b in todo)
         done = 0
+
+        def write(burst: HeldBurst, mode: Mode) -> None:
+            decided = rules.decide(
+                burst,
+                mode,
+                site=site,
+                # photos' crops are not quality-scored: a sighting's quality is its detector's confidence
+                quality=[float(t.scores.mean()) for t in burst.tracklets],
+                sources=[
+                    {**_sighting_source(t, burst.photos), "attributes": burst.attributes} for t in burst.tracklets
+                ],
+                keys=_keys(burst.tracklets, burst.photos),
+            )
+            report.sightings_written += decided.sightings
+            report.decisions.update(decided.decisions)
+
         for chunk in _chunks(todo, batch_photos):
             start = clock.perf_counter()
             found = [burst_tracklets(burst, cropper, report.skipped) for burst in chunk]
             crops = [crop for tracklets in found for t in tracklets for crop in t.crops]
-            cameras = [t.camera_id for tracklets in found for t in tracklets for _ in t.crops]
             vectors = embedder.embed(crops) if crops else np.empty((0, embedder.dim), np.float32)
-            if crops:
-                vectors = tuned.adjust(embedder, vectors, cameras)
             per_photo = (clock.perf_counter() - start) / max(1, sum(len(b) for b in chunk))
             cursor = 0
             for burst, tracklets in zip(chunk, found, strict=True):
                 tick = clock.perf_counter()
                 if tracklets:
-                    pooled = []
+                    own = []
                     for t in tracklets:
-                        pooled.append(replace(t, embedding=pool_embedding(t, vectors[cursor : cursor + len(t.crops)])))
+                        own.append(vectors[cursor : cursor + len(t.crops)])
                         cursor += len(t.crops)
-                    attributes = gate_attributes(label_of(burst[0].path))
-                    decided = gallery.identify_vectors(
-                        np.stack([t.embedding for t in pooled]),
-                        time=burst[0].time,
-                        # photos' crops are not quality-scored: a sighting's quality is its detector's confidence
-                        quality=[float(t.scores.mean()) for t in pooled],
-                        site=site,
-                        camera=burst[0].camera,
-                        attributes=attributes or None,
-                        sources=[{**_sighting_source(t, burst), "attributes": attributes} for t in pooled],
-                        source_keys=_keys(pooled, burst),
-                    )
-                    report.sightings_written += len(decided)
-                    report.decisions.update(r.match.decision for r in decided)
+                    embedded = HeldBurst(list(burst), tracklets, own, gate_attributes(label_of(burst[0].path)))
+                    for ready, mode in rules.route(embedded):
+                        write(ready, mode)
                 share = per_photo + (clock.perf_counter() - tick) / len(burst)
                 report.seconds_per_photo += [share] * len(burst)
                 done += len(burst)
                 if progress is not None:
                     progress(done, total)
+        with store.transaction():  # the held bursts with their cameras' running sums, or neither
+            for waiting in rules.finish():
+                write(waiting, "awaiting")
+            rules.save_warming()
+    report.cameras = rules.report.to_json(rules.adaptation)
+    report.warnings += rules.warnings
     if out is not None:
         atomic_write_text(out / "ingest_report.json", json.dumps(report.to_json(), indent=2) + "\n")
     return report
+
+
+def _warn_unseen(report: IngestReport, camera: str, count: int, state: str, config: PhotosConfig) -> None:
+    """A camera `tune` never saw: adapted by an earlier ingest (no warning), warming up, or uncentred (adaptation
+    off)."""
+    if state == "adapted":
+        return
+    head = f"camera {camera!r} ({count} photo{'s' if count != 1 else ''}) was not seen by `photos tune`: "
+    if state == "warming":
+        body = (
+            f"its camera mean is learnt from its first {config.adaptation_warmup} crops (photos.adaptation_warmup) "
+            "and its photos are held back until then"
+        )
+    else:
+        body = (
+            "its photos are matched without camera centring, so its light and background make everyone it "
+            "photographs look alike"
+        )
+    tail = "; tune with photos of it (cameras are named by their folder under the root given, or EXIF serial)"
+    report.warnings.append(head + body + tail)
+    log.warning(report.warnings[-1], extra={"camera_id": camera})
 
 
 def _keys(tracklets: Sequence[Tracklet], burst: Sequence[Photo]) -> list[str]:
