@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -135,6 +136,74 @@ def gallery_reembed(
         embedder = make_embedder(model, **parse_params(param or []))
         with make_store(store, create=False) as gallery_store:
             _reembed_with_progress(gallery_store, embedder, batch_size)
+
+
+@gallery_app.command("retrain")
+def gallery_retrain(
+    store: StoreOption,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for metric.npz, calibrator.json, retrain.json.")],
+    metric: Annotated[
+        str, typer.Option("--metric", help="Metric learner: xqda, kissme or lda (`trackid.embed.metric`).")
+    ] = "xqda",
+    features: Annotated[
+        str, typer.Option("--features", help="Feature embedder the metric is learned on (a registered name).")
+    ] = "lomo",
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", "-p", help="Metric parameter key=value (values as for --set); repeatable."),
+    ] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Crops embedded and committed at once.")] = 64,
+    force: ForceOption = False,
+) -> None:
+    """Learn a metric from the store's corrections (merges, splits, relabels), calibrate it out of fold, and give
+    every sighting a vector of the learned model. Re-running an interrupted run continues it: the fitted metric is
+    reused and committed vectors are skipped."""
+    from trackid.embed import make_embedder
+    from trackid.identity.retrain import retrain_gallery
+    from trackid.identity.stores import make_store
+    from trackid.run_folder import RunFolder, mask_password
+
+    with user_errors(ValueError, KeyError):
+        params = parse_params(param or [])
+        settings = {"store": mask_password(store), "metric": metric, "features": features, "params": params}
+        embedder = make_embedder(features)
+        with make_store(store, create=False) as gallery_store:
+            folder = RunFolder(out, "gallery-retrain", settings, force=force)
+            with folder.running(), progress_bar("sightings") as bar:
+                # the total is known once the metric is fitted (its space names the vectors still missing)
+                task = bar.add_task(f"retrain {metric} on {features}", total=None)
+                result = retrain_gallery(
+                    gallery_store,
+                    features=embedder,
+                    metric=metric,
+                    metric_params=params,
+                    out=out,
+                    batch_size=batch_size,
+                    progress=lambda n: bar.advance(task, n),
+                )
+                folder.complete(
+                    {name: out / name for name in ("metric.npz", "calibrator.json", "retrain.json")},
+                    **result.to_json(),
+                )
+        console = make_console()
+        console.print(
+            Text(
+                f"learned {result.model_id} {result.model_version} from {result.corrections_used} corrections "
+                f"({result.individuals} individuals, {result.sightings} sightings); added {result.reembed.added} "
+                "vectors",
+                style="bold",
+            ),
+            soft_wrap=True,
+        )
+        for reason, count in (result.reembed.skipped + Counter(result.skipped)).most_common():
+            console.print(Text(f"skipped {count}: {reason}", style="yellow"), soft_wrap=True)
+        console.print(
+            Text(
+                f"use it: --model-id {result.model_id} --model-version {result.model_version} "
+                f"--calibrator {out / 'calibrator.json'}"
+            ),
+            soft_wrap=True,
+        )
 
 
 def _reembed_with_progress(

@@ -24,7 +24,7 @@ from trackid.embed.crops import crop_boxes
 from trackid.identity.stores import GalleryStore, Sighting
 from trackid.images import read_image
 
-__all__ = ["ReembedReport", "reembed"]
+__all__ = ["ReembedReport", "reembed", "sighting_crop"]
 
 
 @dataclass(slots=True)
@@ -71,7 +71,7 @@ def reembed(
         ids, crops, embedded = [], [], []
         for sighting in page:
             try:
-                crop, last_image = _crop(sighting.source, last_image)
+                crop, last_image = sighting_crop(sighting.source, last_image)
             except ValueError as exc:
                 image = (sighting.source or {}).get("image")
                 report.skipped[str(exc).removeprefix(f"{image}: ")] += 1  # counted by reason, not by file
@@ -90,7 +90,7 @@ def reembed(
             progress(len(page))
 
 
-def _crop(
+def sighting_crop(
     source: Mapping[str, Any] | None, last: tuple[str, NDArray[np.uint8]] | None
 ) -> tuple[NDArray[np.uint8], tuple[str, NDArray[np.uint8]] | None]:
     """The sighting's pixels: its box of its image (the whole image without a box)."""
