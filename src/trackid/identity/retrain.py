@@ -84,17 +84,23 @@ def retrain_gallery(
     metric: str,
     metric_params: Mapping[str, Any] | None = None,
     out: Path,
+    prior: LabelledFeatures | None = None,
     folds: int = 2,
     seed: int = 0,
     batch_size: int = 64,
     progress: Callable[[int], None] | None = None,
 ) -> RetrainResult:
     """Fit `metric` on the corrected sightings' `features`, calibrate it out of fold, save both in `out`
-    (`metric.npz`, `calibrator.json`, `retrain.json`) and give every sighting a vector of the learned embedder."""
+    (`metric.npz`, `calibrator.json`, `retrain.json`) and give every sighting a vector of the learned embedder.
+
+    `prior`: labelled feature rows the metric learns from besides the corrections (e.g. the photos it was tuned on),
+    so that a few corrected individuals add to what it knew instead of replacing it."""
     params = dict(metric_params or {})
     corrected = corrected_labels(store)
     data = labelled_features(store, corrected, features)
     _check_trainable(data, corrected)
+    if prior is not None:
+        data = _joined(prior, data)
     out.mkdir(parents=True, exist_ok=True)
     digest = _training_digest(data, features, metric, params)
     metric_file, inputs_file = out / "metric.npz", out / "metric_inputs.json"
@@ -114,7 +120,7 @@ def retrain_gallery(
         model_id=embedder.model_id,
         model_version=embedder.version,
         individuals=corrected.individuals,
-        sightings=len(data.sighting_ids),
+        sightings=sum(i >= 0 for i in data.sighting_ids),
         corrections_used=corrected.corrections_used,
         pairs={"same": int(same.sum()), "different": int((~same).sum())},
         metric_reused=reused,
@@ -175,6 +181,22 @@ def out_of_fold_pairs(
     return similarity, same
 
 
+def _joined(prior: LabelledFeatures, corrected: LabelledFeatures) -> LabelledFeatures:
+    """Both sets as one; prior labels are kept apart from the store's (`prior:` prefix), its rows have no sighting."""
+    if prior.features.shape[1] != corrected.features.shape[1]:
+        raise ValueError(
+            f"prior features are {prior.features.shape[1]}-d but the features embedder gives "
+            f"{corrected.features.shape[1]}-d"
+        )
+    return LabelledFeatures(
+        np.concatenate([prior.features, corrected.features]),
+        np.concatenate([np.char.add("prior:", prior.labels.astype(str)), corrected.labels]),
+        np.concatenate([prior.cameras.astype(str), corrected.cameras]),
+        [-1] * len(prior.labels) + corrected.sighting_ids,
+        corrected.skipped,
+    )
+
+
 def _check_trainable(data: LabelledFeatures, corrected: CorrectedLabels) -> None:
     counts = Counter(data.labels.tolist())
     repeated = sum(c >= 2 for c in counts.values())
@@ -191,6 +213,7 @@ def _training_digest(data: LabelledFeatures, features: Embedder, metric: str, pa
     h = hashlib.sha256()
     h.update(json.dumps([features.model_id, features.version, metric, dict(params)], sort_keys=True).encode())
     h.update(json.dumps([data.sighting_ids, data.labels.tolist(), data.cameras.tolist()]).encode())
+    h.update(np.ascontiguousarray(data.features).tobytes())  # a changed prior with the same labels is a new fit
     return h.hexdigest()
 
 
