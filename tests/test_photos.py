@@ -162,26 +162,42 @@ def _store_contents(path: Path) -> dict[str, list[tuple[object, ...]]]:
         }
 
 
+@pytest.fixture(scope="module")
+def new_camera(data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A camera `tune` never saw: camera 2's photos of VIPeR people 41-70 (new individuals too) in folder cam3."""
+    source = data / "reid" / "viper"
+    folder = tmp_path_factory.mktemp("new") / "cam3"
+    folder.mkdir()
+    ids = sorted({p.name[:4] for p in source.glob("*.png")})[PEOPLE : PEOPLE + 30]
+    for i in ids:
+        (folder / f"{i}0002.png").symlink_to(source / f"{i}0002.png")
+    return folder
+
+
+# Killed before any photo of the new camera, and after its warm-up (its frozen mean already stored).
+@pytest.mark.parametrize("kill_at", [10, 2 * PEOPLE + 15])
 def test_kill_9_mid_ingest_then_rerun_equals_an_uninterrupted_run(
-    viper_cameras: tuple[Path, Path], tuned: Path, tmp_path: Path
+    viper_cameras: tuple[Path, Path], new_camera: Path, tuned: Path, tmp_path: Path, kill_at: int
 ) -> None:
-    folders = [str(f) for f in viper_cameras]
+    folders = [str(f) for f in (*viper_cameras, new_camera)]
 
     def command(store: Path) -> list[str]:
         trackid = str(Path(sys.executable).parent / "trackid")
         options = ["--site", "north", "--tuned", str(tuned), "--store", str(store), "--out", str(store.parent)]
-        return [trackid, "photos", "ingest", *folders, *options]
+        return [trackid, "photos", "ingest", *folders, *options, "--set", "photos.adaptation_warmup=10"]
 
     whole = tmp_path / "whole" / "g.db"
     whole.parent.mkdir()
     subprocess.run(command(whole), check=True, capture_output=True, timeout=300)
+    report = json.loads((whole.parent / "ingest_report.json").read_text())
+    assert report["cameras"]["adapted"] == ["cam3"] and report["cameras"]["adapted_in_this_ingest"] == {"cam3": 10}
 
     killed = tmp_path / "killed" / "g.db"
     killed.parent.mkdir()
     proc = subprocess.Popen(command(killed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     written = 0
     deadline = time.monotonic() + 120
-    while written < 10 and time.monotonic() < deadline and proc.poll() is None:
+    while written < kill_at and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.02)
         if killed.exists():
             try:
@@ -193,10 +209,15 @@ def test_kill_9_mid_ingest_then_rerun_equals_an_uninterrupted_run(
     proc.wait()
     with sqlite3.connect(killed) as conn:
         interrupted = conn.execute("SELECT count(*) FROM sightings").fetchone()[0]
-    assert 10 <= interrupted < 2 * PEOPLE, f"the kill must land mid-ingest; {interrupted} sightings were written"
+        frozen = conn.execute("SELECT count(*) FROM camera_stats WHERE adaptation IS NOT NULL").fetchone()[0]
+    assert kill_at <= interrupted < 2 * PEOPLE + 30, f"the kill must land mid-ingest; {interrupted} sightings"
+    assert frozen == (interrupted > 2 * PEOPLE)  # cam3's mean is stored before its first decided sighting
 
     subprocess.run(command(killed), check=True, capture_output=True, timeout=300)
     assert _store_contents(killed) == _store_contents(whole)
+    with sqlite3.connect(killed) as conn, sqlite3.connect(whole) as other:
+        query = "SELECT camera, adaptation FROM camera_stats ORDER BY camera"
+        assert conn.execute(query).fetchall() == other.execute(query).fetchall()
 
 
 def test_cli_names_missing_inputs(tmp_path: Path) -> None:

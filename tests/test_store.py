@@ -652,3 +652,26 @@ def test_sources_are_read_page_by_page_without_vectors(open_store: OpenStore) ->
     listed = list(store.sources(page=2))
     assert [source["image"] for _, source in listed] == [f"{i}.jpg" for i in range(5)]
     assert [i for i, _ in listed] == sorted(i for i, _ in listed)
+
+
+def test_camera_stats_persist_per_model_and_a_part_given_as_none_is_kept(open_store: OpenStore) -> None:
+    """Issue #16: what ingest learns about a camera (its adapted mean, its drift watch) outlives the store handle."""
+    store = open_store()
+    store.save_camera_stats(**M, camera="cam_a", adaptation={"count": 3, "total": [0.5, 0.25], "frozen": True})
+    store.save_camera_stats(**M, camera="cam_a", drift={"seen": 7, "scores": [0.1, 0.2]})
+    store.save_camera_stats(model_id="mnv2", model_version="2", camera="cam_a", drift={"seen": 1})
+    with store.transaction():
+        store.save_camera_stats(**M, camera="cam_b", adaptation={"count": 1, "total": [1.0, 0.0], "frozen": False})
+    store.close()
+    again = open_store()
+    stats = again.camera_stats(**M)
+    assert sorted(stats) == ["cam_a", "cam_b"]
+    assert stats["cam_a"].adaptation == {"count": 3, "total": [0.5, 0.25], "frozen": True}
+    assert stats["cam_a"].drift == {"seen": 7, "scores": [0.1, 0.2]}
+    assert stats["cam_b"].drift is None
+    assert again.camera_stats(model_id="mnv2", model_version="2")["cam_a"].adaptation is None
+    assert again.camera_stats(model_id="other", model_version="1") == {}
+    with pytest.raises(ValueError, match="camera must be"):
+        again.save_camera_stats(**M, camera="", drift={})
+    with pytest.raises(ValueError, match=r"Out of range float"):
+        again.save_camera_stats(**M, camera="c", drift={"x": float("nan")})

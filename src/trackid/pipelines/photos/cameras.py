@@ -56,6 +56,8 @@ AWAITING = "new: awaiting adaptation"
 DRIFT_STOPPED = "new: drift stopped auto-matching"
 """`camera_rule.matching` of a sighting stored unmatched because its camera drifted (`drift_action: stop`)."""
 Mode = Literal["match", "stopped", "awaiting"]
+_LEAST_SCORES = 20
+"""A held camera's uncentred scores are tested when its warm-up ends if at least this many came since the last test."""
 log = logging.getLogger(__name__)
 
 
@@ -266,7 +268,9 @@ class CameraRules:
         if promoted:
             self.report.promoted[camera] = promoted
         self.report.states[camera] = "adapted"
-        self.shadow.pop(camera, None)  # the camera's space changes: its decided scores start a new watch
+        shadow = self.shadow.pop(camera, None)  # the camera's space changes: its decided scores start a new watch
+        if shadow is not None and not shadow.drifted and shadow.seen % shadow.min_scores >= _LEAST_SCORES:
+            self._flag_held(camera, shadow.check())
         log.info(
             "camera %r adapted: its mean is fixed from %d crops",
             camera,
@@ -329,7 +333,11 @@ class CameraRules:
         watch = self.shadow.setdefault(camera, drift_watch(self.tuned.drift_reference, self.config.drift_min_scores))
         was = watch.drifted
         check = watch.update(best)
-        if check is not None and check.drifted and not was:
+        if check is not None and not was:
+            self._flag_held(camera, check)
+
+    def _flag_held(self, camera: str, check: DriftCheck) -> None:
+        if check.drifted:
             self.report.flagged_before_adaptation[camera] = {**check.to_json(), "warmup_count": self._count(camera)}
             self._warn(
                 f"camera {camera!r} (not seen by `photos tune`): uncentred, {_shift(check)}; its photos are held back "
