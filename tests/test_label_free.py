@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -57,6 +58,18 @@ def test_synthetic_people_in_one_video_give_a_loadable_tuned_json(tmp_path: Path
     assert loaded.embedder == COLOUR
     with pytest.raises(ValueError, match="not a mix"):
         label_free_tune([tracklets[0], tmp_path], config=config, out=tmp_path)  # type: ignore[list-item]
+    # two cameras far apart, each seeing its own two people: global centring gives
+    # every camera the one mean of all sightings (camera centring would not)
+    alone = [replace(t, camera_id=f"cam{t.track_id % 2}") for t in tracklets]
+    both = label_free_tune(alone, config=config, out=tmp_path / "global", centring="global", site_travel_s=3600.0)
+    assert both.evidence["centring"] == "global" and both.centring is not None
+    means = list(both.centring.means_.values())
+    assert len(means) == 2 and np.allclose(means[0], means[1])
+    per_camera = label_free_tune(alone, config=config, out=tmp_path / "camera", centring="camera", site_travel_s=3600.0)
+    assert per_camera.centring is not None
+    assert not np.allclose(*per_camera.centring.means_.values())
+    with pytest.raises(ValueError, match="centring"):
+        label_free_tune(alone, config=config, out=tmp_path, centring="clip")  # type: ignore[arg-type]
 
 
 def test_youtube_faces_clips_as_far_apart_sites(data: Path, tmp_path: Path) -> None:

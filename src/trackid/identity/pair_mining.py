@@ -13,6 +13,13 @@ sets. The positives are also easier than the pairs a gallery must accept: two pa
 the light and the pose of a few seconds earlier. So `label_free_calibration` sets the threshold from the negatives
 alone (what a target false-match rate of decisions needs is the impostor distribution of best matches) and uses the
 positives only to fit the calibrator's slope, from parts of a track far apart in time.
+
+The impostors come from a replay (`replay_impostors`): the sightings in time order, each against the earlier
+sightings of every track known to be someone else. A negative says two *tracks* differ, so every sighting of one
+differs from every sighting of the other, minutes apart, in another pose or at another spot, as the impostors a
+gallery meets are; and a decision meets an impostor track through the best of its sightings, which the replay takes.
+The pairs seen in one frame alone are a poor sample of them: on PETS09-S2L1 their largest cosine was 0.57-0.71
+where the replay's best impostors reach 0.82-0.83 (people side by side stand at different spots of the scene).
 """
 
 from __future__ import annotations
@@ -34,11 +41,13 @@ __all__ = [
     "NEGATIVE_SOURCES",
     "POSITIVE_SOURCES",
     "TAIL_QUANTILE",
+    "ImpostorReplay",
     "LabelFreeCalibration",
     "MinedPairs",
     "label_free_calibration",
     "mine_pairs",
     "pool_vectors",
+    "replay_impostors",
 ]
 
 POSITIVE_SOURCES = ("within-tracklet", "within-burst")
@@ -166,6 +175,68 @@ def pool_vectors(tracklet: Tracklet, vectors: ArrayLike) -> NDArray[np.float32]:
 
 
 @dataclass(frozen=True)
+class ImpostorReplay:
+    """An ingest of the sightings in time order, as far as the mined negatives can tell its impostors.
+
+    Attributes:
+        best: per (decision, earlier track known to be someone else): the decision's best cosine among that track's
+            sightings before it; what the decision would take if that impostor were its best.
+        query, other: per entry of `best`, the decision's sighting and the impostor's best sighting (indices into
+            the tracklets given), so labelled sets can say how often "known to be someone else" was wrong.
+        candidates: per decision, the tracks with sightings before it other than its own: the impostors it may
+            meet, known or not.
+    """
+
+    best: NDArray[np.float64]
+    query: NDArray[np.intp]
+    other: NDArray[np.intp]
+    candidates: NDArray[np.int64]
+
+
+def replay_impostors(tracklets: Sequence[Tracklet], pairs: MinedPairs) -> ImpostorReplay:
+    """Each sighting, in order of its end, against the earlier sightings of the tracks known to be someone else.
+
+    Tracklets of one camera, source and track id are pieces of one track (a tracker's track shipped in parts):
+    one individual. Two tracks are known to differ when any of their pieces make a mined negative. The replay
+    keeps per decision each such track's best sighting: one entry per impostor track, not per sighting, since a
+    track's sightings are alike and a decision's false match is the best of them.
+    """
+    if len(pairs.vectors) != len(tracklets):
+        raise ValueError(f"pairs were mined from {len(pairs.vectors)} tracklets, not these {len(tracklets)}")
+    keys = [(t.camera_id, t.source, t.track_id) for t in tracklets]
+    number = {k: n for n, k in enumerate(dict.fromkeys(keys))}
+    track = np.array([number[k] for k in keys], np.intp)
+    negative = ~pairs.same
+    differ = np.zeros((len(number), len(number)), bool)
+    differ[track[pairs.first[negative]], track[pairs.second[negative]]] = True
+    differ |= differ.T
+    ends = [float(np.nan_to_num(t.times[-1])) if len(t.times) else 0.0 for t in tracklets]
+    order = sorted(range(len(tracklets)), key=lambda k: (ends[k], keys[k]))
+    vectors = np.asarray(pairs.vectors, np.float64)
+    best, query, other, candidates = [], [], [], []
+    for i, q in enumerate(order):
+        earlier = np.asarray(order[:i], np.intp)
+        seen = np.unique(track[earlier])
+        candidates.append(int(np.sum(seen != track[q])))
+        known = earlier[differ[track[q], track[earlier]]]
+        if len(known) == 0:
+            continue
+        similarity = vectors[known] @ vectors[q]
+        # per impostor track, its best sighting: sort by track, then by similarity, and keep each track's last
+        rows = np.lexsort((similarity, track[known]))
+        last = np.r_[track[known][rows][1:] != track[known][rows][:-1], True]
+        best.extend(similarity[rows][last].tolist())
+        other.extend(known[rows][last].tolist())
+        query.extend([q] * int(last.sum()))
+    return ImpostorReplay(
+        best=np.asarray(best, np.float64),
+        query=np.asarray(query, np.intp),
+        other=np.asarray(other, np.intp),
+        candidates=np.asarray(candidates, np.int64),
+    )
+
+
+@dataclass(frozen=True)
 class LabelFreeCalibration:
     """What the mined pairs chose.
 
@@ -174,9 +245,10 @@ class LabelFreeCalibration:
         threshold: the probability threshold (accept p >= it) for the target false-match rate of decisions.
         similarity_threshold: the same threshold on cosine similarity (the calibrator is monotone).
         expected_false_match_rate: the estimated false-match rate of decisions at the threshold.
-        tail_start: the similarity above which the impostor tail is modelled (the negatives' `TAIL_QUANTILE`).
-        tail_scale: the exponential tail's scale (the mean excess of the negatives above `tail_start`); NaN when
-            too few negatives lie there (the smoothed empirical share alone is used then).
+        tail_start: the similarity above which the impostor tail is modelled (the top `1 - TAIL_QUANTILE` of the
+            replay's best impostors, at least `MIN_TAIL` of them).
+        tail_scale: the exponential tail's scale (the mean excess above `tail_start`); NaN when the replay holds
+            no more than `MIN_TAIL` impostors (the smoothed empirical share alone is used then).
     """
 
     calibrator: MatchCalibrator
@@ -187,66 +259,70 @@ class LabelFreeCalibration:
     tail_scale: float
 
 
-TAIL_QUANTILE = 0.9
-"""Where the impostor tail model starts: the top 10 % of the mined negatives are its sample (peaks over threshold)."""
+TAIL_QUANTILE = 0.99
+"""Where the impostor tail model starts: the top 1 % of the replay's best impostors (at least `MIN_TAIL` of them) are
+its sample (peaks over threshold). Below it the empirical share is fine enough; from the 90th percentile on, the best
+impostors of PETS09-S2L1 fall off faster than an exponential (chosen after seeing that: it accepted nothing there)."""
 MIN_TAIL = 20
-"""The fewest negatives above `TAIL_QUANTILE` a tail is fitted to; with fewer, only the empirical share counts."""
+"""The fewest impostors the tail is fitted to: where 1 % of them is fewer, the tail starts lower (a small deployment
+leans more on the model); with no more than this many impostors, only the smoothed empirical share counts."""
 
 
-def label_free_calibration(pairs: MinedPairs, candidates: ArrayLike, *, target: float) -> LabelFreeCalibration:
+def label_free_calibration(pairs: MinedPairs, impostors: ImpostorReplay, *, target: float) -> LabelFreeCalibration:
     """The calibrator and threshold from mined pairs alone, for a target false-match rate of decisions.
 
-    A decision takes the best of the `candidates[q]` profiles decision q is compared with; it is a false match
-    when that best is someone else and passes the threshold. Its rate is at most the chance that the best of
-    `candidates[q]` impostors passes, 1 - (1 - f(t))^candidates[q], f being the share of impostor pairs at or
-    above t. f comes from the mined negatives: their empirical share up to their 90th percentile, and beyond it,
-    where a share of a few hundred pairs is too coarse for a rate of 1 in thousands, an exponential tail fitted to
-    the top 10 % (extreme-value theory's peaks over threshold, with the shape fixed at 0: see the code). With
-    fewer than `MIN_TAIL` negatives in the tail, the share is counted as (k + 1) / (n + 1),
-    so that a handful of negatives never promises a rate of 0. Counting every candidate as an impostor and
-    ignoring that the true match may outrank the impostor both err towards
-    fewer false matches, as do wrongly mined negatives (they are similar pairs, in the tail). The positives do not
-    enter the threshold: two parts of one track are far easier than the pairs a gallery must accept, so a
-    threshold leaning on them would believe in recall that is not there. They fit the calibrator's slope.
+    A decision takes the best of the `impostors.candidates[q]` tracks seen before it (its own aside); it is a false
+    match when that best is someone else and passes the threshold. Its rate is at most the chance that the best of
+    `candidates[q]` impostor tracks passes, 1 - (1 - f(t))^candidates[q], f being the share of the replay's
+    per-track best impostors (`impostors.best`) at or above t: their empirical share up to their 99th percentile,
+    and beyond it, where a share of a few hundred is too coarse for a rate of 1 in thousands, an exponential tail
+    fitted to the top (extreme-value theory's peaks over threshold, with the shape fixed at 0: see the code). With
+    no more than `MIN_TAIL` impostors, the share is counted as (k + 1) / (n + 1), so that a handful never promises
+    a rate of 0. Counting every candidate as an impostor and ignoring that the true match may outrank the
+    impostor both err towards fewer false matches, as do wrongly mined negatives (similar pairs, in the tail). The
+    positives do not enter the threshold: two parts of one track are far easier than the pairs a gallery must
+    accept, so a threshold leaning on them would believe in recall that is not there. They fit the calibrator's
+    slope.
 
     Args:
         pairs: from `mine_pairs`; needs both positives and negatives.
-        candidates: per decision of a replayed ingest, how many profiles it is compared with (each sighting
-            against those before it: at most the tracks seen before it, other than its own).
+        impostors: from `replay_impostors` on the same tracklets.
         target: the false-match rate of decisions to stay within.
     """
     if not 0 < target < 1:
         raise ValueError(f"target must be a false-match rate in (0, 1), got {target}")
-    m = np.asarray(candidates, np.float64).reshape(-1)
+    m = np.asarray(impostors.candidates, np.float64).reshape(-1)
     if len(m) == 0 or (m < 0).any() or not np.isfinite(m).all():
-        raise ValueError("candidates must be a non-empty array of counts >= 0")
-    negatives = np.sort(pairs.similarity[~pairs.same])
-    if len(negatives) < 2 or pairs.same.sum() < 2:
+        raise ValueError("impostors.candidates must be a non-empty array of counts >= 0")
+    if pairs.same.sum() < 2 or (~pairs.same).sum() < 2:
         counts = pairs.counts()
         raise ValueError(f"pairs: label-free calibration needs at least 2 positives and 2 negatives, got {counts}")
-    n = len(negatives)
-    start = float(np.quantile(negatives, TAIL_QUANTILE))
-    excess = negatives[negatives > start] - start
-    # an exponential tail (the generalised Pareto with shape 0), its scale the mean excess: the shape fitted to
-    # the 50-100 exceedances a deployment has is too noisy to trust (-0.45 on both halves of PETS09-S2L1), and a
-    # negative one ends the tail at the mined negatives' largest, while the impostors a gallery meets across time
-    # reach further (there, 2-3x the mined share at cosine 0.5-0.6)
-    scale = float(excess.mean()) if len(excess) >= MIN_TAIL else np.nan
+    best = np.sort(np.asarray(impostors.best, np.float64))
+    n = len(best)
+    if n < 2:
+        raise ValueError(f"impostors: the replay met {n} known impostors; the threshold needs at least 2")
+    k = min(max(int(np.ceil((1 - TAIL_QUANTILE) * n)), MIN_TAIL), n - 1)
+    start = float(best[n - k - 1])
+    excess = best[n - k :] - start
+    # an exponential tail (the generalised Pareto with shape 0), its scale the mean excess: a shape fitted to a few
+    # dozen exceedances is too noisy to trust, and a negative one ends the tail at the largest impostor seen,
+    # while the impostors of another hour reach further
+    scale = float(excess.mean()) if n > MIN_TAIL else np.nan
 
     def impostor_rate(t: NDArray[np.float64]) -> NDArray[np.float64]:
-        above = n - np.searchsorted(negatives, t, side="left")
+        above = n - np.searchsorted(best, t, side="left")
         if not np.isfinite(scale):
             return np.asarray((above + 1) / (n + 1), np.float64)
-        tail = (len(excess) / n) * np.exp(-np.maximum(t - start, 0.0) / max(scale, 1e-12))
+        tail = (k / n) * np.exp(-np.maximum(t - start, 0.0) / max(scale, 1e-12))
         return np.asarray(np.where(t > start, tail, above / n), np.float64)
 
     # the rate falls as t rises: the lowest t within the target, to 1e-4 in cosine (finer than any embedder's noise)
-    grid = np.linspace(float(negatives[0]), 1.0 + 1e-4, 20_001)
+    grid = np.linspace(float(best[0]), 1.0 + 1e-4, 20_001)
     f = impostor_rate(grid)
     rates = np.mean(1.0 - (1.0 - f[:, None]) ** m[None, :], axis=1)
     ok = np.flatnonzero(rates <= target)
-    k = int(ok[0]) if len(ok) else len(grid) - 1  # nothing reaches the target: accept nothing automatically
-    t = float(grid[k])
+    row = int(ok[0]) if len(ok) else len(grid) - 1  # nothing reaches the target: accept nothing automatically
+    t = float(grid[row])
     calibrator = MatchCalibrator("platt").fit(pairs.similarity, pairs.same)
     if not calibrator.coef_[0] > 0:
         raise ValueError(
@@ -257,7 +333,7 @@ def label_free_calibration(pairs: MinedPairs, candidates: ArrayLike, *, target: 
         calibrator=calibrator,
         threshold=float(calibrator.predict_proba([t])[0]),
         similarity_threshold=t,
-        expected_false_match_rate=float(rates[k]),
+        expected_false_match_rate=float(rates[row]),
         tail_start=start,
         tail_scale=scale,
     )

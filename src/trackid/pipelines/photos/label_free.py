@@ -3,10 +3,12 @@
 Where `tune` needs labelled photos, this needs none: pairs are mined from what the photos (or a tracker's
 tracklets) say by themselves (`trackid.identity.pair_mining`): photos of one burst, or frames of one track, are one
 individual; individuals in one photo or frame are two; with `site_travel_s`, sightings at two cameras closer in time
-than the travel between them are two. The camera means need no labels either. The threshold comes from the mined
-negatives alone (the positives of a burst are far easier than the matches a gallery must make), for the target
-false-match rate of decisions in an ingest of these sightings in time order; the ensemble keeps the weights it is
-given (choosing them needs labels). `tuned.json` is written as `tune` writes it, the evidence saying what was mined.
+than the travel between them are two. The camera means need no labels either (where a camera sees a single
+individual, its mean is that individual: `centring="global"` removes the mean of all sightings instead). The
+threshold comes from the mined negatives alone (the positives of a burst are far easier than the matches a gallery
+must make), for the target false-match rate of decisions in an ingest of these sightings in time order, replayed
+against the tracks known to be someone else; the ensemble keeps the weights it is given (choosing them needs
+labels). `tuned.json` is written as `tune` writes it, the evidence saying what was mined.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -28,6 +31,7 @@ from trackid.identity.pair_mining import (
     POSITIVE_SOURCES,
     label_free_calibration,
     mine_pairs,
+    replay_impostors,
 )
 from trackid.pipelines.photos.bursts import PhotoCropper, burst_tracklets
 from trackid.pipelines.photos.tuned import Tuned
@@ -46,6 +50,7 @@ def label_free_tune(
     site_travel_s: float | None = None,
     segments: int = 3,
     min_gap_s: float = 0.0,
+    centring: Literal["camera", "global", "none"] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> Tuned:
     """Tune from unlabelled photo folders (each burst's individuals are tracklets) or from tracklets with crops;
@@ -59,7 +64,15 @@ def label_free_tune(
             individual at once (`trackid.identity.pair_mining.mine_pairs`).
         segments, min_gap_s: how positives are cut from a tracklet (`mine_pairs`); photo bursts are short, so
             the defaults take every two of up to 3 parts of a burst.
+        centring: "camera": each camera's mean is removed (what makes two people under one light look alike);
+            "global": the mean of all sightings is removed from every camera's, for cameras that each see one
+            individual (a camera's mean is then that individual, and removing it removes who they are), or
+            embedders whose vectors all lean one way (dlib's faces: different people at cosine 0.88);
+            "none"; None (the default): "camera" if `config.camera_centring`, else "none".
     """
+    if centring not in (None, "camera", "global", "none"):
+        raise ValueError(f"centring must be 'camera', 'global', 'none' or None, got {centring!r}")
+    mode = centring or ("camera" if config.camera_centring else "none")
     skipped: list[SkippedFile] = []
     if all(isinstance(x, Tracklet) for x in folders_or_tracklets):
         tracklets = [x for x in folders_or_tracklets if isinstance(x, Tracklet)]
@@ -82,9 +95,12 @@ def label_free_tune(
     vectors = _vectors(tracklets, crop_vectors, embedder, progress)
     cameras = np.array([t.camera_id for t in tracklets for _ in t.crops])
     centring = None
-    if config.camera_centring:
+    if mode != "none":
         dims, weights = _layout(embedder)
-        centring = CameraCentring(dims=dims, weights=weights).fit(vectors, cameras)
+        fitted_on = cameras if mode == "camera" else np.zeros(len(cameras), str)
+        centring = CameraCentring(dims=dims, weights=weights).fit(vectors, fitted_on)
+        if mode == "global":  # every camera seen gets the one mean (a camera never seen is left as it is)
+            centring.means_ = {str(c): centring.means_[""] for c in np.unique(cameras)}
         vectors = centring.transform(vectors, cameras)
     bounds = np.cumsum([0, *(len(t.crops) for t in tracklets)])
     per_tracklet = [vectors[lo:hi] for lo, hi in itertools.pairwise(bounds)]
@@ -98,8 +114,9 @@ def label_free_tune(
     )
     if progress is not None:
         progress(f"mined {len(pairs)} pairs from {len(tracklets)} sightings: {pairs.counts()}")
-    candidates = _candidates(tracklets)
-    chosen = label_free_calibration(pairs, candidates, target=config.target_false_positive_rate)
+    impostors = replay_impostors(tracklets, pairs)
+    chosen = label_free_calibration(pairs, impostors, target=config.target_false_positive_rate)
+    candidates = impostors.candidates
     out.mkdir(parents=True, exist_ok=True)
     tuned = Tuned(
         embedder=config.embedder,
@@ -110,6 +127,7 @@ def label_free_tune(
         evidence={
             "label_free": True,
             "camera_centring": centring is not None,
+            "centring": mode,
             "sightings": len(tracklets),
             "crops": len(vectors),
             "cameras": sorted(set(cameras.tolist())),
@@ -124,7 +142,9 @@ def label_free_tune(
                     for s in (*POSITIVE_SOURCES, *NEGATIVE_SOURCES)
                 },
             },
-            "threshold_from": "mined negatives (impostor best-match model), positives fit the calibrator only",
+            "threshold_from": "a replay against the tracks the mined negatives say are someone else (impostor "
+            "best-match model); positives fit the calibrator only",
+            "replayed_impostors": len(impostors.best),
             "similarity_threshold": chosen.similarity_threshold,
             "expected_false_match_rate": chosen.expected_false_match_rate,
             "impostor_tail": {
@@ -136,19 +156,6 @@ def label_free_tune(
     )
     tuned.save(out)
     return tuned
-
-
-def _candidates(tracklets: Sequence[Tracklet]) -> NDArray[np.int64]:
-    """Per sighting of an ingest in order of their ends, the profiles it can be compared with: the tracks seen
-    before it other than its own (pieces of one track, one camera and source, merge into one profile)."""
-    key = [(t.camera_id, t.source, t.track_id) for t in tracklets]
-    order = sorted(range(len(tracklets)), key=lambda k: (float(np.nan_to_num(tracklets[k].times[-1])), key[k]))
-    seen: set[tuple[str, str, int]] = set()
-    counts = []
-    for k in order:
-        counts.append(len(seen - {key[k]}))
-        seen.add(key[k])
-    return np.asarray(counts, np.int64)
 
 
 def _photo_tracklets(folders: list[Path], config: PhotosConfig, skipped: list[SkippedFile]) -> list[Tracklet]:
