@@ -2,8 +2,8 @@
 
 Why a learned metric: a hand-crafted descriptor (LOMO) spends most of its dimensions on what a camera does to
 everyone (light, colour cast, background); a metric fitted on labelled pairs keeps the directions along which one
-person seen by two cameras varies little and two people vary a lot. On VIPeR that takes LOMO from ~15 % to ~40 %
-rank-1, trained in seconds on a CPU.
+person seen by two cameras varies little and two people vary a lot. On VIPeR (10 splits, bench/reid.py) XQDA takes
+LOMO from 14.4 % to 37.7 % rank-1, fitted in about 2 s on a CPU.
 
 All three learn a linear map P (d x r) and a centre mu, so that the learned (Mahalanobis) distance is
 ||P^T (x - y)||^2: `project(X)` gives z = P^T (x - mu), and `transform(X)` its L2-normalised rows, a space where the
