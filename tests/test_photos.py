@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -24,7 +25,7 @@ from trackid.identity.stores import make_store
 from trackid.pipelines.photos import Labels, Tuned, ingest, monitor, validate
 
 VIPER_PATTERN = r"^(?P<individual>\d{4})"
-PEOPLE = 40
+PEOPLE = 160
 
 
 @pytest.fixture(scope="module")
@@ -56,19 +57,33 @@ def tuned(viper_cameras: tuple[Path, Path], tmp_path_factory: pytest.TempPathFac
 def test_tune_writes_weights_threshold_and_evidence(tuned: Path) -> None:
     settings = Tuned.load(tuned)
     weights = settings.embedder.params["weights"]
-    assert len(weights) == 2 and sum(weights) == pytest.approx(1.0)
+    # the two configured members and the learned one
+    assert len(weights) == 3 and sum(weights) == pytest.approx(1.0, abs=1e-5)
     assert 0 < settings.threshold < 1
     held = settings.evidence["held_out"]
     assert held["individuals"] == PEOPLE // 2 and set(held["ensemble"]) == {"rank1", "rank5", "mAP"}
     # 39 replayed decisions on 20 held-out people: a handful of false matches is noise here; bench/photos.py
     # measures the rate on VIPeR's and PRID's full held-out halves
-    assert len(held["members"]) == 2 and 0 <= held["decisions"]["false_match_rate"] <= 0.2
+    assert len(held["members"]) == 3 and 0 <= held["decisions"]["false_match_rate"] <= 0.2
     assert settings.centring is not None and set(settings.centring.means_) == {"cam1", "cam2"}
     assert settings.evidence["camera_centring"] is True
     assert "+centred-" in settings.model_version(settings.make_embedder())
     assert held["decisions"]["photos"] == PEOPLE  # the held-out half's photos, replayed in ingest order
-    assert len(settings.evidence["grid"]) == 11
+    assert len(settings.evidence["grid"]) == 66  # 3 members on a 0.1 grid
+    assert settings.evidence["metric"]["file"] == "metric.npz" and (tuned / "metric.npz").is_file()
     assert (tuned / "report" / "report.html").is_file() and (tuned / "report" / "roc.png").is_file()
+
+
+def test_a_moved_tuned_folder_still_finds_its_learned_metric(tuned: Path, tmp_path: Path) -> None:
+    moved = tmp_path / "elsewhere"
+    shutil.copytree(tuned, moved)
+    saved = json.loads((moved / "tuned.json").read_text())
+    assert saved["embedder"]["params"]["members"][-1]["params"]["model"] == "metric.npz"
+    settings = Tuned.load(moved)
+    learned = settings.embedder.params["members"][-1]["params"]["model"]
+    assert Path(learned) == moved / "metric.npz"
+    crop = np.full((128, 48, 3), 100, np.uint8)
+    assert np.array_equal(settings.make_embedder().embed([crop]), Tuned.load(tuned).make_embedder().embed([crop]))
 
 
 def test_ingest_validate_and_monitor_on_real_photos(
@@ -93,7 +108,7 @@ def test_ingest_validate_and_monitor_on_real_photos(
     # re-tuned weights are a new model: reembed gives every sighting its vector, from the photos, resumably
     retuned = tmp_path / "retuned"
     retuned.mkdir()
-    params = {**settings.embedder.params, "weights": [0.5, 0.5]}
+    params = {**settings.embedder.params, "weights": [1 / 3, 1 / 3, 1 / 3]}
     partial = copy.deepcopy(settings.centring)  # a camera the re-tuning never saw: reembed must say so
     assert partial is not None
     dropped = sorted(partial.means_)[-1]

@@ -32,6 +32,7 @@ from trackid.embed.ensemble import EnsembleEmbedder
 from trackid.identity.calibration import MatchCalibrator
 from trackid.identity.gallery import Gallery
 from trackid.identity.stores import GalleryStore
+from trackid.pipelines.photos.learned import relative_metric_files, resolve_metric_files
 
 __all__ = ["CAMERA_KEYS", "Tuned"]
 
@@ -63,7 +64,7 @@ class Tuned:
 
     def save(self, folder: Path) -> Path:
         payload = {
-            "embedder": self.embedder.model_dump(),
+            "embedder": relative_metric_files(self.embedder.model_dump(), folder),
             "calibrator": json.loads(self.calibrator.to_json()),
             "threshold": self.threshold,
             "target_false_positive_rate": self.target_false_positive_rate,
@@ -91,7 +92,7 @@ class Tuned:
             if centring is not None and data.get("camera_keys", 1) == 1:
                 centring, space = _renamed(centring, path)
             return cls(
-                embedder=EmbedderConfig.model_validate(data["embedder"]),
+                embedder=EmbedderConfig.model_validate(resolve_metric_files(data["embedder"], path.parent)),
                 calibrator=MatchCalibrator.from_json(json.dumps(data["calibrator"])),
                 threshold=float(data["threshold"]),
                 target_false_positive_rate=float(data["target_false_positive_rate"]),
