@@ -167,6 +167,68 @@ def photos_tune(
         console.print(Text(f"written: {out / 'tuned.json'}, {out / 'report' / 'report.html'}"), soft_wrap=True)
 
 
+@photos_app.command("retrain")
+def photos_retrain(
+    folders: Annotated[list[Path], typer.Argument(help="The labelled photo folders tuned on before.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the new tuned.json and its report.")],
+    labels: LabelsOption = None,
+    label_pattern: PatternOption = None,
+    seed: Annotated[int, typer.Option("--seed", help="Which half of the folders' individuals tunes.")] = 0,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Crops embedded and committed at once.")] = 64,
+    config: PhotoConfigOption = None,
+    overrides: PhotoSetOption = None,
+    store: PhotoStoreOption = None,
+    force: ForceOption = False,
+) -> None:
+    """Tune again with the store's corrections (merges, splits, relabels) as extra labelled individuals, then give
+    every sighting a vector of the new model. Re-running an interrupted run continues it."""
+    from trackid.config import ConfigError
+    from trackid.pipelines.photos.retrain import retrain
+
+    with user_errors(ValueError, KeyError, ConfigError):
+        run = _photo_config(config, overrides, store)
+        console = make_console()
+        folder = _run_folder(out, "photos-retrain", run, [], force, seed=seed, folders=[str(f) for f in folders])
+        with folder.running(), progress_bar("sightings") as bar:
+            task = bar.add_task("reembed", total=None)
+            report = retrain(
+                folders,
+                _labels(labels, label_pattern, required=True),
+                config=run.photos,
+                gallery_config=run.gallery,
+                out=out,
+                seed=seed,
+                batch_size=batch_size,
+                progress=lambda message: console.print(Text(message, style="dim")),
+                reembed_progress=lambda n: bar.advance(task, n),
+            )
+            held = report.tuned.evidence["held_out"]
+            folder.complete(
+                {"tuned": out / "tuned.json", "report": out / "report" / "report.html"},
+                retuned=report.retuned,
+                corrected_individuals=report.corrected_individuals,
+                corrected_sightings=report.corrected_sightings,
+                vectors_added=report.reembedded.added,
+            )
+        console.print(
+            Text(
+                f"learned from {report.corrected_individuals} corrected individuals ({report.corrected_sightings} "
+                f"sightings){'' if report.retuned else ' (tuned.json of the interrupted run kept)'}; added "
+                f"{report.reembedded.added} vectors",
+                style="bold",
+            ),
+            soft_wrap=True,
+        )
+        console.print(Text(f"held-out ensemble: {json.dumps(held['ensemble'])}"), soft_wrap=True)
+        for reason, count in (report.unreadable + report.reembedded.skipped).most_common():
+            console.print(Text(f"skipped {count}: {reason}", style="yellow"), soft_wrap=True)
+        for camera, count in sorted(report.uncentred.items()):
+            message = f"camera {camera!r} ({count} sightings) was not seen by the new tuning: not camera-centred"
+            log.warning(message, extra={"camera_id": camera})
+            console.print(Text(message, style="yellow"), soft_wrap=True)
+        console.print(Text(f"use it: --tuned {out}"), soft_wrap=True)
+
+
 @photos_app.command("validate")
 def photos_validate(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for validate.json/html.")],
