@@ -52,7 +52,7 @@ from trackid.identity.pair_mining import (
     replay_impostors,
 )
 from trackid.pipelines.photos.label_free import label_free_tune
-from trackid.pipelines.photos.tune import _decision_rates, _decision_threshold, _pairs, _replay
+from trackid.pipelines.photos.tune import cross_camera_pairs, decision_rates, decision_threshold, replay_decisions
 from trackid.pipelines.stages import Frame, Sink, Stages, run_stages
 from trackid.sources.motchallenge import FrameDetections, read_mot_file, read_seqinfo
 from trackid.sources.video import VideoSource
@@ -309,13 +309,13 @@ def evaluate(data: Sightings, out: Path) -> tuple[list[list[str]], list[list[str
         sim = (vectors @ vectors.T).astype(np.float64)
         # labelled: `photos tune`'s rule on the tuning half, with the same (label-free) camera means
         cams_piece = np.array([p.camera_id for p in data.pieces])
-        s, same = _pairs(sim, data.ids, cams_piece, tune_rows & scored)
+        s, same = cross_camera_pairs(sim, data.ids, cams_piece, tune_rows & scored)
         labelled = MatchCalibrator().fit(s, same)
-        probability, wrong, _ = _replay(sim, data.ids, order, tune_rows & scored, labelled)
-        labelled_threshold = _decision_threshold(probability, wrong, TARGET)
+        probability, wrong, _ = replay_decisions(sim, data.ids, order, tune_rows & scored, labelled)
+        labelled_threshold = decision_threshold(probability, wrong, TARGET)
         held = ~tune_rows & scored
-        at_labelled = _decision_rates(*_replay(sim, data.ids, order, held, labelled), labelled_threshold)
-        at_free = _decision_rates(*_replay(sim, data.ids, order, held, tuned.calibrator), tuned.threshold)
+        at_labelled = decision_rates(*replay_decisions(sim, data.ids, order, held, labelled), labelled_threshold)
+        at_free = decision_rates(*replay_decisions(sim, data.ids, order, held, tuned.calibrator), tuned.threshold)
         t_free = float(tuned.evidence["similarity_threshold"])
         t_labelled = _similarity_at(labelled, labelled_threshold)
         fold_rows.append(

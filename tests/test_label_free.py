@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import replace
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
+from trackid.cli import app
 from trackid.config import EmbedderConfig, PhotosConfig
 from trackid.embed import make_embedder
 from trackid.identity.pair_mining import mine_pairs
@@ -102,3 +106,36 @@ def test_youtube_faces_clips_as_far_apart_sites(data: Path, tmp_path: Path) -> N
     who = np.array(people)
     assert int(np.sum(who[negatives.first] == who[negatives.second])) == 1
     assert 0 < tuned.threshold <= 1
+
+
+def test_cli_label_free_tune_on_photo_folders(data: Path, tmp_path: Path) -> None:
+    """Unlabelled folders: two-photo bursts of one person (a photo and its mirror image, a second apart) in each
+    camera, and at each moment the other camera shows someone else (cameras an hour of travel apart)."""
+    source = data / "reid" / "viper"
+    ids = sorted({p.name[:4] for p in source.glob("*.png")})[:30]
+    for cam, shift in (("0001", 0), ("0002", 1)):
+        folder = tmp_path / "photos" / f"cam{cam[-1]}"
+        folder.mkdir(parents=True)
+        for n in range(len(ids)):
+            image = cv2.imread(str(source / f"{ids[(n + shift) % len(ids)]}{cam}.png"))
+            for k, shot in enumerate((image, image[:, ::-1])):
+                path = folder / f"shot{n:03d}_{k}.png"
+                cv2.imwrite(str(path), shot)
+                os.utime(path, (1e9 + 600 * n + k, 1e9 + 600 * n + k))
+    out = tmp_path / "tuned"
+    result = CliRunner().invoke(
+        app,
+        [
+            "photos", "tune", str(tmp_path / "photos" / "cam1"), str(tmp_path / "photos" / "cam2"), "--label-free",
+            "--site-travel-s", "3600", "--set", "photos.bursts_from_file_times=true", "-o", str(out),
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    saved = json.loads((out / "tuned.json").read_text())
+    assert saved["evidence"]["label_free"] is True and 0 < saved["threshold"] <= 1
+    pairs = saved["evidence"]["mining"]["pairs"]
+    assert sum(v for k, v in pairs.items() if "burst" in k or "tracklet" in k) > 0, pairs
+    refused = CliRunner().invoke(
+        app, ["photos", "tune", str(tmp_path), "--label-free", "--label-pattern", "x", "-o", str(tmp_path / "r")]
+    )
+    assert refused.exit_code == 2 and "without labels" in refused.output

@@ -130,12 +130,29 @@ def photos_tune(
     labels: LabelsOption = None,
     label_pattern: PatternOption = None,
     seed: Annotated[int, typer.Option("--seed", help="Which half of the individuals tunes (the rest tests).")] = 0,
+    label_free: Annotated[
+        bool,
+        typer.Option(
+            "--label-free",
+            help="No labels: pairs are mined from the photos (one burst = one individual; two in one photo are two) "
+            "and the threshold is set from the mined impostors (trackid.identity.pair_mining).",
+        ),
+    ] = False,
+    site_travel_s: Annotated[
+        float | None,
+        typer.Option(
+            "--site-travel-s",
+            help="With --label-free: cameras are at least this many seconds of travel apart, so sightings of two "
+            "cameras closer in time are two individuals.",
+        ),
+    ] = None,
     config: PhotoConfigOption = None,
     overrides: PhotoSetOption = None,
     force: ForceOption = False,
 ) -> None:
     """Choose ensemble weights and the threshold for photos.target_false_positive_rate on half the labelled
-    individuals; measure them on the other half (ROC, histograms, calibration: report/report.html)."""
+    individuals; measure them on the other half (ROC, histograms, calibration: report/report.html). With
+    --label-free, calibrate and set the threshold from pairs mined from unlabelled photos instead."""
     from trackid.config import ConfigError
     from trackid.pipelines.photos import tune
     from trackid.sources.photos import count_reasons
@@ -143,7 +160,35 @@ def photos_tune(
     with user_errors(ValueError, KeyError, ConfigError):
         run = _photo_config(config, overrides, None)
         console = make_console()
-        folder = _run_folder(out, "photos-tune", run, [], force, seed=seed, folders=[str(f) for f in folders])
+        if label_free and (labels is not None or label_pattern is not None):
+            raise InputError("--label-free tunes without labels: drop --labels / --label-pattern")
+        folder = _run_folder(
+            out,
+            "photos-tune",
+            run,
+            [],
+            force,
+            seed=seed,
+            folders=[str(f) for f in folders],
+            label_free=label_free,
+            site_travel_s=site_travel_s,
+        )
+        if label_free:
+            from trackid.pipelines.photos.label_free import label_free_tune
+
+            with folder.running():
+                free = label_free_tune(
+                    folders,
+                    config=run.photos,
+                    out=out,
+                    site_travel_s=site_travel_s,
+                    progress=lambda message: console.print(Text(message, style="dim")),
+                )
+                folder.complete({"tuned": out / "tuned.json"})
+            console.print(Text(f"label-free threshold p >= {free.threshold:.4f}"), soft_wrap=True)
+            console.print(Text(f"mined: {json.dumps(free.evidence['mining']['pairs'])}"), soft_wrap=True)
+            console.print(Text(f"written: {out / 'tuned.json'}"), soft_wrap=True)
+            return
         with folder.running():
             tuned = tune(
                 folders,

@@ -3,9 +3,9 @@
 The threshold is right only for the similarities it was chosen on. A camera whose similarities all rise (a new
 camera, uncentred: everyone under its light looks alike) or all fall (a dirty lens, a new model) makes the same
 threshold merge everyone or recognise no one, and nothing in a single decision shows it: the seed's deer system
-ran for months with a threshold above every similarity it ever saw. So `tune` keeps the best-match similarities of
-its replayed ingest (each photo against the photos before it, `tune._replay`) as the reference, and `DriftWatch`
-compares each camera's live best-match similarities with it.
+ran for months with a threshold above every similarity it ever saw. So `tune` keeps the best-match similarities
+of its replayed ingest (each photo against the photos before it, `tune.replay_decisions`) as the reference, and
+`DriftWatch` compares each camera's live best-match similarities with it.
 
 The rule: once `min_scores` scores are seen, and again at every further `min_scores`, the latest `window` scores
 are tested against the reference two ways, each at p < `alpha`:

@@ -35,7 +35,15 @@ from trackid.pipelines.photos.learned import METRIC_FILE, LearnedMember, fit_lea
 from trackid.pipelines.photos.tuned import Tuned
 from trackid.sources.photos import Photo, SkippedFile, scan_photos
 
-__all__ = ["MIN_METRIC_INDIVIDUALS", "ExtraLabels", "tune"]
+__all__ = [
+    "MIN_METRIC_INDIVIDUALS",
+    "ExtraLabels",
+    "cross_camera_pairs",
+    "decision_rates",
+    "decision_threshold",
+    "replay_decisions",
+    "tune",
+]
 
 MIN_METRIC_INDIVIDUALS = 20
 """Tuning individuals below which no metric is learned: it learns on half of them, and a metric learnt from fewer
@@ -132,7 +140,7 @@ def tune(
     sims = np.stack([v @ v.T for v in member_vectors]).astype(np.float64)
     # The grid is laid out in standardised units: a member whose similarities spread little (colour histograms)
     # would otherwise need a weight near 1 to count at all, which a coarse grid never tries.
-    spread = np.array([_pairs(s, ids, cams, part)[0].std() for s in sims])
+    spread = np.array([cross_camera_pairs(s, ids, cams, part)[0].std() for s in sims])
     scored = []
     for shares in _weight_grid(len(members), grid_step):
         weights = tuple(float(w) for w in np.asarray(shares) / np.maximum(spread, 1e-9))
@@ -140,20 +148,20 @@ def tune(
         scored.append((_retrieval(np.tensordot(weights, sims, axes=1), ids, cams, part), weights))
     (best_scores, best_weights) = max(scored, key=lambda x: (x[0]["mAP"], x[0]["rank1"]))
     fused = np.tensordot(best_weights, sims, axes=1)
-    tune_s, tune_same = _pairs(fused, ids, cams, part)
+    tune_s, tune_same = cross_camera_pairs(fused, ids, cams, part)
     calibrator = MatchCalibrator().fit(tune_s, tune_same)
     # The threshold is set on decisions, not pairs: a photo is compared with every profile and takes the best,
     # so a pairwise false-match rate of 1 % becomes a false match for most newcomers once there are hundreds of
     # profiles. Replaying the ingest (each photo against the photos before it) measures what a user sees.
-    tune_decisions = _replay(fused, ids, np.array(order), part, calibrator)
-    threshold = _decision_threshold(*tune_decisions[:2], config.target_false_positive_rate)
-    held_decisions = _replay(fused, ids, np.array(order), held, calibrator)
+    tune_decisions = replay_decisions(fused, ids, np.array(order), part, calibrator)
+    threshold = decision_threshold(*tune_decisions[:2], config.target_false_positive_rate)
+    held_decisions = replay_decisions(fused, ids, np.array(order), held, calibrator)
     # the drift watch's reference: the best-match similarities the threshold was chosen on; the held-out half,
     # watched the same way, is its false-alarm check on data from the same cameras
     reference = np.round(_best_similarities(fused, np.array(order), part), 6)
     watch = drift_watch(reference, config.drift_min_scores)
     checks = [c for c in (watch.update([s]) for s in _best_similarities(fused, np.array(order), held)) if c]
-    held_s, held_same = _pairs(fused, ids, cams, held)
+    held_s, held_same = cross_camera_pairs(fused, ids, cams, held)
     accept = calibrator.predict_proba(held_s) >= threshold
     ensemble_scores = _retrieval(fused, ids, cams, held)
     member_scores = {
@@ -169,9 +177,9 @@ def tune(
             metric: ensemble_scores[metric] - max(r[metric] for r in member_scores.values())
             for metric in ("rank1", "mAP")
         },
-        "decisions": _decision_rates(*held_decisions, threshold),
+        "decisions": decision_rates(*held_decisions, threshold),
         "trade_off": [
-            {"target": target, **_decision_rates(*held_decisions, _decision_threshold(*tune_decisions[:2], target))}
+            {"target": target, **decision_rates(*held_decisions, decision_threshold(*tune_decisions[:2], target))}
             for target in (0.01, 0.02, 0.05, 0.1, 0.2, 0.4)
         ],
         "drift_check": {
@@ -276,7 +284,7 @@ def _retrieval(
     return {"rank1": 100 * scores.rank(1), "rank5": 100 * scores.rank(5), "mAP": 100 * scores.mean_ap}
 
 
-def _replay(
+def replay_decisions(
     sim: NDArray[np.float64],
     ids: NDArray[Any],
     order: NDArray[np.intp],
@@ -300,13 +308,13 @@ def _best_similarities(
     sim: NDArray[np.float64], order: NDArray[np.intp], rows: NDArray[np.bool_]
 ) -> NDArray[np.float64]:
     """The similarity of each photo of the subset, in ingest order, to its best match among the photos before it
-    (what `_replay` calibrates; the drift watch compares raw similarities, which no calibration flattens)."""
+    (what `replay_decisions` calibrates; the drift watch compares raw similarities, which no calibration flattens)."""
     idx = order[rows[order]]
     sub = np.where(np.tril(np.ones((len(idx), len(idx)), dtype=bool), k=-1), sim[np.ix_(idx, idx)], -np.inf)
     return sub[1:].max(axis=1).astype(np.float64)
 
 
-def _decision_threshold(probability: NDArray[np.float64], wrong: NDArray[np.bool_], target: float) -> float:
+def decision_threshold(probability: NDArray[np.float64], wrong: NDArray[np.bool_], target: float) -> float:
     """Lowest probability threshold at which the share of decisions that take someone else's profile is <= target."""
     for t in np.unique(probability):
         if float(np.mean(wrong & (probability >= t))) <= target:
@@ -314,7 +322,7 @@ def _decision_threshold(probability: NDArray[np.float64], wrong: NDArray[np.bool
     return float(np.nextafter(probability.max(initial=0.0), 1.0))  # nothing can be accepted at this target
 
 
-def _decision_rates(
+def decision_rates(
     probability: NDArray[np.float64], wrong: NDArray[np.bool_], known: NDArray[np.bool_], threshold: float
 ) -> dict[str, float | int]:
     accept = probability >= threshold
@@ -327,7 +335,7 @@ def _decision_rates(
     }
 
 
-def _pairs(
+def cross_camera_pairs(
     sim: NDArray[np.float64], ids: NDArray[Any], cams: NDArray[Any], rows: NDArray[np.bool_]
 ) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
     """Similarities and same-individual labels of the subset's cross-camera pairs (all pairs with one camera)."""
