@@ -45,6 +45,9 @@ class Gallery:
         threshold: minimum probability to accept a match, from a risk policy (e.g. the calibrator's
             `threshold_for_false_match_rate(0.01)`). Lower accepts more matches and more false ones.
         k: candidates per query. More lets the joint assignment resolve competing queries, at search cost.
+        competitor_weight: a candidate's similarity is calibrated less this times the best similarity of any
+            other identity among the query's candidates (`trackid.identity.matching.competitor_scores`); 0 (the
+            default) calibrates the similarity alone. `photos tune` picks it and calibrates for it.
         create_new: a query below the threshold starts a new identity (True) or stays unassigned for review or a
             later `reprocess_unassigned` (False).
         log_retention: how long the similarity log keeps records; this gallery prunes it every
@@ -60,6 +63,7 @@ class Gallery:
         calibrator: MatchCalibrator,
         threshold: float,
         k: int = 5,
+        competitor_weight: float = 0.0,
         create_new: bool = True,
         log_retention: LogRetention | None = None,
     ) -> None:
@@ -72,6 +76,9 @@ class Gallery:
         self.calibrator = calibrator
         self.threshold = float(threshold)
         self.k = k
+        if not 0.0 <= competitor_weight <= 1.0:
+            raise ValueError(f"competitor_weight must be in [0, 1], got {competitor_weight}")
+        self.competitor_weight = float(competitor_weight)
         self.create_new = create_new
         self.log_retention = log_retention
         self._logged_since_prune = 0
@@ -261,7 +268,15 @@ class Gallery:
             for col, candidate in enumerate(candidates[: self.k]):
                 ids[row, col], sims[row, col] = candidate.identity_id, candidate.similarity
         quality = np.repeat(qualities[:, None], self.k, axis=1) if self._uses_quality() else None
-        return match_queries(self.calibrator, ids, sims, self.threshold, quality=quality, valid=ids >= 0)
+        return match_queries(
+            self.calibrator,
+            ids,
+            sims,
+            self.threshold,
+            quality=quality,
+            valid=ids >= 0,
+            competitor_weight=self.competitor_weight,
+        )
 
     def _registered(self) -> bool:
         return any((m.model_id, m.model_version) == (self.model_id, self.model_version) for m in self.store.models())

@@ -22,7 +22,7 @@ from scipy.sparse.csgraph import connected_components
 
 from trackid.identity.calibration import MatchCalibrator
 
-__all__ = ["Decision", "Match", "assign_queries", "match_queries"]
+__all__ = ["Decision", "Match", "assign_queries", "competitor_scores", "match_queries"]
 
 Decision = Literal["match", "new", "new_conflict"]
 """match: took `identity_id`. new: no candidate reached the threshold. new_conflict: one did, but the batch's
@@ -53,8 +53,10 @@ def match_queries(
     quality: ArrayLike | None = None,
     time_gap_s: ArrayLike | None = None,
     valid: ArrayLike | None = None,
+    competitor_weight: float = 0.0,
 ) -> list[Match]:
-    """Calibrate (Q, K) candidate similarities (and optional qualities / time gaps), then `assign_queries`."""
+    """Calibrate (Q, K) candidate similarities (and optional qualities / time gaps), then `assign_queries`. With a
+    `competitor_weight` the calibrated score is `competitor_scores`'; the raw similarity is what `Match` records."""
     sims = np.asarray(similarity, np.float64)
     if sims.ndim != 2:
         raise ValueError(f"similarity must be (queries, k), got shape {sims.shape}")
@@ -63,9 +65,24 @@ def match_queries(
         raise ValueError(f"valid must match similarity's shape {sims.shape}, got {mask.shape}")
     extras = [None if v is None else np.asarray(v, np.float64)[mask] for v in (quality, time_gap_s)]
     proba = np.zeros(sims.shape)
+    scores = sims if competitor_weight == 0.0 else competitor_scores(candidate_ids, sims, mask, competitor_weight)
     if mask.any():
-        proba[mask] = calibrator.predict_proba(sims[mask], extras[0], extras[1])
+        proba[mask] = calibrator.predict_proba(scores[mask], extras[0], extras[1])
     return assign_queries(candidate_ids, proba, threshold, similarity=sims, valid=mask)
+
+
+def competitor_scores(
+    candidate_ids: ArrayLike, similarity: ArrayLike, valid: ArrayLike, weight: float
+) -> NDArray[np.float64]:
+    """Each candidate's similarity less `weight` times the best similarity of any other identity in its row (0 when
+    the row has none): a best match far above every other identity is more likely right than one among near-equals.
+    `photos tune` replays ingest with the same rule to choose the weight and calibrate it."""
+    sims = np.asarray(similarity, np.float64)
+    ids = np.asarray(candidate_ids, dtype=object)
+    mask = np.asarray(valid, bool)
+    other = (ids[:, :, None] != ids[:, None, :]) & mask[:, None, :]  # (Q, K candidate, K competitor)
+    rival = np.where(other, sims[:, None, :], -np.inf).max(axis=2, initial=-np.inf)
+    return sims - weight * np.where(np.isfinite(rival), rival, 0.0)
 
 
 def assign_queries(

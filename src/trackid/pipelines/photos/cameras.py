@@ -143,8 +143,8 @@ class CameraRules:
             if stats.adaptation is not None and self.adaptation is not None:
                 a = stats.adaptation
                 self.adaptation.load(camera, a["count"], a["total"], frozen=a["frozen"])
-            if stats.drift is not None and tuned.drift_reference is not None:
-                self.watches[camera] = drift_watch(tuned.drift_reference, config.drift_min_scores, stats.drift)
+            if stats.drift is not None and self._decided_reference is not None:
+                self.watches[camera] = drift_watch(self._decided_reference, config.drift_min_scores, stats.drift)
 
     def state(self, camera: str) -> str:
         if self.adaptation is not None:
@@ -221,7 +221,9 @@ class CameraRules:
                 sources=tagged,
                 source_keys=list(keys),
             )
-            self._watch_decided(camera, [r.match.similarity for r in decided])
+            self._watch_decided(
+                camera, [r.match.probability if self._watch_probability else r.match.similarity for r in decided]
+            )
         return Decided([r.match.decision for r in decided], len(decided))
 
     def finish(self) -> list[HeldBurst]:
@@ -296,12 +298,22 @@ class CameraRules:
         centred = self._centre(np.stack([raw[i] for i in ids]), camera)
         return self.store.add_sighting_vectors(ids, centred, model_id=self.model_id, model_version=self.model_version)
 
+    @property
+    def _watch_probability(self) -> bool:
+        """Decided cameras are watched on their decision probabilities where tune recorded them."""
+        return self.tuned.decision_reference is not None
+
+    @property
+    def _decided_reference(self) -> Any:
+        return self.tuned.decision_reference if self._watch_probability else self.tuned.drift_reference
+
     def _watch_decided(self, camera: str, similarities: Sequence[float]) -> None:
-        if self.tuned.drift_reference is None:
+        if self._decided_reference is None:
             return
+        similarities = [s for s in similarities if np.isfinite(s)]  # a first sighting has no candidate to score
         watch = self.watches.get(camera)
         if watch is None:
-            watch = self.watches[camera] = drift_watch(self.tuned.drift_reference, self.config.drift_min_scores)
+            watch = self.watches[camera] = drift_watch(self._decided_reference, self.config.drift_min_scores)
         was = watch.drifted
         check = watch.update(similarities)
         self._save(camera, drift=watch.to_json())

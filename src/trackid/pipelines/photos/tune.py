@@ -45,6 +45,8 @@ __all__ = [
     "tune",
 ]
 
+COMPETITOR_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
+"""The competitor weights `tune` tries (`trackid.identity.matching.competitor_scores`); 0 is the plain similarity."""
 MIN_METRIC_INDIVIDUALS = 20
 """Tuning individuals below which no metric is learned: it learns on half of them, and a metric learnt from fewer
 than ten people fits them rather than the cameras (VIPeR's 316 give ~35 % rank-1 on held-out people)."""
@@ -149,20 +151,31 @@ def tune(
     (best_scores, best_weights) = max(scored, key=lambda x: (x[0]["mAP"], x[0]["rank1"]))
     fused = np.tensordot(best_weights, sims, axes=1)
     tune_s, tune_same = cross_camera_pairs(fused, ids, cams, part)
-    calibrator = MatchCalibrator().fit(tune_s, tune_same)
+    pair_calibrator = MatchCalibrator().fit(tune_s, tune_same)
     # The threshold is set on decisions, not pairs: a photo is compared with every profile and takes the best,
     # so a pairwise false-match rate of 1 % becomes a false match for most newcomers once there are hundreds of
-    # profiles. Replaying the ingest (each photo against the photos before it) measures what a user sees.
-    tune_decisions = replay_decisions(fused, ids, np.array(order), part, calibrator)
-    threshold = decision_threshold(*tune_decisions[:2], config.target_false_positive_rate)
-    held_decisions = replay_decisions(fused, ids, np.array(order), held, calibrator)
-    # the drift watch's reference: the best-match similarities the threshold was chosen on; the held-out half,
-    # watched the same way, is its false-alarm check on data from the same cameras
+    # profiles. Replaying the ingest (each photo against the photos before it) measures what a user sees. A
+    # replay of a share of the tuning individuals meets that share of the impostors a replay of them all would
+    # (the chance that the best of n impostors passes grows with n), so the target is scaled by it.
+    share = len(set(ids[part].tolist())) / max(1, len(tune_people))
+    replay_order = np.array(order)
+    weight, calibrator, competitor_grid = _competitor_rule(
+        fused, ids, replay_order, part, pair_calibrator, config.target_false_positive_rate * share
+    )
+    tune_decisions = replay_decisions(fused, ids, replay_order, part, calibrator, competitor_weight=weight)
+    threshold = decision_threshold(*tune_decisions[:2], config.target_false_positive_rate * share)
+    held_decisions = replay_decisions(fused, ids, replay_order, held, calibrator, competitor_weight=weight)
+    # the drift watch's references: the best-match similarities (for cameras still held back, uncentred) and the
+    # decision probabilities the threshold was chosen on (for decided cameras); the held-out half, watched the same
+    # way, is the false-alarm check on data from the same cameras
     reference = np.round(_best_similarities(fused, np.array(order), part), 6)
-    watch = drift_watch(reference, config.drift_min_scores)
-    checks = [c for c in (watch.update([s]) for s in _best_similarities(fused, np.array(order), held)) if c]
+    watch = drift_watch(tune_decisions[0], config.drift_min_scores)
+    checks = [c for c in (watch.update([p]) for p in held_decisions[0]) if c]
     held_s, held_same = cross_camera_pairs(fused, ids, cams, held)
-    accept = calibrator.predict_proba(held_s) >= threshold
+    accept = pair_calibrator.predict_proba(held_s) >= decision_threshold(
+        *replay_decisions(fused, ids, replay_order, part, pair_calibrator)[:2],
+        config.target_false_positive_rate * share,
+    )
     ensemble_scores = _retrieval(fused, ids, cams, held)
     member_scores = {
         f"{m.model_id} {m.version}": _retrieval(s, ids, cams, held) for m, s in zip(members, sims, strict=True)
@@ -179,11 +192,14 @@ def tune(
         },
         "decisions": decision_rates(*held_decisions, threshold),
         "trade_off": [
-            {"target": target, **decision_rates(*held_decisions, decision_threshold(*tune_decisions[:2], target))}
+            {
+                "target": target,
+                **decision_rates(*held_decisions, decision_threshold(*tune_decisions[:2], target * share)),
+            }
             for target in (0.01, 0.02, 0.05, 0.1, 0.2, 0.4)
         ],
         "drift_check": {
-            "rule": "trackid.identity.drift.DriftWatch over the held-out half's replayed best-match similarities",
+            "rule": "trackid.identity.drift.DriftWatch over the held-out half's replayed decision probabilities",
             "reference_scores": len(reference),
             "checks": len(checks),
             "drifted": watch.drifted,
@@ -201,7 +217,7 @@ def tune(
         out / "report",
         held_s,
         held_same,
-        calibrator,
+        pair_calibrator,
         target_false_match_rate=config.target_false_positive_rate,
         title="Photo re-identification: held-out individuals",
     )
@@ -209,11 +225,19 @@ def tune(
         embedder=_tuned_embedder(config, ensemble, learned, best_weights),
         calibrator=calibrator,
         threshold=float(threshold),
+        competitor_weight=weight,
         target_false_positive_rate=config.target_false_positive_rate,
         centring=centring,
         drift_reference=reference,
+        decision_reference=np.round(tune_decisions[0], 6),
         evidence={
             "camera_centring": centring is not None,
+            "competitor": {
+                "weight": weight,
+                "calibrated_on": "pairs" if weight == 0.0 else "replayed decisions",
+                "tried": competitor_grid,
+                "target_scaled_by": share,
+            },
             "photos": len(photos),
             "individuals": len(people),
             "extra": None if extra is None else {"crops": len(extra.crops), "individuals": len(set(extra.individuals))},
@@ -290,18 +314,64 @@ def replay_decisions(
     order: NDArray[np.intp],
     rows: NDArray[np.bool_],
     calibrator: MatchCalibrator,
+    *,
+    competitor_weight: float = 0.0,
 ) -> tuple[NDArray[np.float64], NDArray[np.bool_], NDArray[np.bool_]]:
     """Each photo of the subset, in ingest order, against the photos before it: the calibrated probability of its
-    best candidate, whether that candidate is someone else, and whether its individual had been seen before."""
+    best candidate, whether that candidate is someone else, and whether its individual had been seen before.
+    With a `competitor_weight`, the score calibrated is the gallery's (`trackid.identity.matching`): the best
+    similarity minus that weight times the best similarity of any other individual."""
+    best, competitor, wrong, known = _replay_scores(sim, ids, order, rows)
+    return calibrator.predict_proba(best - competitor_weight * competitor), wrong, known
+
+
+def _replay_scores(
+    sim: NDArray[np.float64], ids: NDArray[Any], order: NDArray[np.intp], rows: NDArray[np.bool_]
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.bool_], NDArray[np.bool_]]:
+    """Per replayed photo: the best similarity, the best of any other individual's (0 without one, as in the
+    gallery), whether the best is someone else, and whether its individual had been seen before."""
     idx = order[rows[order]]
     sub = sim[np.ix_(idx, idx)]
-    earlier = np.tril(np.ones(sub.shape, dtype=bool), k=-1)
-    best = np.argmax(np.where(earlier, sub, -np.inf)[1:], axis=1)  # the first photo has nothing to compare with
+    earlier = np.tril(np.ones(sub.shape, dtype=bool), k=-1)[1:]  # the first photo has nothing to compare with
+    scores = np.where(earlier, sub[1:], -np.inf)
+    best = np.argmax(scores, axis=1)
     queries = np.arange(1, len(idx))
     who = ids[idx]
+    others = np.where(who[None, :] != who[best][:, None], scores, -np.inf).max(axis=1)
     known = np.array([who[q] in set(who[:q].tolist()) for q in queries.tolist()], dtype=bool)
-    probability = calibrator.predict_proba(sub[queries, best])
-    return probability, who[best] != who[queries], known
+    return sub[queries, best], np.where(np.isfinite(others), others, 0.0), who[best] != who[queries], known
+
+
+def _competitor_rule(
+    sim: NDArray[np.float64],
+    ids: NDArray[Any],
+    order: NDArray[np.intp],
+    rows: NDArray[np.bool_],
+    pair_calibrator: MatchCalibrator,
+    target: float,
+) -> tuple[float, MatchCalibrator, list[dict[str, float]]]:
+    """The competitor weight under which the replayed decisions recognise most known individuals at `target`,
+    and the calibrator for it. A lookalike outranks the right individual less often than it comes close to them:
+    a best match far above every other individual is more likely right than one in a crowd of near-equals, which
+    the similarity alone cannot say. Weight 0 keeps the pair calibration; another weight is calibrated on the
+    replayed decisions themselves (P(the best candidate is the same individual | score))."""
+    best, competitor, wrong, known = _replay_scores(sim, ids, order, rows)
+    tried = []
+    for weight in COMPETITOR_WEIGHTS:
+        score = best - weight * competitor
+        rates = decision_rates(score, wrong, known, decision_threshold(score, wrong, target))
+        # A few hundred replayed decisions allow a handful of false matches at the target, so the recognised share
+        # there is a coarse count; its mean over targets around it ranks the weights more steadily.
+        around = [
+            decision_rates(score, wrong, known, decision_threshold(score, wrong, target * f))
+            for f in (0.5, 1.0, 2.0, 4.0)
+        ]
+        steady = float(np.mean([r["correct_match_rate_of_known"] for r in around]))
+        tried.append({"weight": weight, "recognised_around_target": steady, **{k: float(v) for k, v in rates.items()}})
+    chosen = max(tried, key=lambda r: (r["recognised_around_target"], -r["weight"]))["weight"]
+    if chosen == 0.0 or wrong.all() or not wrong.any():
+        return 0.0, pair_calibrator, tried
+    return chosen, MatchCalibrator().fit(best - chosen * competitor, ~wrong), tried
 
 
 def _best_similarities(

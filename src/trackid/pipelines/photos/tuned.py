@@ -58,6 +58,12 @@ class Tuned:
     evidence: dict[str, Any] = field(default_factory=dict)
     centring: CameraCentring | None = None
     space: str | None = None
+    competitor_weight: float = 0.0
+    decision_reference: NDArray[np.float64] | None = None
+    """The calibrated probabilities of tune's replayed decisions: what the drift watch compares a decided camera's
+    with (they are the decision score, which a crowd of returning individuals or a bigger gallery moves far less
+    than the raw best similarity); None in older files, which watch the raw similarities."""
+    """How much the best other individual's similarity counts against a candidate (`Gallery`); 0 in older files."""
     drift_reference: NDArray[np.float64] | None = None
     """The best-match similarities of tune's replayed ingest, which the drift watch compares cameras with (None
     in files from before issue #16: no drift watch until re-tuned)."""
@@ -69,6 +75,7 @@ class Tuned:
             "threshold": self.threshold,
             "target_false_positive_rate": self.target_false_positive_rate,
             "camera_keys": CAMERA_KEYS,
+            "competitor_weight": self.competitor_weight,
             "camera_means": None if self.centring is None else self.centring.to_json(),
             "evidence": self.evidence,
         }
@@ -76,6 +83,8 @@ class Tuned:
             payload["centred_space"] = self.space
         if self.drift_reference is not None:
             payload["drift_reference"] = [round(float(v), 6) for v in self.drift_reference]
+        if self.decision_reference is not None:
+            payload["decision_reference"] = [round(float(v), 6) for v in self.decision_reference]
         return atomic_write_text(folder / "tuned.json", json.dumps(payload) + "\n")
 
     @classmethod
@@ -89,6 +98,7 @@ class Tuned:
             centring = None if means is None else CameraCentring.from_json(means)
             space = data.get("centred_space")
             reference = data.get("drift_reference")
+            decided = data.get("decision_reference")
             if centring is not None and data.get("camera_keys", 1) == 1:
                 centring, space = _renamed(centring, path)
             return cls(
@@ -99,7 +109,9 @@ class Tuned:
                 evidence=data.get("evidence", {}),
                 centring=centring,
                 space=None if space is None else str(space),
+                competitor_weight=float(data.get("competitor_weight", 0.0)),
                 drift_reference=None if reference is None else np.asarray(reference, np.float64),
+                decision_reference=None if decided is None else np.asarray(decided, np.float64),
             )
         except _RefusedError:
             raise
@@ -138,6 +150,7 @@ class Tuned:
             model_version=self.model_version(embedder),
             calibrator=self.calibrator,
             threshold=self.threshold,
+            competitor_weight=self.competitor_weight,
             log_retention=config.log_retention,
         )
 
