@@ -3,6 +3,7 @@
     .venv/bin/python bench/reid.py                   # both parts; prints the tables, appends them to BENCHMARKS.md
     .venv/bin/python bench/reid.py --part standard --no-append
     .venv/bin/python bench/reid.py --part calibration --out runs/reid-report
+    .venv/bin/python bench/reid.py --part validation   # how the fusion weights were chosen (training people only)
 
 Standard protocols (`--part standard`), every figure the mean +- std over 10 random identity splits (seeds 0-9),
 the metrics fitted on the training identities only:
@@ -12,8 +13,14 @@ the metrics fitted on the training identities only:
 - Cross-dataset: fitted on all of VIPeR, tested on each PRID test split; fitted on each PRID training split, tested
   on the VIPeR test split of the same seed.
 Methods: LOMO with XQDA, KISSME, regularised LDA, and plain cosine; the current ensemble (MobileNetV2 + colour)
-plain and with XQDA. A learned method ranks by cosine in its `transform` space (what `MetricEmbedder` stores); the
-XQDA rows also give its Mahalanobis distance and the cosine without the centring, to show what those choices do.
+plain and with XQDA; and score-level fusions of XQDA spaces (`FUSIONS`): the weighted mean of each member's cosine,
+which is what an `ensemble` embedder of `learned` members computes (unit parts scaled by sqrt(weight)). A learned
+method ranks by cosine in its `transform` space (what `MetricEmbedder` stores); the XQDA rows also give its
+Mahalanobis distance and the cosine without the centring, to show what those choices do.
+
+Validation (`--part validation`): the fusion weights were chosen here, never on a test split. For each of the 10
+VIPeR splits only its 316 training people are used: 158 of them (seed 1000 + split) fit XQDA, the other 158 are
+probe (camera 1) and gallery (camera 2); the table gives the mean rank-1 of every single space and weight.
 
 Calibration (`--part calibration`): camera 1 images form the gallery, camera 2 images the queries (cosine
 similarity). The 632 identities are split in half with a fixed seed; the calibrator is fitted on all cross-camera
@@ -64,7 +71,9 @@ SPLITS = 10
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--part", choices=("standard", "calibration", "all"), default="all", help="what to run")
+    parser.add_argument(
+        "--part", choices=("standard", "calibration", "validation", "all"), default="all", help="what to run"
+    )
     parser.add_argument("--splits", type=int, default=SPLITS, help="random identity splits of the standard part")
     parser.add_argument("--seed", type=int, default=0, help="seed of the identity split (calibration part)")
     parser.add_argument("--target-fmr", type=float, default=0.01, help="target false-match rate for the threshold")
@@ -75,6 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         standard_protocols(args.splits, append=not args.no_append)
     if args.part in ("calibration", "all"):
         calibration(args)
+    if args.part == "validation":
+        validation(args.splits)
     return 0
 
 
@@ -175,14 +186,38 @@ METHODS: list[tuple[str, str, str | None]] = [
 ]
 """(row label, features, metric or None for plain cosine)."""
 
+FUSIONS: list[tuple[str, tuple[tuple[str, float], ...]]] = [
+    ("LOMO+XQDA fused with ensemble+XQDA (0.6 / 0.4)", (("lomo", 0.6), ("ensemble", 0.4))),
+    (
+        "LOMO+XQDA fused with ensemble+XQDA and LOMO-Retinex+XQDA (0.5 / 0.3 / 0.2)",
+        (("lomo", 0.5), ("ensemble", 0.3), ("lomo-retinex", 0.2)),
+    ),
+]
+"""(row label, (features, weight) per member): XQDA fitted on each member's features, cosines mixed by weight.
+The weights are the best of `validation`'s grid (training people only); as embedders: an `ensemble` whose members
+are `learned` (base `lomo`, the MobileNetV2 + colour `ensemble`, `lomo` with `retinex: true`) with these weights."""
+
+FUSION_GRID: list[tuple[float, ...]] = [(w, round(1 - w, 2), 0.0) for w in (0.5, 0.6, 0.7, 0.8, 0.9)] + [
+    (w, round(1 - w - u, 2), u) for w in (0.5, 0.6, 0.7) for u in (0.1, 0.2, 0.3) if w + u < 1
+]
+"""Weights (lomo, ensemble, lomo-retinex) tried by `validation`."""
+
 HEADER = "| method | rank-1 % | rank-5 % | rank-10 % | rank-20 % | mAP % | fit s | embed ms/crop | metric ms/crop |"
 
 
-def standard_protocols(splits: int, append: bool) -> None:
+def all_features() -> dict[str, Features]:
+    """Every crop of both data sets through each base embedder the methods use."""
     viper_1, viper_2 = load_viper()
     prid = load_prid()
-    features = {"lomo": embed_all(LomoEmbedder(), viper_1, viper_2, prid)}
-    features["ensemble"] = embed_all(EMBEDDERS[ENSEMBLE](), viper_1, viper_2, prid)
+    return {
+        "lomo": embed_all(LomoEmbedder(), viper_1, viper_2, prid),
+        "lomo-retinex": embed_all(LomoEmbedder(retinex=True), viper_1, viper_2, prid),
+        "ensemble": embed_all(EMBEDDERS[ENSEMBLE](), viper_1, viper_2, prid),
+    }
+
+
+def standard_protocols(splits: int, append: bool) -> None:
+    features = all_features()
     tables = []
     for title, protocol in (
         ("VIPeR, 316 / 316 people, probe camera 1, gallery camera 2", viper_protocol),
@@ -191,8 +226,14 @@ def standard_protocols(splits: int, append: bool) -> None:
         ("Cross-dataset: fitted on PRID 2011 training splits, tested on VIPeR test splits", prid_to_viper),
     ):
         rows = [HEADER, "|" + "---|" * (HEADER.count("|") - 1)]
+        fitted: dict[tuple[str, str, str], tuple[PairMetric, float]] = {}
         for label, feature, metric_name in METHODS:
-            rows += evaluate(label, features[feature], metric_name, protocol, splits, variants=feature == "lomo")
+            members = [(feature, 1.0)]
+            rows += evaluate(
+                label, features, members, metric_name, protocol, splits, fitted, variants=feature == "lomo"
+            )
+        for label, weighted in FUSIONS:
+            rows += evaluate(label, features, list(weighted), "xqda", protocol, splits, fitted, variants=False)
         tables.append(f"**{title}** (mean +- std over {splits} splits)\n\n" + "\n".join(rows))
         print(tables[-1] + "\n", flush=True)
     if append:
@@ -204,10 +245,48 @@ def standard_protocols(splits: int, append: bool) -> None:
             "0.00033 per unit squared norm = XQDA.m's lambda 0.001, eigenvalues > 1; KISSME on 100 PCA dimensions; "
             "LDA shrinkage 0.1), fitted on cross-camera pairs of the training people; ranked by cosine in the "
             "metric's `transform` space unless the row says otherwise",
-            "fit s: mean seconds per fit; embed ms/crop: the base embedder per crop (one batch of all crops); "
-            "metric ms/crop: the metric's transform per crop",
+            "fused rows: XQDA fitted on each member's features (the same training people), similarity = weighted "
+            "mean of the members' cosines (= an `ensemble` embedder of `learned` members); LOMO-Retinex is `lomo` "
+            "with `retinex: true`. Weights chosen by `--part validation` (VIPeR training people only: 158 fit / "
+            "158 probe-gallery inside each split's training half), not on these test splits; PRID and the "
+            "cross-dataset rows reuse VIPeR's weights",
+            "fit s: mean seconds per fit (summed over a fusion's members); embed ms/crop: the base embedders per "
+            "crop (one batch of all crops); metric ms/crop: the metrics' transform per crop",
         ]
         append_section("reid.py", notes, "\n\n".join(tables))
+
+
+def validation(splits: int) -> None:
+    """The weights of `FUSIONS`, chosen on VIPeR training people only (see the module docstring)."""
+    features = all_features()
+    names = ("lomo", "ensemble", "lomo-retinex")
+    sims: dict[str, list[NDArray[np.float32]]] = {name: [] for name in names}
+    held_out: list[NDArray[np.int64]] = []
+    for seed in range(splits):
+        train, _ = viper_halves(seed, len(features["lomo"].viper_1))
+        order = np.random.default_rng(1000 + seed).permutation(len(train))
+        fit_ids, val_ids = np.sort(train[order[: len(train) // 2]]), np.sort(train[order[len(train) // 2 :]])
+        held_out.append(val_ids)
+        for name in names:
+            f = features[name]
+            metric = fit_pairs("xqda", f.viper_1[fit_ids], f.viper_2[fit_ids])
+            sims[name].append(metric.transform(f.viper_1[val_ids]) @ metric.transform(f.viper_2[val_ids]).T)
+    rows = ["| weights lomo / ensemble / lomo-retinex (each + XQDA) | validation rank-1 % | mAP % |", "|---|---|---|"]
+    for weights in [(1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0), *FUSION_GRID]:
+        runs = [
+            evaluate_reid(
+                np.asarray(sum(w * sims[name][i] for w, name in zip(weights, names, strict=True)), np.float64),
+                ids,
+                ids,
+                max_rank=1,
+            )
+            for i, ids in enumerate(held_out)
+        ]
+        rows.append(
+            f"| {' / '.join(f'{w:g}' for w in weights)} | {spread([r.rank(1) for r in runs])} "
+            f"| {spread([r.mean_ap for r in runs])} |"
+        )
+    print(f"**Validation on VIPeR training people ({splits} splits, 158 fit / 158 held out)**\n\n" + "\n".join(rows))
 
 
 def embed_all(
@@ -220,25 +299,48 @@ def embed_all(
 
 
 def evaluate(
-    label: str, features: Features, metric_name: str | None, protocol: Protocol, splits: int, variants: bool
+    label: str,
+    features: dict[str, Features],
+    members: list[tuple[str, float]],
+    metric_name: str | None,
+    protocol: Protocol,
+    splits: int,
+    fitted: dict[tuple[str, str, str], tuple[PairMetric, float]],
+    variants: bool,
 ) -> list[str]:
-    """Table rows of one method over every split: its own, and for XQDA on LOMO the two variant rankings."""
+    """Table rows of one method over every split: its own, and for XQDA on LOMO the two variant rankings.
+
+    `members` are (features, weight): one for a single space, several for a fusion, whose similarity is the
+    weighted mean of the members' cosines. `fitted` keeps each (features, metric, training set) fit, so methods
+    sharing one (a fusion and its members) fit it once."""
     scores: dict[str, list[ReidScores]] = {}
-    fitted: dict[str, tuple[PairMetric, float]] = {}
+    fit_s: set[tuple[str, str, str]] = set()
     transform_ms = []
+    total = sum(w for _, w in members)
     for seed in range(splits):
-        split = protocol(features, seed)
-        if metric_name is None:
-            scores.setdefault(label, []).append(rank(split.probe @ split.gallery.T, split))
-            continue
-        if split.key not in fitted:
-            start = time.perf_counter()
-            fitted[split.key] = (fit_pairs(metric_name, split.train_a, split.train_b), time.perf_counter() - start)
-        metric = fitted[split.key][0]
-        start = time.perf_counter()
-        probe, gallery = metric.transform(split.probe), metric.transform(split.gallery)
-        transform_ms.append(1000 * (time.perf_counter() - start) / (len(probe) + len(gallery)))
-        scores.setdefault(label, []).append(rank(probe @ gallery.T, split))
+        similarity: NDArray[np.float32] | None = None
+        transform_s, transformed = 0.0, 0
+        for feature, weight in members:
+            split = protocol(features[feature], seed)
+            if metric_name is None:
+                part = split.probe @ split.gallery.T
+            else:
+                key = (feature, metric_name, split.key)
+                if key not in fitted:
+                    start = time.perf_counter()
+                    fitted[key] = (fit_pairs(metric_name, split.train_a, split.train_b), time.perf_counter() - start)
+                fit_s.add(key)
+                metric = fitted[key][0]
+                start = time.perf_counter()
+                probe, gallery = metric.transform(split.probe), metric.transform(split.gallery)
+                transform_s += time.perf_counter() - start
+                transformed = len(probe) + len(gallery)
+                part = probe @ gallery.T
+            similarity = weight / total * part if similarity is None else similarity + weight / total * part
+        assert similarity is not None
+        if transformed:
+            transform_ms.append(1000 * transform_s / transformed)
+        scores.setdefault(label, []).append(rank(similarity, split))
         if variants and metric_name == "xqda":
             zp, zg = metric.project(split.probe), metric.project(split.gallery)
             distance = (zp**2).sum(1)[:, None] + (zg**2).sum(1)[None, :] - 2 * zp @ zg.T
@@ -246,12 +348,17 @@ def evaluate(
             offset = metric.mean_ @ metric.components_  # back to z = P^T x: the same metric, not centred
             uncentred = l2_normalise(zp + offset) @ l2_normalise(zg + offset).T
             scores.setdefault(f"{label}, cosine without centring", []).append(rank(uncentred, split))
-    fit_s = f"{np.mean([t for _, t in fitted.values()]):.2f}" if fitted else "-"
+    # Mean seconds per fit of each member's metric, summed over the members.
+    per_member: dict[str, list[float]] = {}
+    for feature, metric_key, split_key in fit_s:
+        per_member.setdefault(feature, []).append(fitted[(feature, metric_key, split_key)][1])
+    fit_text = f"{sum(np.mean(t) for t in per_member.values()):.2f}" if per_member else "-"
     metric_ms = f"{np.mean(transform_ms):.3f}" if transform_ms else "-"
+    embed_ms = sum(features[feature].ms_per_crop for feature, _ in members)
     return [
         f"| {name} | {spread([s.rank(1) for s in runs])} | {spread([s.rank(5) for s in runs])} "
         f"| {spread([s.rank(10) for s in runs])} | {spread([s.rank(20) for s in runs])} "
-        f"| {spread([s.mean_ap for s in runs])} | {fit_s} | {features.ms_per_crop:.2f} | {metric_ms} |"
+        f"| {spread([s.mean_ap for s in runs])} | {fit_text} | {embed_ms:.2f} | {metric_ms} |"
         for name, runs in scores.items()
     ]
 

@@ -181,6 +181,24 @@ def test_metric_embedder_maps_a_base_embedder_into_the_learned_space(tmp_path: P
         make_embedder("learned", {"base": {"name": "colour", "params": {"stripe": 3}}, "model": str(path)})
 
 
+def test_an_ensemble_of_learned_members_fuses_their_cosines_by_weight(tmp_path: Path) -> None:
+    """The fusion bench/reid.py reports (LOMO + XQDA with another base + XQDA) as one embedder from config."""
+    rng = np.random.default_rng(9)
+    crops = [rng.integers(0, 256, (64, 32, 3), dtype=np.uint8) for _ in range(16)]
+    labels, cameras = np.repeat(np.arange(8), 2), np.tile(["a", "b"], 8)
+    members, spaces = [], []
+    for name, base in (("colour", ColourTextureEmbedder()), ("lomo", LomoEmbedder(n_scales=1))):
+        metric = XQDA().fit(base.embed(crops), labels, cameras)
+        params = {"n_scales": 1} if name == "lomo" else {}
+        path = metric.save(tmp_path / f"{name}.npz")
+        members.append({"name": "learned", "params": {"base": {"name": name, "params": params}, "model": str(path)}})
+        spaces.append(metric.transform(base.embed(crops)))
+    fused = make_embedder("ensemble", {"members": members, "weights": [0.6, 0.4]}).embed(crops)
+    expected = 0.6 * spaces[0] @ spaces[0].T + 0.4 * spaces[1] @ spaces[1].T
+    np.testing.assert_allclose(fused @ fused.T, expected, atol=1e-5)
+    assert not np.allclose(expected, spaces[0] @ spaces[0].T, atol=1e-3)  # both members count
+
+
 def test_lomo_with_xqda_reaches_35_percent_rank1_on_one_viper_split(data: Path) -> None:
     from trackid.images import read_image
 
