@@ -60,7 +60,14 @@ def main() -> None:
         base = base.model_copy(update={"embedder": EmbedderConfig(name=args.embedder, params=params)})
     if args.warmup is not None:
         base = base.model_copy(update={"adaptation_warmup": args.warmup})
-    rows, notes = [], [f"embedder {base.embedder.name} {base.embedder.params or ''}; warm-up {base.adaptation_warmup}"]
+    metric = "none" if base.metric is None else f"{base.metric.name} on {base.metric.features.name}"
+    rows, notes = (
+        [],
+        [
+            f"embedder {base.embedder.name} {base.embedder.params or ''} + the metric tune learns ({metric}); "
+            f"warm-up {base.adaptation_warmup}"
+        ],
+    )
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         sets = {}
