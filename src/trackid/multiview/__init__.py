@@ -1,6 +1,7 @@
-"""Several calibrated views of one scene: cameras on a ground plane (`cameras`); cross-view association and world
-tracking build on it (issue #17)."""
+"""Several calibrated views of one scene: cameras on a ground plane (`cameras`) and the cross-view association of
+one time step (`association`); world tracking and linking build on them (issue #17)."""
 
+from trackid.multiview.association import GroundGroups, associate_views
 from trackid.multiview.cameras import CalibrationError, GroundCamera, GroundPoints
 
-__all__ = ["CalibrationError", "GroundCamera", "GroundPoints"]
+__all__ = ["CalibrationError", "GroundCamera", "GroundGroups", "GroundPoints", "associate_views"]
