@@ -1,0 +1,36 @@
+"""The ground-plane tracker on SYNTHETIC walkers (honestly labelled): ids kept, one-step blips never reported."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from trackid.multiview.world_tracking import WorldTracker
+
+
+def test_two_walkers_keep_their_ids_at_2_fps_and_a_blip_is_never_reported() -> None:
+    tracker = WorldTracker()
+    rng = np.random.default_rng(0)
+    seen: dict[int, set[int]] = {0: set(), 1: set()}
+    cov = np.repeat((0.1**2 * np.eye(2))[None], 2, axis=0)
+    for step in range(20):
+        t = step / 2.0
+        walkers = np.array([[t * 1.2, 0.0], [10 - t * 1.0, 3.0]]) + rng.normal(0, 0.05, (2, 2))
+        points, covs = walkers, cov
+        if step == 7:  # a clutter point far from both
+            points, covs = np.vstack([walkers, [[50.0, 50.0]]]), np.vstack([cov, cov[:1]])
+        ids, at = tracker.update(t, points, covs)
+        if step == 0:
+            assert ids.size == 0  # nothing is reported before its second position
+        for i, xy in zip(ids.tolist(), at, strict=True):
+            person = int(np.argmin(np.linalg.norm(walkers - xy, axis=1)))
+            seen[person].add(i)
+        assert not any(np.linalg.norm(at - [50.0, 50.0], axis=1) < 1.0)
+    assert all(len(ids) == 1 for ids in seen.values()) and seen[0] != seen[1]
+
+
+def test_time_does_not_go_back() -> None:
+    tracker = WorldTracker()
+    tracker.update(1.0, np.zeros((0, 2)), np.zeros((0, 2, 2)))
+    with pytest.raises(ValueError, match="time must not go back"):
+        tracker.update(0.5, np.zeros((0, 2)), np.zeros((0, 2, 2)))
