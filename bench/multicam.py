@@ -87,6 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=None,
         help="GroundCamera.foot_sigma (share of box w, h); default: its own",
     )
+    parser.add_argument("--position-sigma", type=float, default=None, help="WorldTracker.position_sigma (m)")
     parser.add_argument("--no-append", action="store_true")
     args = parser.parse_args(argv)
     header = (
@@ -95,6 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     lines = [header, "|" + "---|" * (header.count("|") - 1)]
     options = {} if args.foot_sigma is None else {"foot_sigma": tuple(args.foot_sigma)}
+    tracking = {} if args.position_sigma is None else {"position_sigma": args.position_sigma}
     for site in (wildtrack(**options), terrace(**options)):
         frames = np.unique(site.truth[:, 0])
         if args.frames is not None:
@@ -102,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         truth = site.truth[np.isin(site.truth[:, 0], frames)]
         for name, fuse in (("greedy, 1.2 m", _greedy), ("ours: assignment per view", _assigned)):
             start = time.perf_counter()
-            tracker = WorldTracker(unit_per_metre=site.per_metre)
+            tracker = WorldTracker(unit_per_metre=site.per_metre, **tracking)
             points, tracked = [], []
             for f in frames:
                 xy, cov = _frame(site, f, fuse, args.min_score)
