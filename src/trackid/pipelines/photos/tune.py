@@ -162,23 +162,24 @@ def tune(
     # a 2 % target; unscaled, 1.4 % and 2.5 %).
     share = len(set(ids[part].tolist())) / max(1, len(tune_people))
     replay_order = np.array(order)
+    tune_replay = _replay_scores(fused, ids, replay_order, part)
+    held_replay = _replay_scores(fused, ids, replay_order, held)
     weight, calibrator, competitor_grid = _competitor_rule(
-        fused, ids, replay_order, part, pair_calibrator, config.target_false_positive_rate
+        tune_replay, pair_calibrator, config.target_false_positive_rate
     )
     scale = share if weight == 0.0 else 1.0
-    tune_decisions = replay_decisions(fused, ids, replay_order, part, calibrator, competitor_weight=weight)
+    tune_decisions = _decided(tune_replay, calibrator, weight)
     threshold = decision_threshold(*tune_decisions[:2], config.target_false_positive_rate * scale)
-    held_decisions = replay_decisions(fused, ids, replay_order, held, calibrator, competitor_weight=weight)
+    held_decisions = _decided(held_replay, calibrator, weight)
     # the drift watch's references: the best-match similarities (for cameras still held back, uncentred) and the
     # decision probabilities the threshold was chosen on (for decided cameras); the held-out half, watched the same
     # way, is the false-alarm check on data from the same cameras
-    reference = np.round(_best_similarities(fused, np.array(order), part), 6)
+    reference = np.round(tune_replay[0], 6)
     watch = drift_watch(tune_decisions[0], config.drift_min_scores)
     checks = [c for c in (watch.update([p]) for p in held_decisions[0]) if c]
     held_s, held_same = cross_camera_pairs(fused, ids, cams, held)
     accept = pair_calibrator.predict_proba(held_s) >= decision_threshold(
-        *replay_decisions(fused, ids, replay_order, part, pair_calibrator)[:2],
-        config.target_false_positive_rate * share,
+        *_decided(tune_replay, pair_calibrator, 0.0)[:2], config.target_false_positive_rate * share
     )
     ensemble_scores = _retrieval(fused, ids, cams, held)
     member_scores = {
@@ -325,13 +326,23 @@ def replay_decisions(
     best candidate, whether that candidate is someone else, and whether its individual had been seen before.
     With a `competitor_weight`, the score calibrated is the gallery's (`trackid.identity.matching`): the best
     similarity minus that weight times the best similarity of any other individual."""
-    best, competitor, wrong, known = _replay_scores(sim, ids, order, rows)
+    return _decided(_replay_scores(sim, ids, order, rows), calibrator, competitor_weight)
+
+
+_Replay = tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.bool_], NDArray[np.bool_]]
+"""`_replay_scores`' per-photo best similarity, best other individual's, whether the best is wrong, and known."""
+
+
+def _decided(
+    replay: _Replay, calibrator: MatchCalibrator, competitor_weight: float
+) -> tuple[NDArray[np.float64], NDArray[np.bool_], NDArray[np.bool_]]:
+    best, competitor, wrong, known = replay
     return calibrator.predict_proba(best - competitor_weight * competitor), wrong, known
 
 
 def _replay_scores(
     sim: NDArray[np.float64], ids: NDArray[Any], order: NDArray[np.intp], rows: NDArray[np.bool_]
-) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.bool_], NDArray[np.bool_]]:
+) -> _Replay:
     """Per replayed photo: the best similarity, the best of any other individual's (0 without one, as in the
     gallery), whether the best is someone else, and whether its individual had been seen before."""
     idx = order[rows[order]]
@@ -347,19 +358,14 @@ def _replay_scores(
 
 
 def _competitor_rule(
-    sim: NDArray[np.float64],
-    ids: NDArray[Any],
-    order: NDArray[np.intp],
-    rows: NDArray[np.bool_],
-    pair_calibrator: MatchCalibrator,
-    target: float,
+    replay: _Replay, pair_calibrator: MatchCalibrator, target: float
 ) -> tuple[float, MatchCalibrator, list[dict[str, float]]]:
     """The competitor weight under which the replayed decisions recognise most known individuals at `target`,
     and the calibrator for it. A lookalike outranks the right individual less often than it comes close to them:
     a best match far above every other individual is more likely right than one in a crowd of near-equals, which
     the similarity alone cannot say. Weight 0 keeps the pair calibration; another weight is calibrated on the
     replayed decisions themselves (P(the best candidate is the same individual | score))."""
-    best, competitor, wrong, known = _replay_scores(sim, ids, order, rows)
+    best, competitor, wrong, known = replay
     tried = []
     for weight in COMPETITOR_WEIGHTS:
         score = best - weight * competitor
@@ -376,16 +382,6 @@ def _competitor_rule(
     if chosen == 0.0 or wrong.all() or not wrong.any():
         return 0.0, pair_calibrator, tried
     return chosen, MatchCalibrator().fit(best - chosen * competitor, ~wrong), tried
-
-
-def _best_similarities(
-    sim: NDArray[np.float64], order: NDArray[np.intp], rows: NDArray[np.bool_]
-) -> NDArray[np.float64]:
-    """The similarity of each photo of the subset, in ingest order, to its best match among the photos before it
-    (what `replay_decisions` calibrates; the drift watch compares raw similarities, which no calibration flattens)."""
-    idx = order[rows[order]]
-    sub = np.where(np.tril(np.ones((len(idx), len(idx)), dtype=bool), k=-1), sim[np.ix_(idx, idx)], -np.inf)
-    return sub[1:].max(axis=1).astype(np.float64)
 
 
 def decision_threshold(probability: NDArray[np.float64], wrong: NDArray[np.bool_], target: float) -> float:
