@@ -379,13 +379,7 @@ def photos_reembed(
         settings = Tuned.load(tuned)
         embedder = settings.make_embedder()
         uncentred: Counter[str] = Counter()
-
-        def adjust(vectors: Any, sightings: Any) -> Any:
-            cameras = [s.camera for s in sightings]
-            for camera in settings.unknown_cameras([c for c in cameras if c is not None]):
-                uncentred[camera] += cameras.count(camera)
-            return settings.adjust(embedder, vectors, cameras)
-
+        adjust = settings.sighting_adjuster(embedder, uncentred)
         with run.gallery.open_store(create=False) as gallery_store:
             _reembed_with_progress(
                 gallery_store, embedder, batch_size, adjust=adjust, model_version=settings.model_version(embedder)

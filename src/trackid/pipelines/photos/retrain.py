@@ -100,19 +100,12 @@ def retrain(
             tuned = previous
         embedder = tuned.make_embedder()
         uncentred: Counter[str] = Counter()
-
-        def adjust(vectors: Any, sightings: Any) -> Any:
-            named = [s.camera for s in sightings]
-            for camera in tuned.unknown_cameras([c for c in named if c is not None]):
-                uncentred[camera] += named.count(camera)
-            return tuned.adjust(embedder, vectors, named)
-
         added = reembed(
             store,
             embedder,
             batch_size=batch_size,
             progress=reembed_progress,
-            adjust=adjust,
+            adjust=tuned.sighting_adjuster(embedder, uncentred),
             model_version=tuned.model_version(embedder),
         )
     return RetrainReport(

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ from trackid.embed.centring import CameraCentring
 from trackid.embed.ensemble import EnsembleEmbedder
 from trackid.identity.calibration import MatchCalibrator
 from trackid.identity.gallery import Gallery
-from trackid.identity.stores import GalleryStore
+from trackid.identity.stores import GalleryStore, Sighting
 from trackid.pipelines.photos.learned import relative_metric_files, resolve_metric_files
 
 __all__ = ["CAMERA_KEYS", "Tuned"]
@@ -141,6 +142,20 @@ class Tuned:
         else:
             dims, weights = [embedder.dim], [1.0]
         return self.centring.set_params(dims=dims, weights=weights).transform(vectors, np.asarray(cameras))
+
+    def sighting_adjuster(
+        self, embedder: Embedder, uncentred: Counter[str]
+    ) -> Callable[[NDArray[np.float32], Sequence[Sighting]], NDArray[np.float32]]:
+        """`reembed`'s `adjust` for these settings: each sighting's fresh vector centred by its camera (`adjust`),
+        counting into `uncentred` the sightings of cameras the centring has no mean for."""
+
+        def adjust(vectors: NDArray[np.float32], sightings: Sequence[Sighting]) -> NDArray[np.float32]:
+            cameras: list[Any] = [s.camera for s in sightings]  # a sighting without a camera is matched uncentred
+            for camera in self.unknown_cameras([c for c in cameras if c is not None]):
+                uncentred[camera] += cameras.count(camera)
+            return self.adjust(embedder, vectors, cameras)
+
+        return adjust
 
     def gallery(self, store: GalleryStore, embedder: Embedder, config: GalleryConfig) -> Gallery:
         """The gallery deciding with these settings (the embedder's model, calibration, threshold) in `store`."""
