@@ -31,9 +31,17 @@ from trackid.embed.metric import MetricEmbedder, load_metric, make_metric
 from trackid.identity.calibration import MatchCalibrator
 from trackid.identity.corrected_labels import CorrectedLabels, corrected_labels
 from trackid.identity.reembed import ReembedReport, reembed, sighting_crop
-from trackid.identity.stores import GalleryStore
+from trackid.identity.stores import GalleryStore, Sighting
 
-__all__ = ["LabelledFeatures", "RetrainResult", "labelled_features", "out_of_fold_pairs", "retrain_gallery"]
+__all__ = [
+    "CorrectedCrops",
+    "LabelledFeatures",
+    "RetrainResult",
+    "corrected_crops",
+    "labelled_features",
+    "out_of_fold_pairs",
+    "retrain_gallery",
+]
 
 
 @dataclass
@@ -46,6 +54,16 @@ class LabelledFeatures:
     sighting_ids: list[int]
     skipped: Counter[str] = field(default_factory=Counter)
     """Sightings whose pixels could not be read again, by reason."""
+
+
+@dataclass
+class CorrectedCrops:
+    """The corrected sightings whose pixels could be read, their crops and labels, and the others by reason."""
+
+    crops: list[NDArray[np.uint8]]
+    labels: list[str]
+    sightings: list[Sighting]
+    skipped: Counter[str]
 
 
 @dataclass
@@ -131,9 +149,9 @@ def retrain_gallery(
     return result
 
 
-def labelled_features(store: GalleryStore, corrected: CorrectedLabels, features: Embedder) -> LabelledFeatures:
-    """`features` of each corrected sighting's crop, read again from the image its source names."""
-    crops, labels, cameras, ids = [], [], [], []
+def corrected_crops(corrected: CorrectedLabels) -> CorrectedCrops:
+    """Each corrected sighting's pixels, read again from the image its source names; unreadable ones counted."""
+    crops, labels, kept = [], [], []
     skipped: Counter[str] = Counter()
     last = None
     for sighting, label in zip(corrected.sightings, corrected.labels, strict=True):
@@ -144,10 +162,22 @@ def labelled_features(store: GalleryStore, corrected: CorrectedLabels, features:
             continue
         crops.append(crop)
         labels.append(label)
-        cameras.append(sighting.camera or sighting.site or "")
-        ids.append(sighting.id)
-    vectors = features.embed(crops) if crops else np.empty((0, features.dim), np.float32)
-    return LabelledFeatures(vectors, np.array(labels, dtype=str), np.array(cameras, dtype=str), ids, skipped)
+        kept.append(sighting)
+    return CorrectedCrops(crops, labels, kept, skipped)
+
+
+def labelled_features(store: GalleryStore, corrected: CorrectedLabels, features: Embedder) -> LabelledFeatures:
+    """`features` of each corrected sighting's crop (`corrected_crops`)."""
+    read = corrected_crops(corrected)
+    vectors = features.embed(read.crops) if read.crops else np.empty((0, features.dim), np.float32)
+    cameras = [s.camera or s.site or "" for s in read.sightings]
+    return LabelledFeatures(
+        vectors,
+        np.array(read.labels, dtype=str),
+        np.array(cameras, dtype=str),
+        [s.id for s in read.sightings],
+        read.skipped,
+    )
 
 
 def out_of_fold_pairs(

@@ -23,7 +23,8 @@ from typing import Any
 
 from trackid.config import GalleryConfig, PhotosConfig
 from trackid.identity.corrected_labels import corrected_labels
-from trackid.identity.reembed import ReembedReport, reembed, sighting_crop
+from trackid.identity.reembed import ReembedReport, reembed
+from trackid.identity.retrain import corrected_crops
 from trackid.pipelines.photos.labels import Labels
 from trackid.pipelines.photos.tune import ExtraLabels, tune
 from trackid.pipelines.photos.tuned import Tuned
@@ -60,18 +61,9 @@ def retrain(
     """Tune on `folders` plus the store's corrected sightings into `out`, then re-embed the store with it."""
     with gallery_config.open_store(create=False) as store:
         corrected = corrected_labels(store)
-        crops, individuals, cameras = [], [], []
-        unreadable: Counter[str] = Counter()
-        last = None
-        for sighting, label in zip(corrected.sightings, corrected.labels, strict=True):
-            try:
-                crop, last = sighting_crop(sighting.source, last)
-            except ValueError as exc:
-                unreadable[str(exc)] += 1
-                continue
-            crops.append(crop)
-            individuals.append(label)
-            cameras.append(sighting.camera or "")
+        read = corrected_crops(corrected)
+        crops, individuals, unreadable = read.crops, read.labels, read.skipped
+        cameras = [s.camera or "" for s in read.sightings]
         if not crops:
             raise ValueError(
                 f"{gallery_config.store}: no corrected sighting to learn from ({corrected.corrections_used} standing "
