@@ -109,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for f in frames:
                 xy, cov = _frame(site, f, fuse, args.min_score)
                 points.append(np.column_stack([np.full(len(xy), f), np.arange(len(xy)), xy]))
-                ids, at = tracker.update(float(f) / site.fps, xy, cov)
+                ids, at, _ = tracker.update(float(f) / site.fps, xy, cov)
                 tracked.append(np.column_stack([np.full(len(ids), f), ids, at]))
             elapsed = 1000 * (time.perf_counter() - start) / len(frames)
             found, tracks = np.concatenate(points), np.concatenate(tracked)

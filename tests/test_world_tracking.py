@@ -19,7 +19,8 @@ def test_two_walkers_keep_their_ids_at_2_fps_and_a_blip_is_never_reported() -> N
         points, covs = walkers, cov
         if step == 7:  # a clutter point far from both
             points, covs = np.vstack([walkers, [[50.0, 50.0]]]), np.vstack([cov, cov[:1]])
-        ids, at = tracker.update(t, points, covs)
+        ids, at, rows = tracker.update(t, points, covs)
+        assert np.allclose(points[rows], at, atol=1.0)  # each reported track names the position it took
         if step == 0:
             assert ids.size == 0  # nothing is reported before its second position
         for i, xy in zip(ids.tolist(), at, strict=True):

@@ -11,16 +11,25 @@ that the motion noise is in metres.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.optimize import linear_sum_assignment
 from scipy.stats import chi2
 
-__all__ = ["WorldTracker"]
+__all__ = ["WorldStep", "WorldTracker"]
 
 FloatArray = NDArray[np.float64]
 _UNMATCHED = 1e9
+
+
+class WorldStep(NamedTuple):
+    """The reported tracks seen at one step: ids, filtered positions, and the row of the step's input each took."""
+
+    ids: NDArray[np.int64]
+    xy: FloatArray
+    rows: NDArray[np.int64]
 
 
 @dataclass
@@ -30,6 +39,7 @@ class _Track:
     cov: FloatArray
     hits: int = 1
     last_seen: float = 0.0
+    row: int = -1
 
 
 @dataclass
@@ -60,9 +70,9 @@ class WorldTracker:
     _next_id: int = field(default=1, init=False)
     _time: float | None = field(default=None, init=False)
 
-    def update(self, time: float, xy: ArrayLike, covariance: ArrayLike) -> tuple[NDArray[np.int64], FloatArray]:
-        """Advance to `time` (seconds) with this step's positions (N, 2) and covariances (N, 2, 2); returns the ids
-        and filtered positions of the reported tracks seen at this step."""
+    def update(self, time: float, xy: ArrayLike, covariance: ArrayLike) -> WorldStep:
+        """Advance to `time` (seconds) with this step's positions (N, 2) and covariances (N, 2, 2); returns the
+        reported tracks seen at this step."""
         points = np.asarray(xy, np.float64).reshape(-1, 2)
         cov = np.asarray(covariance, np.float64).reshape(-1, 2, 2)
         cov = cov + (self.position_sigma * self.unit_per_metre) ** 2 * np.eye(2)
@@ -74,14 +84,18 @@ class WorldTracker:
         assigned = self._assign(points, cov)
         for t, p in assigned:
             self._correct(self._tracks[t], points[p], cov[p])
+            self._tracks[t].row = p
         matched = {p for _, p in assigned}
         for p in range(len(points)):
             if p not in matched:
-                self._start(points[p], cov[p])
+                self._start(points[p], cov[p], p)
         self._tracks = [t for t in self._tracks if self._time - t.last_seen <= self.max_lost_s]
         shown = [t for t in self._tracks if t.last_seen == self._time and t.hits >= self.min_hits]
-        ids = np.array([t.id for t in shown], np.int64)
-        return ids, np.array([t.mean[:2] for t in shown]).reshape(-1, 2)
+        return WorldStep(
+            np.array([t.id for t in shown], np.int64),
+            np.array([t.mean[:2] for t in shown]).reshape(-1, 2),
+            np.array([t.row for t in shown], np.int64),
+        )
 
     def _predict(self, dt: float) -> None:
         f = np.eye(4)
@@ -115,9 +129,10 @@ class WorldTracker:
         track.hits += 1
         track.last_seen = float(self._time or 0.0)
 
-    def _start(self, point: FloatArray, cov: FloatArray) -> None:
+    def _start(self, point: FloatArray, cov: FloatArray, row: int) -> None:
         speed = (1.5 * self.unit_per_metre) ** 2  # walking pace: unknown direction, up to ~1.5 m/s
         start = np.zeros((4, 4))
         start[:2, :2], start[2:, 2:] = cov, speed * np.eye(2)
-        self._tracks.append(_Track(self._next_id, np.r_[point, 0.0, 0.0], start, last_seen=float(self._time or 0.0)))
+        now = float(self._time or 0.0)
+        self._tracks.append(_Track(self._next_id, np.r_[point, 0.0, 0.0], start, last_seen=now, row=row))
         self._next_id += 1
