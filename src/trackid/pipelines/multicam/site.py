@@ -1,0 +1,244 @@
+"""A site file: the cameras of one scene, how each is calibrated, where its recorded detections are.
+
+```yaml
+site: wildtrack              # names the run folder (runs/multicam/<site>)
+fps: 2                       # frame numbers -> seconds (time = frame / fps)
+unit_per_metre: 1.0          # ground units in a metre (EPFL Terrace's homographies: ~50.83)
+method: fuse-then-track      # one of trackid.multiview.site_tracking.METHODS
+min_views: 2                 # views that must see a person
+min_score: 0.5               # default detection threshold of cameras that give none
+cameras:
+  - id: WILDTRACK-C1         # names its result file views/<id>.txt (as the ground truth names the view)
+    calibration: {intrinsics: intr_CVLab1.xml, extrinsics: extr_CVLab1.xml, unit: 0.01}   # or {homography: H.txt}
+    detections: det/WILDTRACK-C1/det/det.txt
+    image_size: [1920, 1080]
+    min_score: 0.5
+```
+
+Relative paths are read from the site file's folder, so a site folder can be moved whole. Every key is checked
+(a typo is an error naming it), and `--set key=value` overrides a key (`cameras.<id>.<key>` for one camera's) with
+the command line's one value syntax (`trackid.config.parse_value`). Mistakes raise `ConfigError` naming the file
+and the key; the files themselves are read later, by the run, which names the camera whose file is at fault.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from trackid.config import ConfigError, _read_yaml, _refuse_non_finite, parse_value
+from trackid.multiview import site_tracking
+
+__all__ = ["CalibrationConfig", "CameraConfig", "SiteConfig", "load_site"]
+
+_FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+"""Site names and camera ids become file and folder names: no separators, no leading dot."""
+
+
+class CalibrationConfig(BaseModel):
+    """OpenCV XML `intrinsics` + `extrinsics` (WILDTRACK's layout), or an image -> ground `homography` text file
+    (EPFL's); `unit` converts the calibration's world unit to the ground unit (centimetres -> metres: 0.01)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    intrinsics: Path | None = Field(None, description="OpenCV XML with camera_matrix (zero distortion).")
+    extrinsics: Path | None = Field(None, description="OpenCV XML with rvec and tvec.")
+    homography: Path | None = Field(None, description="Text file with the 3x3 image -> ground homography.")
+    unit: PositiveFloat = Field(1.0, description="Ground units per calibration world unit.")
+
+    @field_validator("intrinsics", "extrinsics", "homography")
+    @classmethod
+    def _from_site_folder(cls, path: Path | None, info: ValidationInfo) -> Path | None:
+        return _resolve(path, info)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> CalibrationConfig:
+        opencv = (self.intrinsics, self.extrinsics)
+        if self.homography is not None and any(p is not None for p in opencv):
+            raise ValueError("give either homography, or intrinsics and extrinsics, not both")
+        if self.homography is None and any(p is None for p in opencv):
+            raise ValueError("give homography, or both intrinsics and extrinsics")
+        return self
+
+
+class CameraConfig(BaseModel):
+    """One view of the site."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(description="The view's name; its result file is views/<id>.txt.")
+    calibration: CalibrationConfig
+    detections: Path = Field(description="MOTChallenge det file (frame, -1, x, y, w, h, score, ...), 1-based frames.")
+    image_size: tuple[PositiveInt, PositiveInt] | None = Field(
+        None,
+        description="Width, height in pixels: tells a box cut by the bottom edge (its feet are out of the frame) and "
+        "which side of a homography's horizon is ground. None: no box is taken for cut.",
+    )
+    min_score: float | None = Field(
+        None,
+        description="This camera's detection threshold (detectors and light differ between cameras); None: the "
+        "site's min_score.",
+    )
+
+    @field_validator("id")
+    @classmethod
+    def _file_name(cls, name: str) -> str:
+        return _checked_name(name)
+
+    @field_validator("detections")
+    @classmethod
+    def _from_site_folder(cls, path: Path, info: ValidationInfo) -> Path:
+        resolved = _resolve(path, info)
+        assert resolved is not None
+        return resolved
+
+
+class SiteConfig(BaseModel):
+    """A site: its cameras and how their detections become global tracks (see `track_site`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    site: str = Field(description="The site's name; the default run folder is runs/multicam/<site>.")
+    fps: PositiveFloat = Field(description="Frames per second of the detections' frame numbers.")
+    unit_per_metre: PositiveFloat = Field(1.0, description="Ground units in a metre (1 when the ground is in metres).")
+    method: str = Field("fuse-then-track", description="How views become global tracks; one of METHODS.")
+    min_views: PositiveInt = Field(
+        2,
+        description="Views that must see a person: 1 trusts single views (and their false detections), more needs "
+        "more overlap.",
+    )
+    min_score: float = Field(0.5, description="Detection threshold of the cameras that set none.")
+    cameras: list[CameraConfig] = Field(min_length=1)
+
+    @field_validator("site")
+    @classmethod
+    def _file_name(cls, name: str) -> str:
+        return _checked_name(name)
+
+    @field_validator("method")
+    @classmethod
+    def _known_method(cls, method: str) -> str:
+        methods = site_tracking.METHODS  # read when validating: the multiview package may add methods
+        if method not in methods:
+            raise ValueError(f"{method!r} is unknown; choose from {', '.join(methods)}")
+        return method
+
+    @field_validator("cameras")
+    @classmethod
+    def _distinct_ids(cls, cameras: list[CameraConfig]) -> list[CameraConfig]:
+        ids = [c.id for c in cameras]
+        repeated = sorted({i for i in ids if ids.count(i) > 1})
+        if repeated:
+            raise ValueError(f"camera ids must differ; {', '.join(repeated)} appear more than once")
+        return cameras
+
+    def min_score_of(self, camera: CameraConfig) -> float:
+        return self.min_score if camera.min_score is None else camera.min_score
+
+
+def load_site(path: str | Path, overrides: Sequence[str] = ()) -> SiteConfig:
+    """Read and check a site file, with `key=value` overrides on top; relative paths are read from its folder.
+
+    Raises:
+        ConfigError: the file is missing or not YAML, a key is unknown, a value is invalid, an override names no
+            key or camera; the message names the file and the key.
+    """
+    path = Path(path)
+    data = _read_yaml(path)
+    _refuse_non_finite(data, str(path))
+    for item in overrides:
+        _override(data, item)
+    try:
+        return SiteConfig.model_validate(data, context={"folder": path.parent})
+    except ValidationError as exc:
+        problems = "; ".join(f"{_location(e['loc'], data)}: {_message(e)}" for e in exc.errors())
+        raise ConfigError(f"{path}: {problems}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply (or refers to itself) to be a site file") from None
+
+
+def _override(data: dict[str, Any], item: str) -> None:
+    """Apply one `--set key=value` in place: a site key, or `cameras.<id>.<key>` (nested with dots)."""
+    key, sep, raw = item.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(f"--set {item!r}: expected key=value (e.g. min_views=3 or cameras.<id>.min_score=0.4)")
+    try:
+        value = parse_value(raw.strip())
+    except ConfigError as exc:
+        raise ConfigError(f"--set {item!r}: {exc}") from None
+    node: Any = data
+    parts = key.split(".")
+    if parts[0] == "cameras" and len(parts) > 2:
+        cameras = data.get("cameras")
+        by_id = {c.get("id"): c for c in cameras if isinstance(c, dict)} if isinstance(cameras, list) else {}
+        if parts[1] not in by_id:
+            known = ", ".join(str(i) for i in by_id) or "none"
+            raise ConfigError(f"--set {item!r}: no camera {parts[1]!r} in the site (cameras: {known})")
+        node, parts = by_id[parts[1]], parts[2:]
+    *parents, leaf = parts
+    for name in parents:
+        node = node.setdefault(name, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"--set {item!r}: {name} is not a section")
+    node[leaf] = copy.deepcopy(value)
+
+
+def _resolve(path: Path | None, info: ValidationInfo) -> Path | None:
+    if path is None:
+        return None
+    path = path.expanduser()
+    folder = (info.context or {}).get("folder")
+    return path if path.is_absolute() or folder is None else Path(folder) / path
+
+
+def _checked_name(name: str) -> str:
+    if not _FILE_NAME.match(name):
+        raise ValueError(
+            f"{name!r} names files and folders: use letters, digits and _ . + - (not starting with . _ + -)"
+        )
+    return name
+
+
+def _location(loc: Sequence[int | str], data: Mapping[str, Any]) -> str:
+    """pydantic's location as the file reads: `cameras[2] (WILDTRACK-C3).calibration.intrinsics`."""
+    out = ""
+    for i, part in enumerate(loc):
+        if isinstance(part, int):
+            out += f"[{part}]"
+            cameras = data.get("cameras")
+            if loc[i - 1] == "cameras" and isinstance(cameras, list) and part < len(cameras):
+                camera = cameras[part]
+                if isinstance(camera, dict) and isinstance(camera.get("id"), str):
+                    out += f" ({camera['id']})"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "site"
+
+
+def _message(error: Mapping[str, Any]) -> str:
+    """pydantic's message, or a validator's own words without pydantic's "Value error, " before them; an unknown
+    key lists the keys its section knows."""
+    if error["type"] == "value_error":
+        return str(error["ctx"]["error"])
+    if error["type"] == "extra_forbidden":
+        parents = [p for p in error["loc"][:-1] if isinstance(p, str)]
+        sections: dict[str, type[BaseModel]] = {"calibration": CalibrationConfig, "cameras": CameraConfig}
+        model = sections.get(parents[-1], SiteConfig) if parents else SiteConfig
+        return f"unknown key; expected one of {', '.join(model.model_fields)}"
+    return str(error["msg"])
