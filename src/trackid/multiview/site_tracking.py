@@ -7,6 +7,10 @@ both the ground-plane metrics and the per-view TrackEval scores read one result.
 `fuse-then-track`: per frame, the views' foot points are grouped by `associate_views` (a view gives a person at most
 one box), groups seen by `min_views` views are people, and `WorldTracker` links them over time; a box takes the id
 of the track its group fed.
+
+`group-with-tracks`: per frame, the tracks' predicted positions join the cross-view grouping as one more view
+(`WorldTracker.update_views`), so a box goes with the track it fits and the other views' boxes that agree with it;
+groups without a track start one once `min_views` views see them; a box takes the id of its group's track.
 """
 
 from __future__ import annotations
@@ -17,16 +21,22 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy.optimize import linear_sum_assignment
 
-from trackid.multiview.association import associate_views
+from trackid.geometry import iou_matrix, xywh_to_xyxy
+from trackid.multiview.association import ViewAgreement, associate_views
 from trackid.multiview.cameras import GroundCamera
 from trackid.multiview.world_tracking import WorldTracker
 from trackid.sources.motchallenge import MotRows
+from trackid.track.tracker import make_tracker
+from trackid.types import Detections
 
 __all__ = ["METHODS", "GlobalTracks", "SiteView", "track_site"]
 
 FloatArray = NDArray[np.float64]
-METHODS = ("fuse-then-track",)
+METHODS = ("fuse-then-track", "group-with-tracks")
+COLD_DISAGREEMENT_M = 0.3
+"""The views' disagreement assumed until `ViewAgreement` has measured the site's own."""
 log = logging.getLogger(__name__)
 
 
@@ -62,6 +72,8 @@ def track_site(
     method: str = "fuse-then-track",
     min_views: int = 2,
     tracker: WorldTracker | None = None,
+    view_tracklets: bool = True,
+    view_disagreement_m: float | None = None,
 ) -> GlobalTracks:
     """Global tracks of a site's recorded detections.
 
@@ -72,6 +84,13 @@ def track_site(
         method: one of `METHODS`.
         min_views: views that must see a group for it to be a person (1 trusts single views, and their ghosts).
         tracker: the ground tracker to use (default: `WorldTracker(unit_per_metre)`).
+        view_tracklets: first track each camera on its own (trackid's tracker, in pixels, at `fps`), and let its
+            tracklets steer the ground tracker (`WorldTracker.tracklet_bonus`): track-then-link. Pays where a
+            camera's frames are close in time (25 fps: a box continues the previous one), barely at 2 fps.
+        view_disagreement_m: how far (metres, standard deviation) two views put one person apart beyond their boxes'
+            own jitter (calibration, feet hidden), added to each box's covariance when views are grouped. 0 splits
+            people whose views disagree; too much pairs neighbours. None (default): measured on the site's own
+            groups as they come (`ViewAgreement`), from a cold start of `COLD_DISAGREEMENT_M`.
     """
     names = [v.camera.name for v in views]
     if not views:
@@ -84,16 +103,22 @@ def track_site(
         raise ValueError(f"fps must be a positive number, got {fps}")
     if min_views < 1:
         raise ValueError(f"min_views must be >= 1, got {min_views}")
+    if view_disagreement_m is not None and not view_disagreement_m >= 0:
+        raise ValueError(f"view_disagreement_m must be >= 0, got {view_disagreement_m}")
     warnings = _input_warnings(views, min_views)
+    agreement = None if view_disagreement_m is not None else ViewAgreement(COLD_DISAGREEMENT_M * unit_per_metre)
     tracker = tracker or WorldTracker(unit_per_metre=unit_per_metre)
     kept = [v.detections.score >= v.min_score for v in views]
+    keys = [_tracklet_keys(v, view.detections, fps) if view_tracklets else None for v, view in enumerate(views)]
     frames = np.unique(np.concatenate([v.detections.frame[k] for v, k in zip(views, kept, strict=True)]))
     ground: list[FloatArray] = []
     boxes: dict[str, list[FloatArray]] = {name: [] for name in names}
     for frame in frames.tolist():
-        view_of, xy, cov, rows = [], [], [], []
+        view_of, xy, cov, rows, labels = [], [], [], [], []
         for v, (view, keep) in enumerate(zip(views, kept, strict=True)):
             at = np.flatnonzero(keep & (view.detections.frame == frame))
+            key = keys[v]
+            labels.append(np.full(len(at), -1, np.int64) if key is None else key[at])
             xywh = view.detections.xywh[at]
             found = view.camera.foot_points(np.column_stack([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]]))
             view_of.append(np.full(len(at), v))
@@ -101,16 +126,42 @@ def track_site(
             cov.append(found.covariance)
             rows.append(at)
         view_idx, box_rows = np.concatenate(view_of), np.concatenate(rows)
-        groups = associate_views(view_idx, np.concatenate(xy), np.concatenate(cov))
-        people = np.flatnonzero(groups.views >= min_views)
-        step = tracker.update(frame / fps, groups.xy[people], groups.covariance[people])
+        points, covs, label = np.concatenate(xy), np.concatenate(cov), np.concatenate(labels)
+        spread = agreement.sigma if agreement is not None else view_disagreement_m * unit_per_metre  # type: ignore[operator]
+        disagreement = spread**2 * np.eye(2)
+        if method == "group-with-tracks":
+            step, box_ids = tracker.update_views(
+                frame / fps,
+                view_idx,
+                points,
+                covs + disagreement,
+                min_views=min_views,
+                tracklets=label if view_tracklets else None,
+            )
+        else:
+            groups = associate_views(view_idx, points, covs + disagreement)
+            if agreement is not None:
+                agreement.observe(groups, points)
+            # one view's groups only continue a track that took their tracklet (`WorldTracker.update`)
+            people = np.flatnonzero((groups.views >= min_views) | view_tracklets)
+            members = None
+            if view_tracklets:
+                members = [label[(groups.group == g) & (label >= 0)].tolist() for g in people.tolist()]
+            step = tracker.update(
+                frame / fps, groups.xy[people], groups.covariance[people], members, groups.views[people] >= min_views
+            )
+            owner = np.zeros(len(people) + 1, np.int64)
+            owner[step.rows] = step.ids
+            box_ids = np.zeros(len(view_idx), np.int64)
+            member = np.isin(groups.group, people)
+            box_ids[member] = owner[np.searchsorted(people, groups.group[member])]
         ground.append(np.column_stack([np.full(len(step.ids), frame), step.ids, step.xy]))
-        for track_id, person in zip(step.ids.tolist(), people[step.rows].tolist(), strict=True):
-            for b in np.flatnonzero(groups.group == person).tolist():
-                view = views[int(view_idx[b])]
-                r = int(box_rows[b])
-                d = view.detections
-                boxes[view.camera.name].append(np.r_[frame, track_id, d.xywh[r], d.score[r]])
+        for b in np.flatnonzero(box_ids > 0).tolist():
+            d = views[int(view_idx[b])].detections
+            r = int(box_rows[b])
+            boxes[names[int(view_idx[b])]].append(np.r_[frame, box_ids[b], d.xywh[r], d.score[r]])
+    if agreement is not None:
+        log.info("views disagree by %.3f m (estimated)", agreement.sigma / unit_per_metre)
     result = GlobalTracks(
         np.concatenate(ground) if ground else np.empty((0, 4)),
         {name: np.array(rows).reshape(-1, 7) for name, rows in boxes.items()},
@@ -121,6 +172,28 @@ def track_site(
     for warning in result.warnings:
         log.warning("%s", warning)
     return result
+
+
+def _tracklet_keys(v: int, detections: MotRows, fps: float) -> NDArray[np.int64]:
+    """Per detection row, the key of the tracklet trackid's own tracker gave it in this camera (view v in the high
+    bits, so keys are unique across cameras), -1 where it gave none. The tracker reports its own boxes, so each
+    frame's reported boxes are matched back to the detections by IoU (Hungarian, >= 0.5)."""
+    tracker = make_tracker("trackid", fps)
+    keys = np.full(len(detections), -1, np.int64)
+    frames = detections.frame
+    starts = np.searchsorted(frames, np.arange(1, int(frames.max(initial=0)) + 2))
+    for f in range(len(starts) - 1):
+        rows = np.arange(starts[f], starts[f + 1])
+        boxes = xywh_to_xyxy(detections.xywh[rows])
+        out = tracker.update(Detections.from_arrays(boxes, detections.score[rows], time=(f + 1) / fps))
+        observed = out.score > 0
+        if not observed.any() or not len(rows):
+            continue
+        overlap = iou_matrix(out.xyxy[observed], boxes)
+        t, d = linear_sum_assignment(-overlap)
+        good = overlap[t, d] >= 0.5
+        keys[rows[d[good]]] = (v << 32) + out.track_id[observed][t[good]]
+    return keys
 
 
 def _input_warnings(views: Sequence[SiteView], min_views: int) -> list[str]:

@@ -10,6 +10,7 @@ that the motion noise is in metres.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -17,6 +18,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.optimize import linear_sum_assignment
 from scipy.stats import chi2
+
+from trackid.multiview.association import associate_views
 
 __all__ = ["WorldStep", "WorldTracker"]
 
@@ -40,6 +43,7 @@ class _Track:
     hits: int = 1
     last_seen: float = 0.0
     row: int = -1
+    born: float = 0.0
 
 
 @dataclass
@@ -52,6 +56,8 @@ class WorldTracker:
             neighbours more readily.
         gate_probability: a position may join a track within this share of chi-square(2) of its innovation.
         min_hits: positions a track needs before it is reported (one-step false positives never are).
+        min_age_s: seconds a track must have lived before it is reported, too: hits alone mean 1 s at 2 fps but
+            80 ms at 25 fps, where a person's views that split for a few frames would start a duplicate.
         max_lost_s: a track not seen for longer ends; a person back after it gets a new id.
         position_sigma: metres added (as variance) to every position's covariance: the fusion's covariance says how
             well the views agree, not how far all of them are off together (foot points sit ~0.3 m off along the
@@ -61,41 +67,165 @@ class WorldTracker:
     """
 
     unit_per_metre: float = 1.0
-    accel_sigma: float = 2.0
+    accel_sigma: float = 1.0
     gate_probability: float = 0.99
     min_hits: int = 2
+    min_age_s: float = 0.5
     max_lost_s: float = 1.5
     position_sigma: float = 0.2
+    tracklet_bonus: float = 4.0
     _tracks: list[_Track] = field(default_factory=list, init=False)
     _next_id: int = field(default=1, init=False)
     _time: float | None = field(default=None, init=False)
+    _tracklet_owner: dict[int, int] = field(default_factory=dict, init=False)
 
-    def update(self, time: float, xy: ArrayLike, covariance: ArrayLike) -> WorldStep:
+    def update(
+        self,
+        time: float,
+        xy: ArrayLike,
+        covariance: ArrayLike,
+        tracklets: Sequence[Sequence[int]] | None = None,
+        confirmed: ArrayLike | None = None,
+    ) -> WorldStep:
         """Advance to `time` (seconds) with this step's positions (N, 2) and covariances (N, 2, 2); returns the
-        reported tracks seen at this step."""
+        reported tracks seen at this step.
+
+        `tracklets`: per position, the keys of the per-camera tracklets whose boxes it fuses (any integers unique
+        across cameras). A track that took one of those tracklets before pays `tracklet_bonus` less for this
+        position: a camera's own tracker knows which box continues which (pure at 25 fps), where positions alone
+        mix up people who pass close. The gate still applies, so a tracklet that switched people cannot drag a
+        track across the plane.
+
+        `confirmed`: per position, whether enough views saw it to start a track (default: all). An unconfirmed
+        position (one view) may only continue a track that took one of its tracklets: a person seen by one camera
+        for a while keeps their track, while one camera's ghosts and clutter never start one."""
         points = np.asarray(xy, np.float64).reshape(-1, 2)
         cov = np.asarray(covariance, np.float64).reshape(-1, 2, 2)
         cov = cov + (self.position_sigma * self.unit_per_metre) ** 2 * np.eye(2)
-        dt = 0.0 if self._time is None else float(time) - self._time
-        if dt < 0:
-            raise ValueError(f"time must not go back: {time} after {self._time}")
-        self._time = float(time)
-        self._predict(dt)
-        assigned = self._assign(points, cov)
+        if tracklets is not None and len(tracklets) != len(points):
+            raise ValueError(f"tracklets must have one entry per position, got {len(tracklets)} for {len(points)}")
+        starts = np.ones(len(points), bool) if confirmed is None else np.asarray(confirmed, bool).reshape(-1)
+        if len(starts) != len(points):
+            raise ValueError(f"confirmed must have one entry per position, got {len(starts)} for {len(points)}")
+        self._advance(time)
+        assigned = self._assign(points, cov, tracklets, starts)
         for t, p in assigned:
             self._correct(self._tracks[t], points[p], cov[p])
             self._tracks[t].row = p
+            if tracklets is not None:
+                self._tracklet_owner.update(dict.fromkeys(tracklets[p], self._tracks[t].id))
         matched = {p for _, p in assigned}
-        for p in range(len(points)):
+        for p in np.flatnonzero(starts).tolist():
             if p not in matched:
                 self._start(points[p], cov[p], p)
-        self._tracks = [t for t in self._tracks if self._time - t.last_seen <= self.max_lost_s]
-        shown = [t for t in self._tracks if t.last_seen == self._time and t.hits >= self.min_hits]
+        self._prune()
+        shown = self._shown()
         return WorldStep(
             np.array([t.id for t in shown], np.int64),
             np.array([t.mean[:2] for t in shown]).reshape(-1, 2),
             np.array([t.row for t in shown], np.int64),
         )
+
+    def update_views(
+        self,
+        time: float,
+        views: ArrayLike,
+        xy: ArrayLike,
+        covariance: ArrayLike,
+        *,
+        min_views: int = 2,
+        tracklets: ArrayLike | None = None,
+    ) -> tuple[WorldStep, NDArray[np.int64]]:
+        """Advance to `time` with this step's boxes of every view, unfused: the tracks' predictions join the
+        cross-view grouping as a view of their own, so a box is grouped with the track it fits and with the boxes of
+        other views that agree with it, and groups without a track start one once `min_views` views see them.
+
+        Where lines of sight cross, a per-step fusion alone can pair two people's boxes into a ghost; a track knows
+        where its person is going. The grouping is `associate_views` (one minimum-cost assignment per view, so a
+        view gives a track at most one box and no box goes to two tracks). `tracklets` (per box, the key of its
+        camera's tracklet, unique across cameras; negative = none) make a box cheaper for the track that took its
+        tracklet before (`tracklet_bonus`).
+
+        Returns the reported tracks seen at this step (`WorldStep.rows` is -1: a track fuses several boxes) and,
+        per box, the id of the reported track it went to (0: none).
+        """
+        view = np.asarray(views).reshape(-1)
+        points = np.asarray(xy, np.float64).reshape(-1, 2)
+        cov = np.asarray(covariance, np.float64).reshape(-1, 2, 2)
+        labels = np.full(len(view), -1) if tracklets is None else np.asarray(tracklets).reshape(-1)
+        if not (len(view) == len(points) == len(cov) == len(labels)):
+            raise ValueError("views, xy, covariance and tracklets must have one row per box")
+        self._advance(time)
+        bias = (self.position_sigma * self.unit_per_metre) ** 2 * np.eye(2)
+        n_tracks = len(self._tracks)
+        prior_xy = np.array([t.mean[:2] for t in self._tracks]).reshape(-1, 2)
+        prior_cov = np.array([t.cov[:2, :2] + bias for t in self._tracks]).reshape(-1, 2, 2)
+        first = int(view.min(initial=0)) - 1  # the tracks' own view, grouped before every camera
+        keys: list[list[int]] | None = None
+        if tracklets is not None:
+            owned: dict[int, list[int]] = {}
+            for key, owner in self._tracklet_owner.items():
+                owned.setdefault(owner, []).append(key)
+            keys = [owned.get(t.id, []) for t in self._tracks] + [[k] if k >= 0 else [] for k in labels.tolist()]
+        groups = associate_views(
+            np.r_[np.full(n_tracks, first), view],
+            np.vstack([prior_xy, points]),
+            np.concatenate([prior_cov, cov]),
+            gate_probability=self.gate_probability,
+            tracklets=keys,
+            tracklet_bonus=self.tracklet_bonus,
+        )
+        box_group = groups.group[n_tracks:]
+        track_of_group = np.full(len(groups.xy), -1, np.int64)
+        track_of_group[groups.group[:n_tracks]] = np.arange(n_tracks)
+        seen = np.bincount(box_group[box_group >= 0], minlength=len(groups.xy))
+        for g in np.flatnonzero(seen > 0).tolist():
+            members = box_group == g
+            fused, fused_cov = _fuse(points[members], cov[members])
+            if track_of_group[g] >= 0:
+                track = self._tracks[track_of_group[g]]
+                if seen[g] < min_views and not self._continues(track, labels[members]):
+                    track_of_group[g] = -1  # one view alone neither confirms a track nor feeds a duplicate
+                    continue
+                self._correct(track, fused, fused_cov + bias)
+            elif seen[g] >= min_views:
+                track_of_group[g] = len(self._tracks)
+                self._start(fused, fused_cov + bias, -1)
+        claimed = np.where(box_group >= 0, track_of_group[np.maximum(box_group, 0)], -1)
+        for b in np.flatnonzero((claimed >= 0) & (labels >= 0)).tolist():
+            self._tracklet_owner[int(labels[b])] = self._tracks[claimed[b]].id
+        shown = self._shown()
+        reported = {id(t): t.id for t in shown}
+        box_ids = np.array([reported.get(id(self._tracks[c]), 0) if c >= 0 else 0 for c in claimed.tolist()], np.int64)
+        self._prune()
+        step = WorldStep(
+            np.array([t.id for t in shown], np.int64),
+            np.array([t.mean[:2] for t in shown]).reshape(-1, 2),
+            np.full(len(shown), -1, np.int64),
+        )
+        return step, box_ids
+
+    def _continues(self, track: _Track, labels: NDArray[np.int64]) -> bool:
+        """Whether one of these boxes continues a camera tracklet the track already took."""
+        return any(self._tracklet_owner.get(int(k)) == track.id for k in labels.tolist() if k >= 0)
+
+    def _advance(self, time: float) -> None:
+        dt = 0.0 if self._time is None else float(time) - self._time
+        if dt < 0:
+            raise ValueError(f"time must not go back: {time} after {self._time}")
+        self._time = float(time)
+        self._predict(dt)
+
+    def _prune(self) -> None:
+        now = float(self._time or 0.0)
+        self._tracks = [t for t in self._tracks if now - t.last_seen <= self.max_lost_s]
+
+    def _shown(self) -> list[_Track]:
+        return [
+            t
+            for t in self._tracks
+            if t.last_seen == self._time and t.hits >= self.min_hits and t.last_seen - t.born >= self.min_age_s
+        ]
 
     def _predict(self, dt: float) -> None:
         f = np.eye(4)
@@ -107,7 +237,13 @@ class WorldTracker:
             track.mean = f @ track.mean
             track.cov = f @ track.cov @ f.T + q
 
-    def _assign(self, points: FloatArray, cov: FloatArray) -> list[tuple[int, int]]:
+    def _assign(
+        self,
+        points: FloatArray,
+        cov: FloatArray,
+        tracklets: Sequence[Sequence[int]] | None = None,
+        confirmed: NDArray[np.bool_] | None = None,
+    ) -> list[tuple[int, int]]:
         if not self._tracks or not len(points):
             return []
         means = np.stack([t.mean[:2] for t in self._tracks])
@@ -116,6 +252,15 @@ class WorldTracker:
         innovation = np.linalg.inv(track_cov[:, None] + cov[None, :])
         d2 = np.einsum("tpi,tpij,tpj->tp", diff, innovation, diff)
         cost = np.where(d2 <= chi2.ppf(self.gate_probability, df=2), d2, _UNMATCHED)
+        owned = np.zeros(cost.shape, bool)
+        if tracklets is not None and self._tracklet_owner:
+            ids = {t.id: i for i, t in enumerate(self._tracks)}
+            for p, keys in enumerate(tracklets):
+                owners = {ids[o] for k in keys if (o := self._tracklet_owner.get(k)) is not None and o in ids}
+                owned[list(owners), p] = True
+            cost = np.where(owned & (cost < _UNMATCHED), cost - self.tracklet_bonus, cost)
+        if confirmed is not None:
+            cost = np.where(confirmed[None, :] | owned, cost, _UNMATCHED)
         rows, cols = linear_sum_assignment(cost)
         keep = cost[rows, cols] < _UNMATCHED
         return list(zip(rows[keep].tolist(), cols[keep].tolist(), strict=True))
@@ -134,5 +279,12 @@ class WorldTracker:
         start = np.zeros((4, 4))
         start[:2, :2], start[2:, 2:] = cov, speed * np.eye(2)
         now = float(self._time or 0.0)
-        self._tracks.append(_Track(self._next_id, np.r_[point, 0.0, 0.0], start, last_seen=now, row=row))
+        self._tracks.append(_Track(self._next_id, np.r_[point, 0.0, 0.0], start, last_seen=now, row=row, born=now))
         self._next_id += 1
+
+
+def _fuse(points: FloatArray, cov: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Information-weighted mean of points (K, 2) with covariances (K, 2, 2), and its covariance."""
+    inverse = np.linalg.inv(cov + 1e-12 * np.eye(2))
+    fused_cov = np.linalg.inv(inverse.sum(axis=0))
+    return fused_cov @ np.einsum("kij,kj->i", inverse, points), fused_cov
