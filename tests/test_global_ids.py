@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from trackid.identity.global_ids import GlobalIdentities
+from trackid.identity.global_ids import GlobalIdentities, RunOverlapError
 from trackid.identity.stores import GalleryStore, SqliteGalleryStore, make_store
 
 OpenStore = Callable[[], GalleryStore]
+LONG = 600.0  # a window longer than every gap here; the default (1 s) suits geometry-only crowds
 
 
 @pytest.fixture(scope="module")
@@ -65,11 +66,13 @@ def track(track_id: int, frames: range, start: tuple[float, float], end: tuple[f
 
 def test_reattach_within_window_across_a_reopen(open_store: OpenStore) -> None:
     first = open_store()
-    ids = GlobalIdentities(first, "hall").resolve(track(1, range(0, 11), (0, 0), (5, 0)), fps=1.0, start_time_s=100.0)
+    ids = GlobalIdentities(first, "hall", window_s=LONG).resolve(
+        track(1, range(0, 11), (0, 0), (5, 0)), fps=1.0, start_time_s=100.0
+    )
     assert ids == {1: ids[1]} and first.get_identity(ids[1]).site == "hall"
     first.close()
     # a later run on the reopened store: 30 s after the last sighting (t = 110), 2 m from where it was
-    again = GlobalIdentities(open_store(), "hall")
+    again = GlobalIdentities(open_store(), "hall", window_s=LONG)
     assert again.last_seen() == {ids[1]: (110.0, 5.0, 0.0)}
     later = again.resolve(track(4, range(0, 5), (5, 2), (9, 2)), fps=1.0, start_time_s=140.0)
     assert later == {4: ids[1]}
@@ -105,7 +108,7 @@ def test_tracks_overlapping_in_time_never_share_an_identity(store: GalleryStore)
 
 
 def test_a_running_track_holds_its_identity(store: GalleryStore) -> None:
-    site = GlobalIdentities(store, "hall")
+    site = GlobalIdentities(store, "hall", window_s=LONG)
     old = site.resolve(track(1, range(0, 5), (0, 0), (0, 0)), fps=1.0)[1]
     both = site.resolve(
         np.vstack([track(1, range(0, 9), (0, 1), (0, 1)), track(2, range(3, 9), (0, 1), (0, 1))]),
@@ -129,21 +132,25 @@ def test_simultaneous_reentries_are_assigned_jointly(store: GalleryStore) -> Non
 
 
 def test_another_site_never_matches(store: GalleryStore) -> None:
-    hall = GlobalIdentities(store, "hall").resolve(track(1, range(0, 3), (0, 0), (0, 0)), fps=1.0)[1]
-    yard = GlobalIdentities(store, "yard").resolve(track(1, range(3, 6), (0, 0), (0, 0)), fps=1.0)[1]
+    hall = GlobalIdentities(store, "hall", window_s=LONG).resolve(track(1, range(0, 3), (0, 0), (0, 0)), fps=1.0)[1]
+    yard = GlobalIdentities(store, "yard", window_s=LONG).resolve(track(1, range(3, 6), (0, 0), (0, 0)), fps=1.0)[1]
     assert yard != hall and store.get_identity(yard).site == "yard"
-    assert GlobalIdentities(store, "hall").resolve(track(5, range(7, 9), (0, 0), (0, 0)), fps=1.0)[5] == hall
+    assert (
+        GlobalIdentities(store, "hall", window_s=LONG).resolve(track(5, range(7, 9), (0, 0), (0, 0)), fps=1.0)[5]
+        == hall
+    )
 
 
 def test_appearance_must_agree(open_store: OpenStore) -> None:
     store = open_store()
-    model = {"model_id": "osnet", "model_version": "1"}
     alice, bob = np.eye(4)[0], np.eye(4)[1]
-    site = GlobalIdentities(store, "hall", **model, min_similarity=0.8)
+    site = GlobalIdentities(store, "hall", model_id="osnet", model_version="1", min_similarity=0.8, window_s=LONG)
     first = site.resolve(track(1, range(0, 3), (0, 0), (0, 0)), fps=1.0, embeddings={1: alice})[1]
     assert [s.identity_id for s in store.sightings()] == [first]
     store.close()
-    site = GlobalIdentities(open_store(), "hall", **model, min_similarity=0.8)
+    site = GlobalIdentities(
+        open_store(), "hall", model_id="osnet", model_version="1", min_similarity=0.8, window_s=LONG
+    )
     # at the very spot, 2 s later: bob's look makes it someone else; then alice, next to it, is alice again
     stranger = site.resolve(track(2, range(4, 6), (0, 0), (0, 0)), fps=1.0, embeddings={2: bob})[2]
     back = site.resolve(track(3, range(8, 9), (0.5, 0), (0.5, 0)), fps=1.0, embeddings={3: alice + 0.1 * bob})[3]
@@ -168,3 +175,23 @@ def test_bad_input_names_the_problem(store: GalleryStore) -> None:
         GlobalIdentities(store, "")
     assert store.identities() == []  # nothing written by a refused call
     assert site.resolve(np.zeros((0, 4)), fps=1.0) == {}  # a run with nobody in it
+
+
+def test_the_same_input_again_replays_and_an_overlapping_one_is_refused(open_store: OpenStore) -> None:
+    store = open_store()
+    ground = np.vstack([track(1, range(0, 5), (0, 0), (4, 0)), track(2, range(6, 9), (4, 0.5), (6, 0))])
+    first = GlobalIdentities(store, "hall").resolve_run(ground, fps=2.0, start_time_s=50.0)
+    assert first.ids[2] == first.ids[1] and (first.new_identities, first.reattached, first.replayed) == (1, 1, False)
+    store.close()
+    store = open_store()
+    again = GlobalIdentities(store, "hall").resolve_run(ground[::-1], fps=2.0, start_time_s=50.0)  # rows reordered
+    assert again.ids == first.ids and again.replayed and again.new_identities == 1
+    assert len(store.identities()) == 1
+    other = track(5, range(0, 5), (9, 9), (9, 9))  # other tracks at 50-52 s: a second copy of those seconds
+    with pytest.raises(RunOverlapError, match=r"'hall' already has identities for 50\.000-54\.000 s"):
+        GlobalIdentities(store, "hall").resolve(other, fps=2.0, start_time_s=50.0)
+    later = GlobalIdentities(store, "hall").resolve_run(
+        track(3, range(0, 2), (6, 0), (6, 1)), fps=2.0, start_time_s=54.5
+    )
+    assert later.ids == {3: first.ids[1]} and later.continued == 1 and not later.replayed
+    assert GlobalIdentities(store, "yard").resolve(other, fps=2.0, start_time_s=50.0) != {5: first.ids[1]}

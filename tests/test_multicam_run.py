@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import yaml
+from numpy.typing import NDArray
 from typer.testing import CliRunner, Result
 
 from trackid.cli import app
 from trackid.config import ConfigError
+from trackid.identity.stores import SqliteGalleryStore
 from trackid.multiview.site_tracking import METHODS
 from trackid.pipelines.multicam import load_site
 from trackid.sources.motchallenge import read_mot_file
@@ -26,13 +29,21 @@ FRAMES = 12
 def site(data: Path, tmp_path: Path) -> dict[str, object]:
     """A site of four WILDTRACK views, their detections cut to the first frames and copied into tmp_path, their
     calibration read in place (absolute paths)."""
+    return _wildtrack_site(data, tmp_path, range(1, FRAMES + 1))
+
+
+def _wildtrack_site(data: Path, folder: Path, frames: range) -> dict[str, object]:
+    """The four views' detections of `frames` (renumbered from 1, as a recording starting there would be) in
+    folder/det, and a site naming them."""
     root = data / "multicam" / "wildtrack"
-    cameras = []
+    cameras: list[dict[str, Any]] = []
     for view, files in CAMERAS.items():
-        lines = (root / "det" / view / "det" / "det.txt").read_text().splitlines()
-        det = tmp_path / "det" / f"{view}.txt"
-        det.parent.mkdir(exist_ok=True)
-        det.write_text("".join(f"{line}\n" for line in lines if int(line.split(",")[0]) <= FRAMES))
+        det = folder / "det" / f"{view}.txt"
+        det.parent.mkdir(parents=True, exist_ok=True)
+        rows = np.loadtxt(root / "det" / view / "det" / "det.txt", delimiter=",", ndmin=2)
+        rows = rows[(rows[:, 0] >= frames.start) & (rows[:, 0] < frames.stop)]
+        rows[:, 0] -= frames.start - 1
+        np.savetxt(det, rows, fmt="%d,%d,%.2f,%.2f,%.2f,%.2f,%.4f,%d,%d,%d")
         calibration = {
             "intrinsics": str(root / "cameras" / "intrinsic_zero" / f"intr_{files}.xml"),
             "extrinsics": str(root / "cameras" / "extrinsic" / f"extr_{files}.xml"),
@@ -124,6 +135,8 @@ def test_missing_detections_names_the_camera(site: dict[str, object], tmp_path: 
         (lambda s: s.update(method="best"), ["method: 'best' is unknown; choose from " + ", ".join(METHODS)]),
         (lambda s: s["cameras"][3].update(id="WILDTRACK-C1"), ["WILDTRACK-C1 appear more than once"]),
         (lambda s: s["cameras"][0]["calibration"].pop("extrinsics"), ["(WILDTRACK-C1).calibration", "homography"]),
+        (lambda s: s.update(identities={"gallery": "g.db", "windw_s": 3}), ["identities.windw_s", "window_s"]),
+        (lambda s: s.update(identities={"gallery": "g.db", "window_s": -1}), ["identities.window_s", "0"]),
     ],
 )
 def test_site_file_mistakes_are_clear_errors(
@@ -155,3 +168,72 @@ def test_load_site_paths_and_overrides(site: dict[str, object], tmp_path: Path) 
     assert loaded.min_views == 3
     with pytest.raises(ConfigError, match="no camera 'C9'"):
         load_site(path, ["cameras.C9.min_score=0.7"])
+
+
+def _ground(out: Path) -> NDArray[np.float64]:
+    return np.loadtxt(out / "ground_tracks.csv", delimiter=",", skiprows=1, ndmin=2)
+
+
+def _assert_one_box_per_id_and_frame(out: Path) -> None:
+    for view in CAMERAS:
+        rows = read_mot_file(out / "views" / f"{view}.txt")
+        pairs = np.column_stack([rows.frame, rows.track_id])
+        assert len(np.unique(pairs, axis=0)) == len(pairs), f"{view} gives one identity two boxes in a frame"
+
+
+def test_identities_continue_across_recordings_and_a_rerun_replays(data: Path, tmp_path: Path) -> None:
+    """Two consecutive recordings (frames 1-10, then 11-20 renumbered, starting 5 s later) into one gallery."""
+    half = 10
+    recordings = []
+    for number, frames in enumerate((range(1, half + 1), range(half + 1, 2 * half + 1))):
+        folder = tmp_path / f"rec{number}"
+        site = _wildtrack_site(data, folder, frames)
+        site["identities"] = {"gallery": "../gallery.db", "start_time_s": number * half / 2}  # relative: site folder
+        recordings.append(_write(site, folder))
+    outs = [tmp_path / "run0", tmp_path / "run1"]
+    for config, out in zip(recordings, outs, strict=True):
+        result = _run(config, out)
+        assert result.exit_code == 0, result.output
+        assert "gallery identities" in result.output
+        _assert_one_box_per_id_and_frame(out)
+    first, second = (json.loads((out / "summary.json").read_text())["identities"] for out in outs)
+    with SqliteGalleryStore(tmp_path / "gallery.db") as store:  # made where the site files said
+        stored = {i.id for i in store.identities() if i.site == "wt-small"}
+    a, b = _ground(outs[0]), _ground(outs[1])
+    assert set(a[:, 2].astype(int).tolist()) | set(b[:, 2].astype(int).tolist()) == stored
+    assert first["identities"] == len(np.unique(a[:, 2])) and first["new_identities"] == first["identities"]
+    assert first["tracks"] == first["identities"] + first["reattached"] and not first["replayed"]
+    # people walking on across the boundary keep their identity ...
+    carried = set(a[:, 2].astype(int).tolist()) & set(b[:, 2].astype(int).tolist())
+    assert 0 < len(carried) <= second["continued_from_earlier_runs"]  # a carried identity may be continued twice
+    np.testing.assert_allclose(b[:, 1], half / 2 + b[:, 0] / 2)  # time_s continues the first recording's
+    # ... and only where they could be: one place per identity and moment over both recordings, and each carried
+    # identity's first point within walking reach (2.5 m/s, 1 m slack) of its last point before
+    both = np.vstack([a, b])
+    moments = np.column_stack([np.round(both[:, 1] * 2), both[:, 2]])
+    assert len(np.unique(moments, axis=0)) == len(moments), "an identity in two places at once"
+    for identity in carried:
+        before, after = a[a[:, 2] == identity], b[b[:, 2] == identity]
+        gap = after[:, 1].min() - before[:, 1].max()
+        jump = np.linalg.norm(after[np.argmin(after[:, 1]), 5:7] - before[np.argmax(before[:, 1]), 5:7])
+        assert 0 < gap <= 1.0 and jump <= 2.5 * gap + 1.0, (identity, gap, jump)
+
+    # the second recording again: the same identities, nothing added to the gallery
+    again = _run(recordings[1], tmp_path / "again")
+    assert again.exit_code == 0, again.output
+    replay = json.loads((tmp_path / "again" / "summary.json").read_text())["identities"]
+    assert replay["replayed"] and replay["new_identities"] == second["new_identities"]
+    assert (tmp_path / "again" / "ground_tracks.csv").read_text() == (outs[1] / "ground_tracks.csv").read_text()
+    with SqliteGalleryStore(tmp_path / "gallery.db") as store:
+        assert len(store.identities()) == len(stored)
+    # other tracks for those seconds would give the same people second identities: refused
+    other = _run(recordings[1], tmp_path / "other", "--set", "min_views=3")
+    _assert_clean_failure(other, "'wt-small' already has identities for", "start time")
+
+
+def test_a_bad_gallery_is_a_clear_error(site: dict[str, object], tmp_path: Path) -> None:
+    not_a_store = tmp_path / "notes.db"
+    not_a_store.write_text("not a database\n")
+    result = _run(_write(site, tmp_path), tmp_path / "run", "--set", f"identities.gallery={not_a_store}")
+    _assert_clean_failure(result, str(not_a_store), "not a readable gallery store")
+    assert not (tmp_path / "run").exists()  # checked before the run folder is touched

@@ -15,6 +15,7 @@ from rich.text import Text
 
 from trackid.config import ConfigError, parse_value
 from trackid.identity.stores.base import StoreError
+from trackid.multiview.cameras import CalibrationError
 from trackid.pipelines.mot import MotInputError
 from trackid.run_folder import RunFolderError
 from trackid.sources.motchallenge import MotFormatError
@@ -38,6 +39,7 @@ USER_ERRORS: tuple[type[Exception], ...] = (
     VideoError,
     RunFolderError,
     StoreError,
+    CalibrationError,
     OSError,
 )
 """What bad input raises, each with a message that says where and what is wrong: `user_errors` prints it as one

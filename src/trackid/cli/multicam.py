@@ -25,7 +25,8 @@ def multicam_run(
             "--config",
             "-c",
             help="Site YAML: site, fps, unit_per_metre, method, min_views, min_score, and cameras (id, calibration, "
-            "detections, image_size, min_score); relative paths are read from its folder.",
+            "detections, image_size, min_score), optionally identities (gallery, window_s, max_speed_mps, "
+            "start_time_s); relative paths are read from its folder.",
         ),
     ],
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Run folder (default runs/multicam/<site>).")] = None,
@@ -34,18 +35,20 @@ def multicam_run(
         typer.Option(
             "--set",
             help=f"Override a site key, e.g. min_views=3, method={METHODS[0]} (one of {', '.join(METHODS)}) or "
-            "cameras.<id>.min_score=0.4; repeatable.",
+            "cameras.<id>.min_score=0.4 or identities.gallery=/data/site.db (relative: from the site file's folder); "
+            "repeatable.",
         ),
     ] = None,
     force: ForceOption = False,
 ) -> None:
     """Link a site's recorded per-camera detections into global tracks: ground-plane CSV/JSONL, per-view MOT files
     with global ids, a bird's-eye plot and a summary, in one run folder. Running the same site again redoes it in
-    place."""
-    from trackid.multiview.cameras import CalibrationError
+    place. With an identities gallery the global ids are its persistent identities (a rerun of the same recording
+    reuses them)."""
+    from trackid.identity.global_ids import RunOverlapError
     from trackid.pipelines.multicam import load_site, run_site
 
-    with user_errors(CalibrationError):
+    with user_errors(RunOverlapError):
         site = load_site(config, set_ or [])
         run_dir = out or Path("runs") / "multicam" / site.site
         with progress_bar("steps") as progress:
@@ -81,4 +84,16 @@ def _print_summary(summary: dict[str, object]) -> None:
             name,
             *(str(counts[k]) for k in ("detections", "above_min_score", "with_global_id", "global_ids")),
         )
-    make_console().print(table)
+    console = make_console()
+    console.print(table)
+    identities = summary.get("identities")
+    if isinstance(identities, dict):
+        replayed = " (replayed: this recording was resolved before)" if identities["replayed"] else ""
+        console.print(
+            Text(
+                f"{identities['tracks']} tracks -> {identities['identities']} gallery identities "
+                f"({identities['new_identities']} new, {identities['continued_from_earlier_runs']} continued from "
+                f"earlier runs, {identities['reattached']} re-attached) in {identities['gallery']}{replayed}"
+            ),
+            soft_wrap=True,
+        )

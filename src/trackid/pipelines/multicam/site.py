@@ -13,12 +13,22 @@ cameras:
     detections: det/WILDTRACK-C1/det/det.txt
     image_size: [1920, 1080]
     min_score: 0.5
+identities:                  # optional: global ids become persistent gallery identities (see below)
+  gallery: runs/site-gallery.db   # a store URL (postgresql://...) or SQLite path, as `trackid gallery` takes it
+  window_s: 1.0              # re-attach a person lost for at most this long (geometry alone: keep it short)
+  max_speed_mps: 2.5         # how far such a person may have walked meanwhile
+  start_time_s: 0.0          # the time of frame 0 of this recording, so a later recording continues the ids
 ```
 
 Relative paths are read from the site file's folder, so a site folder can be moved whole. Every key is checked
 (a typo is an error naming it), and `--set key=value` overrides a key (`cameras.<id>.<key>` for one camera's) with
 the command line's one value syntax (`trackid.config.parse_value`). Mistakes raise `ConfigError` naming the file
 and the key; the files themselves are read later, by the run, which names the camera whose file is at fault.
+
+Without `identities` a run's global ids are its own track numbers. With it the run maps them to identities of the
+gallery (`trackid.identity.global_ids.GlobalIdentities`, `site` as the identities' site), so a person the tracker
+lost for up to `window_s` keeps the id, and so does one walking on from the previous recording (its `start_time_s`
++ duration is this one's `start_time_s`). A relative SQLite path is read from the site file's folder, like the others.
 """
 
 from __future__ import annotations
@@ -33,6 +43,8 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    FiniteFloat,
+    NonNegativeFloat,
     PositiveFloat,
     PositiveInt,
     ValidationError,
@@ -42,9 +54,10 @@ from pydantic import (
 )
 
 from trackid.config import ConfigError, _read_yaml, _refuse_non_finite, parse_value
+from trackid.identity.global_ids import DEFAULT_WINDOW_S
 from trackid.multiview import site_tracking
 
-__all__ = ["CalibrationConfig", "CameraConfig", "SiteConfig", "load_site"]
+__all__ = ["CalibrationConfig", "CameraConfig", "IdentitiesConfig", "SiteConfig", "load_site"]
 
 _FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 """Site names and camera ids become file and folder names: no separators, no leading dot."""
@@ -108,6 +121,40 @@ class CameraConfig(BaseModel):
         return resolved
 
 
+class IdentitiesConfig(BaseModel):
+    """Where the site's persistent identities live and when a track continues one (see `GlobalIdentities`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    gallery: str = Field(
+        min_length=1,
+        description="Gallery store: postgresql://... or an SQLite path (created when missing; relative paths from "
+        "the site file's folder). Several recordings of the site share it.",
+    )
+    window_s: NonNegativeFloat = Field(
+        DEFAULT_WINDOW_S,
+        description="How long after someone was last seen a new track may continue their identity. Longer re-attaches "
+        "longer absences, but with geometry alone also hands a departed person's id to a newcomer (WILDTRACK IDF1 "
+        "57.5 -> 27.5 at 600 s); 1 s holds it.",
+    )
+    max_speed_mps: NonNegativeFloat = Field(
+        2.5, description="Walking speed bounding how far a person got during a gap; higher: more candidates per track."
+    )
+    start_time_s: FiniteFloat = Field(
+        0.0,
+        description="Time (s) of frame 0 of this recording; a later recording of the site into the same gallery starts "
+        "where the earlier one ended (or give epoch seconds).",
+    )
+
+    @field_validator("gallery")
+    @classmethod
+    def _from_site_folder(cls, gallery: str, info: ValidationInfo) -> str:
+        if "://" in gallery:  # a URL (postgresql://, sqlite:///abs) is taken as written
+            return gallery
+        resolved = _resolve(Path(gallery), info)
+        return str(resolved)
+
+
 class SiteConfig(BaseModel):
     """A site: its cameras and how their detections become global tracks (see `track_site`)."""
 
@@ -124,6 +171,9 @@ class SiteConfig(BaseModel):
     )
     min_score: float = Field(0.5, description="Detection threshold of the cameras that set none.")
     cameras: list[CameraConfig] = Field(min_length=1)
+    identities: IdentitiesConfig | None = Field(
+        None, description="Persistent gallery identities instead of per-run track ids; None: the run's track ids."
+    )
 
     @field_validator("site")
     @classmethod
@@ -238,7 +288,11 @@ def _message(error: Mapping[str, Any]) -> str:
         return str(error["ctx"]["error"])
     if error["type"] == "extra_forbidden":
         parents = [p for p in error["loc"][:-1] if isinstance(p, str)]
-        sections: dict[str, type[BaseModel]] = {"calibration": CalibrationConfig, "cameras": CameraConfig}
+        sections: dict[str, type[BaseModel]] = {
+            "calibration": CalibrationConfig,
+            "cameras": CameraConfig,
+            "identities": IdentitiesConfig,
+        }
         model = sections.get(parents[-1], SiteConfig) if parents else SiteConfig
         return f"unknown key; expected one of {', '.join(model.model_fields)}"
     return str(error["msg"])
