@@ -31,10 +31,10 @@ from trackid.sources.motchallenge import MotRows
 from trackid.track.tracker import make_tracker
 from trackid.types import Detections
 
-__all__ = ["METHODS", "GlobalTracks", "SiteView", "track_site"]
+__all__ = ["METHODS", "GlobalTracks", "SiteView", "camera_tracklet_keys", "track_site"]
 
 FloatArray = NDArray[np.float64]
-METHODS = ("fuse-then-track", "group-with-tracks")
+METHODS = ("group-with-tracks", "fuse-then-track")
 COLD_DISAGREEMENT_M = 0.3
 """The views' disagreement assumed until `ViewAgreement` has measured the site's own."""
 log = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ def track_site(
     *,
     fps: float,
     unit_per_metre: float = 1.0,
-    method: str = "fuse-then-track",
+    method: str = METHODS[0],
     min_views: int = 2,
     tracker: WorldTracker | None = None,
     view_tracklets: bool = True,
@@ -109,7 +109,7 @@ def track_site(
     agreement = None if view_disagreement_m is not None else ViewAgreement(COLD_DISAGREEMENT_M * unit_per_metre)
     tracker = tracker or WorldTracker(unit_per_metre=unit_per_metre)
     kept = [v.detections.score >= v.min_score for v in views]
-    keys = [_tracklet_keys(v, view.detections, fps) if view_tracklets else None for v, view in enumerate(views)]
+    keys = [camera_tracklet_keys(v, view.detections, fps) if view_tracklets else None for v, view in enumerate(views)]
     frames = np.unique(np.concatenate([v.detections.frame[k] for v, k in zip(views, kept, strict=True)]))
     ground: list[FloatArray] = []
     boxes: dict[str, list[FloatArray]] = {name: [] for name in names}
@@ -174,7 +174,7 @@ def track_site(
     return result
 
 
-def _tracklet_keys(v: int, detections: MotRows, fps: float) -> NDArray[np.int64]:
+def camera_tracklet_keys(v: int, detections: MotRows, fps: float) -> NDArray[np.int64]:
     """Per detection row, the key of the tracklet trackid's own tracker gave it in this camera (view v in the high
     bits, so keys are unique across cameras), -1 where it gave none. The tracker reports its own boxes, so each
     frame's reported boxes are matched back to the detections by IoU (Hungarian, >= 0.5)."""

@@ -10,6 +10,7 @@ that the motion noise is in metres.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -21,7 +22,7 @@ from scipy.stats import chi2
 
 from trackid.multiview.association import associate_views
 
-__all__ = ["WorldStep", "WorldTracker"]
+__all__ = ["TrackletTrust", "WorldStep", "WorldTracker"]
 
 FloatArray = NDArray[np.float64]
 _UNMATCHED = 1e9
@@ -44,6 +45,7 @@ class _Track:
     last_seen: float = 0.0
     row: int = -1
     born: float = 0.0
+    seen_at: FloatArray = field(default_factory=lambda: np.zeros(2))
 
 
 @dataclass
@@ -53,7 +55,11 @@ class WorldTracker:
     Args:
         unit_per_metre: ground units in a metre (1 for metres; EPFL Terrace's homographies ~50.83).
         accel_sigma: people's acceleration noise, m/s^2. Higher follows turns sooner, and lets tracks jump to
-            neighbours more readily.
+            neighbours more readily. 0.5 and `position_sigma` 0.15 were chosen on both sets whole, group-with-tracks
+            (`bench/multicam.py`; IDF1 @ 1 m, WILDTRACK / EPFL Terrace): accel 0.5 / 1.0 at position 0.2: 85.6 /
+            77.8 and 78.1 / 79.7; at 0.15: 84.4 / 79.6 and 81.3 / 73.1; 0.5 at 0.1: 86.4 / 69.4. Terrace's 9 people
+            make its IDF1 jumpy (one swap of two long tracks moves it by 5-10 points); WILDTRACK alone would pick
+            (0.5, 0.1), Terrace alone (0.5, 0.15) or (1.0, 0.2).
         gate_probability: a position may join a track within this share of chi-square(2) of its innovation.
         min_hits: positions a track needs before it is reported (one-step false positives never are).
         min_age_s: seconds a track must have lived before it is reported, too: hits alone mean 1 s at 2 fps but
@@ -61,19 +67,19 @@ class WorldTracker:
         max_lost_s: a track not seen for longer ends; a person back after it gets a new id.
         position_sigma: metres added (as variance) to every position's covariance: the fusion's covariance says how
             well the views agree, not how far all of them are off together (foot points sit ~0.3 m off along the
-            viewing ray), and a filter that believes 5 cm loses people who are 30 cm off. 0.2 was chosen on
-            WILDTRACK's first 200 frames among 0.1 / 0.2 / 0.3 (IDF1 @ 0.5 m 59.3 / 59.6 / 59.2, MOTA 66.1 / 69.8 /
-            70.8; 0: 55.6 / 61.1), EPFL Terrace not used to choose (`bench/multicam.py`).
+            viewing ray), and a filter that believes 5 cm loses people who are 30 cm off (see `accel_sigma` for how
+            0.15 was chosen).
+        trust: how much the cameras' own tracklets count (`TrackletTrust`, measured as the site runs).
     """
 
     unit_per_metre: float = 1.0
-    accel_sigma: float = 1.0
+    accel_sigma: float = 0.5
     gate_probability: float = 0.99
     min_hits: int = 2
     min_age_s: float = 0.5
     max_lost_s: float = 1.5
-    position_sigma: float = 0.2
-    tracklet_bonus: float = 4.0
+    position_sigma: float = 0.15
+    trust: TrackletTrust = field(default_factory=lambda: TrackletTrust())
     _tracks: list[_Track] = field(default_factory=list, init=False)
     _next_id: int = field(default=1, init=False)
     _time: float | None = field(default=None, init=False)
@@ -88,7 +94,7 @@ class WorldTracker:
         confirmed: ArrayLike | None = None,
     ) -> WorldStep:
         """Advance to `time` (seconds) with this step's positions (N, 2) and covariances (N, 2, 2); returns the
-        reported tracks seen at this step.
+        reported tracks seen at this step, each at the position it took (the filter's own lags behind turns).
 
         `tracklets`: per position, the keys of the per-camera tracklets whose boxes it fuses (any integers unique
         across cameras). A track that took one of those tracklets before pays `tracklet_bonus` less for this
@@ -112,17 +118,19 @@ class WorldTracker:
         for t, p in assigned:
             self._correct(self._tracks[t], points[p], cov[p])
             self._tracks[t].row = p
+            self._tracks[t].seen_at = points[p]
             if tracklets is not None:
                 self._tracklet_owner.update(dict.fromkeys(tracklets[p], self._tracks[t].id))
         matched = {p for _, p in assigned}
         for p in np.flatnonzero(starts).tolist():
             if p not in matched:
                 self._start(points[p], cov[p], p)
+                self._tracks[-1].seen_at = points[p]
         self._prune()
         shown = self._shown()
         return WorldStep(
             np.array([t.id for t in shown], np.int64),
-            np.array([t.mean[:2] for t in shown]).reshape(-1, 2),
+            np.array([t.seen_at for t in shown]).reshape(-1, 2),
             np.array([t.row for t in shown], np.int64),
         )
 
@@ -146,8 +154,9 @@ class WorldTracker:
         camera's tracklet, unique across cameras; negative = none) make a box cheaper for the track that took its
         tracklet before (`tracklet_bonus`).
 
-        Returns the reported tracks seen at this step (`WorldStep.rows` is -1: a track fuses several boxes) and,
-        per box, the id of the reported track it went to (0: none).
+        Returns the reported tracks seen at this step, at the position their boxes give (the filter's own lags
+        behind turns at 2 fps, while two views fused are a median 0.1 m off; `WorldStep.rows` is -1: a track fuses
+        several boxes), and per box the id of the reported track it went to (0: none).
         """
         view = np.asarray(views).reshape(-1)
         points = np.asarray(xy, np.float64).reshape(-1, 2)
@@ -167,14 +176,20 @@ class WorldTracker:
             for key, owner in self._tracklet_owner.items():
                 owned.setdefault(owner, []).append(key)
             keys = [owned.get(t.id, []) for t in self._tracks] + [[k] if k >= 0 else [] for k in labels.tolist()]
-        groups = associate_views(
-            np.r_[np.full(n_tracks, first), view],
-            np.vstack([prior_xy, points]),
-            np.concatenate([prior_cov, cov]),
-            gate_probability=self.gate_probability,
-            tracklets=keys,
-            tracklet_bonus=self.tracklet_bonus,
-        )
+        rows_view = np.r_[np.full(n_tracks, first), view]
+        rows_xy, rows_cov = np.vstack([prior_xy, points]), np.concatenate([prior_cov, cov])
+        groups = associate_views(rows_view, rows_xy, rows_cov, gate_probability=self.gate_probability)
+        if tracklets is not None:
+            self._check_tracklets(groups.group, labels, n_tracks)
+            if self.trust.bonus > 0:
+                groups = associate_views(
+                    rows_view,
+                    rows_xy,
+                    rows_cov,
+                    gate_probability=self.gate_probability,
+                    tracklets=keys,
+                    tracklet_bonus=self.trust.bonus,
+                )
         box_group = groups.group[n_tracks:]
         track_of_group = np.full(len(groups.xy), -1, np.int64)
         track_of_group[groups.group[:n_tracks]] = np.arange(n_tracks)
@@ -184,13 +199,15 @@ class WorldTracker:
             fused, fused_cov = _fuse(points[members], cov[members])
             if track_of_group[g] >= 0:
                 track = self._tracks[track_of_group[g]]
-                if seen[g] < min_views and not self._continues(track, labels[members]):
+                if seen[g] < min_views and not (self.trust.continues and self._continues(track, labels[members])):
                     track_of_group[g] = -1  # one view alone neither confirms a track nor feeds a duplicate
                     continue
                 self._correct(track, fused, fused_cov + bias)
+                track.seen_at = fused
             elif seen[g] >= min_views:
                 track_of_group[g] = len(self._tracks)
                 self._start(fused, fused_cov + bias, -1)
+                self._tracks[-1].seen_at = fused
         claimed = np.where(box_group >= 0, track_of_group[np.maximum(box_group, 0)], -1)
         for b in np.flatnonzero((claimed >= 0) & (labels >= 0)).tolist():
             self._tracklet_owner[int(labels[b])] = self._tracks[claimed[b]].id
@@ -200,10 +217,23 @@ class WorldTracker:
         self._prune()
         step = WorldStep(
             np.array([t.id for t in shown], np.int64),
-            np.array([t.mean[:2] for t in shown]).reshape(-1, 2),
+            np.array([t.seen_at for t in shown]).reshape(-1, 2),
             np.full(len(shown), -1, np.int64),
         )
         return step, box_ids
+
+    def owners(self, tracklets: ArrayLike) -> NDArray[np.int64]:
+        """The id of the track that last took each tracklet key (0: none, or a negative key)."""
+        keys = np.asarray(tracklets, np.int64).reshape(-1)
+        return np.array([self._tracklet_owner.get(int(k), 0) for k in keys.tolist()], np.int64)
+
+    def _check_tracklets(self, group: NDArray[np.int64], labels: NDArray[np.int64], n_tracks: int) -> None:
+        """Per box whose tracklet a live track took: did geometry alone (`group`, tracks' rows first) put it there."""
+        index = {t.id: i for i, t in enumerate(self._tracks)}
+        owner = np.array([index.get(self._tracklet_owner.get(int(k), 0), -1) if k >= 0 else -1 for k in labels])
+        box_group = group[n_tracks:]
+        check = (owner >= 0) & (box_group >= 0)
+        self.trust.observe(box_group[check] == group[owner[check]])
 
     def _continues(self, track: _Track, labels: NDArray[np.int64]) -> bool:
         """Whether one of these boxes continues a camera tracklet the track already took."""
@@ -258,9 +288,14 @@ class WorldTracker:
             for p, keys in enumerate(tracklets):
                 owners = {ids[o] for k in keys if (o := self._tracklet_owner.get(k)) is not None and o in ids}
                 owned[list(owners), p] = True
-            cost = np.where(owned & (cost < _UNMATCHED), cost - self.tracklet_bonus, cost)
+            gated = cost < _UNMATCHED
+            if gated.any():
+                best = np.where(gated.any(axis=0), np.argmin(cost, axis=0), -1)  # geometry's pick per position
+                check = owned.any(axis=0) & (best >= 0)
+                self.trust.observe(owned[best[check], np.flatnonzero(check)])
+            cost = np.where(owned & gated, cost - self.trust.bonus, cost)
         if confirmed is not None:
-            cost = np.where(confirmed[None, :] | owned, cost, _UNMATCHED)
+            cost = np.where(confirmed[None, :] | (owned & self.trust.continues), cost, _UNMATCHED)
         rows, cols = linear_sum_assignment(cost)
         keep = cost[rows, cols] < _UNMATCHED
         return list(zip(rows[keep].tolist(), cols[keep].tolist(), strict=True))
@@ -288,3 +323,49 @@ def _fuse(points: FloatArray, cov: FloatArray) -> tuple[FloatArray, FloatArray]:
     inverse = np.linalg.inv(cov + 1e-12 * np.eye(2))
     fused_cov = np.linalg.inv(inverse.sum(axis=0))
     return fused_cov @ np.einsum("kij,kj->i", inverse, points), fused_cov
+
+
+@dataclass
+class TrackletTrust:
+    """How often a camera's tracklet is right about who its box is, measured online, and what that is worth.
+
+    A tracklet the ground tracker already gave to a track says "this box is that person". At 25 fps a camera's
+    tracker is nearly always right (EPFL Terrace: 92 % of such boxes are grouped with their track by geometry
+    alone); at 2 fps people move a body width between frames and it often is not (WILDTRACK: 64 %). So the word of a
+    tracklet is weighed by its measured rate p: as a likelihood ratio, it is worth 2 ln(p / (1 - p)) in the
+    association's cost units (a Mahalanobis d^2 is -2 ln of a likelihood), and a box seen by one view alone may
+    continue its track only while p >= `continue_rate`. Until `min_samples` boxes are in, p is `start`.
+
+    Args:
+        start: the rate assumed before any is measured (0.5: tracklets count for nothing).
+        window: latest checks kept, so the rate follows a camera whose conditions change.
+        min_samples: checks needed before the measured rate replaces `start`.
+        continue_rate: the rate from which one view's box, by its tracklet, keeps a track alive (0.8: 4 to 1).
+    """
+
+    start: float = 0.5
+    window: int = 5000
+    min_samples: int = 200
+    continue_rate: float = 0.8
+    _checks: deque[bool] = field(default_factory=deque, init=False)
+
+    @property
+    def rate(self) -> float:
+        if len(self._checks) < self.min_samples:
+            return self.start
+        return sum(self._checks) / len(self._checks)
+
+    @property
+    def bonus(self) -> float:
+        p = min(max(self.rate, 1e-3), 1 - 1e-3)
+        return max(0.0, 2.0 * float(np.log(p / (1 - p))))
+
+    @property
+    def continues(self) -> bool:
+        return self.rate >= self.continue_rate
+
+    def observe(self, agreed: ArrayLike) -> None:
+        """Take this step's checks: per box with an owned tracklet, whether geometry alone put it with the owner."""
+        self._checks.extend(np.asarray(agreed, bool).reshape(-1).tolist())
+        while len(self._checks) > self.window:
+            self._checks.popleft()
