@@ -69,3 +69,17 @@ def test_wildtrack_ground_truth_boxes_group_by_person(data: Path) -> None:
         pure += np.bincount(members).max()
     assert pure / (got.group >= 0).sum() > 0.9
     assert len(np.unique(got.group)) < 1.5 * len(np.unique(ids))  # people are not split view by view
+
+
+def test_a_box_goes_to_the_group_holding_its_tracklet_when_geometry_is_torn() -> None:
+    # two people 0.3 m apart; view 1's boxes of them fall between, each nearer the other person: geometry alone
+    # pairs them wrongly, their cameras' tracklets (10 is person 0's, 20 person 1's) pair them right
+    views = np.array([0, 0, 1, 1])
+    xy = np.array([[0.0, 0.0], [0.3, 0.0], [0.2, 0.0], [0.1, 0.0]])
+    cov = np.repeat((0.2**2 * np.eye(2))[None], 4, axis=0)
+    plain = associate_views(views, xy, cov)
+    assert plain.group[2] == plain.group[1] and plain.group[3] == plain.group[0]  # the nearer group
+    keyed = associate_views(views, xy, cov, tracklets=[[1, 10], [2, 20], [10], [20]], tracklet_bonus=4.0)
+    assert keyed.group[2] == keyed.group[0] and keyed.group[3] == keyed.group[1]
+    with pytest.raises(ValueError, match="one entry per box"):
+        associate_views(views, xy, cov, tracklets=[[1]])

@@ -4,7 +4,7 @@
 site: wildtrack              # names the run folder (runs/multicam/<site>)
 fps: 2                       # frame numbers -> seconds (time = frame / fps)
 unit_per_metre: 1.0          # ground units in a metre (EPFL Terrace's homographies: ~50.83)
-method: fuse-then-track      # one of trackid.multiview.site_tracking.METHODS
+method: group-with-tracks    # one of trackid.multiview.site_tracking.METHODS
 min_views: 2                 # views that must see a person
 min_score: 0.5               # default detection threshold of cameras that give none
 cameras:
@@ -163,7 +163,7 @@ class SiteConfig(BaseModel):
     site: str = Field(description="The site's name; the default run folder is runs/multicam/<site>.")
     fps: PositiveFloat = Field(description="Frames per second of the detections' frame numbers.")
     unit_per_metre: PositiveFloat = Field(1.0, description="Ground units in a metre (1 when the ground is in metres).")
-    method: str = Field("fuse-then-track", description="How views become global tracks; one of METHODS.")
+    method: str = Field(site_tracking.METHODS[0], description="How views become global tracks; one of METHODS.")
     min_views: PositiveInt = Field(
         2,
         description="Views that must see a person: 1 trusts single views (and their false detections), more needs "
