@@ -148,5 +148,5 @@ def test_view_agreement_measures_how_far_views_put_one_person_apart() -> None:
         views = np.repeat(np.arange(3), len(people))
         xy = np.tile(people, (3, 1)) + rng.normal(0, spread, (3 * len(people), 2))
         cov = np.repeat((0.3**2 * np.eye(2))[None], len(xy), axis=0)
-        agreement.observe(associate_views(views, xy, cov), xy)
+        agreement.observe(associate_views(views, xy, cov).group, xy)
     assert agreement.sigma == pytest.approx(agreement.share * spread, rel=0.15)

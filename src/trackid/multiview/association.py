@@ -118,12 +118,12 @@ def associate_views(
 class ViewAgreement:
     """How far apart a site's views put one person (ground units, a standard deviation), estimated online.
 
-    Views disagree beyond their boxes' jitter by their calibration and by feet hidden or cut: ~0.1 m on WILDTRACK,
-    ~0.5 m between EPFL Terrace's homographies. Grouping with too small a spread splits one person into two groups
+    Views disagree beyond their boxes' jitter by their calibration and by feet hidden or cut (EPFL Terrace's
+    ground truth itself averages views ~0.5 m apart). Grouping with too small a spread splits one person into two groups
     (two tracks that trade the person back and forth); too large pairs neighbours. So the spread is measured on
-    the groups themselves: each member's distance to its group's fused position, scaled by sqrt(1 - 1/k) for a
-    group of k views, has median 1.1774 s (Rayleigh). s holds the boxes' own jitter too, which their covariances
-    already carry, so `share` of it is added. (Subtracting the covariances' own variance instead estimated 0 on
+    the people found: each box's distance to the mean of its person's boxes, scaled by sqrt(1 - 1/k) for k
+    views, has median 1.1774 s (Rayleigh). s holds the boxes' own jitter too, which their covariances
+    already carry; `share` of it is added. (Subtracting the covariances' own variance instead estimated 0 on
     both sets and split people: the pixel model overstates the jitter.) `start` serves until `min_samples`
     residuals are in.
 
@@ -131,15 +131,15 @@ class ViewAgreement:
         start: the cold-start spread (ground units); a wide one, so the first groups are not split.
         window: residuals kept (the latest), so the estimate follows a site whose conditions change.
         min_samples: residuals needed before the estimate replaces `start`.
-        share: the share of the measured spread added. Chosen on both sets among 0.5 / 0.75 / 1 (tracked MODA
-            @ 0.5 m, WILDTRACK 86.1 / 85.0 / 83.7, EPFL Terrace 82.2 / 85.2 / 85.9; `bench/multicam.py`): each set
-            alone would pick an end, 0.75 holds both.
+        share: the share of the measured spread added. 1 (all of it) measures ~0.32 m on both sets; tried with
+            group-with-tracks, 0.75 / 1 / 1.25 (MODA @ 0.5 m, IDF1 @ 1 m): WILDTRACK 86.7, 85.5 / 85.0, 84.6 /
+            80.4, 78.9; EPFL Terrace 80.1, 74.6 / 85.8, 76.0 / 83.0, 62.9 (`bench/multicam.py`).
     """
 
     start: float
     window: int = 5000
     min_samples: int = 200
-    share: float = 0.75
+    share: float = 1.0
     _residuals: deque[float] = field(default_factory=deque, init=False)
 
     @property
@@ -148,16 +148,21 @@ class ViewAgreement:
             return self.start
         return self.share * float(np.median(np.fromiter(self._residuals, np.float64))) / 1.1774
 
-    def observe(self, groups: GroundGroups, xy: ArrayLike) -> None:
-        """Take the residuals of this step's groups of two or more views (`xy`: the points they were built from)."""
+    def observe(self, group: ArrayLike, xy: ArrayLike) -> None:
+        """Take this step's residuals: `group` labels each point (`xy`) with its person (negative: none); people
+        seen by two or more views count."""
+        label = np.asarray(group, np.int64).reshape(-1)
         points = np.asarray(xy, np.float64).reshape(-1, 2)
-        member = groups.group >= 0
-        k = np.zeros(len(points))
-        k[member] = groups.views[groups.group[member]]
-        use = member & (k >= 2)
+        use = (label >= 0) & np.isfinite(points).all(axis=1)
         if not use.any():
             return
-        residual = np.linalg.norm(points[use] - groups.xy[groups.group[use]], axis=1) / np.sqrt(1 - 1 / k[use])
+        _, person, k = np.unique(label[use], return_inverse=True, return_counts=True)
+        centre = np.stack([np.bincount(person, points[use, d]) / k for d in range(2)], axis=1)
+        several = k[person] >= 2
+        if not several.any():
+            return
+        offset = points[use][several] - centre[person[several]]
+        residual = np.linalg.norm(offset, axis=1) / np.sqrt(1 - 1 / k[person[several]])
         self._residuals.extend(residual.tolist())
         while len(self._residuals) > self.window:
             self._residuals.popleft()

@@ -138,10 +138,12 @@ def track_site(
                 min_views=min_views,
                 tracklets=label if view_tracklets else None,
             )
+            if agreement is not None:
+                agreement.observe(np.where(box_ids > 0, box_ids, -1), points)
         else:
             groups = associate_views(view_idx, points, covs + disagreement)
             if agreement is not None:
-                agreement.observe(groups, points)
+                agreement.observe(np.where(groups.views[groups.group] >= min_views, groups.group, -1), points)
             # one view's groups only continue a track that took their tracklet (`WorldTracker.update`)
             people = np.flatnonzero((groups.views >= min_views) | view_tracklets)
             members = None
