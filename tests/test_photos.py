@@ -171,9 +171,9 @@ def _store_contents(path: Path) -> dict[str, list[tuple[object, ...]]]:
                 "SELECT identity_id, model_key, sighting_count, round(quality, 6) FROM prototypes ORDER BY id"
             ).fetchall(),
             "log": conn.execute(
-                "SELECT query_sighting_id, candidate_identity_id, round(similarity, 5), decision FROM similarity_log "
-                "ORDER BY id"
+                "SELECT query_sighting_id, candidate_identity_id, decision FROM similarity_log ORDER BY id"
             ).fetchall(),
+            "similarities": conn.execute("SELECT similarity FROM similarity_log ORDER BY id").fetchall(),
         }
 
 
@@ -229,10 +229,22 @@ def test_kill_9_mid_ingest_then_rerun_equals_an_uninterrupted_run(
     assert frozen == (interrupted > 2 * PEOPLE)  # cam3's mean is stored before its first decided sighting
 
     subprocess.run(command(killed), check=True, capture_output=True, timeout=300)
-    assert _store_contents(killed) == _store_contents(whole)
+    resumed, uninterrupted = _store_contents(killed), _store_contents(whole)
+    # a resumed batch embeds and matches other rows together, so similarities may differ in the last float bits
+    # (0.29686 vs 0.29687 seen): the same decisions, similarities equal to 1e-4
+    assert np.allclose(resumed.pop("similarities"), uninterrupted.pop("similarities"), atol=1e-4, rtol=0)
+    assert resumed == uninterrupted
     with sqlite3.connect(killed) as conn, sqlite3.connect(whole) as other:
         query = "SELECT camera, adaptation FROM camera_stats ORDER BY camera"
-        assert conn.execute(query).fetchall() == other.execute(query).fetchall()
+        mine, theirs = conn.execute(query).fetchall(), other.execute(query).fetchall()
+    assert [camera for camera, _ in mine] == [camera for camera, _ in theirs]
+    for (_, a), (_, b) in zip(mine, theirs, strict=True):  # the cameras' means, to the same float noise
+        a, b = (json.loads(x) if x is not None else None for x in (a, b))
+        if a is None or b is None:
+            assert a == b
+            continue
+        assert {k: v for k, v in a.items() if k != "total"} == {k: v for k, v in b.items() if k != "total"}
+        assert np.allclose(a["total"], b["total"], atol=1e-5, rtol=0)
 
 
 def test_cli_names_missing_inputs(tmp_path: Path) -> None:
