@@ -150,3 +150,13 @@ def test_view_agreement_measures_how_far_views_put_one_person_apart() -> None:
         cov = np.repeat((0.3**2 * np.eye(2))[None], len(xy), axis=0)
         agreement.observe(associate_views(views, xy, cov).group, xy)
     assert agreement.sigma == pytest.approx(agreement.share * spread, rel=0.15)
+
+
+def test_a_ground_unit_that_makes_people_crawl_or_fly_is_warned_about() -> None:
+    views, _ = _site(frames=40)
+    assert not track_site(views, fps=FPS).warnings  # ~0.85 m/s
+    crawling = track_site(views, fps=FPS, unit_per_metre=100.0)  # as if the plane were in centimetres
+    assert any("is unit_per_metre (100 ground units a metre)" in w for w in crawling.warnings)
+    views, _ = _site(frames=300)
+    flying = track_site(views, fps=FPS * 20)  # frames numbered at 10 fps, declared 200
+    assert any("people move a median" in w and "fps (200)" in w for w in flying.warnings)

@@ -35,6 +35,8 @@ __all__ = ["METHODS", "GlobalTracks", "SiteView", "camera_tracklet_keys", "track
 
 FloatArray = NDArray[np.float64]
 METHODS = ("group-with-tracks", "fuse-then-track")
+WALKING_M_S = (0.05, 5.0)
+"""Median speeds of the moving tracks (m/s) outside which the ground unit or the frame rate is probably wrong."""
 COLD_DISAGREEMENT_M = 0.3
 """The views' disagreement assumed until `ViewAgreement` has measured the site's own."""
 log = logging.getLogger(__name__)
@@ -171,9 +173,31 @@ def track_site(
     )
     if not len(result.ground):
         result.warnings.append("no global track was found: no frame had a person seen by enough views")
+    speed = _walking_speed(result.ground, fps) / unit_per_metre
+    if np.isfinite(speed) and not WALKING_M_S[0] <= speed <= WALKING_M_S[1]:
+        result.warnings.append(
+            f"people move a median {speed:.3g} m/s: is unit_per_metre ({unit_per_metre:g} ground units a metre) or "
+            f"fps ({fps:g}) right? People walk at ~1.4 m/s; the tracker's motion settings are in metres and seconds"
+        )
     for warning in result.warnings:
         log.warning("%s", warning)
     return result
+
+
+def _walking_speed(ground: FloatArray, fps: float) -> float:
+    """The median speed (ground units per second) of the tracks over half a second or more (so a position's jitter
+    does not read as speed at 25 fps): each position against its track's first one 0.5-1 s later; NaN when too
+    few."""
+    lag = max(1, round(fps / 2))
+    rows = ground[np.lexsort((ground[:, 0], ground[:, 1]))]
+    key = rows[:, 1] * (4 * float(rows[:, 0].max(initial=0)) + 4 * lag) + rows[:, 0]
+    later = np.minimum(np.searchsorted(key, key + lag), len(rows) - 1)
+    gap = rows[later, 0] - rows[:, 0]
+    paired = (rows[later, 1] == rows[:, 1]) & (gap >= lag) & (gap <= 2 * lag)
+    if np.count_nonzero(paired) < 10:
+        return float("nan")
+    distance = np.linalg.norm(rows[later, 2:4] - rows[:, 2:4], axis=1)
+    return float(np.median(distance[paired] * fps / gap[paired]))
 
 
 def camera_tracklet_keys(v: int, detections: MotRows, fps: float) -> NDArray[np.int64]:
