@@ -35,3 +35,21 @@ def test_time_does_not_go_back() -> None:
     tracker.update(1.0, np.zeros((0, 2)), np.zeros((0, 2, 2)))
     with pytest.raises(ValueError, match="time must not go back"):
         tracker.update(0.5, np.zeros((0, 2)), np.zeros((0, 2, 2)))
+
+
+def test_a_tracklet_changes_track_only_after_handover_s_of_going_there() -> None:
+    tracker = WorldTracker(handover_s=1.0)
+    cov = np.repeat((0.05**2 * np.eye(2))[None], 4, axis=0)
+    views = np.array([0, 1, 0, 1])
+    a, b = np.array([0.0, 0.0]), np.array([5.0, 0.0])
+    owner_at = []
+    for step in range(12):
+        t = step / 2.0
+        keys = np.array([10, 11, 20, 21])
+        if step >= 6:  # from 3 s on, camera 0's tracklet 10 follows the person at b, and 20 the one at a
+            keys = np.array([20, 11, 10, 21])
+        tracker.update_views(t, views, np.stack([a, a, b, b]), cov, tracklets=keys)
+        owner_at.append(tracker.tracklet_owner(10))
+    first = owner_at[2]
+    assert first > 0 and all(o == first for o in owner_at[2:8])  # 3 s and 3.5 s: not yet handed over
+    assert owner_at[9] != first and owner_at[9] > 0  # after 1 s of going to the other track, it is handed over
