@@ -40,6 +40,8 @@ __all__ = [
     "RunConfig",
     "load_config",
     "parse_value",
+    "read_yaml",
+    "refuse_non_finite",
 ]
 
 ENV_PREFIX = "TRACKID_"
@@ -277,7 +279,7 @@ def load_config(
 ) -> tuple[RunConfig, str]:
     """Merge the layers and validate; returns the config and the profile that was applied."""
     env = dict(os.environ if environ is None else environ)
-    file_layer = _read_yaml(Path(config_file)) if config_file is not None else {}
+    file_layer = read_yaml(Path(config_file)) if config_file is not None else {}
     explicit = profile or env.get(f"{ENV_PREFIX}PROFILE")
     named_in_file = file_layer.pop("profile", None)
     chosen = explicit or named_in_file or DEFAULT_PROFILE
@@ -294,7 +296,7 @@ def load_config(
     merged: dict[str, Any] = RunConfig().model_dump()
     below = (file_layer, PROFILES[chosen]) if explicit else (PROFILES[chosen], file_layer)
     try:
-        _refuse_non_finite(file_layer, str(config_file))
+        refuse_non_finite(file_layer, str(config_file))
         for layer in (*below, env_layer, cli_layer):
             _merge(merged, copy.deepcopy(layer))
         return RunConfig.model_validate(merged), chosen
@@ -310,7 +312,7 @@ def _message(error: Mapping[str, Any]) -> str:
     return str(error["ctx"]["error"]) if error["type"] == "value_error" else str(error["msg"])
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+def read_yaml(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
     except FileNotFoundError:
@@ -366,22 +368,22 @@ def parse_value(raw: str) -> Any:
         except (yaml.YAMLError, RecursionError):
             value = raw
     try:
-        _refuse_non_finite(value)
+        refuse_non_finite(value)
     except RecursionError:
         raise ConfigError("nested too deeply to be a setting") from None
     return value
 
 
-def _refuse_non_finite(value: Any, where: str = "", key: str = "") -> None:
+def refuse_non_finite(value: Any, where: str = "", key: str = "") -> None:
     """Raise `ConfigError` naming the first NaN or infinite number in nested dicts and lists (and `where` it is)."""
     if isinstance(value, float) and not math.isfinite(value):
         raise ConfigError(f"{where + ': ' if where else ''}{key or 'the value'} is {value}; give a finite number")
     if isinstance(value, Mapping):
         for name, item in value.items():
-            _refuse_non_finite(item, where, f"{key}.{name}" if key else str(name))
+            refuse_non_finite(item, where, f"{key}.{name}" if key else str(name))
     elif isinstance(value, list | tuple):
         for index, item in enumerate(value):
-            _refuse_non_finite(item, where, f"{key}[{index}]")
+            refuse_non_finite(item, where, f"{key}[{index}]")
 
 
 def _merge(into: dict[str, Any], layer: Mapping[str, Any]) -> None:

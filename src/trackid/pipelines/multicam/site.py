@@ -53,7 +53,7 @@ from pydantic import (
     model_validator,
 )
 
-from trackid.config import ConfigError, _read_yaml, _refuse_non_finite, parse_value
+from trackid.config import ConfigError, parse_value, read_yaml, refuse_non_finite
 from trackid.identity.global_ids import DEFAULT_WINDOW_S
 from trackid.multiview import site_tracking
 
@@ -209,8 +209,8 @@ def load_site(path: str | Path, overrides: Sequence[str] = ()) -> SiteConfig:
             key or camera; the message names the file and the key.
     """
     path = Path(path)
-    data = _read_yaml(path)
-    _refuse_non_finite(data, str(path))
+    data = read_yaml(path)
+    refuse_non_finite(data, str(path))
     for item in overrides:
         _override(data, item)
     try:
