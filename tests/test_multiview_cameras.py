@@ -104,3 +104,16 @@ def test_points_beyond_the_horizon_are_not_ground(data: Path) -> None:
     camera = _wildtrack(data, 0)
     xy, valid = camera.ground([[960, 1079], [960, -5000]])  # the bottom centre sees the ground; far above, sky
     assert valid[0] and not valid[1] and np.isnan(xy[1]).all()
+
+
+def test_an_opencv_camera_knows_where_it_stands_and_sees_its_own_ground(data: Path) -> None:
+    for view in range(7):
+        camera = _wildtrack(data, view)
+        assert camera.position is not None
+        x, y = camera.position
+        assert -20 < x < 25 and -20 < y < 40  # around WILDTRACK's 12 x 36 m square (metres)
+        # the image's bottom centre sees the ground in front of the camera, nearer than the far edge
+        near = camera.ground([[960.0, 1079.0]])[0][0]
+        assert np.hypot(*(near - camera.position)) < 40
+    epfl = data / "multicam" / "epfl_terrace" / "cameras" / "terrace1-c0" / "Homography.txt"
+    assert GroundCamera.from_homography("c0", epfl).position is None  # a homography alone does not say

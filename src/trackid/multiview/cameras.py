@@ -53,6 +53,8 @@ class GroundCamera:
             at 0.5 m 77.4 / 83.2 / 77.8; EPFL Terrace, not used to choose, 51.0 / 55.0 / 57.0 (`bench/multicam.py`).
         cut_sigma: extra vertical standard deviation, as a share of the box height, when the box touches the
             image's bottom edge (the feet are outside the frame).
+        position: where the camera stands on the ground (ground units), when the calibration says (OpenCV
+            extrinsics: the centre -R^T t); a homography alone does not.
     """
 
     name: str
@@ -60,6 +62,7 @@ class GroundCamera:
     image_size: tuple[int, int] | None = None
     foot_sigma: tuple[float, float] = (0.08, 0.1)
     cut_sigma: float = 0.5
+    position: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         h = np.asarray(self.to_ground, np.float64)
@@ -104,6 +107,8 @@ class GroundCamera:
         if np.linalg.cond(plane_to_image) > 1e12:
             raise CalibrationError(f"camera {name!r}: {extrinsics} puts the camera in the ground plane")
         to_ground = np.diag([unit, unit, 1.0]) @ np.linalg.inv(plane_to_image)
+        centre = -rotation.T @ tvec * unit
+        options.setdefault("position", (float(centre[0]), float(centre[1])))
         return cls(name, to_ground, **options)  # type: ignore[arg-type]
 
     def ground(self, pixels: ArrayLike) -> tuple[FloatArray, NDArray[np.bool_]]:

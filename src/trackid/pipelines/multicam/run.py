@@ -27,13 +27,11 @@ import io
 import json
 import logging
 import time
-import xml.etree.ElementTree as ElementTree
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 from numpy.typing import NDArray
 
@@ -126,7 +124,11 @@ def run_site(
             files = _write_tracks(out, site, result, tracks_of)
             files["birdseye"] = atomic_write_bytes(
                 out / "birdseye.png",
-                birdseye_png(_in_metres(result.ground, site.unit_per_metre), _camera_places(site), title=site.site),
+                birdseye_png(
+                    _in_metres(result.ground, site.unit_per_metre),
+                    _camera_places(views, site.unit_per_metre),
+                    title=site.site,
+                ),
             )
             summary = _summary(site, views, result, len(tracks.ids))
             if identities is not None:
@@ -326,29 +328,10 @@ def _in_metres(ground: NDArray[np.float64], unit_per_metre: float) -> NDArray[np
     return out
 
 
-def _camera_places(site: SiteConfig) -> dict[str, tuple[float, float]]:
-    """Ground position (metres) of each OpenCV-calibrated camera: its centre -R^T t, scaled by `unit`. A homography
-    alone does not say where its camera is, so those are left out."""
-    places = {}
-    for camera in site.cameras:
-        c = camera.calibration
-        if c.extrinsics is None:
-            continue
-        rvec, tvec = (_xml_numbers(c.extrinsics, tag) for tag in ("rvec", "tvec"))
-        if rvec is None or tvec is None:
-            continue
-        rotation, _ = cv2.Rodrigues(rvec.reshape(3, 1))
-        centre = -rotation.T @ tvec * c.unit / site.unit_per_metre
-        places[camera.id] = (float(centre[0]), float(centre[1]))
-    return places
-
-
-def _xml_numbers(path: Path, tag: str) -> NDArray[np.float64] | None:
-    """The 3 numbers of `tag` in an OpenCV XML file (text or an opencv-matrix's `<data>`), or None; the camera
-    loaded from this file already, so the file is readable and a None only costs the camera its marker."""
-    node = ElementTree.parse(path).getroot().find(tag)
-    if node is None:
-        return None
-    data = node.find("data")
-    values = np.array(((data.text if data is not None else node.text) or "").split(), np.float64)
-    return values if values.size == 3 else None
+def _camera_places(views: list[SiteView], unit_per_metre: float) -> dict[str, tuple[float, float]]:
+    """Ground position (metres) of each camera whose calibration says where it stands (OpenCV extrinsics)."""
+    return {
+        v.camera.name: (v.camera.position[0] / unit_per_metre, v.camera.position[1] / unit_per_metre)
+        for v in views
+        if v.camera.position is not None
+    }
