@@ -16,7 +16,7 @@ from typing import Any
 
 from trackid.sources.motchallenge import MotFormatError, read_mot_file
 
-__all__ = ["METRICS", "MotScores", "evaluate_mot"]
+__all__ = ["METRICS", "MotScores", "evaluate_mot", "locate_gt", "read_seqmap"]
 
 METRICS: dict[str, tuple[str, str, str]] = {
     # name shown: (TrackEval metric class, field, kind) where kind "pct" is a [0, 1] value shown in percent
@@ -77,9 +77,9 @@ def evaluate_mot(
     except ImportError:
         raise ImportError("evaluation needs TrackEval: pip install 'trackid[eval]'") from None
 
-    gt_root, benchmark = _locate_gt(Path(gt_folder), benchmark, split)
+    gt_root, benchmark = locate_gt(Path(gt_folder), benchmark, split)
     split_dir = gt_root / f"{benchmark}-{split}"
-    seqs = sequences or _seqmap(gt_root / "seqmaps" / f"{benchmark}-{split}.txt")
+    seqs = sequences or read_seqmap(gt_root / "seqmaps" / f"{benchmark}-{split}.txt", "pass the sequences explicitly")
     results = Path(results_folder)
     sub = "data" if (results / "data").is_dir() and not (results / f"{seqs[0]}.txt").is_file() else ""
     for seq in seqs:
@@ -136,8 +136,8 @@ def _extract(result: dict[str, dict[str, Any]]) -> dict[str, float]:
     return out
 
 
-def _locate_gt(gt_folder: Path, benchmark: str | None, split: str) -> tuple[Path, str]:
-    """Accept either the TrackEval gt root or its `<BENCHMARK>-<split>` folder."""
+def locate_gt(gt_folder: Path, benchmark: str | None, split: str) -> tuple[Path, str]:
+    """The TrackEval gt root and benchmark, from either the root or its `<BENCHMARK>-<split>` folder."""
     if not gt_folder.is_dir():
         raise MotFormatError(f"{gt_folder}: ground-truth folder not found")
     if gt_folder.name.endswith(f"-{split}") and not (gt_folder / "seqmaps").is_dir():
@@ -155,8 +155,10 @@ def _locate_gt(gt_folder: Path, benchmark: str | None, split: str) -> tuple[Path
     return gt_folder, benchmark
 
 
-def _seqmap(path: Path) -> list[str]:
+def read_seqmap(path: Path, hint: str = "") -> list[str]:
+    """The sequence names a TrackEval seqmap lists (after its header line); `hint` says what to do when it is
+    missing."""
     if not path.is_file():
-        raise MotFormatError(f"{path}: seqmap not found (pass the sequences explicitly)")
-    names = [line.split(",")[0].strip() for line in path.read_text().splitlines()[1:]]
+        raise MotFormatError(f"{path}: seqmap not found" + (f" ({hint})" if hint else ""))
+    names = [line.split(",")[0].strip() for line in path.read_text(encoding="utf-8-sig").splitlines()[1:]]
     return [n for n in names if n]

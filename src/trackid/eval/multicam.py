@@ -35,7 +35,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from trackid.artifacts import atomic_write_text
-from trackid.eval.mot import evaluate_mot
+from trackid.eval.mot import evaluate_mot, locate_gt, read_seqmap
 from trackid.sources.motchallenge import MotFormatError, SeqInfo, read_mot_file, read_seqinfo
 
 __all__ = ["Hypothesis", "MulticamScores", "evaluate_multicam"]
@@ -81,9 +81,12 @@ def evaluate_multicam(
         MotFormatError: the ground-truth layout is incomplete (the view is named) or a result file is malformed.
         ValueError: a hypothesis names a view the seqmap lacks, or its rows are malformed (the view is named).
     """
-    gt_root, benchmark = _locate_gt(Path(gt_folder), benchmark, split)
+    gt_root, benchmark = locate_gt(Path(gt_folder), benchmark, split)
     split_dir = gt_root / f"{benchmark}-{split}"
-    views = _seqmap(gt_root / "seqmaps" / f"{benchmark}-{split}.txt")
+    seqmap = gt_root / "seqmaps" / f"{benchmark}-{split}.txt"
+    views = read_seqmap(seqmap)
+    if not views:
+        raise MotFormatError(f"{seqmap}: seqmap lists no views")
     unknown = sorted(set(hypotheses) - set(views))
     if unknown:
         raise ValueError(
@@ -211,31 +214,3 @@ def _view_info(split_dir: Path, view: str) -> SeqInfo:
     if not (split_dir / view / "gt" / "gt.txt").is_file():
         raise MotFormatError(f"{split_dir / view}: no ground truth (gt/gt.txt) for view '{view}' of the seqmap")
     return read_seqinfo(split_dir / view / "seqinfo.ini")
-
-
-def _locate_gt(gt_folder: Path, benchmark: str | None, split: str) -> tuple[Path, str]:
-    """The TrackEval gt root and benchmark, from the root or its `<BENCHMARK>-<split>` folder (as `evaluate_mot`)."""
-    if not gt_folder.is_dir():
-        raise MotFormatError(f"{gt_folder}: ground-truth folder not found")
-    if gt_folder.name.endswith(f"-{split}") and not (gt_folder / "seqmaps").is_dir():
-        gt_folder, benchmark = gt_folder.parent, benchmark or gt_folder.name.removesuffix(f"-{split}")
-    if benchmark is None:
-        found = sorted(p.name.removesuffix(f"-{split}") for p in gt_folder.glob(f"*-{split}") if p.is_dir())
-        if len(found) != 1:
-            raise MotFormatError(
-                f"{gt_folder}: cannot infer the benchmark (folders '*-{split}': {', '.join(found) or 'none'}); pass it"
-            )
-        benchmark = found[0]
-    if not (gt_folder / f"{benchmark}-{split}").is_dir():
-        raise MotFormatError(f"{gt_folder}: no '{benchmark}-{split}' folder")
-    return gt_folder, benchmark
-
-
-def _seqmap(path: Path) -> list[str]:
-    if not path.is_file():
-        raise MotFormatError(f"{path}: seqmap not found")
-    views = [line.split(",")[0].strip() for line in path.read_text(encoding="utf-8-sig").splitlines()[1:]]
-    views = [v for v in views if v]
-    if not views:
-        raise MotFormatError(f"{path}: seqmap lists no views")
-    return views
