@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -181,3 +183,10 @@ def test_lookups_continue_during_background_rebuild() -> None:
     assert np.mean(found[:, 0] == keys_of(20_000 - 1010, 1010)) >= 0.99
     removed, _ = index.search(data[:1010], 10)
     assert not np.isin(removed, keys_of(1010)).any()
+
+
+def test_the_gallery_first_then_the_models_loads_without_crashing() -> None:
+    # usearch loaded before onnxruntime made the process segfault; the index module now loads onnxruntime first
+    code = "import trackid.identity.stores, trackid.track.tracker, onnxruntime; print('ok')"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-500:]

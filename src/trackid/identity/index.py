@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+import onnxruntime  # noqa: F401  # before usearch: loaded after it, onnxruntime segfaults (1.32 with usearch 2.26)
 from numpy.typing import NDArray
 from usearch.index import BatchMatches, Index
 
