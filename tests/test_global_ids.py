@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -11,43 +10,10 @@ import pytest
 from numpy.typing import NDArray
 
 from trackid.identity.global_ids import GlobalIdentities, RunOverlapError
-from trackid.identity.stores import GalleryStore, SqliteGalleryStore, make_store
+from trackid.identity.stores import GalleryStore, SqliteGalleryStore
 
 OpenStore = Callable[[], GalleryStore]
 LONG = 600.0  # a window longer than every gap here; the default (1 s) suits geometry-only crowds
-
-
-@pytest.fixture(scope="module")
-def postgres_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    pgserver = pytest.importorskip("pgserver")
-    pytest.importorskip("psycopg")
-    server = pgserver.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="stop")
-    yield server.get_uri()
-    server.cleanup()
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OpenStore]:
-    """Opens (and, called again after closing, reopens) one fresh store of the parametrised backend."""
-    opened: list[GalleryStore] = []
-    if request.param == "sqlite":
-        url = str(tmp_path / "gallery.db")
-    else:
-        import psycopg
-
-        admin = request.getfixturevalue("postgres_uri")
-        name = f"global_ids_{uuid.uuid4().hex[:12]}"
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f"CREATE DATABASE {name}")
-        url = admin.replace("/postgres?", f"/{name}?", 1)
-
-    def factory() -> GalleryStore:
-        opened.append(make_store(url))
-        return opened[-1]
-
-    yield factory
-    for store in opened:
-        store.close()
 
 
 @pytest.fixture

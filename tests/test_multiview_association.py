@@ -10,8 +10,6 @@ import pytest
 from trackid.multiview import GroundCamera
 from trackid.multiview.association import associate_views
 
-WILD = ["CVLab1", "CVLab2", "CVLab3", "CVLab4", "IDIAP1", "IDIAP2", "IDIAP3"]
-
 
 def test_synthetic_people_are_found_and_no_view_gives_a_group_two_boxes() -> None:
     """SYNTHETIC: 6 people 1 m apart seen by 4 views with 0.1 m noise; a view's duplicate box on one person."""
@@ -42,17 +40,10 @@ def test_unusable_points_are_left_out_and_inputs_checked() -> None:
     assert empty.group.size == 0 and empty.xy.shape == (0, 2)
 
 
-def test_wildtrack_ground_truth_boxes_group_by_person(data: Path) -> None:
+def test_wildtrack_ground_truth_boxes_group_by_person(data: Path, wildtrack_cameras: list[GroundCamera]) -> None:
     root = data / "multicam" / "wildtrack"
     frames = []
-    for v, name in enumerate(WILD):
-        camera = GroundCamera.from_opencv(
-            f"C{v + 1}",
-            root / "cameras" / "intrinsic_zero" / f"intr_{name}.xml",
-            root / "cameras" / "extrinsic" / f"extr_{name}.xml",
-            unit=0.01,
-            image_size=(1920, 1080),
-        )
+    for v, camera in enumerate(wildtrack_cameras):
         gt = np.loadtxt(root / "gt" / "WILDTRACK-train" / f"WILDTRACK-C{v + 1}" / "gt" / "gt.txt", delimiter=",")
         gt = gt[gt[:, 0] == 1]
         found = camera.foot_points(np.column_stack([gt[:, 2], gt[:, 3], gt[:, 2] + gt[:, 4], gt[:, 3] + gt[:, 5]]))

@@ -9,31 +9,19 @@ import pytest
 
 from trackid.multiview import CalibrationError, GroundCamera
 
-WILDTRACK_FILES = ["CVLab1", "CVLab2", "CVLab3", "CVLab4", "IDIAP1", "IDIAP2", "IDIAP3"]  # views C1..C7
-
-
-def _wildtrack(data: Path, view: int) -> GroundCamera:
-    root = data / "multicam" / "wildtrack" / "cameras"
-    name = WILDTRACK_FILES[view]
-    return GroundCamera.from_opencv(
-        f"WILDTRACK-C{view + 1}",
-        root / "intrinsic_zero" / f"intr_{name}.xml",
-        root / "extrinsic" / f"extr_{name}.xml",
-        unit=0.01,
-        image_size=(1920, 1080),
-    )
-
 
 def _rows(path: Path) -> np.ndarray:
     return np.loadtxt(path, delimiter=",", ndmin=2)
 
 
-def test_wildtrack_foot_points_land_on_the_ground_truth_and_round_trip(data: Path) -> None:
+def test_wildtrack_foot_points_land_on_the_ground_truth_and_round_trip(
+    data: Path, wildtrack_cameras: list[GroundCamera]
+) -> None:
     ground = _rows(data / "multicam" / "wildtrack" / "ground_plane" / "gt.txt")
     truth = {(int(f), int(i)): (x, y) for f, i, x, y in ground}
     errors = []
     for view in range(7):
-        camera = _wildtrack(data, view)
+        camera = wildtrack_cameras[view]
         gt = _rows(
             data / "multicam" / "wildtrack" / "gt" / "WILDTRACK-train" / f"WILDTRACK-C{view + 1}" / "gt" / "gt.txt"
         )
@@ -53,8 +41,8 @@ def test_wildtrack_foot_points_land_on_the_ground_truth_and_round_trip(data: Pat
     assert median < 0.35, f"median foot-point error {median:.2f} m"  # the probe: 0.28 m
 
 
-def test_a_box_cut_by_the_bottom_edge_is_less_certain(data: Path) -> None:
-    camera = _wildtrack(data, 0)
+def test_a_box_cut_by_the_bottom_edge_is_less_certain(wildtrack_cameras: list[GroundCamera]) -> None:
+    camera = wildtrack_cameras[0]
     whole, cut = camera.foot_points([[900, 700, 960, 1000], [900, 780, 960, 1080]]).covariance
     assert np.trace(cut) > 4 * np.trace(whole)
 
@@ -100,15 +88,17 @@ def test_bad_calibrations_name_the_camera_and_the_file(data: Path, tmp_path: Pat
         GroundCamera("c0", np.zeros((3, 3)))
 
 
-def test_points_beyond_the_horizon_are_not_ground(data: Path) -> None:
-    camera = _wildtrack(data, 0)
+def test_points_beyond_the_horizon_are_not_ground(wildtrack_cameras: list[GroundCamera]) -> None:
+    camera = wildtrack_cameras[0]
     xy, valid = camera.ground([[960, 1079], [960, -5000]])  # the bottom centre sees the ground; far above, sky
     assert valid[0] and not valid[1] and np.isnan(xy[1]).all()
 
 
-def test_an_opencv_camera_knows_where_it_stands_and_sees_its_own_ground(data: Path) -> None:
+def test_an_opencv_camera_knows_where_it_stands_and_sees_its_own_ground(
+    data: Path, wildtrack_cameras: list[GroundCamera]
+) -> None:
     for view in range(7):
-        camera = _wildtrack(data, view)
+        camera = wildtrack_cameras[view]
         assert camera.position is not None
         x, y = camera.position
         assert -20 < x < 25 and -20 < y < 40  # around WILDTRACK's 12 x 36 m square (metres)

@@ -105,18 +105,12 @@ def test_unusual_input_is_warned_about_not_silently_empty(caplog: pytest.LogCapt
         track_site(views, fps=FPS, method="greedy")
 
 
-def test_wildtrack_first_frames_never_give_one_id_two_boxes_of_a_view(data: Path) -> None:
+def test_wildtrack_first_frames_never_give_one_id_two_boxes_of_a_view(
+    data: Path, wildtrack_cameras: list[GroundCamera]
+) -> None:
     root = data / "multicam" / "wildtrack"
-    names = ["CVLab1", "CVLab2", "CVLab3", "CVLab4", "IDIAP1", "IDIAP2", "IDIAP3"]
     views = []
-    for v, name in enumerate(names):
-        camera = GroundCamera.from_opencv(
-            f"WILDTRACK-C{v + 1}",
-            root / "cameras" / "intrinsic_zero" / f"intr_{name}.xml",
-            root / "cameras" / "extrinsic" / f"extr_{name}.xml",
-            unit=0.01,
-            image_size=(1920, 1080),
-        )
+    for camera in wildtrack_cameras:
         rows = read_mot_file(root / "det" / camera.name / "det" / "det.txt")
         keep = rows.frame <= 40
         views.append(

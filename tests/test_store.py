@@ -5,8 +5,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -22,45 +21,6 @@ DIM = 8
 M = {"model_id": "mnv2", "model_version": "1"}
 
 OpenStore = Callable[..., GalleryStore]
-
-
-@pytest.fixture(scope="session")
-def postgres_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """One real PostgreSQL (with pgvector) for the session; each test gets its own database in it."""
-    pgserver = pytest.importorskip("pgserver")
-    pytest.importorskip("psycopg")
-    server = pgserver.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="stop")
-    yield server.get_uri()
-    server.cleanup()
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OpenStore]:
-    """A function opening (and, called again, reopening) one fresh store of the parametrised backend."""
-    opened: list[GalleryStore] = []
-    if request.param == "sqlite":
-
-        def factory(**kwargs: object) -> GalleryStore:
-            opened.append(make_store(f"sqlite://{tmp_path / 'gallery.db'}", **kwargs))
-            return opened[-1]
-
-    else:
-        import psycopg
-
-        admin = request.getfixturevalue("postgres_uri")
-        name = f"gallery_{uuid.uuid4().hex[:12]}"
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f"CREATE DATABASE {name}")
-        url = admin.replace("/postgres?", f"/{name}?", 1)
-        assert url != admin, f"unexpected pgserver URI {admin}"
-
-        def factory(**kwargs: object) -> GalleryStore:
-            opened.append(make_store(url, **kwargs))
-            return opened[-1]
-
-    yield factory
-    for store in opened:
-        store.close()
 
 
 def unit(i: int, noise: float = 0.0, seed: int = 0) -> NDArray[np.float32]:
