@@ -140,7 +140,10 @@ class ViewAgreement:
     window: int = 5000
     min_samples: int = 200
     share: float = 1.0
-    _residuals: deque[float] = field(default_factory=deque, init=False)
+    _residuals: deque[float] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._residuals = deque(maxlen=self.window)  # the latest `window`: older ones fall out as new come in
 
     @property
     def sigma(self) -> float:
@@ -164,5 +167,3 @@ class ViewAgreement:
         offset = points[use][several] - centre[person[several]]
         residual = np.linalg.norm(offset, axis=1) / np.sqrt(1 - 1 / k[person[several]])
         self._residuals.extend(residual.tolist())
-        while len(self._residuals) > self.window:
-            self._residuals.popleft()

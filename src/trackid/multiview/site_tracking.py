@@ -110,22 +110,24 @@ def track_site(
     warnings = _input_warnings(views, min_views)
     agreement = None if view_disagreement_m is not None else ViewAgreement(COLD_DISAGREEMENT_M * unit_per_metre)
     tracker = tracker or WorldTracker(unit_per_metre=unit_per_metre)
-    kept = [v.detections.score >= v.min_score for v in views]
     keys = [camera_tracklet_keys(v, view.detections, fps) if view_tracklets else None for v, view in enumerate(views)]
-    frames = np.unique(np.concatenate([v.detections.frame[k] for v, k in zip(views, kept, strict=True)]))
+    # per camera, once: its kept rows in frame order (each frame a slice of them) and every box's foot point
+    kept = [_rows_by_frame(view) for view in views]
+    feet = [view.camera.foot_points(xywh_to_xyxy(view.detections.xywh)) for view in views]
+    frames = np.unique(
+        np.concatenate([view.detections.frame[order] for view, (order, _) in zip(views, kept, strict=True)])
+    )
     ground: list[FloatArray] = []
     boxes: dict[str, list[FloatArray]] = {name: [] for name in names}
     for frame in frames.tolist():
         view_of, xy, cov, rows, labels = [], [], [], [], []
-        for v, (view, keep) in enumerate(zip(views, kept, strict=True)):
-            at = np.flatnonzero(keep & (view.detections.frame == frame))
+        for v, (order, frame_of) in enumerate(kept):
+            at = order[np.searchsorted(frame_of, frame) : np.searchsorted(frame_of, frame, side="right")]
             key = keys[v]
             labels.append(np.full(len(at), -1, np.int64) if key is None else key[at])
-            xywh = view.detections.xywh[at]
-            found = view.camera.foot_points(np.column_stack([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]]))
             view_of.append(np.full(len(at), v))
-            xy.append(found.xy)
-            cov.append(found.covariance)
+            xy.append(feet[v].xy[at])
+            cov.append(feet[v].covariance[at])
             rows.append(at)
         view_idx, box_rows = np.concatenate(view_of), np.concatenate(rows)
         points, covs, label = np.concatenate(xy), np.concatenate(cov), np.concatenate(labels)
@@ -182,6 +184,15 @@ def track_site(
     for warning in result.warnings:
         log.warning("%s", warning)
     return result
+
+
+def _rows_by_frame(view: SiteView) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """The rows of the view's boxes that pass its `min_score`, ordered by frame (file order within one), and their
+    frames: one frame's rows are the slice `searchsorted` finds, where a scan of every row each frame is quadratic."""
+    d = view.detections
+    keep = np.flatnonzero(d.score >= view.min_score)
+    order = keep[np.argsort(d.frame[keep], kind="stable")]
+    return order, d.frame[order]
 
 
 def _walking_speed(ground: FloatArray, fps: float) -> float:

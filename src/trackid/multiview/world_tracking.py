@@ -105,7 +105,7 @@ class WorldTracker:
         reported tracks seen at this step, each at the position it took (the filter's own lags behind turns).
 
         `tracklets`: per position, the keys of the per-camera tracklets whose boxes it fuses (any integers unique
-        across cameras). A track that took one of those tracklets before pays `tracklet_bonus` less for this
+        across cameras). A track that took one of those tracklets before pays `trust.bonus` less for this
         position: a camera's own tracker knows which box continues which (pure at 25 fps), where positions alone
         mix up people who pass close. The gate still applies, so a tracklet that switched people cannot drag a
         track across the plane.
@@ -123,13 +123,14 @@ class WorldTracker:
             raise ValueError(f"confirmed must have one entry per position, got {len(starts)} for {len(points)}")
         self._advance(time)
         assigned = self._assign(points, cov, tracklets, starts)
+        live = {t.id for t in self._tracks}
         for t, p in assigned:
             self._correct(self._tracks[t], points[p], cov[p])
             self._tracks[t].row = p
             self._tracks[t].seen_at = points[p]
             if tracklets is not None:
                 for key in tracklets[p]:
-                    self._hand_over(int(key), self._tracks[t].id)
+                    self._hand_over(int(key), self._tracks[t].id, live)
         matched = {p for _, p in assigned}
         for p in np.flatnonzero(starts).tolist():
             if p not in matched:
@@ -137,11 +138,7 @@ class WorldTracker:
                 self._tracks[-1].seen_at = points[p]
         self._prune()
         shown = self._shown()
-        return WorldStep(
-            np.array([t.id for t in shown], np.int64),
-            np.array([t.seen_at for t in shown]).reshape(-1, 2),
-            np.array([t.row for t in shown], np.int64),
-        )
+        return _step(shown, np.array([t.row for t in shown], np.int64))
 
     def update_views(
         self,
@@ -161,7 +158,7 @@ class WorldTracker:
         where its person is going. The grouping is `associate_views` (one minimum-cost assignment per view, so a
         view gives a track at most one box and no box goes to two tracks). `tracklets` (per box, the key of its
         camera's tracklet, unique across cameras; negative = none) make a box cheaper for the track that took its
-        tracklet before (`tracklet_bonus`).
+        tracklet before (`trust.bonus`).
 
         Returns the reported tracks seen at this step, at the position their boxes give (the filter's own lags
         behind turns at 2 fps, while two views fused are a median 0.1 m off; `WorldStep.rows` is -1: a track fuses
@@ -218,33 +215,24 @@ class WorldTracker:
                 self._start(fused, fused_cov + bias, -1)
                 self._tracks[-1].seen_at = fused
         claimed = np.where(box_group >= 0, track_of_group[np.maximum(box_group, 0)], -1)
+        live = {t.id for t in self._tracks}
         for b in np.flatnonzero((claimed >= 0) & (labels >= 0)).tolist():
-            self._hand_over(int(labels[b]), self._tracks[claimed[b]].id)
+            self._hand_over(int(labels[b]), self._tracks[claimed[b]].id, live)
         shown = self._shown()
         reported = {id(t): t.id for t in shown}
         box_ids = np.array([reported.get(id(self._tracks[c]), 0) if c >= 0 else 0 for c in claimed.tolist()], np.int64)
         self._prune()
-        step = WorldStep(
-            np.array([t.id for t in shown], np.int64),
-            np.array([t.seen_at for t in shown]).reshape(-1, 2),
-            np.full(len(shown), -1, np.int64),
-        )
-        return step, box_ids
-
-    def owners(self, tracklets: ArrayLike) -> NDArray[np.int64]:
-        """The id of the track that last took each tracklet key (0: none, or a negative key)."""
-        keys = np.asarray(tracklets, np.int64).reshape(-1)
-        return np.array([self._tracklet_owner.get(int(k), 0) for k in keys.tolist()], np.int64)
+        return _step(shown, np.full(len(shown), -1, np.int64)), box_ids
 
     def tracklet_owner(self, key: int) -> int:
         """The id of the track that owns this camera tracklet key (0: none)."""
         return self._tracklet_owner.get(int(key), 0)
 
-    def _hand_over(self, key: int, track_id: int) -> None:
-        """Give a tracklet to the track its box went to; from another live track only once it has gone there for
+    def _hand_over(self, key: int, track_id: int, live: set[int]) -> None:
+        """Give a tracklet to the track its box went to; from another `live` track only once it has gone there for
         `handover_s`: one step's mistake by geometry must not take a track's tracklet (and its person) away."""
         owner = self._tracklet_owner.get(key)
-        if owner is None or owner == track_id or owner not in {t.id for t in self._tracks}:
+        if owner is None or owner == track_id or owner not in live:
             self._tracklet_owner[key] = track_id
             self._challenger.pop(key, None)
             return
@@ -278,8 +266,15 @@ class WorldTracker:
         self._predict(dt)
 
     def _prune(self) -> None:
+        """End the tracks lost too long, and forget which tracklets they held (ids are never reused, so an ended
+        owner counts as none everywhere; kept, the tables would grow with every tracklet of the run)."""
         now = float(self._time or 0.0)
         self._tracks = [t for t in self._tracks if now - t.last_seen <= self.max_lost_s]
+        live = {t.id for t in self._tracks}
+        ended = [key for key, owner in self._tracklet_owner.items() if owner not in live]
+        for key in ended:
+            del self._tracklet_owner[key]
+            self._challenger.pop(key, None)
 
     def _shown(self) -> list[_Track]:
         return [
@@ -349,6 +344,13 @@ class WorldTracker:
         self._next_id += 1
 
 
+def _step(shown: list[_Track], rows: NDArray[np.int64]) -> WorldStep:
+    """The reported tracks' ids and the positions they were seen at, with the input `rows` they took."""
+    return WorldStep(
+        np.array([t.id for t in shown], np.int64), np.array([t.seen_at for t in shown]).reshape(-1, 2), rows
+    )
+
+
 def _fuse(points: FloatArray, cov: FloatArray) -> tuple[FloatArray, FloatArray]:
     """Information-weighted mean of points (K, 2) with covariances (K, 2, 2), and its covariance."""
     inverse = np.linalg.inv(cov + 1e-12 * np.eye(2))
@@ -379,12 +381,13 @@ class TrackletTrust:
     min_samples: int = 200
     continue_rate: float = 0.8
     _checks: deque[bool] = field(default_factory=deque, init=False)
+    _agreed: int = field(default=0, init=False)  # how many of `_checks` are True (read every step, so kept)
 
     @property
     def rate(self) -> float:
         if len(self._checks) < self.min_samples:
             return self.start
-        return sum(self._checks) / len(self._checks)
+        return self._agreed / len(self._checks)
 
     @property
     def bonus(self) -> float:
@@ -397,6 +400,8 @@ class TrackletTrust:
 
     def observe(self, agreed: ArrayLike) -> None:
         """Take this step's checks: per box with an owned tracklet, whether geometry alone put it with the owner."""
-        self._checks.extend(np.asarray(agreed, bool).reshape(-1).tolist())
+        new = np.asarray(agreed, bool).reshape(-1).tolist()
+        self._checks.extend(new)
+        self._agreed += sum(new)
         while len(self._checks) > self.window:
-            self._checks.popleft()
+            self._agreed -= self._checks.popleft()
