@@ -53,3 +53,32 @@ def test_a_tracklet_changes_track_only_after_handover_s_of_going_there() -> None
     first = owner_at[2]
     assert first > 0 and all(o == first for o in owner_at[2:8])  # 3 s and 3.5 s: not yet handed over
     assert owner_at[9] != first and owner_at[9] > 0  # after 1 s of going to the other track, it is handed over
+
+
+@pytest.mark.parametrize("method", ["update", "update_views"])
+def test_a_second_image_of_a_tracked_person_starts_no_track_but_a_newcomer_beside_them_does(method: str) -> None:
+    """Two views put one standing person 0.3 m apart from the others for a few steps: with the birth gate no
+    duplicate starts there (without it one does), while a second person 1.5 m away always gets their own track."""
+
+    def run(birth_gate: float) -> set[int]:
+        tracker = WorldTracker(birth_gate=birth_gate, min_age_s=0.0)
+        ids: set[int] = set()
+        for step in range(12):
+            t = step / 10
+            person = np.array([[0.0, 0.0]])
+            if 4 <= step < 8:  # a pair of views that agree with each other, 0.3 m off the person's track
+                person = np.vstack([person, [[0.3, 0.0]]])
+            if step >= 6:
+                person = np.vstack([person, [[1.5, 0.0]]])
+            n = len(person)
+            cov = np.repeat((0.05**2 * np.eye(2))[None], n, axis=0)
+            if method == "update":
+                got = tracker.update(t, person, cov).ids
+            else:  # each position seen by views 0 and 1
+                views = np.r_[np.zeros(n, int), np.ones(n, int)]
+                got = tracker.update_views(t, views, np.vstack([person, person]), np.vstack([cov, cov]))[0].ids
+            ids.update(got.tolist())
+        return ids
+
+    assert len(run(0.75)) == 2
+    assert len(run(0.0)) == 3

@@ -76,6 +76,10 @@ class WorldTracker:
             / 1 / 2 / 4 (IDF1 @ 1 m, WILDTRACK / EPFL Terrace): 84.6 / 76.0, 84.9 / 77.0, 87.7 / 76.8, 86.3 /
             79.6, 86.7 / 77.5; MODA @ 0.5 m 85.0 / 85.8 at 0, 88.0 / 91.2 at 2 (`bench/multicam.py`). WILDTRACK
             alone would pick 1, Terrace alone 2.
+        birth_gate: a group (or position) inside this share of chi-square(2) of a tracked person's prediction does
+            not start a track: people do not materialise inside another's footprint, so there it is that person's
+            views disagreeing (or a box the per-view assignment left over), and a duplicate born there competes
+            for the person's boxes until the two swap. 0 turns it off. See `bench/multicam.py` for the sweep.
     """
 
     unit_per_metre: float = 1.0
@@ -87,6 +91,7 @@ class WorldTracker:
     position_sigma: float = 0.15
     trust: TrackletTrust = field(default_factory=lambda: TrackletTrust())
     handover_s: float = 2.0
+    birth_gate: float = 0.75
     _tracks: list[_Track] = field(default_factory=list, init=False)
     _next_id: int = field(default=1, init=False)
     _time: float | None = field(default=None, init=False)
@@ -132,8 +137,9 @@ class WorldTracker:
                 for key in tracklets[p]:
                     self._hand_over(int(key), self._tracks[t].id, live)
         matched = {p for _, p in assigned}
+        established = len(self._tracks)
         for p in np.flatnonzero(starts).tolist():
-            if p not in matched:
+            if p not in matched and not self._inside_a_track(points[p], cov[p], established):
                 self._start(points[p], cov[p], p)
                 self._tracks[-1].seen_at = points[p]
         self._prune()
@@ -210,7 +216,7 @@ class WorldTracker:
                     continue
                 self._correct(track, fused, fused_cov + bias)
                 track.seen_at = fused
-            elif seen[g] >= min_views:
+            elif seen[g] >= min_views and not self._inside_a_track(fused, fused_cov + bias, n_tracks):
                 track_of_group[g] = len(self._tracks)
                 self._start(fused, fused_cov + bias, -1)
                 self._tracks[-1].seen_at = fused
@@ -223,6 +229,18 @@ class WorldTracker:
         box_ids = np.array([reported.get(id(self._tracks[c]), 0) if c >= 0 else 0 for c in claimed.tolist()], np.int64)
         self._prune()
         return _step(shown, np.full(len(shown), -1, np.int64)), box_ids
+
+    def _inside_a_track(self, point: FloatArray, cov: FloatArray, n_tracks: int) -> bool:
+        """Whether a would-be new track sits within `birth_gate` of one of the first `n_tracks` tracks (the ones
+        that were there before this step) that has been seen `min_hits` times."""
+        if self.birth_gate <= 0:
+            return False
+        old = [t for t in self._tracks[:n_tracks] if t.hits >= self.min_hits]
+        if not old:
+            return False
+        diff = point - np.stack([t.mean[:2] for t in old])
+        inverse = np.linalg.inv(np.stack([t.cov[:2, :2] for t in old]) + cov)
+        return bool((np.einsum("ti,tij,tj->t", diff, inverse, diff) < chi2.ppf(self.birth_gate, df=2)).any())
 
     def tracklet_owner(self, key: int) -> int:
         """The id of the track that owns this camera tracklet key (0: none)."""
