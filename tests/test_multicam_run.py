@@ -17,6 +17,7 @@ from trackid.cli import app
 from trackid.config import ConfigError
 from trackid.identity.stores import SqliteGalleryStore
 from trackid.multiview.site_tracking import METHODS
+from trackid.multiview.world_tracking import WorldTracker
 from trackid.pipelines.multicam import load_site
 from trackid.sources.motchallenge import read_mot_file
 
@@ -137,6 +138,8 @@ def test_missing_detections_names_the_camera(site: dict[str, object], tmp_path: 
         (lambda s: s["cameras"][0]["calibration"].pop("extrinsics"), ["(WILDTRACK-C1).calibration", "homography"]),
         (lambda s: s.update(identities={"gallery": "g.db", "windw_s": 3}), ["identities.windw_s", "window_s"]),
         (lambda s: s.update(identities={"gallery": "g.db", "window_s": -1}), ["identities.window_s", "0"]),
+        (lambda s: s.update(world={"birth_gaet": 0.5}), ["world.birth_gaet: unknown key"]),
+        (lambda s: s.update(world={"birth_gate": 1.5}), ["world.birth_gate", "1"]),
     ],
 )
 def test_site_file_mistakes_are_clear_errors(
@@ -168,6 +171,22 @@ def test_load_site_paths_and_overrides(site: dict[str, object], tmp_path: Path) 
     assert loaded.min_views == 3
     with pytest.raises(ConfigError, match="no camera 'C9'"):
         load_site(path, ["cameras.C9.min_score=0.7"])
+
+
+def test_world_settings_reach_the_ground_tracker(site: dict[str, object], tmp_path: Path) -> None:
+    """The `world` block's defaults are the tracker's own, and a setting changes the run: linking the cameras'
+    tracklets off, and a tracker that reports a track only after 3 s, give other tracks than the defaults."""
+    path = _write(site, tmp_path)
+    assert load_site(path).world.tracker(1.0) == WorldTracker()
+    tuned = load_site(path, ["world.birth_gate=0", "world.handover_s=1"]).world.tracker(2.0)
+    assert (tuned.birth_gate, tuned.handover_s, tuned.unit_per_metre) == (0.0, 1.0, 2.0)
+    runs = {}
+    late = ("--set", "world.min_age_s=3", "--set", "world.view_tracklets=false")
+    for name, extra in (("default", ()), ("late", late)):
+        result = _run(path, tmp_path / name, *extra)
+        assert result.exit_code == 0, result.output
+        runs[name] = _ground(tmp_path / name)
+    assert len(runs["late"]) < len(runs["default"])
 
 
 def _ground(out: Path) -> NDArray[np.float64]:

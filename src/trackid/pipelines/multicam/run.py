@@ -112,7 +112,14 @@ def run_site(
         with folder.running():
             log.info("tracking site %s: %d cameras, method %s", site.site, len(views), site.method)
             tracks = track_site(
-                views, fps=site.fps, unit_per_metre=site.unit_per_metre, method=site.method, min_views=site.min_views
+                views,
+                fps=site.fps,
+                unit_per_metre=site.unit_per_metre,
+                method=site.method,
+                min_views=site.min_views,
+                tracker=site.world.tracker(site.unit_per_metre),
+                view_tracklets=site.world.view_tracklets,
+                view_disagreement_m=site.world.view_disagreement_m,
             )
             tracked = time.perf_counter()
             result, tracks_of, identities = tracks, None, None

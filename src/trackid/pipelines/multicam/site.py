@@ -18,6 +18,10 @@ identities:                  # optional: global ids become persistent gallery id
   window_s: 1.0              # re-attach a person lost for at most this long (geometry alone: keep it short)
   max_speed_mps: 2.5         # how far such a person may have walked meanwhile
   start_time_s: 0.0          # the time of frame 0 of this recording, so a later recording continues the ids
+world:                       # optional: the ground tracker's settings (`WorldConfig`; defaults shown)
+  birth_gate: 0.75           # no new track inside this share of a tracked person's gate
+  handover_s: 2.0            # seconds before a camera's tracklet may pass to another track
+  view_tracklets: true       # track each camera first and link its tracklets
 ```
 
 Relative paths are read from the site file's folder, so a site folder can be moved whole. Every key is checked
@@ -56,8 +60,12 @@ from pydantic import (
 from trackid.config import ConfigError, parse_value, read_yaml, refuse_non_finite
 from trackid.identity.global_ids import DEFAULT_WINDOW_S
 from trackid.multiview import site_tracking
+from trackid.multiview.world_tracking import WorldTracker
 
-__all__ = ["CalibrationConfig", "CameraConfig", "IdentitiesConfig", "SiteConfig", "load_site"]
+__all__ = ["CalibrationConfig", "CameraConfig", "IdentitiesConfig", "SiteConfig", "WorldConfig", "load_site"]
+
+_WORLD = WorldTracker()
+"""The ground tracker's defaults, read from it so the site file cannot drift from them."""
 
 _FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 """Site names and camera ids become file and folder names: no separators, no leading dot."""
@@ -155,6 +163,34 @@ class IdentitiesConfig(BaseModel):
         return str(resolved)
 
 
+class WorldConfig(BaseModel):
+    """The ground tracker's settings (`trackid.multiview.world_tracking.WorldTracker`, whose docstring says how each
+    default was chosen); the defaults serve 2 fps and 25 fps alike."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    accel_sigma: PositiveFloat = Field(_WORLD.accel_sigma, description="People's acceleration noise, m/s^2.")
+    position_sigma: NonNegativeFloat = Field(_WORLD.position_sigma, description="Metres all views are off together.")
+    gate_probability: float = Field(
+        _WORLD.gate_probability, gt=0, lt=1, description="Chi-square(2) share a position may join a track in."
+    )
+    min_hits: PositiveInt = Field(_WORLD.min_hits, description="Positions a track needs before it is reported.")
+    min_age_s: NonNegativeFloat = Field(_WORLD.min_age_s, description="Seconds a track lives unreported.")
+    max_lost_s: NonNegativeFloat = Field(_WORLD.max_lost_s, description="Seconds unseen after which a track ends.")
+    handover_s: NonNegativeFloat = Field(_WORLD.handover_s, description="Seconds before a tracklet moves.")
+    birth_gate: float = Field(
+        _WORLD.birth_gate, ge=0, lt=1, description="Share of a tracked person's gate where no track starts; 0: off."
+    )
+    view_tracklets: bool = Field(True, description="Track each camera first and let its tracklets steer (linking).")
+    view_disagreement_m: NonNegativeFloat | None = Field(
+        None, description="Metres two views put one person apart; None: measured as the site runs."
+    )
+
+    def tracker(self, unit_per_metre: float) -> WorldTracker:
+        settings = self.model_dump(exclude={"view_tracklets", "view_disagreement_m"})
+        return WorldTracker(unit_per_metre=unit_per_metre, **settings)
+
+
 class SiteConfig(BaseModel):
     """A site: its cameras and how their detections become global tracks (see `track_site`)."""
 
@@ -174,6 +210,7 @@ class SiteConfig(BaseModel):
     identities: IdentitiesConfig | None = Field(
         None, description="Persistent gallery identities instead of per-run track ids; None: the run's track ids."
     )
+    world: WorldConfig = Field(default_factory=WorldConfig, description="The ground tracker's settings.")
 
     @field_validator("site")
     @classmethod
