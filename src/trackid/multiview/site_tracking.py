@@ -88,8 +88,8 @@ def track_site(
         tracker: the ground tracker to use (default: `WorldTracker(unit_per_metre)`).
         view_tracklets: first track each camera on its own (trackid's tracker, in pixels, at `fps`), and let its
             tracklets steer the ground tracker by their measured reliability (`WorldTracker.trust`):
-            track-then-link. IDF1 @ 1 m without / with: EPFL Terrace (25 fps) 29.5 / 79.6, WILDTRACK (2 fps) 82.7 /
-            86.3 (`bench/multicam.py`).
+            track-then-link. IDF1 @ 1 m without / with: EPFL Terrace (25 fps) 38.2 / 85.4, WILDTRACK (2 fps) 89.1 /
+            89.6 (`bench/multicam.py`).
         view_disagreement_m: how far (metres, standard deviation) two views put one person apart beyond their boxes'
             own jitter (calibration, feet hidden), added to each box's covariance when views are grouped. 0 splits
             people whose views disagree; too much pairs neighbours. None (default): measured on the site's own

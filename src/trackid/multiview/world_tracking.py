@@ -381,8 +381,8 @@ class TrackletTrust:
     """How often a camera's tracklet is right about who its box is, measured online, and what that is worth.
 
     A tracklet the ground tracker already gave to a track says "this box is that person". At 25 fps a camera's
-    tracker is nearly always right (EPFL Terrace: 92 % of such boxes are grouped with their track by geometry
-    alone); at 2 fps people move a body width between frames and it often is not (WILDTRACK: 64 %). So the word of a
+    tracker is nearly always right (EPFL Terrace: 91 % of such boxes are grouped with their track by geometry
+    alone); at 2 fps people move a body width between frames and it often is not (WILDTRACK: 60 %). So the word of a
     tracklet is weighed by its measured rate p: as a likelihood ratio, it is worth 2 ln(p / (1 - p)) in the
     association's cost units (a Mahalanobis d^2 is -2 ln of a likelihood), and a box seen by one view alone may
     continue its track only while p >= `continue_rate`. Until `min_samples` boxes are in, p is `start`.
