@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -74,6 +75,47 @@ def test_a_batch_cannot_give_one_identity_to_two_queries(tmp_path: Path, calibra
     assert decisions[0] == "match" and decisions[1] in ("new", "new_conflict")
     assert [r.identity_id for r in both].count(known.identity_id) == 1
     gallery.store.close()
+
+
+@pytest.mark.parametrize("index_kind", ["hnsw", "exact"])
+def test_batched_and_per_query_identify_decide_the_same(
+    tmp_path: Path, calibrator: MatchCalibrator, index_kind: str
+) -> None:
+    """The batched path is an optimisation, not another policy: from identical copies of one store, deciding queries
+    of distinct people one per call or all in one call gives the same decisions, identities and similarities."""
+    people = _people(300, seed=20)
+    seed = make_store(tmp_path / "seed" / "g.db", index_kind=index_kind)
+    seed.register_model(**MODEL, dim=DIM)
+    ids = seed.create_identities(len(people))
+    seed.add_sightings(_views(people, 0.3, 21), **MODEL, times=1.0, identity_ids=ids)
+    seed.close()
+    strangers = _people(40, seed=22)
+    queries = np.concatenate([_views(people[:120], 0.3, 23), _views(strangers, 0.3, 24)])
+    queries = queries[np.random.default_rng(25).permutation(len(queries))]
+    # P(same) at cosine 0.8: re-sightings (~0.9) pass, no stranger (the best of 300 random 32-d cosines, ~0.6)
+    # takes someone's identity, so a batch's queries never compete for one
+    threshold = float(calibrator.predict_proba(np.array([0.8]))[0])
+    outcomes = {}
+    for path, size in (("one", 1), ("all", len(queries))):
+        shutil.copytree(tmp_path / "seed", tmp_path / path, ignore=shutil.ignore_patterns("*.lock"))
+        store = make_store(tmp_path / path / "g.db", index_kind=index_kind)
+        gallery = Gallery(store, calibrator=calibrator, threshold=threshold, **MODEL)  # type: ignore[arg-type]
+        decided = [
+            r
+            for at in range(0, len(queries), size)
+            for r in gallery.identify_vectors(queries[at : at + size], time=2.0)
+        ]
+        # a new identity's id and closest candidate are not compared: one query at a time sees the strangers
+        # before it as identities, a batch does not (its queries never match each other)
+        outcomes[path] = [
+            (r.match.decision, r.identity_id, r.match.similarity)
+            if r.match.decision == "match"
+            else (r.match.decision,)
+            for r in decided
+        ]
+        store.close()
+    assert outcomes["one"] == outcomes["all"]
+    assert 110 <= sum(o[0] == "match" for o in outcomes["one"]) <= 120
 
 
 def test_unassigned_sightings_are_reprocessed_once(tmp_path: Path, calibrator: MatchCalibrator) -> None:

@@ -101,6 +101,16 @@ def test_hnsw_save_load_round_trip(tmp_path: Path, view: bool) -> None:
         assert len(loaded) == 501
 
 
+def test_a_loaded_hnsw_index_inserts_with_the_ef_construction_it_is_given(tmp_path: Path) -> None:
+    """The file does not keep ef_construction: a load must apply the configured one, not usearch's default (128)."""
+    index = HnswIndex(DIM, connectivity=8, ef_construction=200)
+    index.add(keys_of(50), clustered(50))
+    index.save(tmp_path / "index.usearch")
+    loaded = HnswIndex.load(tmp_path / "index.usearch", ef_construction=200)
+    assert loaded.ef_construction == 200 and loaded._index.expansion_add == 200
+    assert HnswIndex.load(tmp_path / "index.usearch", ef_construction=40)._index.expansion_add == 40
+
+
 def test_exact_save_load_round_trip(tmp_path: Path) -> None:
     data = clustered(50)
     index = ExactIndex(DIM)

@@ -443,6 +443,40 @@ def test_sqlite_rebuilds_an_index_file_built_with_other_settings(tmp_path: Path)
     changed.close()
 
 
+def test_sqlite_opens_its_saved_index_file_without_a_rebuild(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cleanly closed store's index file is loaded, not rebuilt (at 100,000 prototypes a rebuild takes minutes),
+    and keeps inserting with the configured ef_construction, which the file does not record."""
+    path = tmp_path / "g.db"
+    store = SqliteGalleryStore(path, index_params={"ef_construction": 150})
+    ident = store.create_identity()
+    store.add_sighting(unit(0), **M, time=0.0, identity_id=ident.id)
+    store.close()
+
+    def no_rebuild(self: SqliteGalleryStore, model: object) -> None:
+        raise AssertionError("the saved index file was rebuilt instead of loaded")
+
+    monkeypatch.setattr(SqliteGalleryStore, "_rebuilt_index", no_rebuild)
+    reopened = SqliteGalleryStore(path, index_params={"ef_construction": 150})
+    loaded = reopened._indexes[1]
+    assert isinstance(loaded, HnswIndex) and loaded.ef_construction == 150
+    assert reopened.search(unit(0), **M)[0][0].identity_id == ident.id
+    reopened.close()
+
+
+def test_sqlite_search_skips_prototypes_deleted_since_the_index_found_them(tmp_path: Path) -> None:
+    store = SqliteGalleryStore(tmp_path / "g.db")
+    ids = store.create_identities(3)
+    store.add_sightings(_batch(3, seed=9), **M, times=0.0, identity_ids=ids)
+    gone = [p.id for p in store.prototypes(ids[0])]
+    store._execute(f"DELETE FROM prototypes WHERE id IN ({', '.join('?' * len(gone))})", gone)  # index not told
+    found = store.search(_batch(3, seed=9), **M, k=3)
+    assert all(ids[0] not in [c.identity_id for c in row] for row in found)
+    assert [row[0].identity_id for row in found[1:]] == ids[1:]
+    store._execute("DELETE FROM prototypes")
+    assert store.search(_batch(3, seed=9), **M, k=3) == [[], [], []]
+    store.close()
+
+
 def test_source_keys_make_writes_idempotent_and_transactions_group_writes(open_store: OpenStore) -> None:
     store = open_store()
     first = store.add_sighting(unit(0), **M, time=1.0, source_key="photo:abc#0")

@@ -244,10 +244,18 @@ class HnswIndex:
 
     @classmethod
     def load(
-        cls, path: str | os.PathLike[str], view: bool = False, *, ef_search: int = 64, threads: int = 0
+        cls,
+        path: str | os.PathLike[str],
+        view: bool = False,
+        *,
+        ef_search: int = 64,
+        ef_construction: int = 200,
+        threads: int = 0,
     ) -> HnswIndex:
         """Open a saved index; `view=True` memory-maps it read-only (instant open, pages loaded on demand).
 
+        The file keeps the graph (dimension, metric, dtype, connectivity) but not `ef_construction`, which only
+        governs later inserts: give the one to build with (usearch would silently use its own default, 128).
         A viewed index refuses writes until `rebuild_in_background` has swapped in an in-memory copy.
         """
         source = Path(path)
@@ -259,12 +267,13 @@ class HnswIndex:
         index = cls(
             loaded.ndim,
             connectivity=loaded.connectivity,
-            ef_construction=loaded.expansion_add,
+            ef_construction=ef_construction,
             ef_search=ef_search,
             dtype=str(loaded.dtype).rsplit(".", 1)[-1].lower(),
             threads=threads,
         )
         loaded.expansion_search = ef_search  # type: ignore[misc]  # usearch's setter follows its getter
+        loaded.expansion_add = index.ef_construction  # type: ignore[misc]
         index._index = loaded
         index._read_only = view
         return index

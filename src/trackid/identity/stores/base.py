@@ -441,24 +441,26 @@ class GalleryStore(Corrections, SimilarityLog, CameraStatistics):
         gates: dict[str, Any],
     ) -> list[list[Candidate]]:
         """Over-fetch prototypes for all queries in one index call, filter all their identities with one SQL query,
-        keep each passing identity's best; queries with fewer than `k` passing widen their fetch and go again."""
+        keep each passing identity's best (array operations over the whole batch, never a loop over hits); queries
+        with fewer than `k` passing widen their fetch and go again."""
         out: list[list[Candidate]] = [[] for _ in range(len(queries))]
         pending = np.arange(len(queries))
         fetch = 4 * k * self.max_prototypes
         while len(pending):
-            hits = self._nearest_prototypes(model, queries[pending], fetch)
-            allowed = self._passing_identities({h[1] for row in hits for h in row}, window, site, gates)
-            again = []
-            for query, row in zip(pending.tolist(), hits, strict=True):
-                best: dict[int, Candidate] = {}
-                for proto_id, identity_id, similarity in row:
-                    if identity_id in allowed and identity_id not in best:
-                        best[identity_id] = Candidate(identity_id, float(similarity), proto_id)
-                if len(best) >= k or len(row) < fetch:
-                    out[query] = sorted(best.values(), key=lambda c: -c.similarity)[:k]
-                else:
-                    again.append(query)
-            pending = np.array(again, np.intp)
+            protos, owners, sims = self._nearest_prototypes(model, queries[pending], fetch)
+            found = protos >= 0
+            allowed = self._passing_identities(set(np.unique(owners[found]).tolist()), window, site, gates)
+            passing = found & np.isin(owners, np.fromiter(allowed, np.int64, len(allowed)))
+            row, rank = _best_per_identity(owners, passing)
+            # rows come back ordered by (row, rank): a row's candidates are contiguous and best first
+            starts = np.searchsorted(row, np.arange(len(pending) + 1))
+            done = (np.diff(starts) >= k) | (found.sum(axis=1) < fetch)
+            for at in np.flatnonzero(done).tolist():
+                take = slice(starts[at], min(starts[at] + k, starts[at + 1]))
+                cols = rank[take]
+                picked = zip(owners[at, cols].tolist(), sims[at, cols].tolist(), protos[at, cols].tolist(), strict=True)
+                out[int(pending[at])] = [Candidate(i, s, p) for i, s, p in picked]
+            pending = pending[~done]
             fetch *= 4
         return out
 
@@ -488,6 +490,19 @@ class GalleryStore(Corrections, SimilarityLog, CameraStatistics):
             if all(key not in known or known[key] == value for key, value in gates.items()):
                 passing.add(int(identity_id))
         return passing
+
+
+def _best_per_identity(owners: NDArray[np.int64], keep: NDArray[np.bool_]) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+    """(row, column) of each row's first kept entry per identity, ordered by row then column: with columns best
+    first, each identity's best prototype in the order the identities rank."""
+    row, col = np.nonzero(keep)  # row-major: by row, then column
+    owner = owners[row, col]
+    by_identity = np.lexsort((col, owner, row))
+    r, o = row[by_identity], owner[by_identity]
+    first = np.ones(len(r), bool)
+    first[1:] = (r[1:] != r[:-1]) | (o[1:] != o[:-1])
+    best = np.sort(by_identity[first])  # back to (row, column) order
+    return row[best], col[best]
 
 
 def _per_row(value: Any, n: int, name: str) -> list[Any]:

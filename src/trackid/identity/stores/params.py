@@ -61,7 +61,8 @@ class SqliteParams(StoreParams):
     index_params: dict[str, Any] | None = Field(
         None,
         description="Passed to the index (e.g. ef_search for HNSW: higher recall, slower search). A saved index built "
-        "with other graph settings (connectivity, ef_construction, dtype) is rebuilt with these on open.",
+        "with another graph (connectivity, dtype) is rebuilt with these on open; ef_construction applies to later "
+        "inserts.",
     )
     compact_after: float = Field(
         0.25,

@@ -144,7 +144,7 @@ class PostgresGalleryStore(GalleryStore):
 
     def _nearest_prototypes(
         self, model: ModelInfo, queries: NDArray[np.float32], fetch: int
-    ) -> list[list[tuple[int, int, float]]]:
+    ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
         # The model key and dimension are integers from our own models table, formatted into the SQL because a
         # partial index is only used when its predicate and expression are literals; the query vectors are one
         # array parameter, each row searched through the HNSW index by the LATERAL subquery: one round trip.
@@ -160,10 +160,16 @@ class PostgresGalleryStore(GalleryStore):
                 f"WHERE p.model_key = {key} ORDER BY {distance} LIMIT %s) h ORDER BY q.n, h.similarity DESC, h.id",
                 ([self._encode_vector(v) for v in queries], fetch),
             ).fetchall()
-        out: list[list[tuple[int, int, float]]] = [[] for _ in range(len(queries))]
-        for n, proto_id, identity_id, similarity in rows:
-            out[int(n) - 1].append((int(proto_id), int(identity_id), float(similarity)))
-        return out
+        protos = np.full((len(queries), fetch), -1, np.int64)
+        owners = np.full((len(queries), fetch), -1, np.int64)
+        sims = np.full((len(queries), fetch), -np.inf)
+        if rows:
+            n, proto_id, identity_id, similarity = (np.array(column) for column in zip(*rows, strict=True))
+            query = n.astype(np.intp) - 1  # rows come ordered by query, then best first
+            column = np.arange(len(rows)) - np.searchsorted(query, query)
+            protos[query, column], owners[query, column] = proto_id, identity_id
+            sims[query, column] = similarity
+        return protos, owners, sims
 
     def _on_model_registered(self, model: ModelInfo) -> None:
         self._connection.execute(self._index_ddl(model))

@@ -132,9 +132,11 @@ class SqlStore(ABC):
     @abstractmethod
     def _nearest_prototypes(
         self, model: ModelInfo, queries: NDArray[np.float32], fetch: int
-    ) -> list[list[tuple[int, int, float]]]:
-        """Per query row of (Q, D): (prototype id, identity id, similarity) of up to `fetch` nearest prototypes of
-        `model`, best first, ties by prototype id. A batch is one index call (or statement): that is the point."""
+    ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
+        """(Q, `fetch`) prototype ids, their identity ids and similarities: per query row of (Q, D) the nearest
+        prototypes of `model`, best first, ties by prototype id, padded with id -1 (similarity -inf) when fewer
+        were found. A batch is one index call (or statement), and arrays, not per-hit objects, carry it: that is
+        the point."""
 
     @abstractmethod
     def _on_model_registered(self, model: ModelInfo) -> None:

@@ -54,7 +54,8 @@ class SqliteGalleryStore(GalleryStore):
         "hnsw" (approximate, scales to millions) or "exact" (brute force, exact, fine up to tens of thousands).
     index_params:
         Passed to the index class (e.g. `ef_search` for HNSW: higher recall, slower search). A saved index file
-        built with other graph settings (connectivity, ef_construction, dtype) is rebuilt with these on open.
+        built with another graph (connectivity, dtype) is rebuilt with these on open; `ef_construction` applies to
+        the inserts that follow.
     compact_after:
         HNSW only: once the entries removed or replaced since the graph was built (prototype updates replace)
         reach this fraction of the index size, the index is rebuilt in the background and swapped in; lookups
@@ -181,33 +182,41 @@ class SqliteGalleryStore(GalleryStore):
 
     def _nearest_prototypes(
         self, model: ModelInfo, queries: NDArray[np.float32], fetch: int
-    ) -> list[list[tuple[int, int, float]]]:
+    ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
         if model.key not in self._indexes:  # registered by another process since this one opened
             self._indexes[model.key] = self._open_index(model)
         keys, _ = self._indexes[model.key].search(queries, fetch)
         wanted = np.unique(keys[keys >= 0])
+        protos = np.full(keys.shape, -1, np.int64)
+        owners = np.full(keys.shape, -1, np.int64)
+        sims = np.full(keys.shape, -np.inf)
         if not len(wanted):
-            return [[] for _ in range(len(queries))]
+            return protos, owners, sims
         # The index finds the candidates; their similarities are recomputed from the float32 rows, so that what is
         # calibrated and logged is exact whatever precision the index stores (bf16 by default).
         rows = self._fetchall(
             f"SELECT id, identity_id, vector FROM prototypes WHERE id IN (SELECT value FROM {self._id_list()})",
             (self._encode_ids(wanted.tolist()),),
         )
-        found = np.array([int(r[0]) for r in rows], np.int64)
-        owners = np.array([int(r[1]) for r in rows], np.int64)
-        vectors = np.frombuffer(b"".join(r[2] for r in rows), dtype="<f4").reshape(len(rows), -1)
+        if not rows:  # every candidate deleted since the index found it
+            return protos, owners, sims
+        found = np.fromiter((r[0] for r in rows), np.int64, len(rows))
         order = np.argsort(found)
-        found, owners, vectors = found[order], owners[order], vectors[order]
-        out = []
-        for query, row_keys in zip(queries, keys, strict=True):
-            hit = np.unique(row_keys[row_keys >= 0])  # ascending ids, so ties keep id order
-            at = np.searchsorted(found, hit)
-            at = at[(at < len(found)) & (found[np.minimum(at, len(found) - 1)] == hit)]  # rows deleted meanwhile
-            sims = vectors[at] @ query
-            best = np.argsort(-sims, kind="stable")
-            out.append([(int(found[at[i]]), int(owners[at[i]]), float(sims[i])) for i in best])
-        return out
+        found = found[order]
+        held = np.fromiter((r[1] for r in rows), np.int64, len(rows))[order]
+        vectors = np.frombuffer(b"".join(r[2] for r in rows), dtype="<f4").reshape(len(rows), -1)[order]
+        at = np.minimum(np.searchsorted(found, keys), len(found) - 1)
+        present = (keys >= 0) & (found[at] == keys)  # a pad, or a row deleted since the index found it, is absent
+        # one (F, D) @ (D,) product per query, as a query searched alone gets: a batch scores bit for bit the same
+        scored = np.matmul(vectors[at], queries[:, :, None])[:, :, 0]
+        scored[~present] = -np.inf
+        # best first, ties by prototype id; absent ones sort last by their -inf
+        best = np.lexsort((np.where(present, keys, np.iinfo(np.int64).max), -scored), axis=1)
+        chosen = np.take_along_axis(present, best, axis=1)
+        protos[chosen] = np.take_along_axis(keys, best, axis=1)[chosen]
+        owners[chosen] = held[np.take_along_axis(at, best, axis=1)[chosen]]
+        sims[chosen] = np.take_along_axis(scored, best, axis=1)[chosen]
+        return protos, owners, sims
 
     def _on_model_registered(self, model: ModelInfo) -> None:
         self._indexes[model.key] = make_index(self.index_kind, model.dim, **self.index_params)
@@ -271,7 +280,7 @@ class SqliteGalleryStore(GalleryStore):
         path = self._index_path(model.key)
         fresh = path.is_file() and self._meta(f"index_seq:{model.key}") == self._meta(f"prototype_seq:{model.key}")
         if fresh:
-            params = {k: v for k, v in self.index_params.items() if k in ("ef_search", "threads")}
+            params = {k: v for k, v in self.index_params.items() if k in ("ef_search", "ef_construction", "threads")}
             index: VectorIndex = HnswIndex.load(path, **params) if self.index_kind == "hnsw" else ExactIndex.load(path)
             if index.dim == model.dim and self._same_build(index):
                 return index
@@ -286,16 +295,14 @@ class SqliteGalleryStore(GalleryStore):
         return index
 
     def _same_build(self, index: VectorIndex) -> bool:
-        """Whether a loaded index was built with the graph settings this store is configured with."""
+        """Whether a loaded index has the graph this store is configured for (connectivity, dtype). The file does
+        not keep `ef_construction` (it only governs later inserts, and the load applies the configured one), so
+        comparing it would rebuild every saved index on every open."""
         if not isinstance(index, HnswIndex):
             return True
         wanted = make_index(self.index_kind, index.dim, **self.index_params)
         assert isinstance(wanted, HnswIndex)
-        return (index.connectivity, index.ef_construction, index.dtype) == (
-            wanted.connectivity,
-            wanted.ef_construction,
-            wanted.dtype,
-        )
+        return (index.connectivity, index.dtype) == (wanted.connectivity, wanted.dtype)
 
     def _index_matches(self, model: ModelInfo, index: VectorIndex) -> bool:
         count = self._fetchall("SELECT count(*) FROM prototypes WHERE model_key = ?", (model.key,))[0][0]
