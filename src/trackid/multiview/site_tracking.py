@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -31,7 +32,16 @@ from trackid.sources.motchallenge import MotRows
 from trackid.track.tracker import make_tracker
 from trackid.types import Detections
 
-__all__ = ["METHODS", "GlobalTracks", "SiteView", "camera_tracklet_keys", "track_site"]
+__all__ = [
+    "METHODS",
+    "GlobalTracks",
+    "SiteStep",
+    "SiteStepper",
+    "SiteView",
+    "ViewFrame",
+    "camera_tracklet_keys",
+    "track_site",
+]
 
 FloatArray = NDArray[np.float64]
 METHODS = ("group-with-tracks", "fuse-then-track")
@@ -64,6 +74,123 @@ class GlobalTracks:
     @property
     def ids(self) -> NDArray[np.int64]:
         return np.unique(self.ground[:, 1]).astype(np.int64)
+
+
+class ViewFrame(NamedTuple):
+    """What one camera saw in one frame: (k, 4) boxes x, y, w, h (pixels), their (k,) scores, and per box the key
+    of the camera's own tracklet it belongs to (-1: none), or None when the camera's tracklets are not linked."""
+
+    xywh: FloatArray
+    score: FloatArray
+    tracklet: NDArray[np.int64] | None = None
+
+
+class SiteStep(NamedTuple):
+    """One frame's result: (n, 4) ground rows frame, global id, x, y, and per camera (the site's order) the (k, 7)
+    MOT rows frame, id, x, y, w, h, score of its boxes that belong to a global track."""
+
+    ground: FloatArray
+    boxes: list[FloatArray]
+
+
+class SiteStepper:
+    """The site's tracking one frame at a time: what `track_site` loops over and the multi-camera service's central
+    linker feeds from its streams, so the recorded run and the online one are the same computation.
+
+    Its state (the ground tracker, the measured view disagreement) is plain Python and numpy, so the linker can
+    snapshot it with `pickle` into the transaction that commits the frame it has seen.
+    Args as `track_site`'s, with the cameras (in the order `step` gets their frames) instead of the views.
+    """
+
+    def __init__(
+        self,
+        cameras: Sequence[GroundCamera],
+        *,
+        fps: float,
+        unit_per_metre: float = 1.0,
+        method: str = METHODS[0],
+        min_views: int = 2,
+        tracker: WorldTracker | None = None,
+        view_tracklets: bool = True,
+        view_disagreement_m: float | None = None,
+    ) -> None:
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+        if fps <= 0 or not np.isfinite(fps):
+            raise ValueError(f"fps must be a positive number, got {fps}")
+        if min_views < 1:
+            raise ValueError(f"min_views must be >= 1, got {min_views}")
+        if view_disagreement_m is not None and not view_disagreement_m >= 0:
+            raise ValueError(f"view_disagreement_m must be >= 0, got {view_disagreement_m}")
+        self.cameras = list(cameras)
+        self.fps = float(fps)
+        self.unit_per_metre = float(unit_per_metre)
+        self.method = method
+        self.min_views = int(min_views)
+        self.view_tracklets = bool(view_tracklets)
+        self.view_disagreement_m = view_disagreement_m
+        self.agreement = (
+            None if view_disagreement_m is not None else ViewAgreement(COLD_DISAGREEMENT_M * unit_per_metre)
+        )
+        self.tracker = tracker or WorldTracker(unit_per_metre=unit_per_metre)
+
+    def step(self, frame: int, seen: Sequence[ViewFrame]) -> SiteStep:
+        """Track one frame (frame numbers must increase); `seen` has one `ViewFrame` per camera, in order."""
+        if len(seen) != len(self.cameras):
+            raise ValueError(f"step needs one ViewFrame per camera ({len(self.cameras)}), got {len(seen)}")
+        pairs = zip(self.cameras, seen, strict=True)
+        feet = [cam.foot_points(xywh_to_xyxy(np.asarray(s.xywh, np.float64))) for cam, s in pairs]
+        view_idx = np.concatenate([np.full(len(s.score), v) for v, s in enumerate(seen)]).astype(np.int64)
+        box_rows = np.concatenate([np.arange(len(s.score)) for s in seen]).astype(np.int64)
+        points = np.concatenate([f.xy for f in feet]).reshape(-1, 2)
+        covs = np.concatenate([f.covariance for f in feet]).reshape(-1, 2, 2)
+        label = np.concatenate(
+            [np.full(len(s.score), -1, np.int64) if s.tracklet is None else np.asarray(s.tracklet) for s in seen]
+        ).astype(np.int64)
+        agreement, tracker, min_views = self.agreement, self.tracker, self.min_views
+        spread = agreement.sigma if agreement is not None else self.view_disagreement_m * self.unit_per_metre  # type: ignore[operator]
+        disagreement = spread**2 * np.eye(2)
+        time = frame / self.fps
+        if self.method == "group-with-tracks":
+            step, box_ids = tracker.update_views(
+                time,
+                view_idx,
+                points,
+                covs + disagreement,
+                min_views=min_views,
+                tracklets=label if self.view_tracklets else None,
+            )
+            if agreement is not None:
+                agreement.observe(np.where(box_ids > 0, box_ids, -1), points)
+        else:
+            groups = associate_views(view_idx, points, covs + disagreement)
+            if agreement is not None:
+                agreement.observe(np.where(groups.views[groups.group] >= min_views, groups.group, -1), points)
+            # one view's groups only continue a track that took their tracklet (`WorldTracker.update`)
+            people = np.flatnonzero((groups.views >= min_views) | self.view_tracklets)
+            members = None
+            if self.view_tracklets:
+                members = [label[(groups.group == g) & (label >= 0)].tolist() for g in people.tolist()]
+            step = tracker.update(
+                time, groups.xy[people], groups.covariance[people], members, groups.views[people] >= min_views
+            )
+            owner = np.zeros(len(people) + 1, np.int64)
+            owner[step.rows] = step.ids
+            box_ids = np.zeros(len(view_idx), np.int64)
+            member = np.isin(groups.group, people)
+            box_ids[member] = owner[np.searchsorted(people, groups.group[member])]
+        ground = np.column_stack([np.full(len(step.ids), frame), step.ids, step.xy]).reshape(-1, 4)
+        boxes = []
+        for v, s in enumerate(seen):
+            mine = np.flatnonzero((view_idx == v) & (box_ids > 0))
+            r = box_rows[mine]
+            xywh, score = np.asarray(s.xywh, np.float64).reshape(-1, 4), np.asarray(s.score, np.float64)
+            boxes.append(np.column_stack([np.full(len(r), frame), box_ids[mine], xywh[r], score[r]]).reshape(-1, 7))
+        return SiteStep(ground.astype(np.float64), boxes)
+
+    def log_agreement(self) -> None:
+        if self.agreement is not None:
+            log.info("views disagree by %.3f m (estimated)", self.agreement.sigma / self.unit_per_metre)
 
 
 def track_site(
@@ -100,78 +227,39 @@ def track_site(
         raise ValueError("track_site needs at least one view")
     if len(set(names)) != len(names):
         raise ValueError(f"camera names must differ, got {names}")
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
-    if fps <= 0 or not np.isfinite(fps):
-        raise ValueError(f"fps must be a positive number, got {fps}")
-    if min_views < 1:
-        raise ValueError(f"min_views must be >= 1, got {min_views}")
-    if view_disagreement_m is not None and not view_disagreement_m >= 0:
-        raise ValueError(f"view_disagreement_m must be >= 0, got {view_disagreement_m}")
+    stepper = SiteStepper(
+        [v.camera for v in views],
+        fps=fps,
+        unit_per_metre=unit_per_metre,
+        method=method,
+        min_views=min_views,
+        tracker=tracker,
+        view_tracklets=view_tracklets,
+        view_disagreement_m=view_disagreement_m,
+    )
     warnings = _input_warnings(views, min_views)
-    agreement = None if view_disagreement_m is not None else ViewAgreement(COLD_DISAGREEMENT_M * unit_per_metre)
-    tracker = tracker or WorldTracker(unit_per_metre=unit_per_metre)
     keys = [camera_tracklet_keys(v, view.detections, fps) if view_tracklets else None for v, view in enumerate(views)]
-    # per camera, once: its kept rows in frame order (each frame a slice of them) and every box's foot point
+    # per camera, once: its kept rows in frame order (each frame a slice of them)
     kept = [_rows_by_frame(view) for view in views]
-    feet = [view.camera.foot_points(xywh_to_xyxy(view.detections.xywh)) for view in views]
     frames = np.unique(
         np.concatenate([view.detections.frame[order] for view, (order, _) in zip(views, kept, strict=True)])
     )
     ground: list[FloatArray] = []
     boxes: dict[str, list[FloatArray]] = {name: [] for name in names}
     for frame in frames.tolist():
-        view_of, xy, cov, rows, labels = [], [], [], [], []
+        seen = []
         for v, (order, frame_of) in enumerate(kept):
             at = order[np.searchsorted(frame_of, frame) : np.searchsorted(frame_of, frame, side="right")]
-            key = keys[v]
-            labels.append(np.full(len(at), -1, np.int64) if key is None else key[at])
-            view_of.append(np.full(len(at), v))
-            xy.append(feet[v].xy[at])
-            cov.append(feet[v].covariance[at])
-            rows.append(at)
-        view_idx, box_rows = np.concatenate(view_of), np.concatenate(rows)
-        points, covs, label = np.concatenate(xy), np.concatenate(cov), np.concatenate(labels)
-        spread = agreement.sigma if agreement is not None else view_disagreement_m * unit_per_metre  # type: ignore[operator]
-        disagreement = spread**2 * np.eye(2)
-        if method == "group-with-tracks":
-            step, box_ids = tracker.update_views(
-                frame / fps,
-                view_idx,
-                points,
-                covs + disagreement,
-                min_views=min_views,
-                tracklets=label if view_tracklets else None,
-            )
-            if agreement is not None:
-                agreement.observe(np.where(box_ids > 0, box_ids, -1), points)
-        else:
-            groups = associate_views(view_idx, points, covs + disagreement)
-            if agreement is not None:
-                agreement.observe(np.where(groups.views[groups.group] >= min_views, groups.group, -1), points)
-            # one view's groups only continue a track that took their tracklet (`WorldTracker.update`)
-            people = np.flatnonzero((groups.views >= min_views) | view_tracklets)
-            members = None
-            if view_tracklets:
-                members = [label[(groups.group == g) & (label >= 0)].tolist() for g in people.tolist()]
-            step = tracker.update(
-                frame / fps, groups.xy[people], groups.covariance[people], members, groups.views[people] >= min_views
-            )
-            owner = np.zeros(len(people) + 1, np.int64)
-            owner[step.rows] = step.ids
-            box_ids = np.zeros(len(view_idx), np.int64)
-            member = np.isin(groups.group, people)
-            box_ids[member] = owner[np.searchsorted(people, groups.group[member])]
-        ground.append(np.column_stack([np.full(len(step.ids), frame), step.ids, step.xy]))
-        for b in np.flatnonzero(box_ids > 0).tolist():
-            d = views[int(view_idx[b])].detections
-            r = int(box_rows[b])
-            boxes[names[int(view_idx[b])]].append(np.r_[frame, box_ids[b], d.xywh[r], d.score[r]])
-    if agreement is not None:
-        log.info("views disagree by %.3f m (estimated)", agreement.sigma / unit_per_metre)
+            d, key = views[v].detections, keys[v]
+            seen.append(ViewFrame(d.xywh[at], d.score[at], None if key is None else key[at]))
+        step = stepper.step(frame, seen)
+        ground.append(step.ground)
+        for name, rows in zip(names, step.boxes, strict=True):
+            boxes[name].append(rows)
+    stepper.log_agreement()
     result = GlobalTracks(
         np.concatenate(ground) if ground else np.empty((0, 4)),
-        {name: np.array(rows).reshape(-1, 7) for name, rows in boxes.items()},
+        {name: np.concatenate(rows) if rows else np.empty((0, 7)) for name, rows in boxes.items()},
         warnings,
     )
     if not len(result.ground):
