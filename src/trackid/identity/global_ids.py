@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,7 +42,15 @@ from scipy.optimize import linear_sum_assignment
 
 from trackid.identity.stores import GalleryStore
 
-__all__ = ["DEFAULT_WINDOW_S", "RUNS_MODEL", "STATE_MODEL", "GlobalIdentities", "ResolvedRun", "RunOverlapError"]
+__all__ = [
+    "DEFAULT_WINDOW_S",
+    "RUNS_MODEL",
+    "STATE_MODEL",
+    "GlobalIdentities",
+    "ResolvedRun",
+    "RunOverlapError",
+    "continued_identities",
+]
 
 STATE_MODEL = ("trackid.global-identities", "1")
 """(model_id, model_version) under which the per-site last-seen state is kept in the store's camera statistics."""
@@ -203,19 +211,24 @@ class GlobalIdentities:
         owner = np.zeros(len(tracks.ids), np.int64)  # < 0: a placeholder for an identity created at the end
         new_count = 0
         for batch in _start_batches(tracks.start):
-            t0 = tracks.start[batch[0]]
-            gap = t0 - last_t
-            # strictly before: an identity seen at t0 is held by a track still running then
-            open_ = np.flatnonzero((gap > 0) & (gap <= self.window_s))
-            distance = np.linalg.norm(tracks.first[batch, None, :] - last_xy[None, open_, :], axis=2)
-            reach = self.max_speed_mps * gap[open_] + self.slack_m
-            valid = distance <= reach
-            if looks.active and valid.any():
-                valid &= looks.agree(batch, ids[open_], valid, self.min_similarity)
-            chosen = _assign(np.where(valid, distance / np.maximum(reach, 1e-12), np.inf))
-            for row, column in zip(batch.tolist(), chosen.tolist(), strict=True):
-                if column >= 0:
-                    slot = int(open_[column])
+            refine = None
+            if looks.active:
+
+                def refine(valid: NDArray[np.bool_], open_: NDArray[np.intp], batch: NDArray[np.intp] = batch) -> Any:
+                    return valid & looks.agree(batch, ids[open_], valid, self.min_similarity)
+
+            slots = continued_identities(
+                tracks.first[batch],
+                float(tracks.start[batch[0]]),
+                last_t,
+                last_xy,
+                window_s=self.window_s,
+                max_speed_mps=self.max_speed_mps,
+                slack_m=self.slack_m,
+                refine=refine,
+            )
+            for row, slot in zip(batch.tolist(), slots.tolist(), strict=True):
+                if slot >= 0:
                     owner[row] = ids[slot]
                 else:
                     new_count += 1
@@ -393,6 +406,34 @@ class _Appearance:
             held = [] if identity < 0 else self.store.prototypes(identity)
             self._known[identity] = [p.vector for p in held if (p.model_id, p.model_version) == self.model]
         return self._known[identity]
+
+
+def continued_identities(
+    first: FloatArray,
+    t0: float,
+    last_t: FloatArray,
+    last_xy: FloatArray,
+    *,
+    window_s: float,
+    max_speed_mps: float,
+    slack_m: float,
+    refine: Callable[[NDArray[np.bool_], NDArray[np.intp]], NDArray[np.bool_]] | None = None,
+) -> NDArray[np.intp]:
+    """For tracks starting together at `t0` at positions `first` (metres), the slot of the identity each continues
+    (an index into `last_t` / `last_xy`, the identities' last sightings), -1 for a new identity: one minimum-cost
+    assignment on distance / reach among the identities last seen strictly before `t0` and at most `window_s`
+    before, within reach. `refine(valid, open_)` may veto pairs (appearance). Shared by the recorded runs'
+    `GlobalIdentities` and the service's online `LiveIdentities`."""
+    gap = t0 - last_t
+    # strictly before: an identity seen at t0 is held by a track still running then
+    open_ = np.flatnonzero((gap > 0) & (gap <= window_s))
+    distance = np.linalg.norm(first[:, None, :] - last_xy[None, open_, :], axis=2)
+    reach = max_speed_mps * gap[open_] + slack_m
+    valid = distance <= reach
+    if refine is not None and valid.any():
+        valid = refine(valid, open_)
+    chosen = _assign(np.where(valid, distance / np.maximum(reach, 1e-12), np.inf))
+    return np.where(chosen >= 0, open_[np.maximum(chosen, 0)] if len(open_) else -1, -1).astype(np.intp)
 
 
 def _input_key(site: str, ground: ArrayLike, fps: float, start_time_s: float, unit_per_metre: float) -> str:

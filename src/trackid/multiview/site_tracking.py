@@ -34,6 +34,7 @@ from trackid.types import Detections
 
 __all__ = [
     "METHODS",
+    "CameraTracklets",
     "GlobalTracks",
     "SiteStep",
     "SiteStepper",
@@ -302,24 +303,44 @@ def _walking_speed(ground: FloatArray, fps: float) -> float:
 
 def camera_tracklet_keys(v: int, detections: MotRows, fps: float) -> NDArray[np.int64]:
     """Per detection row, the key of the tracklet trackid's own tracker gave it in this camera (view v in the high
-    bits, so keys are unique across cameras), -1 where it gave none. The tracker reports its own boxes, so each
-    frame's reported boxes are matched back to the detections by IoU (Hungarian, >= 0.5)."""
-    tracker = make_tracker("trackid", fps)
+    bits, so keys are unique across cameras), -1 where it gave none (`CameraTracklets`, every frame 1..last)."""
+    tracklets = CameraTracklets(fps)
     keys = np.full(len(detections), -1, np.int64)
     frames = detections.frame
     starts = np.searchsorted(frames, np.arange(1, int(frames.max(initial=0)) + 2))
     for f in range(len(starts) - 1):
         rows = np.arange(starts[f], starts[f + 1])
-        boxes = xywh_to_xyxy(detections.xywh[rows])
-        out = tracker.update(Detections.from_arrays(boxes, detections.score[rows], time=(f + 1) / fps))
+        ids = tracklets.update(f + 1, detections.xywh[rows], detections.score[rows])
+        keys[rows] = np.where(ids >= 0, (v << 32) + ids, -1)
+    return keys
+
+
+class CameraTracklets:
+    """One camera's own tracking, a frame at a time: which of trackid's tracks each detection belongs to.
+
+    The tracker reports its own (filtered) boxes, so each frame's reported boxes are matched back to the detections
+    by IoU (Hungarian, >= 0.5). An edge worker of the multi-camera service runs this on its camera; a recorded run
+    runs it on every camera (`camera_tracklet_keys`): the same tracklets either way. Every frame must be given, in
+    order, empty ones too (the tracker counts the frames a track is missed).
+    """
+
+    def __init__(self, fps: float) -> None:
+        self.fps = float(fps)
+        self.tracker = make_tracker("trackid", fps)
+
+    def update(self, frame: int, xywh: FloatArray, score: FloatArray) -> NDArray[np.int64]:
+        """Per detection, its track id in this camera (>= 1), -1 where the tracker reports none."""
+        boxes = xywh_to_xyxy(np.asarray(xywh, np.float64).reshape(-1, 4))
+        ids = np.full(len(boxes), -1, np.int64)
+        out = self.tracker.update(Detections.from_arrays(boxes, np.asarray(score, np.float64), time=frame / self.fps))
         observed = out.score > 0
-        if not observed.any() or not len(rows):
-            continue
+        if not observed.any() or not len(boxes):
+            return ids
         overlap = iou_matrix(out.xyxy[observed], boxes)
         t, d = linear_sum_assignment(-overlap)
         good = overlap[t, d] >= 0.5
-        keys[rows[d[good]]] = (v << 32) + out.track_id[observed][t[good]]
-    return keys
+        ids[d[good]] = out.track_id[observed][t[good]]
+        return ids
 
 
 def _input_warnings(views: Sequence[SiteView], min_views: int) -> list[str]:

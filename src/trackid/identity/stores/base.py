@@ -28,6 +28,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from trackid.identity.stores.camera_stats import CameraStatistics
 from trackid.identity.stores.corrections import Corrections
+from trackid.identity.stores.ledger import StreamLedger
 from trackid.identity.stores.records import (
     IDENTITY_COLUMNS,
     Candidate,
@@ -60,7 +61,7 @@ class StoreLockedError(StoreError):
     """An embedded store another process (or another open store in this one) already has open."""
 
 
-class GalleryStore(Corrections, SimilarityLog, CameraStatistics):
+class GalleryStore(Corrections, SimilarityLog, CameraStatistics, StreamLedger):
     """A gallery store over a SQL connection; a backend subclasses it and provides the hooks of `SqlStore`.
 
     Parameters

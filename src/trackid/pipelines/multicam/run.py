@@ -46,7 +46,7 @@ from trackid.reports.birdseye import birdseye_png
 from trackid.run_folder import RunFolder, mask_password
 from trackid.sources.motchallenge import MotFormatError, MotRows, read_mot_file, write_mot_results
 
-__all__ = ["COMMAND", "MulticamRun", "load_views", "run_site"]
+__all__ = ["COMMAND", "MulticamRun", "camera_detections", "ground_camera", "load_views", "run_site"]
 
 COMMAND = "multicam-run"
 log = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ def load_views(site: SiteConfig, on_camera: Callable[[str], None] | None = None)
     """
     views = []
     for camera in site.cameras:
-        views.append(SiteView(_ground_camera(camera), _detections(camera), site.min_score_of(camera)))
+        views.append(SiteView(ground_camera(camera), camera_detections(camera), site.min_score_of(camera)))
         if on_camera is not None:
             on_camera(camera.id)
     return views
@@ -214,7 +214,7 @@ def _identities(
     return relabelled, tracks_of, summary
 
 
-def _ground_camera(camera: CameraConfig) -> GroundCamera:
+def ground_camera(camera: CameraConfig) -> GroundCamera:
     c = camera.calibration
     if c.homography is not None:
         return GroundCamera.from_homography(camera.id, c.homography, unit=c.unit, image_size=camera.image_size)
@@ -222,7 +222,7 @@ def _ground_camera(camera: CameraConfig) -> GroundCamera:
     return GroundCamera.from_opencv(camera.id, c.intrinsics, c.extrinsics, unit=c.unit, image_size=camera.image_size)
 
 
-def _detections(camera: CameraConfig) -> MotRows:
+def camera_detections(camera: CameraConfig) -> MotRows:
     try:
         return read_mot_file(camera.detections)
     except MotFormatError as exc:

@@ -22,6 +22,11 @@ world:                       # optional: the ground tracker's settings (`WorldCo
   birth_gate: 0.75           # no new track inside this share of a tracked person's gate
   handover_s: 2.0            # seconds before a camera's tracklet may pass to another track
   view_tracklets: true       # track each camera first and link its tracklets
+service:                     # optional: `trackid multicam edge` / `central` (`ServiceConfig`; defaults shown)
+  broker: {url: "redis://localhost:6379/0", password_env: TRACKID_REDIS_PASSWORD, tls: false}
+  spool_dir: spool           # the edges' outboxes, <site>/<camera>.db
+  spool_max_messages: 100000
+  camera_timeout_s: 15       # the linker goes on without a camera silent this long
 ```
 
 Relative paths are read from the site file's folder, so a site folder can be moved whole. Every key is checked
@@ -41,7 +46,7 @@ import copy
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -61,8 +66,17 @@ from trackid.config import ConfigError, parse_value, read_yaml, refuse_non_finit
 from trackid.identity.global_ids import DEFAULT_WINDOW_S
 from trackid.multiview import site_tracking
 from trackid.multiview.world_tracking import WorldTracker
+from trackid.pipelines.multicam.broker import BrokerConfig
 
-__all__ = ["CalibrationConfig", "CameraConfig", "IdentitiesConfig", "SiteConfig", "WorldConfig", "load_site"]
+__all__ = [
+    "CalibrationConfig",
+    "CameraConfig",
+    "IdentitiesConfig",
+    "ServiceConfig",
+    "SiteConfig",
+    "WorldConfig",
+    "load_site",
+]
 
 _WORLD = WorldTracker()
 """The ground tracker's defaults, read from it so the site file cannot drift from them."""
@@ -191,6 +205,44 @@ class WorldConfig(BaseModel):
         return WorldTracker(unit_per_metre=unit_per_metre, **settings)
 
 
+class ServiceConfig(BaseModel):
+    """The multi-camera service's settings (`trackid multicam edge` / `central`): the broker, the edges' spools,
+    and how long the linker waits for a silent camera."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    broker: BrokerConfig = Field(default_factory=BrokerConfig, description="Where Redis is and how to reach it.")
+    spool_dir: Path = Field(
+        Path("spool"),
+        validate_default=True,
+        description="Folder of the edges' spool files (<site>/<camera>.db); relative: site folder.",
+    )
+    spool_max_messages: int = Field(
+        100_000, ge=2, description="Unsent messages an edge keeps (100,000: ~3 h of one 10 fps camera's outage)."
+    )
+    spool_policy: Literal["block", "drop-oldest"] | None = Field(
+        None,
+        description="At the cap: block (wait for the broker) or drop-oldest (a live camera cannot wait); None: "
+        "block for recorded detections, drop-oldest for live sources.",
+    )
+    camera_timeout_s: PositiveFloat = Field(
+        15.0,
+        description="Seconds the linker waits for a silent camera before going on without it (its late frames are "
+        "then dropped, counted and logged). Longer rides out longer edge restarts; shorter keeps the lag low when a "
+        "camera dies.",
+    )
+    lease_ttl_s: PositiveFloat = Field(
+        10.0, description="Seconds a linker's claim on a site outlives it: how soon a standby takes over."
+    )
+
+    @field_validator("spool_dir")
+    @classmethod
+    def _from_site_folder(cls, path: Path, info: ValidationInfo) -> Path:
+        resolved = _resolve(path, info)
+        assert resolved is not None
+        return resolved
+
+
 class SiteConfig(BaseModel):
     """A site: its cameras and how their detections become global tracks (see `track_site`)."""
 
@@ -211,6 +263,11 @@ class SiteConfig(BaseModel):
         None, description="Persistent gallery identities instead of per-run track ids; None: the run's track ids."
     )
     world: WorldConfig = Field(default_factory=WorldConfig, description="The ground tracker's settings.")
+    service: ServiceConfig = Field(
+        default_factory=dict,  # validated, so its paths resolve from the site folder
+        validate_default=True,
+        description="The multi-camera service: broker, spools, waits.",
+    )
 
     @field_validator("site")
     @classmethod
@@ -329,6 +386,9 @@ def _message(error: Mapping[str, Any]) -> str:
             "calibration": CalibrationConfig,
             "cameras": CameraConfig,
             "identities": IdentitiesConfig,
+            "world": WorldConfig,
+            "service": ServiceConfig,
+            "broker": BrokerConfig,
         }
         model = sections.get(parents[-1], SiteConfig) if parents else SiteConfig
         return f"unknown key; expected one of {', '.join(model.model_fields)}"

@@ -77,4 +77,20 @@ MIGRATIONS: tuple[Migration, ...] = (
             "PRIMARY KEY (model_id, model_version, camera))",
         ),
     ),
+    Migration(
+        5,
+        "stream ledger",
+        (
+            # The multi-camera linker's exactly-once bookkeeping (`trackid.identity.stores.ledger`): per consumer
+            # and producer the last message applied, the consumer's versioned state, and its output positions.
+            "CREATE TABLE stream_offsets (consumer TEXT NOT NULL, producer TEXT NOT NULL, last_seq BIGINT NOT NULL, "
+            "updated DOUBLE PRECISION NOT NULL, PRIMARY KEY (consumer, producer))",
+            "CREATE TABLE linker_state (consumer TEXT PRIMARY KEY, version BIGINT NOT NULL, state BYTEA NOT NULL, "
+            "updated DOUBLE PRECISION NOT NULL)",
+            "CREATE TABLE global_positions (site TEXT NOT NULL, frame BIGINT NOT NULL, track BIGINT NOT NULL, "
+            "identity_id BIGINT, time DOUBLE PRECISION NOT NULL, x DOUBLE PRECISION NOT NULL, "
+            "y DOUBLE PRECISION NOT NULL, "
+            "PRIMARY KEY (site, frame, track))",
+        ),
+    ),
 )

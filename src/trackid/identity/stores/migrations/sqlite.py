@@ -73,4 +73,19 @@ MIGRATIONS: tuple[Migration, ...] = (
             "PRIMARY KEY (model_id, model_version, camera))",
         ),
     ),
+    Migration(
+        5,
+        "stream ledger",
+        (
+            # The multi-camera linker's exactly-once bookkeeping (`trackid.identity.stores.ledger`): per consumer
+            # and producer the last message applied, the consumer's versioned state, and its output positions.
+            "CREATE TABLE stream_offsets (consumer TEXT NOT NULL, producer TEXT NOT NULL, last_seq INTEGER NOT NULL, "
+            "updated REAL NOT NULL, PRIMARY KEY (consumer, producer))",
+            "CREATE TABLE linker_state (consumer TEXT PRIMARY KEY, version INTEGER NOT NULL, state BLOB NOT NULL, "
+            "updated REAL NOT NULL)",
+            "CREATE TABLE global_positions (site TEXT NOT NULL, frame INTEGER NOT NULL, track INTEGER NOT NULL, "
+            "identity_id INTEGER, time REAL NOT NULL, x REAL NOT NULL, y REAL NOT NULL, "
+            "PRIMARY KEY (site, frame, track))",
+        ),
+    ),
 )

@@ -1,0 +1,246 @@
+"""`trackid multicam edge`: one camera's worker — its detections tracked into tracklet updates, spooled, published.
+
+The worker runs two loops:
+- the camera loop (the calling thread): source -> this camera's tracker (`CameraTracklets`) -> one message per
+  frame (`messages.CameraMessage`, the boxes kept by the camera's `min_score` with their tracklet ids) -> the spool.
+  Recorded detections are replayed at `speed` times real time (0: as fast as possible); the site's `fps` gives the
+  frames' times;
+- the sender (a thread): spool -> Redis Stream of the site, in order, pipelined. On a lost broker it never exits:
+  it logs the loss once, retries with `broker.Backoff`, and once Redis answers again sends the last
+  `resend_window_s` again (the linker drops what it had) and then the backlog.
+
+A restart continues where the spool stopped: the tracker is run again over the frames already spooled (a recorded
+source is deterministic, so it is in the very state it was), and the first new message follows the last spooled
+one. When the source is finished the worker spools an `end` message, waits until everything is sent, lingers one
+resend window (a broker killed right then may lose what it acknowledged last) and returns.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import redis
+
+from trackid.multiview.site_tracking import CameraTracklets
+from trackid.pipelines.multicam.broker import Backoff, connect, stream_key
+from trackid.pipelines.multicam.messages import CameraMessage, encode
+from trackid.pipelines.multicam.metrics import ServiceMetrics
+from trackid.pipelines.multicam.run import camera_detections
+from trackid.pipelines.multicam.site import CameraConfig, SiteConfig
+from trackid.pipelines.multicam.spool import Spool, SpoolFullError
+from trackid.sources.motchallenge import MotRows
+
+__all__ = ["EdgeSummary", "EdgeWorker", "spool_path"]
+
+log = logging.getLogger(__name__)
+SEND_BATCH = 500
+"""Messages per pipelined round trip to Redis."""
+
+
+@dataclass(frozen=True)
+class EdgeSummary:
+    """What one run of the worker did."""
+
+    camera: str
+    frames: int
+    resumed_after: int
+    published: int
+    reconnects: int
+    dropped: int
+
+
+def spool_path(site: SiteConfig, camera_id: str) -> Path:
+    return site.service.spool_dir / site.site / f"{camera_id}.db"
+
+
+class EdgeWorker:
+    """One camera of `site` (`camera_id`; may be omitted when the site file lists one camera).
+
+    Args:
+        speed: replay speed of recorded detections (1: real time at the site's fps; 0: as fast as possible).
+        metrics_port: serve `/metrics` on this port (0: none).
+        stop: set it to stop both loops (the spool keeps everything; a restart continues).
+    """
+
+    def __init__(
+        self,
+        site: SiteConfig,
+        camera_id: str | None = None,
+        *,
+        speed: float = 1.0,
+        metrics_port: int = 0,
+        stop: threading.Event | None = None,
+    ) -> None:
+        self.site = site
+        self.camera = _camera(site, camera_id)
+        if not speed >= 0:
+            raise ValueError(f"speed must be >= 0, got {speed}")
+        self.speed = float(speed)
+        self.stop = stop or threading.Event()
+        self.metrics = ServiceMetrics(metrics_port, camera=self.camera.id)
+        service = site.service
+        self.spool = Spool(
+            spool_path(site, self.camera.id),
+            max_messages=service.spool_max_messages,
+            policy=service.spool_policy or "block",
+        )
+        self._source_done = threading.Event()
+        self._published = 0
+        self._reconnects = 0
+
+    def run(self) -> EdgeSummary:
+        """Track and publish until the source ends and everything is sent, or `stop` is set."""
+        detections = camera_detections(self.camera)
+        sender = threading.Thread(target=self._send_loop, name=f"send-{self.camera.id}", daemon=True)
+        sender.start()
+        resumed = self.spool.last_frame()
+        if resumed:
+            log.info("camera %s: spool holds frames up to %d; continuing after it", self.camera.id, resumed)
+        frames = 0
+        try:
+            frames = self._camera_loop(detections, resumed)
+        finally:
+            self._source_done.set()
+            sender.join()
+            self.spool.close()
+        return EdgeSummary(self.camera.id, frames, resumed, self._published, self._reconnects, self.spool.dropped)
+
+    def _camera_loop(self, detections: MotRows, resumed: int) -> int:
+        fps = self.site.fps
+        min_score = self.site.min_score_of(self.camera)
+        tracklets = CameraTracklets(fps)
+        frames = detections.frame
+        last = int(frames.max(initial=0))
+        starts = np.searchsorted(frames, np.arange(1, last + 2))
+        began, first_live = time.monotonic(), resumed + 1
+        done = 0
+        for f in range(1, last + 1):
+            if self.stop.is_set():
+                return done
+            rows = np.arange(starts[f - 1], starts[f])
+            xywh, score = detections.xywh[rows], detections.score[rows]
+            ids = tracklets.update(f, xywh, score)
+            if f <= resumed:
+                continue  # fast-forward: the tracker catches up with what the spool already holds
+            if self.speed > 0:
+                due = began + (f - first_live) / (fps * self.speed)
+                self.stop.wait(max(0.0, due - time.monotonic()))
+            kept = score >= min_score
+            boxes = np.column_stack([xywh[kept], score[kept], ids[kept]]).reshape(-1, 6)
+            self._spool(f, CameraMessage("frame", self.site.site, self.camera.id, 0, f, time.time(), boxes))
+            self.metrics["frames"].inc()
+            done += 1
+        if resumed < last + 1 and not self.stop.is_set():
+            self._spool(
+                last + 1, CameraMessage("end", self.site.site, self.camera.id, 0, last + 1, time.time(), _NO_BOXES)
+            )
+        return done
+
+    def _spool(self, frame: int, message: CameraMessage) -> None:
+        fields = encode(message)
+        while not self.stop.is_set():
+            try:
+                self.spool.append(frame, fields)
+                break
+            except SpoolFullError:
+                self.stop.wait(0.05)  # `block`: the source waits for the sender
+        self.metrics["spool_depth"].set(self.spool.unsent())
+
+    def _send_loop(self) -> None:
+        broker = self.site.service.broker
+        client = connect(broker, name=f"trackid-edge-{self.camera.id}")
+        stream = stream_key(broker, self.site.site)
+        backoff = Backoff(broker)
+        lost_at: float | None = None  # wall time of the last good send before the current loss
+        last_good = time.time()
+        finished_at: float | None = None
+        while not self.stop.is_set():
+            try:
+                if lost_at is not None:
+                    client.ping()
+                    resent = self.spool.resend_since(lost_at - broker.resend_window_s)
+                    log.warning(
+                        "camera %s: broker %s is back after %.1f s; sending again the %d messages of the last %.0f s",
+                        self.camera.id,
+                        broker.masked_url(),
+                        time.time() - lost_at,
+                        resent,
+                        broker.resend_window_s,
+                    )
+                    lost_at = None
+                    backoff.reset()
+                    self._reconnects += 1
+                    self.metrics["reconnects"].inc()
+                    finished_at = None
+                batch = self.spool.pending(SEND_BATCH)
+                if batch:
+                    pipe = client.pipeline(transaction=False)
+                    for _, fields in batch:
+                        pipe.xadd(stream, fields)  # type: ignore[arg-type]
+                    pipe.execute()
+                    last_good = time.time()
+                    self.spool.mark_sent([seq for seq, _ in batch], last_good)
+                    self._published += len(batch)
+                    self.metrics["published"].inc(len(batch))
+                    self.metrics["broker_up"].set(1)
+                    self.metrics["spool_depth"].set(self.spool.unsent())
+                    self.spool.prune(last_good - 3 * broker.resend_window_s)
+                    continue
+                if self._source_done.is_set():
+                    # everything is sent: linger one resend window, in case the broker loses its last writes
+                    finished_at = finished_at or time.time()
+                    if time.time() - finished_at >= broker.resend_window_s:
+                        return
+                    client.ping()
+                self.stop.wait(0.02)
+            except redis.AuthenticationError as error:
+                wait = broker.backoff_max_s
+                if lost_at is None:
+                    lost_at = last_good
+                    log.error(
+                        "camera %s: broker %s refused the credentials (user %s, password from %s): %s; retrying "
+                        "every %.0f s",
+                        self.camera.id,
+                        broker.masked_url(),
+                        broker.username or "default",
+                        broker.password_file or f"${broker.password_env}",
+                        error,
+                        wait,
+                    )
+                self.metrics["broker_up"].set(0)
+                self.stop.wait(wait)
+            except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError) as error:
+                wait = backoff.next()
+                if lost_at is None:
+                    lost_at = last_good
+                    log.warning(
+                        "camera %s: broker %s lost (%s); spooling and retrying (backoff up to %.0f s)",
+                        self.camera.id,
+                        broker.masked_url(),
+                        error,
+                        broker.backoff_max_s,
+                    )
+                self.metrics["broker_up"].set(0)
+                self.stop.wait(wait)
+
+
+_NO_BOXES = np.empty((0, 6))
+
+
+def _camera(site: SiteConfig, camera_id: str | None) -> CameraConfig:
+    if camera_id is None:
+        if len(site.cameras) != 1:
+            ids = ", ".join(c.id for c in site.cameras)
+            raise ValueError(f"site {site.site!r} has {len(site.cameras)} cameras ({ids}): say which with --camera")
+        return site.cameras[0]
+    for camera in site.cameras:
+        if camera.id == camera_id:
+            return camera
+    raise ValueError(
+        f"site {site.site!r} has no camera {camera_id!r} (cameras: {', '.join(c.id for c in site.cameras)})"
+    )
