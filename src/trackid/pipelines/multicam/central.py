@@ -36,6 +36,7 @@ import numpy as np
 import redis
 from redis.lock import Lock
 
+from trackid.config import ConfigError
 from trackid.identity.live_ids import LiveIdentities
 from trackid.identity.stores import GalleryStore, StoreLockedError, make_store
 from trackid.identity.stores.ledger import StaleLedgerError
@@ -129,9 +130,9 @@ class CentralLinker:
         galleries = {s.identities.gallery if s.identities else None for s in sites}
         if None in galleries:
             missing = [s.site for s in sites if s.identities is None]
-            raise ValueError(f"site(s) {', '.join(missing)} have no identities.gallery: the linker stores identities")
+            raise ConfigError(f"site(s) {', '.join(missing)} have no identities.gallery: the linker stores identities")
         if len(galleries) != 1:
-            raise ValueError(f"the sites name different galleries ({', '.join(map(str, galleries))}); use one")
+            raise ConfigError(f"the sites name different galleries ({', '.join(map(str, galleries))}); use one")
         self.sites = {s.site: s for s in sites}
         self.gallery = str(galleries.pop())
         self.broker: BrokerConfig = sites[0].service.broker
@@ -316,7 +317,8 @@ class CentralLinker:
                 done.append(entry_id)
                 continue
             site.heard[message.camera] = time.monotonic()
-            if message.seq <= site.state.applied.get(message.camera, 0):
+            if message.seq <= site.state.applied.get(message.camera, 0) or message.seq in site.buffer[message.camera]:
+                # applied already, or read already (an edge's resend, a broker that lost an acknowledgement)
                 self.duplicates += 1
                 self.metrics["duplicates"].inc()
                 done.append(entry_id)

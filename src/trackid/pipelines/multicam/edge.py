@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import redis
 
+from trackid.config import ConfigError
 from trackid.multiview.site_tracking import CameraTracklets
 from trackid.pipelines.multicam.broker import Backoff, connect, stream_key
 from trackid.pipelines.multicam.messages import CameraMessage, encode
@@ -236,11 +237,11 @@ def _camera(site: SiteConfig, camera_id: str | None) -> CameraConfig:
     if camera_id is None:
         if len(site.cameras) != 1:
             ids = ", ".join(c.id for c in site.cameras)
-            raise ValueError(f"site {site.site!r} has {len(site.cameras)} cameras ({ids}): say which with --camera")
+            raise ConfigError(f"site {site.site!r} has {len(site.cameras)} cameras ({ids}): say which with --camera")
         return site.cameras[0]
     for camera in site.cameras:
         if camera.id == camera_id:
             return camera
-    raise ValueError(
+    raise ConfigError(
         f"site {site.site!r} has no camera {camera_id!r} (cameras: {', '.join(c.id for c in site.cameras)})"
     )
