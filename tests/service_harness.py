@@ -90,8 +90,18 @@ class RedisServer:
             self.process.wait()
 
 
-def write_sites(folder: Path, data: Path, *, redis_url: str, gallery: Path, frames: dict[str, int]) -> list[Path]:
-    """Site files (wildtrack, terrace, terrace-b) in `folder`, each camera's detections cut to `frames[kind]`."""
+def write_sites(
+    folder: Path,
+    data: Path,
+    *,
+    redis_url: str,
+    gallery: str | Path,
+    frames: dict[str, int],
+    first_frame: int = 1,
+    names: tuple[str, ...] = ("wildtrack", "terrace", "terrace-b"),
+) -> list[Path]:
+    """Site files (`names` of wildtrack, terrace, terrace-b) in `folder`, each camera's detections cut to frames
+    `first_frame`..`frames[kind]` (frame numbers kept)."""
     sites = []
     layouts = {
         "wildtrack": (2.0, 1.0, _wildtrack_cameras(data)),
@@ -99,10 +109,12 @@ def write_sites(folder: Path, data: Path, *, redis_url: str, gallery: Path, fram
         "terrace-b": (25.0, 50.83, _terrace_cameras(data)),
     }
     for name, (fps, unit, cameras) in layouts.items():
+        if name not in names:
+            continue
         kind = "wildtrack" if name == "wildtrack" else "terrace"
         for camera in cameras:
             rows = read_mot_file(camera.pop("source"))
-            keep = rows.frame <= frames[kind]
+            keep = (rows.frame >= first_frame) & (rows.frame <= frames[kind])
             det = folder / name / f"{camera['id']}.txt"
             det.parent.mkdir(parents=True, exist_ok=True)
             table = np.column_stack([rows.frame[keep], -np.ones(keep.sum()), rows.xywh[keep], rows.score[keep]])
@@ -113,9 +125,14 @@ def write_sites(folder: Path, data: Path, *, redis_url: str, gallery: Path, fram
             "fps": fps,
             "unit_per_metre": unit,
             "cameras": cameras,
-            "identities": {"gallery": str(gallery)},
+            "identities": {"gallery": str(gallery), "window_s": 3.0},
             "service": {
-                "broker": {"url": redis_url, "backoff_max_s": 1.0, "resend_window_s": 5.0},
+                "broker": {
+                    "url": redis_url,
+                    "backoff_max_s": 1.0,
+                    "resend_window_s": 5.0,
+                    "password_env": "TEST_REDIS_PW",
+                },
                 "spool_dir": str(folder / "spool"),
                 "camera_timeout_s": 30.0,
                 "lease_ttl_s": 3.0,

@@ -74,6 +74,11 @@ def _service_run(folder: Path, data: Path, *, speed: float, fault: str | None = 
             report["killed_central_rc"] = central.returncode
             central = standby
         elif fault == "edge":
+            client = broker.client()
+            stream = "trackid:{wildtrack}:tracklets"
+            client.xadd(stream, {"v": "1", "kind": "frame"})  # fields missing
+            client.xadd(stream, {"garbage": "x"})
+            client.xadd(stream, {**_valid_fields(), "camera": "nobody"})
             time.sleep(3)
             name = "wildtrack/WILDTRACK-C3"
             edges[name].kill()
@@ -93,6 +98,7 @@ def _service_run(folder: Path, data: Path, *, speed: float, fault: str | None = 
         report["central_log"] = central.stderr.read().decode()
         report["expected"] = _expected_messages(site_files)
         report["committed"] = positions(gallery, SITES)
+        report["dead"] = broker.client().xrange("trackid:{wildtrack}:dead")
     finally:
         for p in [*edges.values(), central]:
             if p.poll() is None:
@@ -151,6 +157,84 @@ def test_central_killed_a_standby_takes_over(tmp_path: Path, data: Path, fault_f
     assert "taken over" in report["central_log"]
 
 
-def test_edge_killed_and_restarted_resumes_its_spool(tmp_path: Path, data: Path, fault_free: dict[str, object]) -> None:
+def test_edge_killed_and_restarted_resumes_its_spool_and_bad_messages_are_dead_letters(
+    tmp_path: Path, data: Path, fault_free: dict[str, object]
+) -> None:
     report = _service_run(tmp_path, data, speed=SPEED, fault="edge")
-    _assert_same_as(report, fault_free)
+    _assert_same_as(report, fault_free)  # the three malformed entries changed nothing
+    reasons = [fields[b"reason"].decode() for _, fields in report["dead"]]  # type: ignore[attr-defined]
+    assert len(reasons) == 3
+    assert "field" in reasons[0] and "field v" in reasons[1] and "not a camera of site" in reasons[2]
+
+
+def _valid_fields() -> dict[str, str]:
+    from trackid.pipelines.multicam.messages import CameraMessage, encode
+
+    return {**encode(CameraMessage("frame", "wildtrack", "x", 1, 1, 0.0, np.empty((0, 6)))), "seq": "1"}
+
+
+def test_restart_keeps_identities(tmp_path: Path, data: Path) -> None:
+    """Stop everything after frame 60, start again (the broker from its AOF, the linker from the store) and replay
+    frames 61-120 into the same spools: the people on the ground at the cut keep their global ids."""
+    broker = RedisServer(tmp_path / "redis")
+    broker.start()
+    gallery = tmp_path / "gallery.db"
+    try:
+        for first, last in ((1, 60), (61, 120)):
+            sites = write_sites(
+                tmp_path,
+                data,
+                redis_url=broker.url,
+                gallery=gallery,
+                frames={"wildtrack": last},
+                first_frame=first,
+                names=("wildtrack",),
+            )
+            edges = _start_edges(sites, 0)
+            assert all(p.wait(timeout=120) == 0 for p in edges.values())
+            central = subprocess.run(central_command(sites, "central"), capture_output=True, timeout=300)
+            assert central.returncode == 0, central.stderr.decode()
+            if first == 1:
+                broker.stop()  # everything down
+                broker.start()
+        rows, offsets, applied = positions(gallery, ["wildtrack"])["wildtrack"]
+    finally:
+        broker.stop()
+    assert set(rows[:, 0].astype(int)) >= {60, 61}
+    before, after = set(rows[rows[:, 0] == 60, 2]), set(rows[rows[:, 0] == 61, 2])
+    kept = len(before & after) / len(after)
+    assert kept >= 0.9, (before, after)
+    expected = dict.fromkeys(offsets, 122)  # 120 frames and two ends
+    assert offsets == expected and applied == sum(expected.values())
+
+
+def test_wrong_password_is_a_clear_error_and_a_retry_loop(tmp_path: Path, data: Path) -> None:
+    import os
+    import signal
+
+    broker = RedisServer(tmp_path / "redis", password="s3cret-right")
+    broker.start()
+    try:
+        sites = write_sites(
+            tmp_path,
+            data,
+            redis_url=broker.url,
+            gallery=tmp_path / "g.db",
+            frames={"wildtrack": 20},
+            names=("wildtrack",),
+        )
+        env = {**os.environ, "TEST_REDIS_PW": "s3cret-wrong"}
+        edge = subprocess.Popen(edge_command(sites[0], "WILDTRACK-C1", 0), env=env, stderr=subprocess.PIPE)
+        central = subprocess.Popen(central_command(sites, "c"), env=env, stderr=subprocess.PIPE)
+        time.sleep(8)
+        assert edge.poll() is None and central.poll() is None  # retrying, not crashed
+        for p in (edge, central):
+            p.send_signal(signal.SIGTERM)
+        logs = [p.communicate(timeout=30)[1].decode() for p in (edge, central)]
+        assert edge.returncode == 0 and central.returncode == 0, logs
+    finally:
+        broker.stop()
+    for log in logs:
+        assert "refused the credentials" in log and "$TEST_REDIS_PW" in log, log
+        assert "s3cret" not in log  # the password itself is never logged
+        assert "Traceback" not in log

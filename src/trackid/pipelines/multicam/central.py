@@ -440,10 +440,13 @@ class CentralLinker:
         now = time.monotonic()
         timeout = site.config.service.camera_timeout_s
         for camera in site.cameras:
-            if camera in site.state.ended:
-                continue
             buffered = site.buffer[camera]
             nxt = site.state.applied.get(camera, 0) + 1
+            if camera in site.state.ended:
+                if nxt not in buffered:
+                    continue
+                site.state.ended.discard(camera)  # a later segment: the camera is back
+                log.info("site %s camera %s: sends again after its end", site.config.site, camera)
             if nxt in buffered:
                 heads[camera] = buffered[nxt]
                 if camera in site.silent:

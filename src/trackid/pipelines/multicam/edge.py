@@ -11,7 +11,8 @@ The worker runs two loops:
 
 A restart continues where the spool stopped: the tracker is run again over the frames already spooled (a recorded
 source is deterministic, so it is in the very state it was), and the first new message follows the last spooled
-one. When the source is finished the worker spools an `end` message, waits until everything is sent, lingers one
+one. When the source is finished the worker spools an `end` message (a later segment of the recording, given to the
+same spool, continues after it, and the linker takes the camera back), waits until everything is sent, lingers one
 resend window (a broker killed right then may lose what it acknowledged last) and returns.
 """
 
@@ -136,10 +137,10 @@ class EdgeWorker:
             self._spool(f, CameraMessage("frame", self.site.site, self.camera.id, 0, f, time.time(), boxes))
             self.metrics["frames"].inc()
             done += 1
-        if resumed < last + 1 and not self.stop.is_set():
-            self._spool(
-                last + 1, CameraMessage("end", self.site.site, self.camera.id, 0, last + 1, time.time(), _NO_BOXES)
-            )
+        finished = resumed >= last and self.spool.last_kind() == "end"
+        if not finished and not self.stop.is_set():
+            end = CameraMessage("end", self.site.site, self.camera.id, 0, max(last, resumed), time.time(), _NO_BOXES)
+            self._spool(max(last, resumed), end)
         return done
 
     def _spool(self, frame: int, message: CameraMessage) -> None:

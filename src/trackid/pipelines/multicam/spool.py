@@ -99,6 +99,12 @@ class Spool:
         return int(row[0]) if row else 0
 
     @_locked
+    def last_kind(self) -> str:
+        """The kind of the last message spooled ('' when none): an `end` means the source was finished."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'last_kind'").fetchone()
+        return str(row[0]) if row else ""
+
+    @_locked
     def append(self, frame: int, fields: dict[str, str]) -> int:
         """Spool one message (its `seq` field is set here); returns its number.
 
@@ -118,6 +124,7 @@ class Spool:
             )
             self._set("last_seq", seq)
             self._set("last_frame", frame)
+            self._set("last_kind", fields.get("kind", ""))
         return seq
 
     @_locked
@@ -175,7 +182,7 @@ class Spool:
             self.dropped,
         )
 
-    def _set(self, key: str, value: int) -> None:
+    def _set(self, key: str, value: int | str) -> None:
         self._db.execute(
             "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             (key, str(value)),
