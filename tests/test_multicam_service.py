@@ -49,11 +49,14 @@ def _expected_messages(site_files: list[Path]) -> dict[str, dict[str, int]]:
     return out
 
 
-def _service_run(folder: Path, data: Path, *, speed: float, fault: str | None = None) -> dict[str, object]:
-    """Run the 15-camera service once (with `fault`), and read back what it committed."""
+def _service_run(
+    folder: Path, data: Path, *, speed: float, fault: str | None = None, gallery: str | None = None
+) -> dict[str, object]:
+    """Run the 15-camera service once (with `fault`; `gallery` a store URL, default SQLite), and read back what
+    it committed."""
     broker = RedisServer(folder / "redis")
     broker.start()
-    gallery = folder / "gallery.db"
+    gallery = gallery or str(folder / "gallery.db")
     site_files = write_sites(folder, data, redis_url=broker.url, gallery=gallery, frames=FRAMES)
     central = subprocess.Popen(central_command(site_files, "central-a"), stderr=subprocess.PIPE)
     edges = _start_edges(site_files, speed)
@@ -66,6 +69,9 @@ def _service_run(folder: Path, data: Path, *, speed: float, fault: str | None = 
             report["edges_up_during_outage"] = [name for name, p in edges.items() if p.poll() is None]
             report["central_up_during_outage"] = central.poll() is None
             broker.start()
+        elif fault == "second consumer":
+            second = subprocess.Popen(central_command(site_files, "central-b"), stderr=subprocess.PIPE)
+            report["second"] = second
         elif fault == "central":
             standby = subprocess.Popen(central_command(site_files, "central-b"), stderr=subprocess.PIPE)
             time.sleep(6)
@@ -96,6 +102,11 @@ def _service_run(folder: Path, data: Path, *, speed: float, fault: str | None = 
         assert central.stderr is not None
         report["central_rc"] = central.returncode
         report["central_log"] = central.stderr.read().decode()
+        if "second" in report:
+            second = report.pop("second")
+            assert isinstance(second, subprocess.Popen) and second.stderr is not None
+            second.wait(timeout=300)
+            report["second_rc"], report["second_log"] = second.returncode, second.stderr.read().decode()
         report["expected"] = _expected_messages(site_files)
         report["committed"] = positions(gallery, SITES)
         report["dead"] = broker.client().xrange("trackid:{wildtrack}:dead")
@@ -238,3 +249,24 @@ def test_wrong_password_is_a_clear_error_and_a_retry_loop(tmp_path: Path, data: 
         assert "refused the credentials" in log and "$TEST_REDIS_PW" in log, log
         assert "s3cret" not in log  # the password itself is never logged
         assert "Traceback" not in log
+
+
+def test_two_consumers_share_the_sites_and_process_nothing_twice(
+    tmp_path: Path, data: Path, fault_free: dict[str, object], postgres_uri: str
+) -> None:
+    """Two linkers in one consumer group over a PostgreSQL gallery: the sites split between them, every message is
+    applied once, and the result is the single linker's."""
+    import re
+    import uuid
+
+    import psycopg
+
+    name = f"service_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_uri, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    url = postgres_uri.replace("/postgres?", f"/{name}?", 1)
+    report = _service_run(tmp_path, data, speed=SPEED, fault="second consumer", gallery=url)
+    assert report["second_rc"] == 0, report["second_log"]
+    _assert_same_as(report, fault_free)
+    taken = [set(re.findall(r"site (\S+): taken over", str(report[k]))) for k in ("central_log", "second_log")]
+    assert taken[0] and taken[1], taken  # each consumer served a share of the sites

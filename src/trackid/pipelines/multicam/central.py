@@ -144,6 +144,7 @@ class CentralLinker:
         self.duplicates = 0
         self.dead_letters = 0
         self._completed: dict[str, _Site] = {}
+        self._rounds = 0  # lease rounds run; the first only announces this consumer
 
     # ---- the loop ---------------------------------------------------------------------------------------------
     def run(self, *, until_done: bool = False) -> LinkerSummary:
@@ -165,6 +166,8 @@ class CentralLinker:
                     self.metrics["broker_up"].set(1)
                     if time.monotonic() >= next_leases:
                         self._manage_leases(client)
+                        if until_done and self._others_done():
+                            break
                         next_leases = time.monotonic() + self.sites[next(iter(self.sites))].service.lease_ttl_s / 3
                     self._read(client)
                     for site in list(self.owned.values()):
@@ -217,6 +220,13 @@ class CentralLinker:
             except redis.exceptions.LockError:
                 log.warning("site %s: lease lost to another linker; letting it go", site.config.site)
                 self.owned.pop(site.config.site)
+        while len(self.owned) > share:  # a consumer joined: hand a site over (its state is committed)
+            surplus = self.owned[sorted(self.owned)[-1]]
+            log.info("site %s: handed over (%d consumers share %d sites)", surplus.config.site, share, len(self.sites))
+            self._release(surplus)
+        self._rounds += 1
+        if self._rounds == 1:  # first round: let the others' heartbeats arrive before taking a share
+            return
         for name, config in self.sites.items():
             if name in self.owned or name in self._completed or len(self.owned) >= share:
                 continue
@@ -226,6 +236,21 @@ class CentralLinker:
             if lease.acquire(blocking=False):
                 self._take(client, config, lease)
         self.metrics["sites_owned"].set(len(self.owned))
+
+    def _others_done(self) -> bool:
+        """With `until_done`: whether the sites other linkers serve are finished too, by the state their owners
+        committed (every camera ended); the sites served here count by their own end messages."""
+        if self.store is None or self._rounds < 2:
+            return False
+        for name, config in self.sites.items():
+            if name in self._completed:
+                continue
+            if name in self.owned:
+                return False
+            _, blob = self.store.linker_state(ledger_name(name))
+            if blob is None or not {c.id for c in config.cameras} <= pickle.loads(blob).ended:
+                return False
+        return True
 
     def _open_store(self) -> GalleryStore | None:
         if self.store is None:
