@@ -22,6 +22,7 @@ committed stays pending in Redis and is read again (`XREADGROUP 0`) when it is b
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import math
@@ -144,6 +145,7 @@ class CentralLinker:
         self.duplicates = 0
         self.dead_letters = 0
         self._completed: dict[str, _Site] = {}
+        self.latencies: collections.deque[float] = collections.deque(maxlen=1_000_000)  # spooled -> committed, s
         self._rounds = 0  # lease rounds run; the first only announces this consumer
 
     # ---- the loop ---------------------------------------------------------------------------------------------
@@ -456,6 +458,7 @@ class CentralLinker:
         now = time.time()
         for t in spooled:
             self.metrics["latency"].observe(max(0.0, now - t))
+            self.latencies.append(now - t)
         self.metrics["applied"].inc(len(consumed))
         self._maybe_complete(site)
 

@@ -65,6 +65,8 @@ class EdgeWorker:
 
     Args:
         speed: replay speed of recorded detections (1: real time at the site's fps; 0: as fast as possible).
+        start_at: wall-clock time (Unix s) of frame 1, so that simulated cameras started one by one still film in
+            step, as synchronised cameras do (a late starter catches up); None: when the worker starts.
         metrics_port: serve `/metrics` on this port (0: none).
         stop: set it to stop both loops (the spool keeps everything; a restart continues).
     """
@@ -77,8 +79,10 @@ class EdgeWorker:
         speed: float = 1.0,
         metrics_port: int = 0,
         stop: threading.Event | None = None,
+        start_at: float | None = None,
     ) -> None:
         self.site = site
+        self.start_at = start_at
         self.camera = _camera(site, camera_id)
         if not speed >= 0:
             raise ValueError(f"speed must be >= 0, got {speed}")
@@ -119,7 +123,7 @@ class EdgeWorker:
         frames = detections.frame
         last = int(frames.max(initial=0))
         starts = np.searchsorted(frames, np.arange(1, last + 2))
-        began, first_live = time.monotonic(), resumed + 1
+        began, first_live = (time.time(), resumed + 1) if self.start_at is None else (self.start_at, 1)
         done = 0
         for f in range(1, last + 1):
             if self.stop.is_set():
@@ -131,7 +135,7 @@ class EdgeWorker:
                 continue  # fast-forward: the tracker catches up with what the spool already holds
             if self.speed > 0:
                 due = began + (f - first_live) / (fps * self.speed)
-                self.stop.wait(max(0.0, due - time.monotonic()))
+                self.stop.wait(max(0.0, due - time.time()))
             kept = score >= min_score
             boxes = np.column_stack([xywh[kept], score[kept], ids[kept]]).reshape(-1, 6)
             self._spool(f, CameraMessage("frame", self.site.site, self.camera.id, 0, f, time.time(), boxes))
