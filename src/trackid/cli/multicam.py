@@ -122,9 +122,9 @@ def multicam_edge(
     metrics_port: Annotated[int, typer.Option("--metrics-port", min=0, help="Serve /metrics here (0: none).")] = 0,
     set_: Annotated[list[str] | None, typer.Option("--set", help=_SET_HELP)] = None,
     log_file: Annotated[Path | None, typer.Option("--log-file", help=_LOG_FILE_HELP)] = None,
-    start_at: Annotated[
-        float | None,
-        typer.Option("--start-at", help="Unix time of frame 1 (simulated cameras in step); default: now."),
+    start_gate: Annotated[
+        Path | None,
+        typer.Option("--start-gate", help="Simulated cameras (replay): once warm, wait in this folder for the others."),
     ] = None,
 ) -> None:
     """One camera's edge worker: track its detections, spool every frame's tracklet update, publish to the site's
@@ -134,7 +134,7 @@ def multicam_edge(
 
     with user_errors(), _logging_to(log_file), _stopping() as stop:
         site = load_site(config, set_ or [])
-        worker = EdgeWorker(site, camera, speed=speed, metrics_port=metrics_port, stop=stop, start_at=start_at)
+        worker = EdgeWorker(site, camera, speed=speed, metrics_port=metrics_port, stop=stop, start_gate=start_gate)
         summary = worker.run()
         make_console().print(
             Text(

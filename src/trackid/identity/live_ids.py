@@ -43,6 +43,7 @@ class LiveIdentities:
         self.last: dict[int, tuple[float, float, float]] = {}  # identity -> (time s, x m, y m) of its last sighting
         self._placeholders = 0
         self._unsaved: list[int] = []  # placeholders made since the last `create_pending`, newest last
+        self._links: list[tuple[int, int, bool]] = []  # (track, identity, continued) since the last `take_links`
 
     def observe(self, time: float, tracks: NDArray[np.int64], xy: NDArray[np.float64]) -> NDArray[np.int64]:
         """The identity of each row's track at `time` (xy in ground units); tracks new here are matched first."""
@@ -68,6 +69,7 @@ class LiveIdentities:
                     self._placeholders += 1
                     self.owner[int(tracks[row])] = -self._placeholders
                     self._unsaved.append(-self._placeholders)
+                self._links.append((int(tracks[row]), self.owner[int(tracks[row])], slot >= 0))
         out = np.array([self.owner[t] for t in tracks.tolist()], np.int64)
         for identity, (x, y) in zip(out.tolist(), metres.tolist(), strict=True):
             self.last[identity] = (float(time), x, y)
@@ -86,6 +88,12 @@ class LiveIdentities:
         self.owner = {t: mapping.get(i, i) for t, i in self.owner.items()}
         self.last = {mapping.get(i, i): v for i, v in self.last.items()}
         return mapping
+
+    def take_links(self, mapping: dict[int, int]) -> list[tuple[int, int, bool]]:
+        """The (track, identity, continued) links made since the last call, placeholders resolved by `mapping`
+        (`create_pending`'s), for the log: which global id each new track got, and whether it was a return."""
+        links, self._links = self._links, []
+        return [(t, mapping.get(i, i), continued) for t, i, continued in links]
 
     def _forget(self, now: float) -> None:
         """Drop identities last seen longer than the window ago, and the ended tracks that held them."""

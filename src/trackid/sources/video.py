@@ -1,4 +1,5 @@
-"""Video files as a stream of frames (OpenCV), with the errors a user can act on.
+"""Video files and streams (rtsp://, http://... URLs) as a stream of frames (OpenCV), with the errors a user can
+act on.
 
 A video that cannot be opened, reports no frames, or stops delivering frames before its announced end raises
 `VideoError` naming the file and the frame; the caller decides whether the frames read so far are still useful
@@ -8,6 +9,7 @@ A video that cannot be opened, reports no frames, or stops delivering frames bef
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,10 +35,11 @@ class VideoInfo:
 
 
 class VideoSource:
-    """Iterate `(index, frame)` over a video file; frames are H x W x 3 uint8 BGR, indices 0-based.
+    """Iterate `(index, frame)` over a video file or stream; frames are H x W x 3 uint8 BGR, indices 0-based.
 
     Args:
-        path: the video file.
+        path: the video file, or a stream URL (`scheme://...`), which announces no frame count and ends when it
+            stops delivering frames.
         frame_rate: override the container's frame rate (some containers lie, e.g. PETS09-S2L1's AVI says
             10 fps for a 7 fps sequence); trackers scale their time-based parameters with it.
         stride: yield every `stride`-th frame, to trade temporal resolution for speed.
@@ -51,26 +54,29 @@ class VideoSource:
         max_frames: int | None = None,
     ) -> None:
         self.path = Path(path)
+        self.url = str(path) if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", str(path)) else None
+        self.name = self.url or str(self.path)  # in messages
         if stride < 1:
             raise ValueError(f"stride must be >= 1, got {stride}")
         if frame_rate is not None and not frame_rate > 0:
             raise ValueError(f"frame_rate must be positive, got {frame_rate}")
-        if not self.path.is_file():
+        if self.url is None and not self.path.is_file():
             raise VideoError(f"{self.path}: video file not found")
-        capture = cv2.VideoCapture(str(self.path))
+        capture = cv2.VideoCapture(self.name)
         try:
             if not capture.isOpened():
-                raise VideoError(f"{self.path}: cannot open as a video (unknown or corrupt container)")
+                what = "cannot open the stream" if self.url else "cannot open as a video (unknown or corrupt container)"
+                raise VideoError(f"{self.name}: {what}")
             fps = frame_rate or capture.get(cv2.CAP_PROP_FPS)
-            count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+            count = 0 if self.url else int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
             width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH))
             height = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
         finally:
             capture.release()
         if not fps or not np.isfinite(fps) or fps <= 0:
-            raise VideoError(f"{self.path}: the container has no frame rate; pass frame_rate explicitly")
+            raise VideoError(f"{self.name}: the container has no frame rate; pass frame_rate explicitly")
         if width <= 0 or height <= 0:
-            raise VideoError(f"{self.path}: frames have zero size ({width}x{height})")
+            raise VideoError(f"{self.name}: frames have zero size ({width}x{height})")
         self.info = VideoInfo(self.path, float(fps), count, width, height)
         self.stride = stride
         self.max_frames = max_frames
@@ -82,7 +88,7 @@ class VideoSource:
         return -(-max(total, 0) // self.stride)
 
     def __iter__(self) -> Iterator[tuple[int, NDArray[np.uint8]]]:
-        capture = cv2.VideoCapture(str(self.path))
+        capture = cv2.VideoCapture(self.name)
         try:
             announced = self.info.frame_count if self.info.frame_count > 0 else None  # streams announce nothing
             limit = min(x for x in (announced, self.max_frames, 2**62) if x is not None)
@@ -92,14 +98,14 @@ class VideoSource:
                     return
                 if not ok:
                     raise VideoError(
-                        f"{self.path}: frame {index} unreadable (the container announces {self.info.frame_count} "
+                        f"{self.name}: frame {index} unreadable (the container announces {self.info.frame_count} "
                         "frames; the file may be truncated or corrupt)"
                     )
                 if index % self.stride:
                     continue
                 ok, frame = capture.retrieve()
                 if not ok or frame is None or frame.size == 0:
-                    raise VideoError(f"{self.path}: frame {index} could not be decoded")
+                    raise VideoError(f"{self.name}: frame {index} could not be decoded")
                 yield index, np.asarray(frame, dtype=np.uint8)
         finally:
             capture.release()

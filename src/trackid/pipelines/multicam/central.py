@@ -343,7 +343,7 @@ class CentralLinker:
                 self._dead_letter(client, site, entry_id, fields, str(error))
                 done.append(entry_id)
                 continue
-            site.heard[message.camera] = time.monotonic()
+            self._heard(site, message.camera)
             if message.seq <= site.state.applied.get(message.camera, 0) or message.seq in site.buffer[message.camera]:
                 # applied already, or read already (an edge's resend, a broker that lost an acknowledgement)
                 self.duplicates += 1
@@ -354,6 +354,19 @@ class CentralLinker:
         if done:
             client.xack(stream, GROUP, *done)
         self.metrics["lag"].set(sum(len(b) for s in self.owned.values() for b in s.buffer.values()))
+
+    def _heard(self, site: _Site, camera: str) -> None:
+        """A camera is silent when the others send and it does not; when the whole site was quiet (every camera
+        starting, a network cut), the first one to speak again must not make the rest late: each gets its wait anew."""
+        now = time.monotonic()
+        quiet = now - max(site.heard.values())
+        if quiet >= site.config.service.camera_timeout_s:
+            log.info(
+                "site %s: sending again after %.0f s of quiet; waiting for each camera anew", site.config.site, quiet
+            )
+            site.heard = dict.fromkeys(site.cameras, now)
+            site.silent.clear()
+        site.heard[camera] = now
 
     def _dead_letter(self, client: redis.Redis, site: _Site, entry_id: bytes, fields: dict[Any, Any], why: str) -> None:
         self.dead_letters += 1
@@ -395,6 +408,7 @@ class CentralLinker:
                             camera,
                             message.first,
                             message.seq,
+                            extra={"camera_id": camera},
                         )
                     else:
                         state.late += 1
@@ -422,15 +436,15 @@ class CentralLinker:
             if sum(len(s.score) for s in seen):
                 step = state.stepper.step(frame, seen)
                 if len(step.ground):
-                    identity = state.identities.observe(
+                    owners = state.identities.observe(
                         start + frame / fps, step.ground[:, 1].astype(np.int64), step.ground[:, 2:]
                     )
                     rows.append(
                         np.column_stack(
                             [
                                 step.ground[:, :2],
-                                identity,
-                                np.full(len(identity), start + frame / fps),
+                                owners,
+                                np.full(len(owners), start + frame / fps),
                                 step.ground[:, 2:],
                             ]
                         )
@@ -442,6 +456,7 @@ class CentralLinker:
         try:
             with self.store.transaction():
                 mapping = state.identities.create_pending(self.store)
+                links = state.identities.take_links(mapping)
                 if mapping and len(table):
                     table[:, 2] = [mapping.get(int(i), int(i)) for i in table[:, 2]]
                 self.store.add_global_positions(config.site, table)
@@ -454,6 +469,15 @@ class CentralLinker:
             self._release(site)
             return
         site.identities_made += len(mapping)
+        for track, identity, continued in links:
+            log.info(
+                "site %s: global track %d -> identity %d (%s)",
+                config.site,
+                track,
+                identity,
+                "continued: seen within the window" if continued else "new",
+                extra={"track_id": track, "identity_id": identity},
+            )
         client.xack(stream_key(self.broker, config.site), GROUP, *consumed)
         now = time.time()
         for t in spooled:
@@ -474,12 +498,17 @@ class CentralLinker:
                 if nxt not in buffered:
                     continue
                 site.state.ended.discard(camera)  # a later segment: the camera is back
-                log.info("site %s camera %s: sends again after its end", site.config.site, camera)
+                log.info(
+                    "site %s camera %s: sends again after its end",
+                    site.config.site,
+                    camera,
+                    extra={"camera_id": camera},
+                )
             if nxt in buffered:
                 heads[camera] = buffered[nxt]
                 if camera in site.silent:
                     site.silent.discard(camera)
-                    log.warning("site %s camera %s: heard again", site.config.site, camera)
+                    log.warning("site %s camera %s: heard again", site.config.site, camera, extra={"camera_id": camera})
                 continue
             if now - site.heard[camera] < timeout:
                 return None  # wait for it
@@ -491,6 +520,7 @@ class CentralLinker:
                     camera,
                     nxt,
                     skip_to - 1,
+                    extra={"camera_id": camera},
                 )
                 site.state.applied[camera] = skip_to - 1
                 heads[camera] = buffered[skip_to]
@@ -498,7 +528,11 @@ class CentralLinker:
             if camera not in site.silent:
                 site.silent.add(camera)
                 log.warning(
-                    "site %s camera %s: silent for %.0f s; going on without it", site.config.site, camera, timeout
+                    "site %s camera %s: silent for %.0f s; going on without it",
+                    site.config.site,
+                    camera,
+                    timeout,
+                    extra={"camera_id": camera},
                 )
         return heads
 

@@ -1,10 +1,11 @@
 """`trackid multicam edge`: one camera's worker — its detections tracked into tracklet updates, spooled, published.
 
 The worker runs two loops:
-- the camera loop (the calling thread): source -> this camera's tracker (`CameraTracklets`) -> one message per
-  frame (`messages.CameraMessage`, the boxes kept by the camera's `min_score` with their tracklet ids) -> the spool.
-  Recorded detections are replayed at `speed` times real time (0: as fast as possible); the site's `fps` gives the
-  frames' times;
+- the camera loop (the calling thread): source -> detector -> this camera's tracker (`CameraTracklets`) -> one
+  message per frame (`messages.CameraMessage`, the boxes kept by the camera's `min_score` with their tracklet ids)
+  -> the spool. The source is the camera's recorded detections (no detector then), a video file or a stream URL
+  (`source:`, detected by the site's `detector:`). Recorded detections and video files are replayed at `speed`
+  times real time (0: as fast as possible), a stream at its own pace; the site's `fps` gives the frames' times;
 - the sender (a thread): spool -> Redis Stream of the site, in order, pipelined. On a lost broker it never exits:
   it logs the loss once, retries with `broker.Backoff`, and once Redis answers again sends the last
   `resend_window_s` again (the linker drops what it had) and then the backlog.
@@ -18,24 +19,32 @@ resend window (a broker killed right then may lose what it acknowledged last) an
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import redis
+from numpy.typing import NDArray
 
 from trackid.config import ConfigError
+from trackid.detect import Detector
+from trackid.geometry import xyxy_to_xywh
 from trackid.multiview.site_tracking import CameraTracklets
 from trackid.pipelines.multicam.broker import Backoff, connect, stream_key
 from trackid.pipelines.multicam.messages import CameraMessage, encode
 from trackid.pipelines.multicam.metrics import ServiceMetrics
+from trackid.pipelines.multicam.replay import gate_name, wait_at_gate
 from trackid.pipelines.multicam.run import camera_detections
-from trackid.pipelines.multicam.site import CameraConfig, SiteConfig
+from trackid.pipelines.multicam.site import CameraConfig, SiteConfig, is_stream_url
 from trackid.pipelines.multicam.spool import Spool, SpoolFullError
+from trackid.pipelines.video import build_detector
 from trackid.sources.motchallenge import MotRows
+from trackid.sources.video import VideoSource
 
 __all__ = ["EdgeSummary", "EdgeWorker", "spool_path"]
 
@@ -65,8 +74,8 @@ class EdgeWorker:
 
     Args:
         speed: replay speed of recorded detections (1: real time at the site's fps; 0: as fast as possible).
-        start_at: wall-clock time (Unix s) of frame 1, so that simulated cameras started one by one still film in
-            step, as synchronised cameras do (a late starter catches up); None: when the worker starts.
+        start_gate: simulated cameras' start gate (`trackid.pipelines.multicam.replay`): once warm, wait there for
+            the common time of frame 1; None: start at once.
         metrics_port: serve `/metrics` on this port (0: none).
         stop: set it to stop both loops (the spool keeps everything; a restart continues).
     """
@@ -79,10 +88,10 @@ class EdgeWorker:
         speed: float = 1.0,
         metrics_port: int = 0,
         stop: threading.Event | None = None,
-        start_at: float | None = None,
+        start_gate: Path | None = None,
     ) -> None:
         self.site = site
-        self.start_at = start_at
+        self.start_gate = start_gate
         self.camera = _camera(site, camera_id)
         if not speed >= 0:
             raise ValueError(f"speed must be >= 0, got {speed}")
@@ -94,46 +103,70 @@ class EdgeWorker:
             spool_path(site, self.camera.id),
             max_messages=service.spool_max_messages,
             policy=service.spool_policy or "block",
+            camera_id=self.camera.id,
         )
+        self.log = logging.LoggerAdapter(log, {"camera_id": self.camera.id})  # JSON logs carry camera_id
         self._source_done = threading.Event()
         self._published = 0
         self._reconnects = 0
 
     def run(self) -> EdgeSummary:
         """Track and publish until the source ends and everything is sent, or `stop` is set."""
-        detections = camera_detections(self.camera)
+        resumed = self.spool.last_frame()
+        frames = self._frames(resumed)  # opens the source first: a bad one fails before anything runs
         sender = threading.Thread(target=self._send_loop, name=f"send-{self.camera.id}", daemon=True)
         sender.start()
-        resumed = self.spool.last_frame()
         if resumed:
-            log.info("camera %s: spool holds frames up to %d; continuing after it", self.camera.id, resumed)
-        frames = 0
+            self.log.info("camera %s: spool holds frames up to %d; continuing after it", self.camera.id, resumed)
+        done = 0
         try:
-            frames = self._camera_loop(detections, resumed)
+            done = self._camera_loop(frames, resumed)
         finally:
             self._source_done.set()
             sender.join()
             self.spool.close()
-        return EdgeSummary(self.camera.id, frames, resumed, self._published, self._reconnects, self.spool.dropped)
+        return EdgeSummary(self.camera.id, done, resumed, self._published, self._reconnects, self.spool.dropped)
 
-    def _camera_loop(self, detections: MotRows, resumed: int) -> int:
+    def _frames(self, resumed: int) -> Iterator[_Seen]:
+        """The camera's frames as (number, xywh, score): replayed detections, or a video's frames detected here."""
+        if self.camera.source is None:
+            return _recorded(camera_detections(self.camera))
+        source = VideoSource(self.camera.source)
+        if abs(source.info.frame_rate - self.site.fps) > 0.01 * self.site.fps:
+            self.log.warning(
+                "camera %s: %s runs at %.3g fps, the site's fps is %.3g; frame times follow the site's",
+                self.camera.id,
+                source.name,
+                source.info.frame_rate,
+                self.site.fps,
+            )
+        # a stream does not replay what was spooled before a restart: its frames are numbered on after them
+        offset = resumed if source.url is not None else 0
+        return _detected(source, build_detector(self.site.detector), offset)
+
+    def _camera_loop(self, frames: Iterator[_Seen], resumed: int) -> int:
         fps = self.site.fps
         min_score = self.site.min_score_of(self.camera)
         tracklets = CameraTracklets(fps)
-        frames = detections.frame
-        last = int(frames.max(initial=0))
-        starts = np.searchsorted(frames, np.arange(1, last + 2))
-        began, first_live = (time.time(), resumed + 1) if self.start_at is None else (self.start_at, 1)
-        done = 0
-        for f in range(1, last + 1):
+        live = self.camera.source is not None and is_stream_url(self.camera.source)
+        began, first_live = time.time(), resumed + 1
+        first = next(frames, None)
+        if self.start_gate is not None:
+            if first is not None:
+                CameraTracklets(fps).update(*first)  # JIT warm-up before the clock starts
+            start_at = wait_at_gate(self.start_gate, gate_name(self.site.site, self.camera.id), self.stop)
+            if start_at is None:
+                return 0
+            began, first_live = start_at, 1
+        done = last = 0
+        for f, xywh, score in itertools.chain([first] if first is not None else [], frames):
             if self.stop.is_set():
                 return done
-            rows = np.arange(starts[f - 1], starts[f])
-            xywh, score = detections.xywh[rows], detections.score[rows]
+            last = f
             ids = tracklets.update(f, xywh, score)
             if f <= resumed:
                 continue  # fast-forward: the tracker catches up with what the spool already holds
-            if self.speed > 0:
+            if self.speed > 0 and not live:  # a live stream comes at its own pace
                 due = began + (f - first_live) / (fps * self.speed)
                 self.stop.wait(max(0.0, due - time.time()))
             kept = score >= min_score
@@ -141,8 +174,12 @@ class EdgeWorker:
             self._spool(f, CameraMessage("frame", self.site.site, self.camera.id, 0, f, time.time(), boxes))
             self.metrics["frames"].inc()
             done += 1
+        if self.stop.is_set():
+            return done
+        if first is None:
+            self.log.warning("camera %s: the source gave no frames", self.camera.id)
         finished = resumed >= last and self.spool.last_kind() == "end"
-        if not finished and not self.stop.is_set():
+        if not finished:
             end = CameraMessage("end", self.site.site, self.camera.id, 0, max(last, resumed), time.time(), _NO_BOXES)
             self._spool(max(last, resumed), end)
         return done
@@ -170,7 +207,7 @@ class EdgeWorker:
                 if lost_at is not None:
                     client.ping()
                     resent = self.spool.resend_since(lost_at - broker.resend_window_s)
-                    log.warning(
+                    self.log.warning(
                         "camera %s: broker %s is back after %.1f s; sending again the %d messages of the last %.0f s",
                         self.camera.id,
                         broker.masked_url(),
@@ -208,7 +245,7 @@ class EdgeWorker:
                 wait = broker.backoff_max_s
                 if lost_at is None:
                     lost_at = last_good
-                    log.error(
+                    self.log.error(
                         "camera %s: broker %s refused the credentials (user %s, password from %s): %s; retrying "
                         "every %.0f s",
                         self.camera.id,
@@ -224,7 +261,7 @@ class EdgeWorker:
                 wait = backoff.next()
                 if lost_at is None:
                     lost_at = last_good
-                    log.warning(
+                    self.log.warning(
                         "camera %s: broker %s lost (%s); spooling and retrying (backoff up to %.0f s)",
                         self.camera.id,
                         broker.masked_url(),
@@ -236,6 +273,23 @@ class EdgeWorker:
 
 
 _NO_BOXES = np.empty((0, 6))
+_Seen = tuple[int, NDArray[np.float64], NDArray[np.float64]]  # frame number, xywh boxes, scores
+
+
+def _recorded(detections: MotRows) -> Iterator[_Seen]:
+    """Every frame of a detections file, 1 to its last (frames without a row are empty)."""
+    last = int(detections.frame.max(initial=0))
+    starts = np.searchsorted(detections.frame, np.arange(1, last + 2))
+    for f in range(1, last + 1):
+        rows = slice(starts[f - 1], starts[f])
+        yield f, detections.xywh[rows], detections.score[rows]
+
+
+def _detected(source: VideoSource, detector: Detector, offset: int) -> Iterator[_Seen]:
+    """A video's frames through `detector`, numbered from `offset` + 1."""
+    for index, image in source:
+        found = detector.detect(image)
+        yield offset + index + 1, xyxy_to_xywh(found.xyxy), found.score
 
 
 def _camera(site: SiteConfig, camera_id: str | None) -> CameraConfig:

@@ -36,6 +36,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from trackid.artifacts import atomic_write_bytes, atomic_write_text
+from trackid.config import ConfigError
 from trackid.geometry import xywh_to_xyxy
 from trackid.identity.global_ids import GlobalIdentities
 from trackid.identity.stores import GalleryStore, make_store
@@ -101,7 +102,9 @@ def run_site(
     started = time.perf_counter()
     views = load_views(site, on_camera=on_stage)
     loaded = time.perf_counter()
-    inputs = [p for c in site.cameras for p in _calibration_files(c)] + [c.detections for c in site.cameras]
+    inputs = [p for c in site.cameras for p in _calibration_files(c)] + [
+        c.detections for c in site.cameras if c.detections is not None
+    ]
     config = site.model_dump(mode="json")
     with contextlib.ExitStack() as stack:
         # the gallery opens (or fails, naming it) before the run folder is touched, like the cameras
@@ -223,6 +226,11 @@ def ground_camera(camera: CameraConfig) -> GroundCamera:
 
 
 def camera_detections(camera: CameraConfig) -> MotRows:
+    if camera.detections is None:
+        raise ConfigError(
+            f"camera {camera.id!r} has a video source and no recorded detections: `multicam run` replays detection "
+            "files; its edge worker (`multicam edge`) tracks the video"
+        )
     try:
         return read_mot_file(camera.detections)
     except MotFormatError as exc:

@@ -10,9 +10,11 @@ min_score: 0.5               # default detection threshold of cameras that give 
 cameras:
   - id: WILDTRACK-C1         # names its result file views/<id>.txt (as the ground truth names the view)
     calibration: {intrinsics: intr_CVLab1.xml, extrinsics: extr_CVLab1.xml, unit: 0.01}   # or {homography: H.txt}
-    detections: det/WILDTRACK-C1/det/det.txt
+    detections: det/WILDTRACK-C1/det/det.txt   # recorded detections; or, for an edge worker:
+    # source: cam1.mp4 | rtsp://host/stream       # frames through OpenCV, detected by the site's `detector:`
     image_size: [1920, 1080]
     min_score: 0.5
+detector: {name: nanodet}    # optional: what finds people in the frames of cameras with a `source` (DetectorConfig)
 identities:                  # optional: global ids become persistent gallery identities (see below)
   gallery: runs/site-gallery.db   # a store URL (postgresql://...) or SQLite path, as `trackid gallery` takes it
   window_s: 1.0              # re-attach a person lost for at most this long (geometry alone: keep it short)
@@ -62,7 +64,7 @@ from pydantic import (
     model_validator,
 )
 
-from trackid.config import ConfigError, parse_value, read_yaml, refuse_non_finite
+from trackid.config import ConfigError, DetectorConfig, parse_value, read_yaml, refuse_non_finite
 from trackid.identity.global_ids import DEFAULT_WINDOW_S
 from trackid.multiview import site_tracking
 from trackid.multiview.world_tracking import WorldTracker
@@ -75,6 +77,7 @@ __all__ = [
     "ServiceConfig",
     "SiteConfig",
     "WorldConfig",
+    "is_stream_url",
     "load_site",
 ]
 
@@ -118,7 +121,14 @@ class CameraConfig(BaseModel):
 
     id: str = Field(description="The view's name; its result file is views/<id>.txt.")
     calibration: CalibrationConfig
-    detections: Path = Field(description="MOTChallenge det file (frame, -1, x, y, w, h, score, ...), 1-based frames.")
+    detections: Path | None = Field(
+        None, description="MOTChallenge det file (frame, -1, x, y, w, h, score, ...), 1-based frames."
+    )
+    source: str | None = Field(
+        None,
+        description="For an edge worker: a video file (relative: site folder) or a stream URL (rtsp://, http://...) "
+        "read through OpenCV; its frames go through the site's detector. Used instead of `detections`.",
+    )
     image_size: tuple[PositiveInt, PositiveInt] | None = Field(
         None,
         description="Width, height in pixels: tells a box cut by the bottom edge (its feet are out of the frame) and "
@@ -137,10 +147,21 @@ class CameraConfig(BaseModel):
 
     @field_validator("detections")
     @classmethod
-    def _from_site_folder(cls, path: Path, info: ValidationInfo) -> Path:
-        resolved = _resolve(path, info)
-        assert resolved is not None
-        return resolved
+    def _from_site_folder(cls, path: Path | None, info: ValidationInfo) -> Path | None:
+        return _resolve(path, info)
+
+    @field_validator("source")
+    @classmethod
+    def _file_from_site_folder(cls, source: str | None, info: ValidationInfo) -> str | None:
+        if source is None or is_stream_url(source):
+            return source
+        return str(_resolve(Path(source), info))
+
+    @model_validator(mode="after")
+    def _something_to_track(self) -> CameraConfig:
+        if self.detections is None and self.source is None:
+            raise ValueError(f"camera {self.id!r}: give its recorded `detections` or a `source` (video file or URL)")
+        return self
 
 
 class IdentitiesConfig(BaseModel):
@@ -258,6 +279,9 @@ class SiteConfig(BaseModel):
         "more overlap.",
     )
     min_score: float = Field(0.5, description="Detection threshold of the cameras that set none.")
+    detector: DetectorConfig = Field(
+        default_factory=DetectorConfig, description="Finds people in the frames of cameras that have a `source`."
+    )
     cameras: list[CameraConfig] = Field(min_length=1)
     identities: IdentitiesConfig | None = Field(
         None, description="Persistent gallery identities instead of per-run track ids; None: the run's track ids."
@@ -341,6 +365,11 @@ def _override(data: dict[str, Any], item: str) -> None:
         if not isinstance(node, dict):
             raise ConfigError(f"--set {item!r}: {name} is not a section")
     node[leaf] = copy.deepcopy(value)
+
+
+def is_stream_url(source: str) -> bool:
+    """rtsp://, http(s)://, udp://...: a stream for OpenCV, not a file of the site folder."""
+    return re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", source) is not None
 
 
 def _resolve(path: Path | None, info: ValidationInfo) -> Path | None:

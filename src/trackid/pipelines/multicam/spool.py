@@ -59,15 +59,19 @@ class Spool:
         path: the SQLite file.
         max_messages: unsent messages it may hold (see the module docstring for what happens then).
         policy: one of `POLICIES`.
+        camera_id: the camera it spools for, on its log records.
     """
 
-    def __init__(self, path: Path, *, max_messages: int = 100_000, policy: str = "block") -> None:
+    def __init__(
+        self, path: Path, *, max_messages: int = 100_000, policy: str = "block", camera_id: str | None = None
+    ) -> None:
         if policy not in POLICIES:
             raise ValueError(f"spool policy must be one of {', '.join(POLICIES)}, got {policy!r}")
         if max_messages < 2:
             raise ValueError(f"spool max_messages must be >= 2, got {max_messages}")
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        self._extra = {"camera_id": camera_id} if camera_id else {}
         self.max_messages = int(max_messages)
         self.policy = policy
         self.dropped = 0
@@ -180,6 +184,7 @@ class Spool:
             first,
             last,
             self.dropped,
+            extra=self._extra,
         )
 
     def _set(self, key: str, value: int | str) -> None:

@@ -1,0 +1,88 @@
+"""An edge worker on a video: frames -> the site's detector -> the camera's tracker -> the stream (real redis-server).
+
+The clip is the first frames of the demo video (PETS09-S2L1); the detector is the shipped default. The published
+boxes must be the detector's own (above the camera's min_score), with tracklet ids that persist across frames.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+
+from service_harness import REPO, RedisServer
+from trackid.config import ConfigError, DetectorConfig
+from trackid.pipelines.multicam.edge import EdgeWorker
+from trackid.pipelines.multicam.messages import decode
+from trackid.pipelines.multicam.site import load_site
+from trackid.pipelines.video import build_detector
+from trackid.sources.video import VideoSource
+
+FRAMES = 12
+
+
+def _clip(path: Path) -> Path:
+    source = VideoSource(REPO / "demo" / "pets09_s2l1_clip.mp4", max_frames=FRAMES)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 7.0, (source.info.width, source.info.height))
+    for _, image in source:
+        writer.write(image)
+    writer.release()
+    return path
+
+
+def test_edge_tracks_a_video_through_the_detector(tmp_path: Path) -> None:
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    try:
+        np.savetxt(tmp_path / "H.txt", np.diag([0.01, 0.01, 1.0]))
+        site = {
+            "site": "pets",
+            "fps": 7.0,
+            "min_score": 0.4,
+            "cameras": [
+                {
+                    "id": "view1",
+                    "calibration": {"homography": "H.txt"},
+                    "source": _clip(tmp_path / "clip.mp4").name,
+                    "image_size": [768, 576],
+                }
+            ],
+            "service": {"broker": {"url": server.url, "resend_window_s": 0.2}},
+        }
+        (tmp_path / "site.yaml").write_text(yaml.safe_dump(site))
+        summary = EdgeWorker(load_site(tmp_path / "site.yaml"), speed=0).run()
+        assert summary.frames == FRAMES and summary.published == FRAMES + 1
+
+        entries = server.client().xrange("trackid:{pets}:tracklets")
+        messages = [decode(fields) for _, fields in entries]
+        assert [m.kind for m in messages] == ["frame"] * FRAMES + ["end"]
+        detector = build_detector(DetectorConfig())
+        first = next(iter(VideoSource(tmp_path / "clip.mp4")))[1]
+        found = detector.detect(first)
+        kept = found.score >= 0.4
+        assert kept.sum() >= 3, "the demo's first frame has several people"
+        np.testing.assert_allclose(messages[0].boxes[:, 4], found.score[kept])
+        np.testing.assert_allclose(messages[0].boxes[:, :2], found.xyxy[kept, :2])
+        ids = np.concatenate([m.boxes[:, 5] for m in messages[:-1]])
+        tracked, counts = np.unique(ids[ids >= 0], return_counts=True)
+        assert len(tracked) >= 3 and (counts >= FRAMES // 2).sum() >= 3, "people keep their tracklet ids"
+    finally:
+        server.stop()
+
+
+def test_a_camera_needs_detections_or_a_source(tmp_path: Path) -> None:
+    np.savetxt(tmp_path / "H.txt", np.eye(3))
+    site = {"site": "s", "fps": 5, "cameras": [{"id": "c", "calibration": {"homography": "H.txt"}}]}
+    (tmp_path / "site.yaml").write_text(yaml.safe_dump(site))
+    with pytest.raises(ConfigError, match="give its recorded `detections` or a `source`"):
+        load_site(tmp_path / "site.yaml")
+
+
+def test_a_stream_url_is_kept_as_it_is(tmp_path: Path) -> None:
+    np.savetxt(tmp_path / "H.txt", np.eye(3))
+    camera = {"id": "c", "calibration": {"homography": "H.txt"}, "source": "rtsp://cam-1.local:554/stream"}
+    (tmp_path / "site.yaml").write_text(yaml.safe_dump({"site": "s", "fps": 5, "cameras": [camera]}))
+    assert load_site(tmp_path / "site.yaml").cameras[0].source == "rtsp://cam-1.local:554/stream"
