@@ -8,6 +8,9 @@ detections at `--speed` x the set's 2 fps (5: 10 fps per camera). One `CentralLi
 sites into a SQLite gallery, with redis-server (AOF on, appendfsync everysec) on localhost. Latency is measured per
 camera message from the moment the edge spooled it to the commit of its frame by the linker (both clocks are this
 machine's), so it includes the spool, the stream, waiting for the frame's other cameras, tracking and the commit.
+The edges meet at a start gate once warm and then film in step; latency is reported over the whole run and
+sustained (frames after the first 2 s: the first are the cold start of 21 processes waking at one instant on 2
+cores, which a deployment, one edge per camera box, does not have).
 
 Second table: the gallery's lookup latency (usearch HNSW, 100,000 128-d vectors, single-vector k=10 searches) idle
 and while `rebuild_in_background` compacts the index after 30 % of it was removed, in one run, as p50/p99 and their
@@ -38,6 +41,9 @@ from trackid.pipelines.multicam.site import load_site
 
 REPO = Path(__file__).resolve().parent.parent
 TARGET = {"cameras": 20, "fps": 10.0, "people": 20, "p99_s": 0.5}
+# The first seconds are a cold start of the whole simulated site at one instant (21 processes waking together on 2
+# cores); sustained latency is the rest. Both are reported.
+WARM_UP_S = 2.0
 
 
 def main() -> int:
@@ -59,7 +65,9 @@ def main() -> int:
                 f"{args.copies} WILDTRACK copies = {7 * args.copies} cameras, each an edge process at "
                 f"{2 * args.speed:g} "
                 f"fps ({args.frames} frames), one central linker, redis-server {_redis_version()} on localhost",
-                "latency: per camera message, spooled at the edge -> its frame committed by the linker",
+                "latency: per camera message, spooled at the edge -> its frame committed by the linker; the edges "
+                "meet at a start gate once warm, then film in step; 'sustained' leaves out the frames of the first "
+                f"{WARM_UP_S:g} s (a cold start of every process at one instant on this machine's 2 cores)",
                 f"target (issue #18): >= {TARGET['cameras']} cameras x {TARGET['fps']:g} fps x {TARGET['people']} "
                 f"people with p99 <= {TARGET['p99_s'] * 1000:.0f} ms",
             ],
@@ -96,11 +104,9 @@ def _service_load(copies: int, speed: float, frames: int) -> str:
         linker = CentralLinker(list(sites.values()), name="bench")
         summary: list[object] = []
         central = threading.Thread(target=lambda: summary.append(linker.run(until_done=True)))
-        started = time.perf_counter()
         central.start()
         codes = replay_cameras(sites, speed=speed)
         central.join()
-        wall = time.perf_counter() - started
         store = make_store(folder / "gallery.db", create=False)
         people = [store.global_positions(s.site) for s in sites.values()]
         store.close()
@@ -109,20 +115,33 @@ def _service_load(copies: int, speed: float, frames: int) -> str:
         redis.wait()
     if any(codes.values()):
         raise SystemExit(f"edges failed: {codes}")
-    latency = np.array(linker.latencies)
+    frames_of, spooled, committed = np.array(linker.latencies).reshape(-1, 3).T
+    latency = committed - spooled
     per_frame = np.mean([np.unique(p[:, 0], return_counts=True)[1].mean() for p in people])
     cameras, fps = 7 * copies, 2 * speed
     messages = int(sum(summary[0].applied.values()))  # type: ignore[attr-defined]
+    if messages != cameras * (frames + 1):  # each camera's frames and its end, once
+        raise SystemExit(f"the linker applied {messages} messages, expected {cameras * (frames + 1)}")
     late = int(sum(summary[0].late.values()))  # type: ignore[attr-defined]
-    p50, p95, p99 = np.percentile(latency, [50, 95, 99])
-    met = cameras >= TARGET["cameras"] and fps >= TARGET["fps"] and per_frame >= TARGET["people"] and p99 <= 0.5 and late == 0
+    warm = frames_of > WARM_UP_S * fps
     shutil.rmtree(folder, ignore_errors=True)
+    rows = []
+    for name, kept in [("whole run", np.ones_like(warm)), (f"sustained (after the first {WARM_UP_S:g} s)", warm)]:
+        part = latency[kept]
+        rate = kept.sum() / np.ptp(committed[kept])  # messages committed per second over the span
+        p50, p95, p99 = np.percentile(part, [50, 95, 99])
+        met = (
+            cameras >= TARGET["cameras"] and fps >= TARGET["fps"] and per_frame >= TARGET["people"] and late == 0
+        ) and p99 <= TARGET["p99_s"]
+        rows.append(
+            f"| {name} | {cameras} | {fps:g} | {per_frame:.1f} | {len(part)} | {late} | {rate:.0f} | "
+            f"{p50 * 1e3:.0f} / {p95 * 1e3:.0f} / {p99 * 1e3:.0f} / {part.max() * 1e3:.0f} | "
+            f"{'**met**' if met else 'not met'} |\n"
+        )
     return (
-        "| cameras | fps per camera | people on the ground per frame (mean) | messages applied | late (dropped) | "
-        "messages/s | latency p50 / p95 / p99 / max (ms) | target met |\n|---|---|---|---|---|---|---|---|\n"
-        f"| {cameras} | {fps:g} | {per_frame:.1f} | {messages} | {late} | {messages / wall:.0f} | "
-        f"{p50 * 1e3:.0f} / {p95 * 1e3:.0f} / {p99 * 1e3:.0f} / {latency.max() * 1e3:.0f} | "
-        f"{'**met**' if met else 'not met'} |\n"
+        "| over | cameras | fps per camera | people on the ground per frame (mean) | messages | late (dropped) | "
+        "committed messages/s | latency p50 / p95 / p99 / max (ms) | target met |\n"
+        "|---|---|---|---|---|---|---|---|---|\n" + "".join(rows)
     )
 
 

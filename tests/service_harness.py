@@ -47,23 +47,52 @@ def _free_port() -> int:
 
 
 class RedisServer:
-    def __init__(self, folder: Path, *, password: str | None = None) -> None:
+    """A real redis-server on a free port (AOF on, fsync every second), optionally with a password, or TLS and an
+    ACL user (`tls_dir` gets a self-signed certificate made with openssl; the default user is then off)."""
+
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        password: str | None = None,
+        tls_dir: Path | None = None,
+        user: tuple[str, str] | None = None,
+    ) -> None:
         self.binary = require_redis_server()
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
         self.port = _free_port()
         self.password = password
+        self.user = user
+        self.tls_dir = tls_dir
+        if tls_dir is not None:
+            _self_signed(tls_dir)
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        scheme = "rediss" if self.tls_dir is not None else "redis"
+        return f"{scheme}://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
-        command = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.folder)]
+        command = [self.binary, "--bind", "127.0.0.1", "--dir", str(self.folder)]
+        if self.tls_dir is None:
+            command += ["--port", str(self.port)]
+        else:
+            command += ["--port", "0", "--tls-port", str(self.port), "--tls-auth-clients", "no"]
+            command += [
+                "--tls-cert-file",
+                str(self.tls_dir / "cert.pem"),
+                "--tls-key-file",
+                str(self.tls_dir / "key.pem"),
+            ]
+            command += ["--tls-ca-cert-file", str(self.tls_dir / "cert.pem")]
         command += ["--appendonly", "yes", "--appendfsync", "everysec", "--save", ""]
         if self.password:
             command += ["--requirepass", self.password]
+        if self.user is not None:
+            name, secret = self.user
+            command += ["--user", name, "on", f">{secret}", "~*", "&*", "+@all", "--user", "default", "off"]
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         client = self.client()
         deadline = time.monotonic() + 20
@@ -77,7 +106,12 @@ class RedisServer:
                 time.sleep(0.05)
 
     def client(self) -> redis.Redis:
-        return redis.Redis.from_url(self.url, password=self.password)
+        options: dict[str, object] = {"password": self.password}
+        if self.user is not None:
+            options = {"username": self.user[0], "password": self.user[1]}
+        if self.tls_dir is not None:
+            options["ssl_ca_certs"] = str(self.tls_dir / "cert.pem")
+        return redis.Redis.from_url(self.url, **options)  # type: ignore[arg-type]
 
     def kill(self) -> None:
         assert self.process is not None
@@ -90,6 +124,18 @@ class RedisServer:
             self.process.wait()
 
 
+def _self_signed(folder: Path) -> None:
+    if shutil.which("openssl") is None:
+        if os.environ.get("CI"):
+            pytest.fail("openssl is not installed (.ci/run installs it)")
+        pytest.skip("openssl is not installed")
+    folder.mkdir(parents=True, exist_ok=True)
+    command = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost"]
+    command += ["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"]
+    command += ["-keyout", str(folder / "key.pem"), "-out", str(folder / "cert.pem")]
+    subprocess.run(command, check=True, capture_output=True)
+
+
 def write_sites(
     folder: Path,
     data: Path,
@@ -99,6 +145,7 @@ def write_sites(
     frames: dict[str, int],
     first_frame: int = 1,
     names: tuple[str, ...] = ("wildtrack", "terrace", "terrace-b"),
+    broker: dict[str, object] | None = None,
 ) -> list[Path]:
     """Site files (`names` of wildtrack, terrace, terrace-b) in `folder`, each camera's detections cut to frames
     `first_frame`..`frames[kind]` (frame numbers kept)."""
@@ -132,6 +179,7 @@ def write_sites(
                     "backoff_max_s": 1.0,
                     "resend_window_s": 5.0,
                     "password_env": "TEST_REDIS_PW",
+                    **(broker or {}),
                 },
                 "spool_dir": str(folder / "spool"),
                 "camera_timeout_s": 30.0,

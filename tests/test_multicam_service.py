@@ -23,7 +23,9 @@ SPEED = 3.0  # wildtrack: 120 frames at 6 fps = 20 s; terrace: 600 frames at 75 
 SITES = ["wildtrack", "terrace", "terrace-b"]
 
 
-def _start_edges(site_files: list[Path], speed: float) -> dict[str, subprocess.Popen[bytes]]:
+def _start_edges(
+    site_files: list[Path], speed: float, env: dict[str, str] | None = None
+) -> dict[str, subprocess.Popen[bytes]]:
     import yaml
 
     edges = {}
@@ -31,7 +33,7 @@ def _start_edges(site_files: list[Path], speed: float) -> dict[str, subprocess.P
         config = yaml.safe_load(path.read_text())
         for camera in config["cameras"]:
             edges[f"{config['site']}/{camera['id']}"] = subprocess.Popen(
-                edge_command(path, camera["id"], speed), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+                edge_command(path, camera["id"], speed), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env
             )
     return edges
 
@@ -270,3 +272,46 @@ def test_two_consumers_share_the_sites_and_process_nothing_twice(
     _assert_same_as(report, fault_free)
     taken = [set(re.findall(r"site (\S+): taken over", str(report[k]))) for k in ("central_log", "second_log")]
     assert taken[0] and taken[1], taken  # each consumer served a share of the sites
+
+
+def test_tls_and_an_acl_user_with_json_logs(tmp_path: Path, data: Path) -> None:
+    """TLS (a self-signed certificate the site names as its CA) and an ACL user, the default user off: every
+    message arrives; the linker's JSON log carries camera_id / track_id / identity_id and never the password."""
+    import json
+    import os
+
+    broker = RedisServer(tmp_path / "redis", tls_dir=tmp_path / "tls", user=("trackid-site", "acl-pw-123"))
+    broker.start()
+    try:
+        sites = write_sites(
+            tmp_path,
+            data,
+            redis_url=broker.url,
+            gallery=tmp_path / "g.db",
+            frames={"wildtrack": 20},
+            names=("wildtrack",),
+            broker={"username": "trackid-site", "tls_ca_file": str(tmp_path / "tls" / "cert.pem")},
+        )
+        env = {**os.environ, "TEST_REDIS_PW": "acl-pw-123"}
+        edges = _start_edges(sites[:0], 0)
+        edge_log = tmp_path / "edge.jsonl"
+        for v in range(1, 8):
+            command = edge_command(sites[0], f"WILDTRACK-C{v}", 0) + (["--log-file", str(edge_log)] if v == 1 else [])
+            edges[str(v)] = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+        log_file = tmp_path / "central.jsonl"
+        central = subprocess.run(
+            central_command(sites, "tls", "--log-file", str(log_file)), env=env, capture_output=True, timeout=300
+        )
+        assert central.returncode == 0, central.stderr.decode()
+        assert all(p.wait(timeout=120) == 0 for p in edges.values())
+        rows, offsets, applied = positions(tmp_path / "g.db", ["wildtrack"])["wildtrack"]
+    finally:
+        broker.stop()
+    assert offsets == {f"WILDTRACK-C{v}": 21 for v in range(1, 8)} and applied == 7 * 21
+    records = [json.loads(line) for line in log_file.read_text().splitlines()]
+    edge_records = [json.loads(line) for line in edge_log.read_text().splitlines()]
+    assert edge_records and all(r.get("camera_id") == "WILDTRACK-C1" for r in edge_records)
+    assert "acl-pw-123" not in log_file.read_text() + edge_log.read_text()
+    linked = [r for r in records if "identity_id" in r]
+    assert linked and all("track_id" in r for r in linked)
+    assert {r["identity_id"] for r in linked} == set(rows[:, 2].astype(int).tolist())

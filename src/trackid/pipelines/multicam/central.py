@@ -145,7 +145,8 @@ class CentralLinker:
         self.duplicates = 0
         self.dead_letters = 0
         self._completed: dict[str, _Site] = {}
-        self.latencies: collections.deque[float] = collections.deque(maxlen=1_000_000)  # spooled -> committed, s
+        # (frame, spooled at the edge, committed here; Unix s) of the last million camera messages
+        self.latencies: collections.deque[tuple[int, float, float]] = collections.deque(maxlen=1_000_000)
         self._rounds = 0  # lease rounds run; the first only announces this consumer
 
     # ---- the loop ---------------------------------------------------------------------------------------------
@@ -384,7 +385,7 @@ class CentralLinker:
         start = config.identities.start_time_s if config.identities else 0.0
         rows: list[np.ndarray] = []
         consumed: list[bytes] = []
-        spooled: list[float] = []
+        spooled: list[tuple[int, float]] = []  # (frame, spooled at)
         while True:
             heads = self._heads(site)
             if heads is None:
@@ -423,7 +424,7 @@ class CentralLinker:
                     continue
                 entry_id, message = site.buffer[camera].pop(head[1].seq)
                 consumed.append(entry_id)
-                spooled.append(message.spooled)
+                spooled.append((message.frame, message.spooled))
                 state.applied[camera] = message.seq
                 state.messages += 1
                 b = message.boxes
@@ -480,9 +481,9 @@ class CentralLinker:
             )
         client.xack(stream_key(self.broker, config.site), GROUP, *consumed)
         now = time.time()
-        for t in spooled:
+        for frame, t in spooled:
             self.metrics["latency"].observe(max(0.0, now - t))
-            self.latencies.append(now - t)
+            self.latencies.append((frame, t, now))
         self.metrics["applied"].inc(len(consumed))
         self._maybe_complete(site)
 

@@ -19,6 +19,7 @@ resend window (a broker killed right then may lose what it acknowledged last) an
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import threading
@@ -107,6 +108,7 @@ class EdgeWorker:
         )
         self.log = logging.LoggerAdapter(log, {"camera_id": self.camera.id})  # JSON logs carry camera_id
         self._source_done = threading.Event()
+        self._wake = threading.Event()  # set when a message is spooled (or the source ends): the sender sends it now
         self._published = 0
         self._reconnects = 0
 
@@ -116,6 +118,12 @@ class EdgeWorker:
         frames = self._frames(resumed)  # opens the source first: a bad one fails before anything runs
         sender = threading.Thread(target=self._send_loop, name=f"send-{self.camera.id}", daemon=True)
         sender.start()
+        self.log.info(
+            "camera %s: publishing to %s on %s",
+            self.camera.id,
+            stream_key(self.site.service.broker, self.site.site),
+            self.site.service.broker.masked_url(),
+        )
         if resumed:
             self.log.info("camera %s: spool holds frames up to %d; continuing after it", self.camera.id, resumed)
         done = 0
@@ -123,6 +131,7 @@ class EdgeWorker:
             done = self._camera_loop(frames, resumed)
         finally:
             self._source_done.set()
+            self._wake.set()
             sender.join()
             self.spool.close()
         return EdgeSummary(self.camera.id, done, resumed, self._published, self._reconnects, self.spool.dropped)
@@ -152,8 +161,10 @@ class EdgeWorker:
         began, first_live = time.time(), resumed + 1
         first = next(frames, None)
         if self.start_gate is not None:
-            if first is not None:
-                CameraTracklets(fps).update(*first)  # JIT warm-up before the clock starts
+            if first is not None:  # compiled paths warm before the clock starts: new tracks, then matched ones
+                warm = CameraTracklets(fps)
+                for f in range(1, 4):
+                    warm.update(f, first[1], first[2])
             start_at = wait_at_gate(self.start_gate, gate_name(self.site.site, self.camera.id), self.stop)
             if start_at is None:
                 return 0
@@ -189,6 +200,7 @@ class EdgeWorker:
         while not self.stop.is_set():
             try:
                 self.spool.append(frame, fields)
+                self._wake.set()
                 break
             except SpoolFullError:
                 self.stop.wait(0.05)  # `block`: the source waits for the sender
@@ -197,11 +209,14 @@ class EdgeWorker:
     def _send_loop(self) -> None:
         broker = self.site.service.broker
         client = connect(broker, name=f"trackid-edge-{self.camera.id}")
+        with contextlib.suppress(redis.RedisError):
+            client.ping()  # connect now, not at the first frame (a failure is the loop's to handle)
         stream = stream_key(broker, self.site.site)
         backoff = Backoff(broker)
         lost_at: float | None = None  # wall time of the last good send before the current loss
         last_good = time.time()
         finished_at: float | None = None
+        pruned_at = 0.0
         while not self.stop.is_set():
             try:
                 if lost_at is not None:
@@ -232,7 +247,9 @@ class EdgeWorker:
                     self.metrics["published"].inc(len(batch))
                     self.metrics["broker_up"].set(1)
                     self.metrics["spool_depth"].set(self.spool.unsent())
-                    self.spool.prune(last_good - 3 * broker.resend_window_s)
+                    if last_good - pruned_at > 1.0:  # a write (and fsync) of its own: once a second is plenty
+                        self.spool.prune(last_good - 3 * broker.resend_window_s)
+                        pruned_at = last_good
                     continue
                 if self._source_done.is_set():
                     # everything is sent: linger one resend window, in case the broker loses its last writes
@@ -240,7 +257,8 @@ class EdgeWorker:
                     if time.time() - finished_at >= broker.resend_window_s:
                         return
                     client.ping()
-                self.stop.wait(0.02)
+                self._wake.wait(0.1)  # the stop event is seen within 0.1 s
+                self._wake.clear()
             except redis.AuthenticationError as error:
                 wait = broker.backoff_max_s
                 if lost_at is None:
