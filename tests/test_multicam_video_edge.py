@@ -6,6 +6,8 @@ boxes must be the detector's own (above the camera's min_score), with tracklet i
 
 from __future__ import annotations
 
+import socket
+import urllib.request
 from pathlib import Path
 
 import cv2
@@ -53,8 +55,14 @@ def test_edge_tracks_a_video_through_the_detector(tmp_path: Path) -> None:
             "service": {"broker": {"url": server.url, "resend_window_s": 0.2}},
         }
         (tmp_path / "site.yaml").write_text(yaml.safe_dump(site))
-        summary = EdgeWorker(load_site(tmp_path / "site.yaml"), speed=0).run()
+        worker = EdgeWorker(load_site(tmp_path / "site.yaml"), speed=0, metrics_port=_free_port())
+        summary = worker.run()
         assert summary.frames == FRAMES and summary.published == FRAMES + 1
+        with urllib.request.urlopen(f"http://127.0.0.1:{worker.metrics.port}/metrics", timeout=10) as reply:
+            scraped = reply.read().decode()  # Prometheus text
+        assert f'trackid_published_total{{camera="view1"}} {FRAMES + 1}.0' in scraped
+        assert f'trackid_frames_total{{camera="view1"}} {FRAMES}.0' in scraped
+        assert 'trackid_spool_depth{camera="view1"} 0.0' in scraped
 
         entries = server.client().xrange("trackid:{pets}:tracklets")
         messages = [decode(fields) for _, fields in entries]
@@ -71,6 +79,12 @@ def test_edge_tracks_a_video_through_the_detector(tmp_path: Path) -> None:
         assert len(tracked) >= 3 and (counts >= FRAMES // 2).sum() >= 3, "people keep their tracklet ids"
     finally:
         server.stop()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def test_a_camera_needs_detections_or_a_source(tmp_path: Path) -> None:

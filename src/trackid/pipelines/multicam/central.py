@@ -546,16 +546,7 @@ class CentralLinker:
 def _fresh_state(config: SiteConfig) -> SiteState:
     ids = config.identities
     assert ids is not None
-    stepper = SiteStepper(
-        [ground_camera(c) for c in config.cameras],
-        fps=config.fps,
-        unit_per_metre=config.unit_per_metre,
-        method=config.method,
-        min_views=config.min_views,
-        tracker=config.world.tracker(config.unit_per_metre),
-        view_tracklets=config.world.view_tracklets,
-        view_disagreement_m=config.world.view_disagreement_m,
-    )
+    stepper = SiteStepper([ground_camera(c) for c in config.cameras], **config.tracking_options())
     identities = LiveIdentities(
         config.site, window_s=ids.window_s, max_speed_mps=ids.max_speed_mps, unit_per_metre=config.unit_per_metre
     )

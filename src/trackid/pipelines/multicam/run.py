@@ -114,16 +114,7 @@ def run_site(
         folder = RunFolder(out, COMMAND, config, inputs, {"site": site.site}, force=force)
         with folder.running():
             log.info("tracking site %s: %d cameras, method %s", site.site, len(views), site.method)
-            tracks = track_site(
-                views,
-                fps=site.fps,
-                unit_per_metre=site.unit_per_metre,
-                method=site.method,
-                min_views=site.min_views,
-                tracker=site.world.tracker(site.unit_per_metre),
-                view_tracklets=site.world.view_tracklets,
-                view_disagreement_m=site.world.view_disagreement_m,
-            )
+            tracks = track_site(views, **site.tracking_options())
             tracked = time.perf_counter()
             result, tracks_of, identities = tracks, None, None
             if store is not None:

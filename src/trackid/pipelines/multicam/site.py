@@ -318,6 +318,19 @@ class SiteConfig(BaseModel):
     def min_score_of(self, camera: CameraConfig) -> float:
         return self.min_score if camera.min_score is None else camera.min_score
 
+    def tracking_options(self) -> dict[str, Any]:
+        """The keyword arguments of `track_site` / `SiteStepper` this site sets (the recorded run and the linker
+        must track alike)."""
+        return {
+            "fps": self.fps,
+            "unit_per_metre": self.unit_per_metre,
+            "method": self.method,
+            "min_views": self.min_views,
+            "tracker": self.world.tracker(self.unit_per_metre),
+            "view_tracklets": self.world.view_tracklets,
+            "view_disagreement_m": self.world.view_disagreement_m,
+        }
+
 
 def load_site(path: str | Path, overrides: Sequence[str] = ()) -> SiteConfig:
     """Read and check a site file, with `key=value` overrides on top; relative paths are read from its folder.
