@@ -26,9 +26,10 @@ from trackid.sources.video import VideoSource
 FRAMES = 12
 
 
-def _clip(path: Path) -> Path:
+def _clip(path: Path, codec: str = "mp4v") -> Path:
     source = VideoSource(REPO / "demo" / "pets09_s2l1_clip.mp4", max_frames=FRAMES)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 7.0, (source.info.width, source.info.height))
+    size = (source.info.width, source.info.height)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*codec), 7.0, size)
     for _, image in source:
         writer.write(image)
     writer.release()
@@ -100,3 +101,33 @@ def test_a_stream_url_is_kept_as_it_is(tmp_path: Path) -> None:
     camera = {"id": "c", "calibration": {"homography": "H.txt"}, "source": "rtsp://cam-1.local:554/stream"}
     (tmp_path / "site.yaml").write_text(yaml.safe_dump({"site": "s", "fps": 5, "cameras": [camera]}))
     assert load_site(tmp_path / "site.yaml").cameras[0].source == "rtsp://cam-1.local:554/stream"
+
+
+def test_video_source_reads_a_stream_url(tmp_path: Path) -> None:
+    """A URL goes to OpenCV as it is (FFmpeg's http reader here; rtsp:// takes the same path): the frames of the
+    clip served over HTTP are the file's."""
+    import functools
+    import http.server
+    import threading
+
+    clip = _clip(tmp_path / "clip.avi", "MJPG")  # a container readable front to back, as streams are
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/clip.avi"
+        streamed = [image for _, image in VideoSource(url)]
+    finally:
+        server.shutdown()
+    local = [image for _, image in VideoSource(clip)]
+    assert len(streamed) == len(local) == FRAMES
+    np.testing.assert_array_equal(streamed[0], local[0])
+
+
+def test_an_unreachable_stream_is_a_clear_error() -> None:
+    import re
+
+    from trackid.sources.video import VideoError
+
+    with pytest.raises(VideoError, match=re.escape("rtsp://127.0.0.1:9/none: cannot open the stream")):
+        VideoSource("rtsp://127.0.0.1:9/none")
