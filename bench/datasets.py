@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
@@ -12,7 +13,38 @@ from trackid.images import read_image
 
 DATA = REPO.parent / "shared" / "data"
 
-__all__ = ["DATA", "PridSet", "load_prid", "load_viper"]
+__all__ = ["DATA", "YTF", "PridSet", "YtfClip", "load_prid", "load_viper", "ytf_clips"]
+
+YTF = DATA / "faces" / "ytf_subset"
+
+
+@dataclass(frozen=True)
+class YtfClip:
+    """One YouTube Faces clip: its person, its frames in order, and the labelled face box (top-left x, y, w, h) of
+    each (the label files give the box's centre; converted here)."""
+
+    person: str
+    name: str
+    frames: list[Path]
+    boxes: NDArray[np.float64]
+
+
+def ytf_clips(root: Path = YTF) -> list[YtfClip]:
+    """Every labelled clip under `root` (`<Name>/<Name><clip>.labeled_faces.txt`), sorted by label file."""
+    labels = sorted(root.glob("*/*.labeled_faces.txt"))
+    if not labels:
+        raise SystemExit(f"YouTube Faces subset not found under {root}")
+    clips = []
+    for label_file in labels:
+        frames, boxes = [], []
+        for line in label_file.read_text().splitlines():
+            fields = line.split(",")
+            cx, cy, w, h = (float(v) for v in fields[2:6])
+            frames.append(label_file.parent / fields[0].replace("\\", "/").split("/", 1)[1])
+            boxes.append((cx - w / 2, cy - h / 2, w, h))
+        name = label_file.name.removesuffix(".labeled_faces.txt")
+        clips.append(YtfClip(label_file.parent.name, name, frames, np.asarray(boxes, np.float64)))
+    return clips
 
 
 def load_viper() -> tuple[list[NDArray[np.uint8]], list[NDArray[np.uint8]]]:

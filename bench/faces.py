@@ -21,12 +21,11 @@ import numpy as np
 from numpy.typing import NDArray
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from datasets import DATA
+from datasets import ytf_clips
 from embed import load_orl
 from report import append_section  # bench/ is on sys.path when a script here runs
 from trackid.embed import DlibFaceEmbedder, Embedder, FaceResEmbedder
 
-YTF = DATA / "faces" / "ytf_subset"
 STEP = 3
 
 Crops = list[NDArray[np.uint8]]
@@ -96,22 +95,17 @@ def _ms_per_face(embedder: Embedder, faces: Crops) -> float:
 def load_ytf() -> tuple[Crops, NDArray[np.int64], NDArray[np.int64]]:
     """Face crops (every STEP-th labelled frame), person index and clip index per crop."""
     crops, people, clips = [], [], []
-    labels = sorted(YTF.glob("*/*.labeled_faces.txt"))
-    if not labels:
-        raise SystemExit(f"YouTube Faces subset not found under {YTF}")
-    names = sorted({p.parent.name for p in labels})
-    for clip, label_file in enumerate(labels):
-        person = label_file.parent.name
-        for line in label_file.read_text().splitlines()[::STEP]:
-            fields = line.split(",")
-            cx, cy, w, h = (float(v) for v in fields[2:6])
-            image = cv2.imread(str(label_file.parent / fields[0].replace("\\", "/").split("/", 1)[1]))
+    every = ytf_clips()
+    names = sorted({c.person for c in every})
+    for index, clip in enumerate(every):
+        for path, (x, y, w, h) in zip(clip.frames[::STEP], clip.boxes[::STEP], strict=True):
+            image = cv2.imread(str(path))
             if image is None:
-                raise SystemExit(f"cannot read {fields[0]} listed in {label_file}")
-            x0, y0 = max(int(cx - w / 2), 0), max(int(cy - h / 2), 0)
-            crops.append(np.ascontiguousarray(image[y0 : int(cy + h / 2), x0 : int(cx + w / 2)]))
-            people.append(names.index(person))
-            clips.append(clip)
+                raise SystemExit(f"cannot read {path} of clip {clip.name}")
+            x0, y0 = max(int(x), 0), max(int(y), 0)
+            crops.append(np.ascontiguousarray(image[y0 : int(y + h), x0 : int(x + w)]))
+            people.append(names.index(clip.person))
+            clips.append(index)
     return crops, np.asarray(people), np.asarray(clips)
 
 
