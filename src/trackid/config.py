@@ -27,6 +27,7 @@ from trackid.embed import EMBEDDERS
 from trackid.embed.metric import METRICS
 from trackid.embed.quality import QualityConfig
 from trackid.identity.settings import GalleryConfig
+from trackid.pipelines.episode.settings import EpisodeConfig
 from trackid.registry import Registry
 from trackid.track.tracker import TrackerConfig
 
@@ -246,6 +247,7 @@ class RunConfig(BaseModel):
     )
     gallery: GalleryConfig = Field(default_factory=GalleryConfig)
     photos: PhotosConfig = Field(default_factory=PhotosConfig)
+    episode: EpisodeConfig = Field(default_factory=EpisodeConfig, description="`trackid episode`: faces -> identities.")
 
 
 # NanoDet-m (shipped, Apache-2.0) replaced SSDLite in every profile (issue #13): on PETS09-S2L1 it finds people down
@@ -256,9 +258,18 @@ _NANODET = {"name": "nanodet", "params": {"score_threshold": 0.35}}
 
 PROFILES: dict[str, dict[str, Any]] = {
     # >= 25 frames/s on 2 cores at 768x576: no embedder, NanoDet on the full frame only.
-    "fast_cpu": {"detector": {**_NANODET, "tiles": None}, "embedder": None},
-    # the default: MobileNetV2 appearance keeps identities through crossings and occlusions.
-    "balanced": {"detector": {**_NANODET, "tiles": None}, "embedder": {"name": "mobilenetv2"}},
+    # Episodes: every 3rd frame and 5 faces a track.
+    "fast_cpu": {
+        "detector": {**_NANODET, "tiles": None},
+        "embedder": None,
+        "episode": {"frame_stride": 3, "max_crops_per_track": 5},
+    },
+    # the default: MobileNetV2 appearance keeps identities through crossings and occlusions. Episodes: every 2nd frame.
+    "balanced": {
+        "detector": {**_NANODET, "tiles": None},
+        "embedder": {"name": "mobilenetv2"},
+        "episode": {"frame_stride": 2, "max_crops_per_track": 10},
+    },
     # tiles find far, small people in crowds (MOT17 first frames: recall 0.30 -> 0.46); an ensemble adds
     # colour/texture to MobileNetV2; camera motion is compensated (neutral on a fixed camera); several times slower.
     "high_accuracy": {
@@ -266,6 +277,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "detector": {**_NANODET, "tiles": (2, 2)},
         "embedder": {"name": "ensemble", "params": {"members": [{"name": "mobilenetv2"}, {"name": "colour"}]}},
         "tracker": {"appearance_weight": 0.9},
+        "episode": {"frame_stride": 1, "max_crops_per_track": 20},
     },
 }
 DEFAULT_PROFILE = "balanced"
