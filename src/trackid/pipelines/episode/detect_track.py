@@ -89,6 +89,7 @@ def detect_and_track(
         "video": str(video),
         "frames_processed": run.frames,
         "frame_stride": stride,
+        "frame_rate": fps,
         "duration_s": round(duration_s, 3),
         "tracks": len(tracks.rows),
         "faces": faces,
@@ -106,7 +107,8 @@ def _frames(source: VideoSource) -> Iterator[Frame]:
 
 
 class _MinFaceDetector:
-    """The face detector (a `Detector`) without faces whose shorter side is under `min_px` (they embed badly and track poorly)."""
+    """The face detector (a `Detector`) without faces whose shorter side is under `min_px` (they embed badly and
+    track poorly)."""
 
     def __init__(self, inner: Detector, min_px: float) -> None:
         self.inner, self.min_px = inner, min_px

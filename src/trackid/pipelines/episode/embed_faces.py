@@ -1,0 +1,171 @@
+"""Stage 2 of an episode: a few faces of every track, checked and embedded.
+
+Reads stage 1's `detections.jsonl`, picks up to `max_crops_per_track` faces per track (`crop_sampling`), and within
+`max_crops_per_episode` in all (tracks then get fewer each, with a warning). Each picked face is cut from its frame
+with the box clamped to the image, and rejected with a reason when the clamped box is degenerate (under 2 px a
+side), the crop blank (no contrast) or blurred (Laplacian variance under `min_blur`); the rest are embedded (dlib's
+face model). Writes:
+- `faces.jsonl`: one line per picked face: track_id, frame, xyxy (clamped), quality, blur, accepted, reason, and
+  `row` into `faces.npy` (-1 when rejected);
+- `faces.npy`: the accepted faces' embeddings (float32, unit rows);
+- `track_embeddings.npz`: `track_ids` and `vectors` (the unit sum of each track's accepted faces; a track with none
+  accepted is left out and named in the warnings).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from trackid.artifacts import atomic_write_bytes, atomic_write_text
+from trackid.embed import DlibFaceEmbedder
+from trackid.pipelines.episode.settings import EpisodeConfig
+from trackid.sources.video import VideoSource
+
+__all__ = ["EmbedResult", "embed_track_faces", "pick_faces", "read_detections"]
+
+log = logging.getLogger(__name__)
+BATCH = 32
+
+
+@dataclass(frozen=True)
+class EmbedResult:
+    picked: int
+    accepted: int
+    rejected: dict[str, int]
+    tracks_embedded: int
+    warnings: list[str]
+    files: dict[str, Path]
+
+
+def read_detections(path: Path) -> dict[int, list[dict[str, Any]]]:
+    """Stage 1's faces by track, in frame order."""
+    tracks: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    with path.open(encoding="utf-8") as lines:
+        for line in lines:
+            row = json.loads(line)
+            tracks[int(row["track_id"])].append(row)
+    return dict(tracks)
+
+
+def pick_faces(quality: NDArray[np.float64], k: int, how: str) -> NDArray[np.int64]:
+    """Indices (sorted) of at most `k` of a track's faces: `uniform` in time, the best `quality`, or `stratified`
+    (the best of each of k equal stretches)."""
+    n = len(quality)
+    if n <= k:
+        return np.arange(n)
+    if how == "uniform":
+        return np.unique(np.linspace(0, n - 1, k).round().astype(np.int64))
+    if how == "quality":
+        return np.sort(np.argsort(-quality, kind="stable")[:k])
+    edges = np.linspace(0, n, k + 1).round().astype(np.int64)
+    return np.array([a + int(np.argmax(quality[a:b])) for a, b in itertools.pairwise(edges)])
+
+
+def embed_track_faces(
+    video: Path, settings: EpisodeConfig, out: Path, on_face: Callable[[int], object] | None = None
+) -> EmbedResult:
+    """Run stage 2 on `video` into `out` (see the module docstring)."""
+    tracks = read_detections(out / "detections.jsonl")
+    warnings: list[str] = []
+    per_track = settings.max_crops_per_track
+    wanted = sum(min(len(rows), per_track) for rows in tracks.values())
+    if wanted > settings.max_crops_per_episode:
+        per_track = max(1, settings.max_crops_per_track * settings.max_crops_per_episode // wanted)
+        warnings.append(
+            f"{wanted} faces would exceed max_crops_per_episode={settings.max_crops_per_episode}: "
+            f"{per_track} per track instead of {settings.max_crops_per_track}"
+        )
+        log.warning(warnings[-1])
+    picked: dict[int, list[dict[str, Any]]] = defaultdict(list)  # frame -> faces to cut from it
+    for track_id, rows in tracks.items():
+        quality = np.array([r["quality"] for r in rows], np.float64)
+        for i in pick_faces(quality, per_track, settings.crop_sampling).tolist():
+            picked[int(rows[i]["frame"])].append({**rows[i], "track_id": track_id})
+    faces, crops = _cut(video, picked, settings.min_blur)
+    embedder = DlibFaceEmbedder()
+    vectors = np.zeros((len(crops), embedder.dim), np.float32)
+    for start in range(0, len(crops), BATCH):
+        vectors[start : start + BATCH] = embedder.embed(crops[start : start + BATCH])
+        if on_face is not None:
+            on_face(min(start + BATCH, len(crops)))
+    by_track: dict[int, list[int]] = defaultdict(list)
+    for face in faces:
+        if face["row"] >= 0:
+            by_track[face["track_id"]].append(face["row"])
+    ids = sorted(by_track)
+    pooled = np.array([vectors[by_track[t]].sum(axis=0) for t in ids], np.float32).reshape(-1, embedder.dim)
+    pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+    missing = sorted(set(tracks) - set(ids))
+    if missing:
+        warnings.append(f"{len(missing)} tracks had no usable face and are left out: {missing[:20]}")
+        log.warning(warnings[-1])
+    rejected: dict[str, int] = defaultdict(int)
+    for face in faces:
+        if not face["accepted"]:
+            rejected[face["reason"]] += 1
+    files = {
+        "faces_jsonl": atomic_write_text(out / "faces.jsonl", "".join(json.dumps(f) + "\n" for f in faces)),
+        "faces_npy": atomic_write_bytes(out / "faces.npy", _npy(vectors)),
+        "track_embeddings": atomic_write_bytes(
+            out / "track_embeddings.npz", _npz(track_ids=np.array(ids, np.int64), vectors=pooled)
+        ),
+    }
+    return EmbedResult(len(faces), len(crops), dict(rejected), len(ids), warnings, files)
+
+
+def _cut(
+    video: Path, picked: dict[int, list[dict[str, Any]]], min_blur: float
+) -> tuple[list[dict[str, Any]], list[NDArray[np.uint8]]]:
+    """Read the video once and cut the picked faces; (faces.jsonl rows in frame order, accepted crops)."""
+    faces: list[dict[str, Any]] = []
+    crops: list[NDArray[np.uint8]] = []
+    last = max(picked, default=0)
+    for index, image in VideoSource(video, max_frames=last):
+        for face in picked.get(index + 1, []):
+            height, width = image.shape[:2]
+            x1, y1, x2, y2 = np.clip(np.asarray(face["xyxy"], np.float64), 0, [width, height, width, height])
+            box = [round(float(v), 2) for v in (x1, y1, x2, y2)]
+            row = {"track_id": face["track_id"], "frame": index + 1, "xyxy": box, "quality": face["quality"]}
+            crop = image[int(y1) : int(np.ceil(y2)), int(x1) : int(np.ceil(x2))]
+            reason, blur = "", 0.0
+            if crop.shape[0] < 2 or crop.shape[1] < 2:
+                reason = "degenerate box (under 2 px after clamping to the image)"
+            else:
+                grey = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
+                blur = float(cv2.Laplacian(grey, cv2.CV_64F).var())
+                if grey.std() < 2.0:
+                    reason = "blank crop"
+                elif blur < min_blur:
+                    reason = f"blurred (Laplacian variance under {min_blur:g})"
+            faces.append({**row, "blur": round(blur, 2), "accepted": not reason, "reason": reason, "row": -1})
+            if not reason:
+                faces[-1]["row"] = len(crops)
+                crops.append(np.ascontiguousarray(crop))
+    return faces, crops
+
+
+def _npy(array: NDArray[Any]) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def _npz(**arrays: NDArray[Any]) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)  # type: ignore[arg-type]
+    return buffer.getvalue()
