@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from trackid.cli.common import fail, parse_params
+from trackid.cli.episode import episode
 from trackid.cli.gallery import gallery_app
 from trackid.cli.models import models_app
 from trackid.cli.multicam import multicam_app
@@ -46,6 +47,7 @@ def _options(
 app.command()(track)
 app.command("eval")(evaluate)
 app.command()(demo)
+app.command()(episode)
 app.add_typer(gallery_app, name="gallery")
 app.add_typer(models_app, name="models")
 app.add_typer(photos_app, name="photos")
