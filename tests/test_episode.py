@@ -1,0 +1,105 @@
+"""`trackid episode` on a short ASSEMBLED episode (bench/episode_assembly.py, YouTube Faces clips): artifacts,
+constraints, resuming, and bad input."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from trackid.config import load_config
+from trackid.pipelines.episode.run import EpisodeError, run_episode
+from trackid.sources.video import VideoError
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+
+from episode_assembly import assemble
+
+ARTIFACTS = ["detections.jsonl", "tracks.jsonl", "track_metrics.json", "faces.jsonl", "faces.npy"]
+ARTIFACTS += ["track_embeddings.npz", "identities.json", "progress.json", "manifest.json", "log.jsonl"]
+
+
+@pytest.fixture(scope="module")
+def episode(data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("episode")
+    assemble(folder, max_frames_per_clip=24, root=data / "faces" / "ytf_subset")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def finished(episode: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    config, _ = load_config(profile="balanced")
+    out = tmp_path_factory.mktemp("run")
+    run = run_episode(episode / "episode.avi", config, out)
+    assert run.ran == ["detect-track", "embed", "cluster"]
+    return out
+
+
+def test_every_stage_writes_its_artifacts(finished: Path) -> None:
+    for name in ARTIFACTS:
+        assert (finished / name).is_file(), name
+    assert json.loads((finished / "manifest.json").read_text())["status"] == "complete"
+    metrics = json.loads((finished / "track_metrics.json").read_text())
+    for key in ("tracks_per_minute", "short_track_fraction", "singleton_fraction", "largest_cluster_fraction"):
+        assert key in metrics
+    faces = [json.loads(line) for line in (finished / "faces.jsonl").read_text().splitlines()]
+    vectors = np.load(finished / "faces.npy")
+    assert len(vectors) == sum(f["accepted"] for f in faces) > 0
+    assert all(f["reason"] for f in faces if not f["accepted"])
+
+
+def test_no_identity_holds_two_faces_of_one_frame(finished: Path) -> None:
+    identities = json.loads((finished / "identities.json").read_text())["identities"]
+    owner = {t: i["identity_id"] for i in identities for t in i["track_ids"]}
+    seen: dict[tuple[int, int], int] = {}
+    for line in (finished / "detections.jsonl").read_text().splitlines():
+        face = json.loads(line)
+        if face["track_id"] not in owner:
+            continue
+        key = (face["frame"], owner[face["track_id"]])
+        assert key not in seen, f"identity {key[1]} has two faces in frame {key[0]}"
+        seen[key] = face["track_id"]
+    # the side-by-side segments put two people on screen: they were there to constrain
+    assert json.loads((finished / "identities.json").read_text())["threshold"]["different"] > 0
+
+
+def test_a_second_run_skips_what_is_done(episode: Path, finished: Path) -> None:
+    config, _ = load_config(profile="balanced")
+    before = (finished / "identities.json").read_text()
+    again = run_episode(episode / "episode.avi", config, finished)
+    assert again.ran == [] and again.skipped == ["detect-track", "embed", "cluster"]
+    assert (finished / "identities.json").read_text() == before
+
+
+def test_a_stage_before_its_input_is_refused_and_touches_nothing(episode: Path, tmp_path: Path) -> None:
+    config, _ = load_config(profile="fast_cpu")
+    with pytest.raises(EpisodeError, match=r"needs .*track_embeddings\.npz, which stage embed writes"):
+        run_episode(episode / "episode.avi", config, tmp_path / "run", stages=["cluster"])
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_corrupt_video_is_a_clear_error(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.avi"
+    broken.write_bytes(b"RIFF\x00\x00\x00\x00AVI garbage" * 10)
+    config, _ = load_config(profile="fast_cpu")
+    with pytest.raises(VideoError, match=r"broken\.avi"):
+        run_episode(broken, config, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_video_without_faces_warns_and_stays_valid(tmp_path: Path) -> None:
+    blank = tmp_path / "blank.avi"
+    writer = cv2.VideoWriter(str(blank), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (160, 120))
+    for k in range(10):
+        writer.write(np.full((120, 160, 3), 40 + 10 * k, np.uint8))
+    writer.release()
+    config, _ = load_config(profile="fast_cpu")
+    run = run_episode(blank, config, tmp_path / "run", stages=["detect-track"])
+    assert any("no face was found" in w for w in run.warnings)
+    metrics = json.loads((tmp_path / "run" / "track_metrics.json").read_text())
+    assert metrics["tracks"] == 0 and metrics["warnings"]
+    assert json.loads((tmp_path / "run" / "manifest.json").read_text())["status"] == "complete"
