@@ -3,7 +3,8 @@
 Writes, into the run folder:
 - `detections.jsonl`: one line per tracked face (frame, track_id, xyxy, score, quality), as it goes;
 - `tracks.jsonl`: one line per face track (track_id, first/last frame, start/end s, faces, mean score);
-- `track_metrics.json`: tracks_per_minute, short_track_fraction (shorter than `short_track_s`), counts.
+- `track_metrics.json`: tracks_per_minute, short_track_fraction (shorter than `short_track_s`), shots, counts.
+At each hard cut (`shots.py`) the tracker starts afresh, so no track runs from one shot into the next.
 A video without any face is not an empty success: it is warned about, in the log and in the metrics.
 """
 
@@ -14,7 +15,7 @@ import logging
 import math
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +26,11 @@ from trackid.artifacts import atomic_write_text
 from trackid.config import RunConfig
 from trackid.detect import Detector, make_detector
 from trackid.pipelines.episode.settings import EpisodeConfig
+from trackid.pipelines.episode.shots import ShotCuts
 from trackid.pipelines.sinks import TracksJsonl
 from trackid.pipelines.stages import Frame, Sink, Stages, run_stages
 from trackid.sources.video import VideoSource
-from trackid.track import TrackletBuilder, make_tracker
+from trackid.track import Tracker, TrackletBuilder, make_tracker
 from trackid.types import Detections, Tracklet
 
 __all__ = ["DetectTrackResult", "detect_and_track", "effective_stride"]
@@ -66,7 +68,8 @@ def detect_and_track(
     detector = _MinFaceDetector(
         make_detector(settings.face_detector, **settings.face_detector_params), settings.min_face_px
     )
-    tracker = make_tracker("trackid", frame_rate=fps / stride, **config.tracker.model_dump())
+    tracker = _ShotTracker(lambda: make_tracker("trackid", frame_rate=fps / stride, **config.tracker.model_dump()))
+    shots = ShotCuts()
     stages = Stages(
         tracker,
         detector=detector,
@@ -76,7 +79,7 @@ def detect_and_track(
     tracks = _TrackSummaries(out / "tracks.jsonl")
     sinks: list[Sink] = [TracksJsonl(out / "detections.jsonl"), tracks]
     progress = None if on_frame is None else lambda frame: on_frame(frame.index)
-    run = run_stages(_frames(source), stages, sinks, progress)
+    run = run_stages(_frames(source, shots, tracker), stages, sinks, progress)
     files = dict(run.files)
     duration_s = probe.info.frame_count / fps if probe.info.frame_count else run.frames * stride / fps
     lengths = np.array([t["end_s"] - t["start_s"] + stride / fps for t in tracks.rows], np.float64)
@@ -91,6 +94,7 @@ def detect_and_track(
         "frame_stride": stride,
         "frame_rate": fps,
         "duration_s": round(duration_s, 3),
+        "shots": shots.cuts + 1,
         "tracks": len(tracks.rows),
         "faces": faces,
         "tracks_per_minute": round(len(tracks.rows) / max(duration_s / 60, 1e-9), 3),
@@ -101,9 +105,40 @@ def detect_and_track(
     return DetectTrackResult(run.frames, len(tracks.rows), faces, run.seconds, warnings, files)
 
 
-def _frames(source: VideoSource) -> Iterator[Frame]:
+def _frames(source: VideoSource, shots: ShotCuts, tracker: _ShotTracker) -> Iterator[Frame]:
+    """The video's (strided) frames; at a cut the tracker starts afresh."""
     for index, image in source:
+        if shots.is_cut(image):
+            tracker.new_shot()
         yield Frame(index, index / source.info.frame_rate, image)
+
+
+class _ShotTracker:
+    """A `Tracker` that starts a fresh one at each shot, its ids continuing after the last shot's (unique per run)."""
+
+    def __init__(self, make: Callable[[], Tracker]) -> None:
+        self._make = make
+        self._inner = make()
+        self._offset = self._highest = 0
+        self._warnings: list[str] = []
+
+    def reset(self) -> None:
+        self._inner, self._offset, self._highest, self._warnings = self._make(), 0, 0, []
+
+    def new_shot(self) -> None:
+        self._warnings += self._inner.warnings
+        self._inner, self._offset = self._make(), self._highest
+
+    def update(self, detections: Detections, camera_motion: NDArray[np.float64] | None = None) -> Detections:
+        tracked = self._inner.update(detections, camera_motion=camera_motion)
+        if len(tracked):
+            tracked = replace(tracked, track_id=tracked.track_id + self._offset)
+            self._highest = max(self._highest, int(tracked.track_id.max()))
+        return tracked
+
+    @property
+    def warnings(self) -> list[str]:
+        return list(dict.fromkeys(self._warnings + self._inner.warnings))
 
 
 class _MinFaceDetector:
