@@ -52,6 +52,16 @@ def test_every_stage_writes_its_artifacts(finished: Path) -> None:
     assert all(f["reason"] for f in faces if not f["accepted"])
 
 
+def test_tracks_stop_at_the_cuts(episode: Path, finished: Path) -> None:
+    segments = json.loads((episode / "episode.json").read_text())["segments"]
+    assert json.loads((finished / "track_metrics.json").read_text())["shots"] == len(segments)
+    starts = np.array([s["first_frame"] for s in segments])
+    for line in (finished / "tracks.jsonl").read_text().splitlines():
+        track = json.loads(line)
+        first, last = (np.searchsorted(starts, track[k], side="right") for k in ("first_frame", "last_frame"))
+        assert first == last, f"track {track['track_id']} runs across a cut"
+
+
 def test_no_identity_holds_two_faces_of_one_frame(finished: Path) -> None:
     identities = json.loads((finished / "identities.json").read_text())["identities"]
     owner = {t: i["identity_id"] for i in identities for t in i["track_ids"]}
