@@ -18,7 +18,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-import cv2
 import numpy as np
 from numpy.typing import NDArray
 from sklearn.metrics.cluster import pair_confusion_matrix
@@ -27,6 +26,7 @@ from episode_assembly import SLOT, assemble
 from report import append_section
 from trackid.cluster import cluster_with_constraints, cosine_distances, half_track_distances, threshold_from_pairs
 from trackid.embed import DlibFaceEmbedder, Embedder, FaceResEmbedder
+from trackid.sources.video import VideoSource
 
 EVERY = 5
 
@@ -72,13 +72,7 @@ def main(argv: list[str] | None = None) -> int:
 def _track_crops(folder: Path, info: dict[str, object]) -> tuple[list[str], list[int], list[list[NDArray[np.uint8]]]]:
     """Per ground-truth track: its person, its segment and its labelled face crops (every EVERY-th frame)."""
     gt = np.loadtxt(folder / "gt.txt", delimiter=",")
-    capture = cv2.VideoCapture(str(folder / "episode.avi"))
-    frames = []
-    while True:
-        ok, image = capture.read()
-        if not ok:
-            break
-        frames.append(image)
+    frames = [image for _, image in VideoSource(folder / "episode.avi")]
     people, segments, crops = [], [], []
     for index, segment in enumerate(info["segments"]):  # type: ignore[attr-defined]
         for clip in segment["clips"]:

@@ -6,8 +6,9 @@ import json
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
+
+from trackid.sources.video import VideoSource
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 
@@ -17,13 +18,7 @@ from episode_assembly import CANVAS, assemble
 def test_assembled_episode_labels_every_face_it_shows(data: Path, tmp_path: Path) -> None:
     info = assemble(tmp_path, max_frames_per_clip=10, root=data / "faces" / "ytf_subset")
     assert info["frames"] == 9 * 10 and json.loads((tmp_path / "episode.json").read_text()) == info
-    capture = cv2.VideoCapture(str(tmp_path / "episode.avi"))
-    frames = []
-    while True:
-        ok, image = capture.read()
-        if not ok:
-            break
-        frames.append(image)
+    frames = [image for _, image in VideoSource(tmp_path / "episode.avi")]
     assert len(frames) == 90 and frames[0].shape == (CANVAS[1], CANVAS[0], 3)
     gt = np.loadtxt(tmp_path / "gt.txt", delimiter=",")
     per_frame = np.bincount(gt[:, 0].astype(int), minlength=91)[1:]
