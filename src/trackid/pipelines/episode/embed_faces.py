@@ -14,6 +14,7 @@ face model). Writes:
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
 import logging
@@ -156,16 +157,12 @@ def _cut(
 
 
 def _npy(array: NDArray[Any]) -> bytes:
-    import io
-
     buffer = io.BytesIO()
     np.save(buffer, array)
     return buffer.getvalue()
 
 
 def _npz(**arrays: NDArray[Any]) -> bytes:
-    import io
-
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)  # type: ignore[arg-type]
     return buffer.getvalue()
