@@ -113,3 +113,20 @@ def test_a_video_without_faces_warns_and_stays_valid(tmp_path: Path) -> None:
     metrics = json.loads((tmp_path / "run" / "track_metrics.json").read_text())
     assert metrics["tracks"] == 0 and metrics["warnings"]
     assert json.loads((tmp_path / "run" / "manifest.json").read_text())["status"] == "complete"
+
+
+def test_shot_cuts_follow_the_footage_not_its_noise() -> None:
+    from trackid.pipelines.episode.shots import ShotCuts
+
+    rng = np.random.default_rng(0)
+
+    def shot(colour: tuple[int, int, int], noise: float, n: int) -> list[np.ndarray]:
+        base = np.zeros((120, 160, 3), np.float64) + colour
+        return [np.clip(base + noise * rng.standard_normal(base.shape), 0, 255).astype(np.uint8) for _ in range(n)]
+
+    calm = ShotCuts()
+    cuts = [calm.is_cut(f) for f in shot((40, 120, 200), 4, 20) + shot((200, 60, 30), 4, 20)]
+    assert cuts.count(True) == 1 and cuts.index(True) == 20
+    # heavy sensor noise moves every frame's histogram: the bar rises with it instead of cutting every frame
+    noisy = ShotCuts()
+    assert sum(noisy.is_cut(f) for f in shot((90, 90, 90), 60, 40)) == 0
