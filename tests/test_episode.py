@@ -21,6 +21,7 @@ from episode_assembly import assemble
 
 ARTIFACTS = ["detections.jsonl", "tracks.jsonl", "track_metrics.json", "faces.jsonl", "faces.npy"]
 ARTIFACTS += ["track_embeddings.npz", "identities.json", "progress.json", "manifest.json", "log.jsonl"]
+ARTIFACTS += ["report.html", "contact_sheet.jpg", "timeline.png"]
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +36,7 @@ def finished(episode: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     config, _ = load_config(profile="balanced")
     out = tmp_path_factory.mktemp("run")
     run = run_episode(episode / "episode.avi", config, out)
-    assert run.ran == ["detect-track", "embed", "cluster"]
+    assert run.ran == ["detect-track", "embed", "cluster", "report"]
     return out
 
 
@@ -81,7 +82,7 @@ def test_a_second_run_skips_what_is_done(episode: Path, finished: Path) -> None:
     config, _ = load_config(profile="balanced")
     before = (finished / "identities.json").read_text()
     again = run_episode(episode / "episode.avi", config, finished)
-    assert again.ran == [] and again.skipped == ["detect-track", "embed", "cluster"]
+    assert again.ran == [] and again.skipped == ["detect-track", "embed", "cluster", "report"]
     assert (finished / "identities.json").read_text() == before
 
 

@@ -22,7 +22,8 @@ def episode(
         list[str] | None,
         typer.Option(
             "--stage",
-            help="Run only this stage (detect-track, embed, cluster); repeatable. Default: all; done ones are skipped.",
+            help="Run only this stage (detect-track, embed, cluster, report); repeatable. Default: all; done ones are "
+            "skipped.",
         ),
     ] = None,
     profile: Annotated[

@@ -3,7 +3,8 @@
 Stages, in order (`STAGES`), each reading what the one before wrote:
 1. `detect-track` (`detect_track.py`): detections.jsonl, tracks.jsonl, track_metrics.json;
 2. `embed` (`embed_faces.py`): faces.jsonl, faces.npy, track_embeddings.npz;
-3. `cluster` (`identities.py`): identities.json, and the identity metrics added to track_metrics.json.
+3. `cluster` (`identities.py`): identities.json, and the identity metrics added to track_metrics.json;
+4. `report` (`report.py`): report.html, contact_sheet.jpg, timeline.png.
 
 Resumable: `progress.json` records each finished stage with a fingerprint of the settings that decide it; a stage
 already done with the same fingerprint and outputs is skipped, so a killed run continues where it stopped, and
@@ -32,12 +33,17 @@ __all__ = ["STAGES", "EpisodeError", "EpisodeRun", "run_episode"]
 
 log = logging.getLogger(__name__)
 
-STAGES = ("detect-track", "embed", "cluster")
-_NEEDS = {"embed": ("detections.jsonl", "detect-track"), "cluster": ("track_embeddings.npz", "embed")}
+STAGES = ("detect-track", "embed", "cluster", "report")
+_NEEDS = {
+    "embed": ("detections.jsonl", "detect-track"),
+    "cluster": ("track_embeddings.npz", "embed"),
+    "report": ("identities.json", "cluster"),
+}
 _MAKES = {
     "detect-track": ("detections.jsonl", "tracks.jsonl", "track_metrics.json"),
     "embed": ("faces.jsonl", "faces.npy", "track_embeddings.npz"),
     "cluster": ("identities.json",),
+    "report": ("report.html", "contact_sheet.jpg", "timeline.png"),
 }
 
 
@@ -132,6 +138,11 @@ def _run_stage(stage: str, video: Path, config: RunConfig, out: Path) -> tuple[d
         embedded = embed_track_faces(video, config.episode, out)
         summary = {"faces_picked": embedded.picked, "faces_embedded": embedded.accepted, "rejected": embedded.rejected}
         return summary, embedded.warnings
+    if stage == "report":
+        from trackid.pipelines.episode.report import write_report
+
+        write_report(video, out)
+        return {}, []
     from trackid.pipelines.episode.identities import cluster_identities
 
     clustered = cluster_identities(config.episode, out)
@@ -173,6 +184,7 @@ def _fingerprints(settings: dict[str, Any]) -> dict[str, str]:
         },
         "embed": keys("max_crops_per_track", "crop_sampling", "max_crops_per_episode", "min_blur"),
         "cluster": keys("fallback_threshold", "outliers"),
+        "report": {},
     }
     out, chain = {}, ""
     for stage in STAGES:
