@@ -36,7 +36,7 @@ class ThresholdChoice:
     separation: float = float("nan")
 
 
-def half_track_distances(tracks: list[NDArray[np.float64]], min_vectors: int = 4) -> NDArray[np.float64]:
+def half_track_distances(tracks: list[NDArray[np.float64]], min_vectors: int = 2) -> NDArray[np.float64]:
     """Per track with at least `min_vectors` embeddings (rows, in time order): the cosine distance between the sums
     of its first and second halves."""
     out = []
