@@ -16,7 +16,7 @@ groups without a track start one once `min_views` views see them; a box takes th
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -41,6 +41,7 @@ __all__ = [
     "SiteView",
     "ViewFrame",
     "camera_tracklet_keys",
+    "frame_rows",
     "track_site",
 ]
 
@@ -306,13 +307,18 @@ def camera_tracklet_keys(v: int, detections: MotRows, fps: float) -> NDArray[np.
     bits, so keys are unique across cameras), -1 where it gave none (`CameraTracklets`, every frame 1..last)."""
     tracklets = CameraTracklets(fps)
     keys = np.full(len(detections), -1, np.int64)
-    frames = detections.frame
-    starts = np.searchsorted(frames, np.arange(1, int(frames.max(initial=0)) + 2))
-    for f in range(len(starts) - 1):
-        rows = np.arange(starts[f], starts[f + 1])
-        ids = tracklets.update(f + 1, detections.xywh[rows], detections.score[rows])
+    for f, rows in frame_rows(detections):
+        ids = tracklets.update(f, detections.xywh[rows], detections.score[rows])
         keys[rows] = np.where(ids >= 0, (v << 32) + ids, -1)
     return keys
+
+
+def frame_rows(detections: MotRows) -> Iterator[tuple[int, slice]]:
+    """Every frame number 1..last of a detections file (sorted by frame) with the slice of its rows (empty for a
+    frame without any): how a camera's recorded detections are replayed frame by frame."""
+    starts = np.searchsorted(detections.frame, np.arange(1, int(detections.frame.max(initial=0)) + 2))
+    for f in range(len(starts) - 1):
+        yield f + 1, slice(int(starts[f]), int(starts[f + 1]))
 
 
 class CameraTracklets:

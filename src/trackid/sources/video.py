@@ -18,7 +18,12 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["VideoError", "VideoInfo", "VideoSource"]
+__all__ = ["VideoError", "VideoInfo", "VideoSource", "is_stream_url"]
+
+
+def is_stream_url(source: str | os.PathLike[str]) -> bool:
+    """rtsp://, http(s)://, udp://...: a stream for OpenCV, not a file."""
+    return re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", str(source)) is not None
 
 
 class VideoError(ValueError):
@@ -54,7 +59,7 @@ class VideoSource:
         max_frames: int | None = None,
     ) -> None:
         self.path = Path(path)
-        self.url = str(path) if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", str(path)) else None
+        self.url = str(path) if is_stream_url(path) else None
         self.name = self.url or str(self.path)  # in messages
         if stride < 1:
             raise ValueError(f"stride must be >= 1, got {stride}")

@@ -35,17 +35,17 @@ from numpy.typing import NDArray
 from trackid.config import ConfigError
 from trackid.detect import Detector
 from trackid.geometry import xyxy_to_xywh
-from trackid.multiview.site_tracking import CameraTracklets
+from trackid.multiview.site_tracking import CameraTracklets, frame_rows
 from trackid.pipelines.multicam.broker import Backoff, connect, stream_key
 from trackid.pipelines.multicam.messages import CameraMessage, encode
 from trackid.pipelines.multicam.metrics import ServiceMetrics
 from trackid.pipelines.multicam.replay import gate_name, wait_at_gate
 from trackid.pipelines.multicam.run import camera_detections
-from trackid.pipelines.multicam.site import CameraConfig, SiteConfig, is_stream_url
+from trackid.pipelines.multicam.site import CameraConfig, SiteConfig
 from trackid.pipelines.multicam.spool import Spool, SpoolFullError
 from trackid.pipelines.video import build_detector
 from trackid.sources.motchallenge import MotRows
-from trackid.sources.video import VideoSource
+from trackid.sources.video import VideoSource, is_stream_url
 
 __all__ = ["EdgeSummary", "EdgeWorker", "spool_path"]
 
@@ -296,10 +296,7 @@ _Seen = tuple[int, NDArray[np.float64], NDArray[np.float64]]  # frame number, xy
 
 def _recorded(detections: MotRows) -> Iterator[_Seen]:
     """Every frame of a detections file, 1 to its last (frames without a row are empty)."""
-    last = int(detections.frame.max(initial=0))
-    starts = np.searchsorted(detections.frame, np.arange(1, last + 2))
-    for f in range(1, last + 1):
-        rows = slice(starts[f - 1], starts[f])
+    for f, rows in frame_rows(detections):
         yield f, detections.xywh[rows], detections.score[rows]
 
 

@@ -69,6 +69,7 @@ from trackid.identity.global_ids import DEFAULT_WINDOW_S
 from trackid.multiview import site_tracking
 from trackid.multiview.world_tracking import WorldTracker
 from trackid.pipelines.multicam.broker import BrokerConfig
+from trackid.sources.video import is_stream_url
 
 __all__ = [
     "CalibrationConfig",
@@ -77,7 +78,6 @@ __all__ = [
     "ServiceConfig",
     "SiteConfig",
     "WorldConfig",
-    "is_stream_url",
     "load_site",
 ]
 
@@ -378,11 +378,6 @@ def _override(data: dict[str, Any], item: str) -> None:
         if not isinstance(node, dict):
             raise ConfigError(f"--set {item!r}: {name} is not a section")
     node[leaf] = copy.deepcopy(value)
-
-
-def is_stream_url(source: str) -> bool:
-    """rtsp://, http(s)://, udp://...: a stream for OpenCV, not a file of the site folder."""
-    return re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", source) is not None
 
 
 def _resolve(path: Path | None, info: ValidationInfo) -> Path | None:
