@@ -14,7 +14,7 @@ start-up's. An edge restarted after the gate opened finds it open and catches up
 from __future__ import annotations
 
 import contextlib
-import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -24,6 +24,7 @@ import urllib.parse
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from trackid.artifacts import atomic_write_text
 from trackid.pipelines.multicam.site import SiteConfig
 
 __all__ = ["edge_command", "replay_cameras", "wait_at_gate"]
@@ -84,15 +85,13 @@ def replay_cameras(
         for p in processes.values():
             p.wait()
         if gate is not None:
-            for item in gate.iterdir():
-                item.unlink()
-            gate.rmdir()
+            shutil.rmtree(gate, ignore_errors=True)
     return {camera: int(p.returncode) for camera, p in processes.items()}
 
 
 def gate_name(site: str, camera: str) -> str:
     """A camera's name in the gate folder (its ready mark is `<name>.ready`)."""
-    return f"{site}/{camera}".replace("%", "%25").replace("/", "%2F")
+    return urllib.parse.quote(f"{site}/{camera}", safe="")
 
 
 def wait_at_gate(gate: Path, name: str, stop: threading.Event) -> float | None:
@@ -116,6 +115,4 @@ def _open_gate(gate: Path, processes: Mapping[str, subprocess.Popen[bytes]], sto
         if not waiting:
             break
         stop.wait(0.1)
-    partial = gate / f"{_OPEN}.tmp"
-    partial.write_text(repr(time.time() + 0.5))
-    os.replace(partial, gate / _OPEN)
+    atomic_write_text(gate / _OPEN, repr(time.time() + 0.5))
