@@ -7,13 +7,14 @@ in a track (frames where no view saw the person) is drawn straight across, as th
 
 from __future__ import annotations
 
-import io
 from collections.abc import Mapping
 
 import numpy as np
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from numpy.typing import NDArray
+
+from trackid.reports.plots import figure_png
 
 __all__ = ["birdseye_png"]
 
@@ -62,9 +63,7 @@ def birdseye_png(
     ax.grid(True, linewidth=0.3, alpha=0.5)
     count = len(np.unique(ids))
     ax.set_title(f"{title}{' - ' if title else ''}{count} global track{'s' * (count != 1)} (dots: starts)", fontsize=9)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-    return buffer.getvalue()
+    return figure_png(fig)
 
 
 def _id_colours(ids: NDArray[np.float64]) -> NDArray[np.float64]:

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-__all__ = ["histograms_png"]
+__all__ = ["figure_png", "histograms_png"]
 
 
 def histograms_png(
@@ -31,6 +31,11 @@ def histograms_png(
     ax.set_ylabel(ylabel)
     if any(groups.values()):  # a legend of nothing only warns
         ax.legend(fontsize=8)
+    return figure_png(fig)
+
+
+def figure_png(fig: Figure) -> bytes:
+    """The figure as PNG bytes (100 dpi, cropped to its drawing): what every report plot writes."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
     return buffer.getvalue()

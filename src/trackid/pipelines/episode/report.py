@@ -8,7 +8,6 @@ identity, a bar per track). Plain HTML, no scripts (`trackid.reports.html`).
 
 from __future__ import annotations
 
-import io
 import json
 from collections import defaultdict
 from pathlib import Path
@@ -20,6 +19,7 @@ from matplotlib.figure import Figure
 
 from trackid.artifacts import atomic_write_bytes, atomic_write_text
 from trackid.reports.html import heading, image, page, table
+from trackid.reports.plots import figure_png
 from trackid.sources.video import VideoSource
 
 __all__ = ["FACES_PER_IDENTITY", "write_report"]
@@ -114,6 +114,4 @@ def _timeline(order: list[int], owner: dict[int, int], tracks: list[dict[str, An
     ax.invert_yaxis()
     ax.set_xlabel("time (s)")
     ax.set_ylabel("identity")
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-    return buffer.getvalue()
+    return figure_png(fig)
