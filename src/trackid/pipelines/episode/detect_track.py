@@ -68,7 +68,7 @@ def detect_and_track(
     detector = _MinFaceDetector(
         make_detector(settings.face_detector, **settings.face_detector_params), settings.min_face_px
     )
-    tracker = _ShotTracker(lambda: make_tracker("trackid", frame_rate=fps / stride, **config.tracker.model_dump()))
+    tracker = _ShotTracker(make_tracker("trackid", frame_rate=fps / stride, **config.tracker.model_dump()))
     shots = ShotCuts()
     stages = Stages(
         tracker,
@@ -114,20 +114,21 @@ def _frames(source: VideoSource, shots: ShotCuts, tracker: _ShotTracker) -> Iter
 
 
 class _ShotTracker:
-    """A `Tracker` that starts a fresh one at each shot, its ids continuing after the last shot's (unique per run)."""
+    """A `Tracker` that forgets its tracks at each shot, its ids continuing after the last shot's (unique per run)."""
 
-    def __init__(self, make: Callable[[], Tracker]) -> None:
-        self._make = make
-        self._inner = make()
+    def __init__(self, inner: Tracker) -> None:
+        self._inner = inner
         self._offset = self._highest = 0
         self._warnings: list[str] = []
 
     def reset(self) -> None:
-        self._inner, self._offset, self._highest, self._warnings = self._make(), 0, 0, []
+        self._inner.reset()
+        self._offset, self._highest, self._warnings = 0, 0, []
 
     def new_shot(self) -> None:
         self._warnings += self._inner.warnings
-        self._inner, self._offset = self._make(), self._highest
+        self._inner.reset()  # ids restart at 1: offset them past the last shot's
+        self._offset = self._highest
 
     def update(self, detections: Detections, camera_motion: NDArray[np.float64] | None = None) -> Detections:
         tracked = self._inner.update(detections, camera_motion=camera_motion)
