@@ -23,9 +23,7 @@ SPEED = 3.0  # wildtrack: 120 frames at 6 fps = 20 s; terrace: 600 frames at 75 
 SITES = ["wildtrack", "terrace", "terrace-b"]
 
 
-def _start_edges(
-    site_files: list[Path], speed: float, env: dict[str, str] | None = None
-) -> dict[str, subprocess.Popen[bytes]]:
+def _start_edges(site_files: list[Path], speed: float) -> dict[str, subprocess.Popen[bytes]]:
     import yaml
 
     edges = {}
@@ -33,7 +31,7 @@ def _start_edges(
         config = yaml.safe_load(path.read_text())
         for camera in config["cameras"]:
             edges[f"{config['site']}/{camera['id']}"] = subprocess.Popen(
-                edge_command(path, camera["id"], speed), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env
+                edge_command(path, camera["id"], speed), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
             )
     return edges
 
@@ -221,6 +219,16 @@ def test_restart_keeps_identities(tmp_path: Path, data: Path) -> None:
     assert offsets == expected and applied == sum(expected.values())
 
 
+def _wildtrack_20_frames(
+    folder: Path, data: Path, broker: RedisServer, options: dict[str, object] | None = None
+) -> list[Path]:
+    """WILDTRACK's first 20 frames as the one site, on `broker` (with more broker `options`), gallery g.db."""
+    kept = {"wildtrack": 20}
+    return write_sites(
+        folder, data, redis_url=broker.url, gallery=folder / "g.db", frames=kept, names=("wildtrack",), broker=options
+    )
+
+
 def test_wrong_password_is_a_clear_error_and_a_retry_loop(tmp_path: Path, data: Path) -> None:
     import os
     import signal
@@ -228,14 +236,7 @@ def test_wrong_password_is_a_clear_error_and_a_retry_loop(tmp_path: Path, data: 
     broker = RedisServer(tmp_path / "redis", password="s3cret-right")
     broker.start()
     try:
-        sites = write_sites(
-            tmp_path,
-            data,
-            redis_url=broker.url,
-            gallery=tmp_path / "g.db",
-            frames={"wildtrack": 20},
-            names=("wildtrack",),
-        )
+        sites = _wildtrack_20_frames(tmp_path, data, broker)
         env = {**os.environ, "TEST_REDIS_PW": "s3cret-wrong"}
         edge = subprocess.Popen(edge_command(sites[0], "WILDTRACK-C1", 0), env=env, stderr=subprocess.PIPE)
         central = subprocess.Popen(central_command(sites, "c"), env=env, stderr=subprocess.PIPE)
@@ -283,17 +284,10 @@ def test_tls_and_an_acl_user_with_json_logs(tmp_path: Path, data: Path) -> None:
     broker = RedisServer(tmp_path / "redis", tls_dir=tmp_path / "tls", user=("trackid-site", "acl-pw-123"))
     broker.start()
     try:
-        sites = write_sites(
-            tmp_path,
-            data,
-            redis_url=broker.url,
-            gallery=tmp_path / "g.db",
-            frames={"wildtrack": 20},
-            names=("wildtrack",),
-            broker={"username": "trackid-site", "tls_ca_file": str(tmp_path / "tls" / "cert.pem")},
-        )
+        tls = {"username": "trackid-site", "tls_ca_file": str(tmp_path / "tls" / "cert.pem")}
+        sites = _wildtrack_20_frames(tmp_path, data, broker, tls)
         env = {**os.environ, "TEST_REDIS_PW": "acl-pw-123"}
-        edges = _start_edges(sites[:0], 0)
+        edges: dict[str, subprocess.Popen[bytes]] = {}
         edge_log = tmp_path / "edge.jsonl"
         for v in range(1, 8):
             command = edge_command(sites[0], f"WILDTRACK-C{v}", 0) + (["--log-file", str(edge_log)] if v == 1 else [])
