@@ -1,6 +1,6 @@
 """`trackid episode` on the ASSEMBLED test episode, scored against its exact labels, per profile.
 
-    .venv/bin/python bench/episode.py [--profiles fast_cpu balanced] [--no-append]
+    .venv/bin/python bench/episode.py [--profiles fast_cpu balanced] [--embedder dlib] [--no-append]
 
 The episode is `episode_assembly.py`'s (YouTube Faces clips: cuts, two side-by-side pairs, a person back in other
 footage, a clip repeated; 640 x 240, 30 fps, 45 s). Per profile, the whole pipeline runs into a fresh folder and:
@@ -44,18 +44,23 @@ from trackid.sources.video import VideoSource
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profiles", nargs="+", default=["fast_cpu", "balanced", "high_accuracy"])
+    parser.add_argument(
+        "--embedder", choices=["auto", "dlib", "faceres"], default="auto", help="episode.embedder (default: auto)"
+    )
     parser.add_argument("--no-append", action="store_true")
     args = parser.parse_args(argv)
+    overrides = [f"episode.embedder={args.embedder}"]
     folder = Path(tempfile.mkdtemp(prefix="trackid-episode-"))
     info = assemble(folder / "episode")
     rows, times = [], []
     for profile in args.profiles:
-        config, _ = load_config(profile=profile)
+        config, _ = load_config(profile=profile, overrides=overrides)
         out = folder / profile
         started = time.perf_counter()
         run_episode(folder / "episode" / "episode.avi", config, out)
         wall = time.perf_counter() - started
         scores = _score(out, folder / "episode", info)
+        scores["f_before"] = _score(out, folder / "episode", info, clean=False)["pairwise_f"]
         rows.append((profile, scores, float(info["frames"]) / float(info["fps"]) / wall))  # type: ignore[arg-type]
         times.append(_screen_times(scores))
     source = folder / "episode" / "episode.avi"
@@ -63,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     hd = _centre_clip(source, folder / "hd.avi", 300, 3, (1280, 720))
     hour, small_speed = [], []
     for profile in args.profiles:
-        config, _ = load_config(profile=profile)
+        config, _ = load_config(profile=profile, overrides=overrides)
         for video, sink in ((small, small_speed), (hd, hour)):
             started = time.perf_counter()
             run_episode(video, config, folder / f"{video.stem}-{profile}")
@@ -75,14 +80,18 @@ def main(argv: list[str] | None = None) -> int:
             )
     shutil.rmtree(folder, ignore_errors=True)
     table = (
-        "| profile | face recall @ IoU 0.5 | tracks (unlabelled) | tracks / min | short tracks | mixed tracks | "
-        "identities | pairwise F | B-cubed F | returning person one identity | two faces of a frame in one identity "
-        "| worst screen-time error | x real time |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+        "| profile | embedder | face recall @ IoU 0.5 | tracks (unlabelled) | tracks / min | short tracks | "
+        "mixed tracks | id_switch_rate (label-free) | cleanup splits | identities | pairwise F (before cleanup) | "
+        "B-cubed F | "
+        "returning person one identity | two faces of a frame in one identity | worst screen-time error | "
+        "x real time |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
     for profile, s, speed in rows:
         table += (
-            f"| {profile} | {s['recall']:.3f} | {s['tracks']} ({s['unlabelled']}) | {s['tracks_per_minute']:.1f} | "
-            f"{s['short_track_fraction']:.2f} | {s['mixed']:.2f} | {s['identities']} | {s['pairwise_f']:.3f} | "
+            f"| {profile} | {s['embedder']} | {s['recall']:.3f} | {s['tracks']} ({s['unlabelled']}) | "
+            f"{s['tracks_per_minute']:.1f} | {s['short_track_fraction']:.2f} | {s['mixed']:.2f} | "
+            f"{s['id_switch_rate']:.2f} | {s['splits']} | {s['identities']} | {s['pairwise_f']:.3f} "
+            f"({s['f_before']:.3f}) | "
             f"{s['bcubed_f']:.3f} | {'yes' if s['returning_one'] else 'no'} | {s['two_faces']} | "
             f"{s['worst_screen_error']:.1%} | {speed:.1f} |\n"
         )
@@ -125,12 +134,22 @@ def _centre_clip(video: Path, out: Path, frames: int, scale: int, frame_size: tu
     return out
 
 
-def _score(out: Path, episode: Path, info: dict[str, Any]) -> dict[str, Any]:
+def _score(out: Path, episode: Path, info: dict[str, Any], clean: bool = True) -> dict[str, Any]:
+    """The scores of the run in `out`: of its clean identities (after cleanup), or of the cluster stage's."""
     gt = np.loadtxt(episode / "gt.txt", delimiter=",")
     people = info["people"]
     faces = [json.loads(line) for line in (out / "detections.jsonl").read_text().splitlines()]
     metrics = json.loads((out / "track_metrics.json").read_text())
-    identities = json.loads((out / "identities.json").read_text())["identities"]
+    identities = json.loads((out / ("identities_clean.json" if clean else "identities.json")).read_text())
+    identities = identities["identities"]
+    if clean:  # a track cleanup split: each face goes to the part holding its frame
+        parts = [json.loads(line) for line in (out / "tracks_clean.jsonl").read_text().splitlines()]
+        parts = [p for p in parts if p["parent_track_id"] is not None]
+        for face in faces:
+            for p in parts:
+                if p["parent_track_id"] == face["track_id"] and p["first_frame"] <= face["frame"] <= p["last_frame"]:
+                    face["track_id"] = p["track_id"]
+                    break
     owner = {t: i["identity_id"] for i in identities for t in i["track_ids"]}
     by_frame: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for face in faces:
@@ -179,11 +198,14 @@ def _score(out: Path, episode: Path, info: dict[str, Any]) -> dict[str, Any]:
             screen[p] = (0.0, truth_seconds[p])
     errors = [abs(a - b) / b for a, b in screen.values() if b > 0]
     return {
+        "embedder": str(np.load(out / "track_embeddings.npz")["embedder"]),
+        "id_switch_rate": metrics.get("id_switch_rate", float("nan")),
+        "splits": len(json.loads((out / "cleanup_report.json").read_text())["splits"]),
         "recall": matched / max(labelled, 1),
         "tracks": len(tracks),
         "unlabelled": len(tracks) - len(scored),
-        "tracks_per_minute": metrics["tracks_per_minute"],
-        "short_track_fraction": metrics["short_track_fraction"],
+        "tracks_per_minute": (metrics["after_cleanup"] if clean else metrics)["tracks_per_minute"],
+        "short_track_fraction": (metrics["after_cleanup"] if clean else metrics)["short_track_fraction"],
         "mixed": float(np.mean([len(votes[t]) > 1 for t in scored])) if scored else 0.0,
         "identities": len(identities),
         "pairwise_f": pairwise,

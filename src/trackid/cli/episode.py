@@ -22,8 +22,8 @@ def episode(
         list[str] | None,
         typer.Option(
             "--stage",
-            help="Run only this stage (detect-track, embed, cluster, report); repeatable. Default: all; done ones are "
-            "skipped.",
+            help="Run only this stage (detect-track, embed, cluster, cleanup, report); repeatable. Default: all; "
+            "done ones are skipped.",
         ),
     ] = None,
     profile: Annotated[
@@ -59,6 +59,9 @@ def episode(
             c = summary["cluster"]
             line = f"{c['tracks']} face tracks -> {c['identities']} identities "
             line += f"(threshold {c['threshold']:g}, {c['threshold_source']})"
+            if "cleanup" in summary:
+                line += f"; cleanup: {summary['cleanup']['splits']} tracks split, {summary['cleanup']['identities']}"
+                line += " identities"
         elif "detect-track" in summary:
             line = f"{summary['detect-track']['tracks']} face tracks"
         else:

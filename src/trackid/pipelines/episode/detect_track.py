@@ -2,7 +2,7 @@
 
 Writes, into the run folder:
 - `detections.jsonl`: one line per tracked face (frame, track_id, xyxy, score, quality), as it goes;
-- `tracks.jsonl`: one line per face track (track_id, first/last frame, start/end s, faces, mean score);
+- `tracks.jsonl`: one line per face track (track_id, shot, first/last frame, start/end s, faces, mean score);
 - `track_metrics.json`: tracks_per_minute, short_track_fraction (shorter than `short_track_s`), shots, counts.
 At each hard cut (`shots.py`) the tracker starts afresh, so no track runs from one shot into the next.
 A video without any face is not an empty success: it is warned about, in the log and in the metrics.
@@ -68,7 +68,10 @@ def detect_and_track(
     detector = _MinFaceDetector(
         make_detector(settings.face_detector, **settings.face_detector_params), settings.min_face_px
     )
-    tracker = _ShotTracker(make_tracker("trackid", frame_rate=fps / stride, **config.tracker.model_dump()))
+    # no coasting: a face the detector did not see is not on screen as a face (it would count as screen time, and two
+    # overlapping boxes of one face as two people in one frame)
+    tracker_settings = {**config.tracker.model_dump(), "coast_s": 0.0}
+    tracker = _ShotTracker(make_tracker("trackid", frame_rate=fps / stride, **tracker_settings))
     shots = ShotCuts()
     stages = Stages(
         tracker,
@@ -76,7 +79,7 @@ def detect_and_track(
         quality=config.quality,
         tracklets=TrackletBuilder(best_crops=0, max_gap=sys.maxsize, source=str(video)),
     )
-    tracks = _TrackSummaries(out / "tracks.jsonl")
+    tracks = _TrackSummaries(out / "tracks.jsonl", tracker.shot_of)
     sinks: list[Sink] = [TracksJsonl(out / "detections.jsonl"), tracks]
     progress = None if on_frame is None else lambda frame: on_frame(frame.index)
     run = run_stages(_frames(source, shots, tracker), stages, sinks, progress)
@@ -118,23 +121,28 @@ class _ShotTracker:
 
     def __init__(self, inner: Tracker) -> None:
         self._inner = inner
-        self._offset = self._highest = 0
+        self._offset = self._highest = self.shot = 0
         self._warnings: list[str] = []
+        self.shot_of: dict[int, int] = {}  # track id -> its shot (0..)
 
     def reset(self) -> None:
         self._inner.reset()
-        self._offset, self._highest, self._warnings = 0, 0, []
+        self._offset, self._highest, self.shot, self._warnings = 0, 0, 0, []
+        self.shot_of.clear()
 
     def new_shot(self) -> None:
         self._warnings += self._inner.warnings
         self._inner.reset()  # ids restart at 1: offset them past the last shot's
         self._offset = self._highest
+        self.shot += 1
 
     def update(self, detections: Detections, camera_motion: NDArray[np.float64] | None = None) -> Detections:
         tracked = self._inner.update(detections, camera_motion=camera_motion)
         if len(tracked):
             tracked = replace(tracked, track_id=tracked.track_id + self._offset)
             self._highest = max(self._highest, int(tracked.track_id.max()))
+            for track_id in tracked.track_id.tolist():
+                self.shot_of.setdefault(int(track_id), self.shot)
         return tracked
 
     @property
@@ -159,8 +167,8 @@ class _MinFaceDetector:
 class _TrackSummaries(Sink):
     """`tracks.jsonl`, one line per finished track (written at close, atomically, in track order)."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, path: Path, shot_of: dict[int, int]) -> None:
+        self.path, self.shot_of = path, shot_of
         self.rows: list[dict[str, Any]] = []
 
     def on_tracklets(self, finished: Sequence[Tracklet]) -> None:
@@ -168,6 +176,7 @@ class _TrackSummaries(Sink):
             self.rows.append(
                 {
                     "track_id": t.track_id,
+                    "shot": self.shot_of.get(t.track_id, 0),
                     "first_frame": t.first_frame,
                     "last_frame": t.last_frame,
                     "start_s": round(float(t.times[0]), 4),

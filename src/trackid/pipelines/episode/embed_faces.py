@@ -3,13 +3,15 @@
 Reads stage 1's `detections.jsonl`, picks up to `max_crops_per_track` faces per track (`crop_sampling`), and within
 `max_crops_per_episode` in all (tracks then get fewer each, with a warning). Each picked face is cut from its frame
 with the box clamped to the image, and rejected with a reason when the clamped box is degenerate (under 2 px a
-side), the crop blank (no contrast) or blurred (Laplacian variance under `min_blur`); the rest are embedded (dlib's
-face model). Writes:
-- `faces.jsonl`: one line per picked face: track_id, frame, xyxy (clamped), quality, blur, accepted, reason, and
-  `row` into `faces.npy` (-1 when rejected);
+side), the crop blank (no contrast), blurred (Laplacian variance under `min_blur`) or turned too far (`face_pose`:
+yaw or pitch beyond `max_yaw_deg` / `max_pitch_deg`). A track whose every face is turned keeps its least turned
+one, so that no face track drops out of the identities for its pose alone. The rest are embedded (`embedder`: dlib's
+ResNet, or FaceRes when fetched). Writes:
+- `faces.jsonl`: one line per picked face: track_id, frame, xyxy (clamped), quality, blur, yaw, pitch, accepted,
+  reason, and `row` into `faces.npy` (-1 when rejected);
 - `faces.npy`: the accepted faces' embeddings (float32, unit rows);
-- `track_embeddings.npz`: `track_ids` and `vectors` (the unit sum of each track's accepted faces; a track with none
-  accepted is left out and named in the warnings).
+- `track_embeddings.npz`: `track_ids`, `vectors` (the unit sum of each track's accepted faces; a track with none
+  accepted is left out and named in the warnings) and `embedder` (its name, for the threshold's fallback).
 """
 
 from __future__ import annotations
@@ -29,14 +31,31 @@ import numpy as np
 from numpy.typing import NDArray
 
 from trackid.artifacts import atomic_write_bytes, atomic_write_text
-from trackid.embed import DlibFaceEmbedder
+from trackid.embed import DlibFaceEmbedder, Embedder, FaceResEmbedder
+from trackid.models.files import fetched_model_path
+from trackid.pipelines.episode.face_pose import FacePose, pose_angles
 from trackid.pipelines.episode.settings import EpisodeConfig
 from trackid.sources.video import VideoSource
 
-__all__ = ["EmbedResult", "embed_track_faces", "pick_faces", "read_detections"]
+__all__ = [
+    "FALLBACK_THRESHOLDS",
+    "EmbedResult",
+    "embed_faces",
+    "embed_track_faces",
+    "face_embedder",
+    "npy_bytes",
+    "pick_faces",
+    "pool_tracks",
+    "read_detections",
+    "resolve_embedder",
+]
 
 log = logging.getLogger(__name__)
 BATCH = 32
+TURNED = "turned"
+FALLBACK_THRESHOLDS = {"dlib": 0.05, "faceres": 0.26}
+"""Per embedder, the cosine distance between its farthest tracks of one person and its nearest of two people on
+the assembled episode (`bench/episode_tracks.py`): used only when an episode has no pairs to choose from."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +92,18 @@ def pick_faces(quality: NDArray[np.float64], k: int, how: str) -> NDArray[np.int
     return np.array([a + int(np.argmax(quality[a:b])) for a, b in itertools.pairwise(edges)])
 
 
+def resolve_embedder(name: str) -> str:
+    """`auto` -> `faceres` when `trackid models fetch` has converted it, else `dlib`."""
+    if name != "auto":
+        return name
+    return "faceres" if fetched_model_path("faceres").is_file() else "dlib"
+
+
+def face_embedder(name: str) -> Embedder:
+    """The embedder `resolve_embedder(name)` names."""
+    return FaceResEmbedder() if resolve_embedder(name) == "faceres" else DlibFaceEmbedder()
+
+
 def embed_track_faces(
     video: Path, settings: EpisodeConfig, out: Path, on_face: Callable[[int], object] | None = None
 ) -> EmbedResult:
@@ -88,25 +119,9 @@ def embed_track_faces(
             f"{per_track} per track instead of {settings.max_crops_per_track}"
         )
         log.warning(warnings[-1])
-    picked: dict[int, list[dict[str, Any]]] = defaultdict(list)  # frame -> faces to cut from it
-    for track_id, rows in tracks.items():
-        quality = np.array([r["quality"] for r in rows], np.float64)
-        for i in pick_faces(quality, per_track, settings.crop_sampling).tolist():
-            picked[int(rows[i]["frame"])].append({**rows[i], "track_id": track_id})
-    faces, crops = _cut(video, picked, settings.min_blur)
-    embedder = DlibFaceEmbedder()
-    vectors = np.zeros((len(crops), embedder.dim), np.float32)
-    for start in range(0, len(crops), BATCH):
-        vectors[start : start + BATCH] = embedder.embed(crops[start : start + BATCH])
-        if on_face is not None:
-            on_face(min(start + BATCH, len(crops)))
-    by_track: dict[int, list[int]] = defaultdict(list)
-    for face in faces:
-        if face["row"] >= 0:
-            by_track[face["track_id"]].append(face["row"])
-    ids = sorted(by_track)
-    pooled = np.array([vectors[by_track[t]].sum(axis=0) for t in ids], np.float32).reshape(-1, embedder.dim)
-    pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+    name = resolve_embedder(settings.embedder)
+    faces, vectors = embed_faces(video, tracks, per_track, settings, face_embedder(name), on_face)
+    ids, pooled = pool_tracks(faces, vectors)
     missing = sorted(set(tracks) - set(ids))
     if missing:
         warnings.append(f"{len(missing)} tracks had no usable face and are left out: {missing[:20]}")
@@ -115,22 +130,64 @@ def embed_track_faces(
     for face in faces:
         if not face["accepted"]:
             rejected[face["reason"]] += 1
+    arrays: dict[str, NDArray[Any]] = {
+        "track_ids": np.array(ids, np.int64),
+        "vectors": pooled,
+        "embedder": np.array(name),
+    }
     files = {
         "faces_jsonl": atomic_write_text(out / "faces.jsonl", "".join(json.dumps(f) + "\n" for f in faces)),
-        "faces_npy": atomic_write_bytes(out / "faces.npy", _npy(vectors)),
-        "track_embeddings": atomic_write_bytes(
-            out / "track_embeddings.npz", _npz(track_ids=np.array(ids, np.int64), vectors=pooled)
-        ),
+        "faces_npy": atomic_write_bytes(out / "faces.npy", npy_bytes(vectors)),
+        "track_embeddings": atomic_write_bytes(out / "track_embeddings.npz", _npz(**arrays)),
     }
-    return EmbedResult(len(faces), len(crops), dict(rejected), len(ids), warnings, files)
+    accepted = sum(1 for f in faces if f["accepted"])
+    return EmbedResult(len(faces), accepted, dict(rejected), len(ids), warnings, files)
+
+
+def embed_faces(
+    video: Path,
+    tracks: dict[int, list[dict[str, Any]]],
+    per_track: int,
+    settings: EpisodeConfig,
+    embedder: Embedder,
+    on_face: Callable[[int], object] | None = None,
+) -> tuple[list[dict[str, Any]], NDArray[np.float32]]:
+    """Pick, cut, check and embed up to `per_track` faces of each track: (faces.jsonl rows, accepted vectors)."""
+    picked: dict[int, list[dict[str, Any]]] = defaultdict(list)  # frame -> faces to cut from it
+    for track_id, rows in tracks.items():
+        quality = np.array([r["quality"] for r in rows], np.float64)
+        for i in pick_faces(quality, per_track, settings.crop_sampling).tolist():
+            picked[int(rows[i]["frame"])].append({**rows[i], "track_id": track_id})
+    faces, cut = _cut(video, picked, settings.min_blur)
+    crops = _gate_pose(faces, cut, settings)
+    vectors = np.zeros((len(crops), embedder.dim), np.float32)
+    for start in range(0, len(crops), BATCH):
+        vectors[start : start + BATCH] = embedder.embed(crops[start : start + BATCH])
+        if on_face is not None:
+            on_face(min(start + BATCH, len(crops)))
+    return faces, vectors
+
+
+def pool_tracks(faces: list[dict[str, Any]], vectors: NDArray[np.float32]) -> tuple[list[int], NDArray[np.float32]]:
+    """(track ids with an accepted face, sorted; the unit sum of each one's face vectors)."""
+    by_track: dict[int, list[int]] = defaultdict(list)
+    for face in faces:
+        if face["row"] >= 0:
+            by_track[face["track_id"]].append(face["row"])
+    ids = sorted(by_track)
+    dim = vectors.shape[1]
+    pooled = np.array([vectors[by_track[t]].sum(axis=0) for t in ids], np.float32).reshape(-1, dim)
+    pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+    return ids, pooled
 
 
 def _cut(
     video: Path, picked: dict[int, list[dict[str, Any]]], min_blur: float
-) -> tuple[list[dict[str, Any]], list[NDArray[np.uint8]]]:
-    """Read the video once and cut the picked faces; (faces.jsonl rows in frame order, accepted crops)."""
+) -> tuple[list[dict[str, Any]], list[NDArray[np.uint8] | None]]:
+    """Read the video once and cut the picked faces; (faces.jsonl rows in frame order, one crop per row: None
+    where rejected)."""
     faces: list[dict[str, Any]] = []
-    crops: list[NDArray[np.uint8]] = []
+    crops: list[NDArray[np.uint8] | None] = []
     last = max(picked, default=0)
     for index, image in VideoSource(video, max_frames=last):
         for face in picked.get(index + 1, []):
@@ -150,13 +207,38 @@ def _cut(
                 elif blur < min_blur:
                     reason = f"blurred (Laplacian variance under {min_blur:g})"
             faces.append({**row, "blur": round(blur, 2), "accepted": not reason, "reason": reason, "row": -1})
-            if not reason:
-                faces[-1]["row"] = len(crops)
-                crops.append(np.ascontiguousarray(crop))
+            crops.append(None if reason else np.ascontiguousarray(crop))
     return faces, crops
 
 
-def _npy(array: NDArray[Any]) -> bytes:
+def _gate_pose(
+    faces: list[dict[str, Any]], crops: list[NDArray[np.uint8] | None], settings: EpisodeConfig
+) -> list[NDArray[np.uint8]]:
+    """Reject the accepted faces turned beyond the limits (each track keeps its least turned face); number the
+    remaining crops (`row`) and return them in that order."""
+    checked = [i for i, c in enumerate(crops) if c is not None]
+    if checked:
+        yaw, pitch = pose_angles(FacePose().landmarks([crops[i] for i in checked]))  # type: ignore[misc]
+        turn = np.maximum(np.abs(yaw) / settings.max_yaw_deg, np.abs(pitch) / settings.max_pitch_deg)
+        best: dict[int, int] = {}
+        for k, i in enumerate(checked):
+            faces[i].update(yaw=round(float(yaw[k]), 1), pitch=round(float(pitch[k]), 1))
+            track = faces[i]["track_id"]
+            if track not in best or turn[k] < turn[best[track]]:
+                best[track] = k
+        keep = {faces[checked[k]]["track_id"] for k in range(len(checked)) if turn[k] <= 1.0}
+        for k, i in enumerate(checked):
+            if turn[k] > 1.0 and (faces[i]["track_id"] in keep or best[faces[i]["track_id"]] != k):
+                faces[i].update(accepted=False, reason=f"{TURNED} (yaw or pitch beyond the limits)")
+    out: list[NDArray[np.uint8]] = []
+    for face, crop in zip(faces, crops, strict=True):
+        if face["accepted"] and crop is not None:
+            face["row"] = len(out)
+            out.append(crop)
+    return out
+
+
+def npy_bytes(array: NDArray[Any]) -> bytes:
     buffer = io.BytesIO()
     np.save(buffer, array)
     return buffer.getvalue()

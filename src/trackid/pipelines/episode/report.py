@@ -1,4 +1,4 @@
-"""Stage 4 of an episode: `report.html`, a contact sheet of each identity's best faces and a timeline of who is on
+"""Stage 5 of an episode: `report.html`, a contact sheet of each identity's best faces and a timeline of who is on
 screen when, for a person to check the identities at a glance.
 
 Writes `report.html` (the metrics, one row per identity: its faces, screen time, cohesion and flags),
@@ -29,11 +29,11 @@ TILE = 64
 
 
 def write_report(video: Path, out: Path) -> dict[str, Path]:
-    """Run stage 4 on the run folder `out` (stages 1-3 done)."""
-    identities = json.loads((out / "identities.json").read_text())
+    """Run stage 5 on the run folder `out` (stages 1-4 done): the clean identities and tracks."""
+    identities = json.loads((out / "identities_clean.json").read_text())
     metrics = json.loads((out / "track_metrics.json").read_text())
-    tracks = [json.loads(line) for line in (out / "tracks.jsonl").read_text().splitlines()]
-    faces = [json.loads(line) for line in (out / "faces.jsonl").read_text().splitlines()]
+    tracks = [json.loads(line) for line in (out / "tracks_clean.jsonl").read_text().splitlines()]
+    faces = [json.loads(line) for name in ("faces.jsonl", "faces_clean.jsonl") for line in _lines(out / name)]
     owner = {t: i["identity_id"] for i in identities["identities"] for t in i["track_ids"]}
     best: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for face in sorted((f for f in faces if f["accepted"]), key=lambda f: -f["blur"]):
@@ -45,9 +45,13 @@ def write_report(video: Path, out: Path) -> dict[str, Path]:
         "contact_sheet": atomic_write_bytes(out / "contact_sheet.jpg", _contact_sheet(video, order, best)),
         "timeline": atomic_write_bytes(out / "timeline.png", _timeline(order, owner, tracks)),
     }
-    keys = ["tracks", "identities", "tracks_per_minute", "short_track_fraction", "singleton_fraction"]
-    keys += ["largest_cluster_fraction", "shots", "duration_s"]
-    summary = table(["metric", "value"], [[k, str(metrics.get(k, ""))] for k in keys])
+    clean = metrics.get("after_cleanup", {})
+    keys = ["tracks", "identities", "tracks_per_minute", "short_track_fraction", "id_switch_rate"]
+    keys += ["singleton_fraction", "largest_cluster_fraction", "shots", "duration_s"]
+    summary = table(
+        ["metric", "before cleanup", "after"],
+        [[k, str(metrics.get(k, "")), str(clean.get(k, metrics.get(k, "")))] for k in keys],
+    )
     rows = [
         [
             str(i["identity_id"]),
@@ -78,6 +82,10 @@ def write_report(video: Path, out: Path) -> dict[str, Path]:
     )
     files["report"] = atomic_write_text(out / "report.html", document)
     return files
+
+
+def _lines(path: Path) -> list[str]:
+    return path.read_text().splitlines()
 
 
 def _contact_sheet(video: Path, order: list[int], best: dict[int, list[dict[str, Any]]]) -> bytes:

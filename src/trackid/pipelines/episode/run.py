@@ -4,7 +4,9 @@ Stages, in order (`STAGES`), each reading what the one before wrote:
 1. `detect-track` (`detect_track.py`): detections.jsonl, tracks.jsonl, track_metrics.json;
 2. `embed` (`embed_faces.py`): faces.jsonl, faces.npy, track_embeddings.npz;
 3. `cluster` (`identities.py`): identities.json, and the identity metrics added to track_metrics.json;
-4. `report` (`report.py`): report.html, contact_sheet.jpg, timeline.png.
+4. `cleanup` (`cleanup.py`): tracks split where their faces change person, re-embedded and re-clustered:
+   tracks_clean.jsonl, faces_clean.jsonl/.npy, identities_clean.json, cleanup_report.json;
+5. `report` (`report.py`): report.html, contact_sheet.jpg, timeline.png (of the clean identities).
 
 Resumable: `progress.json` records each finished stage with a fingerprint of the settings that decide it; a stage
 already done with the same fingerprint and outputs is skipped, so a killed run continues where it stopped, and
@@ -26,6 +28,7 @@ from typing import Any
 
 from trackid.artifacts import atomic_write_text
 from trackid.config import RunConfig
+from trackid.pipelines.episode.embed_faces import resolve_embedder
 from trackid.run_folder import LOG_FILE, RunFolder
 from trackid.sources.video import VideoSource
 
@@ -33,16 +36,24 @@ __all__ = ["STAGES", "EpisodeError", "EpisodeRun", "run_episode"]
 
 log = logging.getLogger(__name__)
 
-STAGES = ("detect-track", "embed", "cluster", "report")
+STAGES = ("detect-track", "embed", "cluster", "cleanup", "report")
 _NEEDS = {
     "embed": ("detections.jsonl", "detect-track"),
     "cluster": ("track_embeddings.npz", "embed"),
-    "report": ("identities.json", "cluster"),
+    "cleanup": ("identities.json", "cluster"),
+    "report": ("identities_clean.json", "cleanup"),
 }
 _MAKES = {
     "detect-track": ("detections.jsonl", "tracks.jsonl", "track_metrics.json"),
     "embed": ("faces.jsonl", "faces.npy", "track_embeddings.npz"),
     "cluster": ("identities.json",),
+    "cleanup": (
+        "tracks_clean.jsonl",
+        "faces_clean.jsonl",
+        "faces_clean.npy",
+        "identities_clean.json",
+        "cleanup_report.json",
+    ),
     "report": ("report.html", "contact_sheet.jpg", "timeline.png"),
 }
 
@@ -138,6 +149,16 @@ def _run_stage(stage: str, video: Path, config: RunConfig, out: Path) -> tuple[d
         embedded = embed_track_faces(video, config.episode, out)
         summary = {"faces_picked": embedded.picked, "faces_embedded": embedded.accepted, "rejected": embedded.rejected}
         return summary, embedded.warnings
+    if stage == "cleanup":
+        from trackid.pipelines.episode.cleanup import clean_episode
+
+        cleaned = clean_episode(video, config.episode, out)
+        summary = {
+            "splits": cleaned.splits,
+            "identities_before": cleaned.identities_before,
+            "identities": cleaned.identities_after,
+        }
+        return summary, cleaned.warnings
     if stage == "report":
         from trackid.pipelines.episode.report import write_report
 
@@ -182,8 +203,13 @@ def _fingerprints(settings: dict[str, Any]) -> dict[str, str]:
             "tracker": settings["tracker"],
             "quality": settings["quality"],
         },
-        "embed": keys("max_crops_per_track", "crop_sampling", "max_crops_per_episode", "min_blur"),
-        "cluster": keys("fallback_threshold", "outliers"),
+        "embed": {
+            **keys("max_crops_per_track", "crop_sampling", "max_crops_per_episode", "min_blur"),
+            **keys("max_yaw_deg", "max_pitch_deg"),
+            "embedder": resolve_embedder(episode["embedder"]),
+        },
+        "cluster": keys("fallback_threshold", "outliers", "rejoin_gap_s"),
+        "cleanup": keys("split_min_faces"),
         "report": {},
     }
     out, chain = {}, ""

@@ -43,12 +43,38 @@ class EpisodeConfig(BaseModel):
     min_blur: float = Field(
         15.0, ge=0, description="Faces whose Laplacian variance is below this are rejected as blurred."
     )
-    fallback_threshold: float = Field(
-        0.05,
+    max_yaw_deg: float = Field(
+        60.0, gt=0, le=90, description="Faces turned further sideways (from five landmarks) are not embedded."
+    )
+    max_pitch_deg: float = Field(
+        45.0,
+        gt=0,
+        le=90,
+        description="Faces tilted further up or down than this from the episode's median face are not embedded.",
+    )
+    embedder: Literal["auto", "dlib", "faceres"] = Field(
+        "auto",
+        description="dlib: the ResNet shipped with face_recognition_models; faceres: HSE FaceRes (`trackid models "
+        "fetch`; YouTube Faces AUC 0.95 vs dlib's 0.92, 8x faster); auto: faceres when fetched, else dlib.",
+    )
+    fallback_threshold: float | None = Field(
+        None,
         gt=0,
         le=2,
         description="Cosine distance used when the episode has no pairs to choose the threshold from (one face on "
-        "screen at a time); dlib's tracks of one person lie within ~0.07 (bench/episode_tracks.py).",
+        "screen at a time); null: the embedder's own (dlib 0.05, faceres 0.26: between its farthest tracks of one "
+        "person and nearest of two, bench/episode_tracks.py).",
+    )
+    split_min_faces: PositiveInt = Field(
+        3,
+        description="cleanup splits a track where its faces' embeddings jump only if each part keeps at least this "
+        "many embedded faces (fewer cannot tell a jump from one bad crop).",
+    )
+    rejoin_gap_s: float = Field(
+        1.0,
+        ge=0,
+        description="A track starting within this long after another ended, in the same shot and where its last face "
+        "was, is clustered with it (must-link: the tracker lost the face behind an occlusion).",
     )
     outliers: Literal["treat_as_singletons", "keep"] = Field(
         "treat_as_singletons",
