@@ -11,8 +11,9 @@ threshold between people. Cleanup:
    the fraction of such tracks among those tested: a label-free estimate, since there are no labels in an episode;
 2. cuts each such track there into two new tracks (new ids, `parent_track_id` naming the old one) and re-embeds each
    part from its own frames (up to `max_crops_per_track` faces each, the same checks as stage 2);
-3. re-clusters every track (the two parts of a cut track cannot-link), then merges identities whose face-weighted
-   centres lie within the threshold (`identity_document(merge_centroids=True)`).
+3. re-clusters every track (a split whose two parts land in one identity is undone: one person's change of look),
+   then merges each single-track identity into the one whose face-weighted centre lies within the threshold
+   (`identity_document(merge_centroids=True)`).
 
 Writes `tracks_clean.jsonl` (tracks.jsonl's schema plus parent_track_id), `faces_clean.jsonl` / `faces_clean.npy`
 (the parts' faces, as stage 2's files), `identities_clean.json` (identities.json's schema, over the clean tracks) and

@@ -134,9 +134,9 @@ def identity_document(
 ) -> tuple[dict[str, Any], list[str]]:
     """Cluster `tracks` into identities: (the identities.json document, warnings).
 
-    `merge_centroids` (cleanup's last step) then merges identities whose face-weighted centres lie within the
-    threshold and that share no frame: average linkage compares tracks, so one long track and many short ones of
-    one person can stay apart."""
+    `merge_centroids` (cleanup's last step) then merges an identity of a single track into the identity whose
+    face-weighted centre lies within the threshold and shares no frame with it: average linkage compares tracks, so
+    a short track of a person seen at length can stay apart from the many tracks of that person."""
     frames_of = {t: {int(r["frame"]) for r in tracks.detections[t]} for t in tracks.track_ids}
     row_of = {t: i for i, t in enumerate(tracks.track_ids)}
     apart = [(row_of[a], row_of[b]) for a, b in tracks_on_screen_together(frames_of)]
@@ -237,22 +237,31 @@ def _face_vectors(out: Path, track_ids: list[int]) -> tuple[list[NDArray[np.floa
 def _merge_centroids(
     labels: NDArray[np.int64], weighted: NDArray[np.float64], apart: list[tuple[int, int]], threshold: float
 ) -> tuple[NDArray[np.int64], int]:
-    """Merge the closest pair of identities (by the sum of their tracks' `weighted` vectors) while it is within
-    `threshold` and no cannot-link pair would join; (labels, merges)."""
+    """Merge each identity of one track into the identity whose centre (the sum of its tracks' `weighted` vectors) is
+    nearest, when within `threshold` and no cannot-link pair would join; (labels, merges), closest first.
+
+    Only single tracks: the sum of many tracks drifts toward the average face, so centres of two large identities
+    lie closer than the track-to-track threshold means; one track against a centre is the scale the outlier test
+    uses."""
     labels = labels.copy()
     merges = 0
-    while labels.max(initial=-1) > 0:
-        ids = np.unique(labels)
+    while True:
+        ids, sizes = np.unique(labels, return_counts=True)
+        singles = [int(i) for i, n in zip(ids, sizes, strict=True) if n == 1]
+        if not singles or len(ids) < 2:
+            break
         centres = np.stack([weighted[labels == i].sum(axis=0) for i in ids])
         distances = cosine_distances(centres)
         for a, b in apart:
             la, lb = np.searchsorted(ids, [labels[a], labels[b]])
             distances[la, lb] = distances[lb, la] = np.inf
         np.fill_diagonal(distances, np.inf)
-        i, j = np.unravel_index(int(np.argmin(distances)), distances.shape)
-        if distances[i, j] > threshold:
+        rows = np.searchsorted(ids, singles)
+        best = distances[rows].min(axis=1)
+        k = int(np.argmin(best))
+        if best[k] > threshold:
             break
-        labels[labels == ids[j]] = ids[i]
+        labels[labels == singles[k]] = ids[int(np.argmin(distances[rows[k]]))]
         merges += 1
     _, labels = np.unique(labels, return_inverse=True)
     return labels.astype(np.int64), merges
