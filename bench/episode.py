@@ -3,13 +3,15 @@
     .venv/bin/python bench/episode.py [--profiles fast_cpu balanced] [--embedder dlib] [--no-append]
 
 The episode is `episode_assembly.py`'s (YouTube Faces clips: cuts, two side-by-side pairs, a person back in other
-footage, a clip repeated; 640 x 240, 30 fps, 45 s). Per profile, the whole pipeline runs into a fresh folder and:
+footage, a clip repeated, a dissolve from one person into another without a cut; 640 x 240, 30 fps, 47.5 s). Per
+profile, the whole pipeline runs into a fresh folder and:
 - face recall: labelled faces of the processed frames matched by a tracked face at IoU >= 0.5;
 - each track takes the person whose labelled faces it matches most (tracks of unlabelled faces, e.g. a player
   turned away behind the labelled one, are left out of the identity scores and counted);
 - pairwise F over the tracks (scikit-learn's `pair_confusion_matrix`) and B-cubed F (precision and recall per track,
   averaged: not in scikit-learn, so written out here from Bagga & Baldwin's definition);
-- mixed tracks: tracks whose matched faces belong to more than one person (an id switch inside a track);
+- mixed tracks: tracks whose matched faces belong to more than one person (an id switch inside a track), after
+  cleanup (a track it split is scored as its parts); the label-free id_switch_rate and cleanup's splits beside it;
 - the returning person (Alek_Wek, two different clips) in one identity, and no identity with two faces of a frame;
 - screen time per person: the seconds of its identity (the identity holding most of the person's tracks) against
   the labelled seconds;
@@ -109,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
             "episode.py",
             [
                 f"ASSEMBLED episode from YouTube Faces clips: {info['frames']} frames at {info['fps']:g} fps, 640x240, "
-                "5 people, 9 segments (bench/episode_assembly.py)",
+                f"5 people, {len(info['segments'])} segments, the last a dissolve (bench/episode_assembly.py); "
+                f"embedder {args.embedder}",
                 "identity scores over the tracks that match labelled faces; B-cubed F from its definition",
             ],
             table,

@@ -7,7 +7,10 @@ The clips (5 people, 6 clips, one labelled face box in every frame; `datasets.yt
 1. each clip of the first five once, alone (centred): cuts between people;
 2. two clips side by side (two faces on screen at once, so two people in one frame), twice, as long as the shorter;
 3. Alek_Wek's second clip (the person of segment 1's fifth clip, seen again in other footage), then the first clip
-   repeated (a person who comes back, in the same footage).
+   repeated (a person who comes back, in the same footage);
+4. a dissolve without a cut: the fourth clip cross-fades into the third over `DISSOLVE` frames in the same place,
+   so a face track can run from one person into the other (an identity switch for cleanup to find). Faces are
+   labelled with the clip that dominates the blend.
 
 Writes `episode.avi` (MJPG: decodable front to back by any OpenCV), `gt.txt` (MOTChallenge ground truth: frame,
 person id, x, y, w, h, 1, 1, 1; person ids 1.. in `episode.json`), and `episode.json` (fps, size, people, and each
@@ -29,6 +32,7 @@ from numpy.typing import NDArray
 from datasets import YtfClip, ytf_clips  # bench/ is on sys.path when a script here runs
 
 FPS = 30.0
+DISSOLVE = 15  # frames of a cross-fade
 SLOT = (320, 240)  # width, height of one clip on the canvas
 CANVAS = (2 * SLOT[0], SLOT[1])
 
@@ -39,6 +43,7 @@ class Placed:
 
     clip: YtfClip
     x: int
+    then: YtfClip | None = None  # dissolves into this clip halfway through the segment
 
 
 def layout(clips: list[YtfClip]) -> list[list[Placed]]:
@@ -51,6 +56,7 @@ def layout(clips: list[YtfClip]) -> list[list[Placed]]:
     segments.append([Placed(first[1], 0), Placed(first[2], SLOT[0])])
     segments.append([Placed(by_name["Alek_Wek4"], centre)])
     segments.append([Placed(first[0], centre)])
+    segments.append([Placed(first[3], centre, then=first[2])])
     return segments
 
 
@@ -66,14 +72,18 @@ def assemble(out: Path, *, max_frames_per_clip: int | None = None, root: Path | 
     segments = []
     frame = 0
     for segment in layout(clips):
-        length = min(len(p.clip.frames) for p in segment)
+        length = min(min(len(p.clip.frames), len(p.then.frames) if p.then else 10**9) for p in segment)
         if max_frames_per_clip is not None:
             length = min(length, max_frames_per_clip)
         segments.append(
             {
                 "first_frame": frame + 1,
                 "last_frame": frame + length,
-                "clips": [{"clip": p.clip.name, "person": p.clip.person, "x": p.x} for p in segment],
+                "clips": [
+                    {"clip": p.clip.name, "person": p.clip.person, "x": p.x}
+                    | ({"then_clip": p.then.name, "then_person": p.then.person} if p.then else {})
+                    for p in segment
+                ],
             }
         )
         for k in range(length):
@@ -81,9 +91,17 @@ def assemble(out: Path, *, max_frames_per_clip: int | None = None, root: Path | 
             frame += 1
             for placed in segment:
                 image, box = _scaled(placed.clip, k)
+                person = placed.clip.person
+                if placed.then is not None:
+                    alpha = float(np.clip((k - (length - DISSOLVE) / 2) / DISSOLVE, 0.0, 1.0))
+                    if alpha > 0:
+                        other, other_box = _scaled(placed.then, k)
+                        image = cv2.addWeighted(image, 1 - alpha, other, alpha, 0.0)
+                        if alpha >= 0.5:
+                            box, person = other_box, placed.then.person
                 canvas[:, placed.x : placed.x + SLOT[0]] = image
                 x, y, w, h = box
-                rows.append((frame, people.index(placed.clip.person) + 1, x + placed.x, y, w, h, 1, 1, 1))
+                rows.append((frame, people.index(person) + 1, x + placed.x, y, w, h, 1, 1, 1))
             writer.write(canvas)
     writer.release()
     (out / "episode.part.avi").replace(out / "episode.avi")

