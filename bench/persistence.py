@@ -1,0 +1,225 @@
+"""The persistence filter on real detectors' tracks: which tracks are people and which are transient false positives.
+
+    .venv/bin/python bench/persistence.py [--sets mot15-frcnn mot15-acf mot17-frcnn pets-nanodet] [--no-append]
+
+Per set (detections from `sets.py`), trackid (defaults) runs over every sequence; each output track is labelled
+persistent, transient or ignored by its frames' matches to the ground truth (`multiview.persistence.tracks`).
+Two splits, never by track: by sequence (folds of sequences, a sequence's tracks from every detector in one fold),
+and leave-one-set-out (fitted on the other sets' tracks minus any sequence the held-out set also has: PETS09-S2L1
+and the ACF sequences are MOT15 sequences too). Scored on the held-out tracks:
+- accuracy and balanced accuracy (scikit-learn) over its labelled tracks;
+- as a post-filter on the tracker's output: the share of transient tracks removed, the share of persistent
+  track-frames lost, and HOTA / IDF1 (TrackEval) with and without the filter;
+- online: the accuracy when each track is judged on its first 5 / 10 / 20 frames only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+import tempfile
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import accuracy_score, balanced_accuracy_score
+
+from report import append_section
+from sets import DetectionSet, sets_by_name
+from trackid.eval.mot import evaluate_mot
+from trackid.multiview.persistence import BoostedPersistence, LengthRule, TrackRecord, collect_tracks, label_tracks
+from trackid.multiview.persistence.transformer import TransformerPersistence
+from trackid.sources import write_mot_results
+from trackid.track import make_tracker
+from trackid.types import Detections
+
+DEFAULT_SETS = ["mot15-frcnn", "mot15-acf", "mot17-frcnn", "pets-nanodet"]
+DISTRACTOR_CLASSES = (2, 7, 8, 12)  # MOT17: person on vehicle, static person, distractor, reflection
+PREFIXES = (5, 10, 20)
+FILTERS: dict[str, Callable[[], Any]] = {"length rule": LengthRule, "boosted trees": BoostedPersistence}
+if importlib.util.find_spec("torch") is not None:  # the transformer trains in torch (the `train` extra)
+    FILTERS["transformer"] = TransformerPersistence
+
+
+@dataclass
+class SetTracks:
+    name: str
+    data: DetectionSet
+    tracks: list[TrackRecord]
+    labels: np.ndarray
+    outputs: dict[str, list[tuple[int, Detections]]]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sets", nargs="+", default=DEFAULT_SETS)
+    parser.add_argument("--folds", type=int, default=5, help="sequence folds of the by-sequence split")
+    parser.add_argument("--no-append", action="store_true")
+    args = parser.parse_args(argv)
+    collected = [_collect(s) for s in sets_by_name(args.sets)]
+    header = (
+        "| held-out | tracks (persistent / transient / ignored) | filter | accuracy | balanced accuracy | "
+        "transient removed | persistent frames lost | HOTA off -> on | IDF1 off -> on | online accuracy @5/10/20 |\n"
+        "|---|---|---|---|---|---|---|---|---|---|\n"
+    )
+    sections = []
+    for title, split in (
+        (
+            f"By sequence ({args.folds} folds over every set's sequences; a sequence's tracks from every detector in "
+            "one fold)",
+            _by_sequence(collected, args.folds),
+        ),
+        ("Leave one set out (fitted on the other sets minus shared sequences)", _by_set(collected)),
+    ):
+        rows = []
+        for held in collected:
+            off = _scores(held, None)
+            for name in FILTERS:
+                rows.append(_row(held, name, split[name], off))
+                print(rows[-1], flush=True)
+        sections.append(f"{title}:\n\n{header}" + "\n".join(rows) + "\n")
+    table = "\n".join(sections)
+    print(table)
+    if not args.no_append:
+        append_section(
+            "persistence.py",
+            [
+                "trackid defaults on each set's detections; a track is persistent when >= 50 % of its frames match a "
+                "person at IoU >= 0.5 (Hungarian per frame), ignored when they match MOT17 distractors",
+                "HOTA / IDF1 by TrackEval on the held-out tracks with the filter off and on (on: tracks judged "
+                "transient removed from the output)",
+            ],
+            table,
+        )
+    return 0
+
+
+Verdicts = dict[tuple[str, str, int], tuple[int, list[int]]]
+"""(set, sequence, track id) -> (verdict on the whole track, verdicts on its first PREFIXES frames)."""
+
+
+def _by_sequence(collected: list[SetTracks], folds: int) -> dict[str, Verdicts]:
+    """Out-of-fold verdicts: sequences (by name, across sets) split into `folds` groups, each judged by filters
+    fitted on the others."""
+    names = sorted({t.sequence for c in collected for t in c.tracks})
+    fold_of = {name: k % folds for k, name in enumerate(names)}
+    out: dict[str, Verdicts] = {name: {} for name in FILTERS}
+    for fold in range(folds):
+        train = [(t, y) for c in collected for t, y in zip(c.tracks, c.labels, strict=True) if y >= 0]
+        train = [(t, y) for t, y in train if fold_of[t.sequence] != fold]
+        judged = [(c.name, t) for c in collected for t in c.tracks if fold_of[t.sequence] == fold]
+        _judge(out, train, judged)
+    return out
+
+
+def _by_set(collected: list[SetTracks]) -> dict[str, Verdicts]:
+    """Verdicts on each set from filters fitted on the other sets, minus any sequence the set also has."""
+    out: dict[str, Verdicts] = {name: {} for name in FILTERS}
+    for held in collected:
+        names = {s.name for s in held.data.sequences}
+        train = [
+            (t, y)
+            for other in collected
+            if other is not held
+            for t, y in zip(other.tracks, other.labels, strict=True)
+            if y >= 0 and t.sequence not in names
+        ]
+        _judge(out, train, [(held.name, t) for t in held.tracks])
+    return out
+
+
+def _judge(
+    out: dict[str, Verdicts], train: list[tuple[TrackRecord, int]], judged: list[tuple[str, TrackRecord]]
+) -> None:
+    if not judged:
+        return
+    tracks = [t for _, t in judged]
+    for name, make in FILTERS.items():
+        model = make().fit([t for t, _ in train], [y for _, y in train])
+        whole = model.predict(tracks)
+        prefixes = [model.predict([t.prefix(n) for t in tracks]) for n in PREFIXES]
+        for k, (set_name, t) in enumerate(judged):
+            out[name][(set_name, t.sequence, t.track_id)] = (int(whole[k]), [int(p[k]) for p in prefixes])
+
+
+def _row(held: SetTracks, name: str, verdicts: Verdicts, off: dict[str, float]) -> str:
+    keys = [(held.name, t.sequence, t.track_id) for t in held.tracks]
+    keep = np.array([verdicts[k][0] for k in keys])
+    labelled = held.labels >= 0
+    y, judged = held.labels[labelled], keep[labelled]
+    frames = np.array([len(t) for t in held.tracks])[labelled]
+    removed = float(np.mean(judged[y == 0] == 0)) if (y == 0).any() else float("nan")
+    lost = float(frames[(y == 1) & (judged == 0)].sum() / max(frames[y == 1].sum(), 1))
+    on = _scores(held, {(t.sequence, t.track_id) for t, k in zip(held.tracks, keep, strict=True) if k})
+    online = "/".join(
+        f"{accuracy_score(y, np.array([verdicts[k][1][i] for k in keys])[labelled]):.3f}" for i in range(len(PREFIXES))
+    )
+    counts = f"{(y == 1).sum()} / {(y == 0).sum()} / {(~labelled).sum()}"
+    return (
+        f"| {held.name} | {counts} | {name} | {accuracy_score(y, judged):.3f} | "
+        f"{balanced_accuracy_score(y, judged):.3f} | {removed:.1%} | {lost:.2%} | "
+        f"{off['HOTA']:.2f} -> {on['HOTA']:.2f} | {off['IDF1']:.2f} -> {on['IDF1']:.2f} | {online} |"
+    )
+
+
+def _collect(data: DetectionSet) -> SetTracks:
+    """Run trackid over every sequence of `data`; its tracks, their labels and the per-frame output."""
+    split = next(data.gt.glob("*-train"))
+    tracks: list[TrackRecord] = []
+    labels = []
+    outputs = {}
+    for seq in data.sequences:
+        tracker = make_tracker("trackid", frame_rate=seq.frame_rate)
+        found, outputs[seq.name] = collect_tracks(seq.name, seq.frames, tracker, seq.size, seq.frame_rate)
+        people, distractors = _ground_truth(
+            split / seq.name / "gt" / "gt.txt", classes=not split.name.startswith("MOT15")
+        )
+        tracks += found
+        labels.append(label_tracks(found, people, distractors))
+    print(f"{data.name}: {len(tracks)} tracks", file=sys.stderr, flush=True)
+    return SetTracks(data.name, data, tracks, np.concatenate(labels), outputs)
+
+
+def _ground_truth(path: Path, classes: bool) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
+    """Frame -> person boxes and frame -> distractor boxes (xyxy). MOT15's files carry no classes (columns 7-9 are
+    world coordinates where known): every row is a person, as TrackEval scores MOT15 without preprocessing."""
+    table = np.loadtxt(path, delimiter=",", ndmin=2)
+    xyxy = np.concatenate([table[:, 2:4], table[:, 2:4] + table[:, 4:6]], axis=1)
+    if classes:
+        person = (table[:, 7] == 1) & (table[:, 6] == 1)
+        distractor = np.isin(table[:, 7], DISTRACTOR_CLASSES)
+    else:
+        person, distractor = np.ones(len(table), bool), np.zeros(len(table), bool)
+    people: dict[int, list[np.ndarray]] = defaultdict(list)
+    others: dict[int, list[np.ndarray]] = defaultdict(list)
+    for frame, box, p, d in zip(table[:, 0].astype(int), xyxy, person, distractor, strict=True):
+        if p:
+            people[frame].append(box)
+        elif d:
+            others[frame].append(box)
+    return {f: np.array(b) for f, b in people.items()}, {f: np.array(b) for f, b in others.items()}
+
+
+def _scores(held: SetTracks, kept: set[tuple[str, int]] | None) -> dict[str, float]:
+    """TrackEval's HOTA / IDF1 of the held-out set's output, all tracks or only the `kept` ones."""
+    with tempfile.TemporaryDirectory(prefix="trackid-persistence-") as tmp:
+        for seq in held.data.sequences:
+            frame, ids, boxes = [], [], []
+            for number, tracked in held.outputs[seq.name]:
+                mask = np.array([kept is None or (seq.name, int(t)) in kept for t in tracked.track_id], bool)
+                frame.append(np.full(int(mask.sum()), number))
+                ids.append(tracked.track_id[mask])
+                boxes.append(tracked.xyxy[mask])
+            write_mot_results(
+                Path(tmp) / f"{seq.name}.txt", np.concatenate(frame), np.concatenate(ids), np.concatenate(boxes)
+            )
+        scores = evaluate_mot(held.data.gt, tmp, sequences=[s.name for s in held.data.sequences]).combined
+    return scores
+
+
+if __name__ == "__main__":
+    sys.exit(main())

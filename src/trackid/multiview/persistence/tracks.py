@@ -1,0 +1,146 @@
+"""A tracker's output as whole tracks, and each track labelled persistent or transient by the ground truth.
+
+The persistence filter learns from real detectors' mistakes, so its training data is what the tracker reports on
+real sequences: `collect_tracks` runs a tracker over a sequence's detections and keeps, per track, its frames,
+boxes, raw scores and the scores' ranks in the stream (`ScoreScale`: a rank means the same for FRCNN's 0.5-1.0
+probabilities and ACF's unbounded margins).
+
+Labels (`label_tracks`): per frame, the tracker's boxes are matched one-to-one to the ground truth's by the
+Hungarian algorithm on IoU, keeping pairs at IoU >= 0.5 (the similarity and threshold TrackEval's CLEAR metrics
+use; TrackEval also favours last frame's pairs, which only changes ties). A track is **persistent** when at least
+`PERSISTENT_SHARE` of its frames matched a person, **transient** otherwise, and **ignored** (label -1) when most of
+its frames matched a distractor (MOT17's static people, reflections, people on vehicles: TrackEval removes those
+too), since it is neither a person to keep nor a false positive to drop.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.optimize import linear_sum_assignment
+
+from trackid.geometry import iou_matrix
+from trackid.track import Tracker
+from trackid.track.score_scale import ScoreScale
+from trackid.types import Detections
+
+__all__ = ["MATCH_IOU", "PERSISTENT_SHARE", "TrackRecord", "collect_tracks", "label_tracks"]
+
+MATCH_IOU = 0.5
+PERSISTENT_SHARE = 0.5
+
+
+@dataclass(frozen=True)
+class TrackRecord:
+    """One track of a sequence, frame by frame (frames ascending, 1-based)."""
+
+    sequence: str
+    track_id: int
+    frames: NDArray[np.int64]
+    xyxy: NDArray[np.float64]
+    score: NDArray[np.float64]  # as the tracker reported it (0 where it coasted without a detection)
+    score_rank: NDArray[np.float64]  # the score's rank among the stream's detection scores so far, in [0, 1]
+    overlap: NDArray[np.float64]  # the largest IoU with another box the tracker reported in that frame
+    crowd: NDArray[np.float64]  # how many boxes the tracker reported in that frame
+    image_size: tuple[int, int]  # width, height
+    frame_rate: float
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def prefix(self, n: int) -> TrackRecord:
+        """The track's first `n` frames: what an online filter has seen of it by then."""
+        return TrackRecord(
+            self.sequence,
+            self.track_id,
+            self.frames[:n],
+            self.xyxy[:n],
+            self.score[:n],
+            self.score_rank[:n],
+            self.overlap[:n],
+            self.crowd[:n],
+            self.image_size,
+            self.frame_rate,
+        )
+
+
+def collect_tracks(
+    sequence: str,
+    frames: Sequence[Detections],
+    tracker: Tracker,
+    image_size: tuple[int, int],
+    frame_rate: float,
+) -> tuple[list[TrackRecord], list[tuple[int, Detections]]]:
+    """Run `tracker` over `frames` (index k is frame k + 1): (its tracks, its output per frame)."""
+    scale = ScoreScale()
+    rows: dict[int, list[tuple[int, NDArray[np.float64], float, float, float, int]]] = defaultdict(list)
+    outputs = []
+    for index, detections in enumerate(frames):
+        scale.update(detections.score)
+        tracked = tracker.update(detections)
+        ranks = np.where(tracked.score > 0, scale.transform(tracked.score), 0.0)
+        iou = iou_matrix(tracked.xyxy, tracked.xyxy)
+        np.fill_diagonal(iou, 0.0)
+        overlap = iou.max(axis=1, initial=0.0)
+        for k, track_id in enumerate(tracked.track_id.tolist()):
+            row = (
+                index + 1,
+                tracked.xyxy[k],
+                float(tracked.score[k]),
+                float(ranks[k]),
+                float(overlap[k]),
+                len(tracked),
+            )
+            rows[int(track_id)].append(row)
+        outputs.append((index + 1, tracked))
+    tracks = [
+        TrackRecord(
+            sequence,
+            track_id,
+            np.array([r[0] for r in track], np.int64),
+            np.array([r[1] for r in track], np.float64).reshape(-1, 4),
+            np.array([r[2] for r in track], np.float64),
+            np.array([r[3] for r in track], np.float64),
+            np.array([r[4] for r in track], np.float64),
+            np.array([r[5] for r in track], np.float64),
+            image_size,
+            frame_rate,
+        )
+        for track_id, track in sorted(rows.items())
+    ]
+    return tracks, outputs
+
+
+def label_tracks(
+    tracks: Iterable[TrackRecord],
+    people: dict[int, NDArray[np.float64]],
+    distractors: dict[int, NDArray[np.float64]] | None = None,
+) -> NDArray[np.int64]:
+    """1 persistent, 0 transient, -1 ignored, per track (see the module); `people` / `distractors`: frame ->
+    (n, 4) ground-truth boxes (xyxy)."""
+    tracks = list(tracks)
+    by_frame: dict[int, list[tuple[int, NDArray[np.float64]]]] = defaultdict(list)
+    for t, track in enumerate(tracks):
+        for frame, box in zip(track.frames.tolist(), track.xyxy, strict=True):
+            by_frame[frame].append((t, box))
+    person = np.zeros(len(tracks))
+    distractor = np.zeros(len(tracks))
+    empty = np.zeros((0, 4))
+    for frame, entries in by_frame.items():
+        owners = np.array([t for t, _ in entries])
+        boxes = np.stack([b for _, b in entries])
+        for truth, tally in ((people.get(frame, empty), person), ((distractors or {}).get(frame, empty), distractor)):
+            if len(truth) == 0:
+                continue
+            iou = iou_matrix(boxes, truth)
+            rows, cols = linear_sum_assignment(-iou)
+            matched = rows[iou[rows, cols] >= MATCH_IOU]
+            np.add.at(tally, owners[matched], 1)
+    length = np.array([len(t) for t in tracks], np.float64)
+    labels = (person >= PERSISTENT_SHARE * length).astype(np.int64)
+    labels[(labels == 0) & (distractor >= PERSISTENT_SHARE * length)] = -1
+    return labels

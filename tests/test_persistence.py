@@ -1,0 +1,107 @@
+"""The persistence filter's data: tracks collected from a tracker, labelled by ground truth, and their features."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from trackid.multiview.persistence import (
+    FRAME_FEATURES,
+    SUMMARY_FEATURES,
+    BoostedPersistence,
+    LengthRule,
+    TrackRecord,
+    collect_tracks,
+    frame_features,
+    label_tracks,
+    summary_features,
+)
+from trackid.track import make_tracker
+from trackid.types import Detections
+
+
+def _track(frames: list[int], boxes: np.ndarray, score: float = 0.9, track_id: int = 1) -> TrackRecord:
+    n = len(frames)
+    return TrackRecord(
+        "seq",
+        track_id,
+        np.array(frames),
+        np.asarray(boxes, float),
+        np.full(n, score),
+        np.full(n, 0.5),
+        np.zeros(n),
+        np.ones(n),
+        (640, 480),
+        10.0,
+    )
+
+
+def test_collect_tracks_keeps_every_reported_box_of_each_track() -> None:
+    frames = [
+        Detections.from_arrays(
+            np.array([[10.0 + 3 * k, 10, 50 + 3 * k, 110], [300, 200, 340, 300]]), np.array([0.9, 0.8])
+        )
+        for k in range(12)
+    ]
+    tracks, outputs = collect_tracks("walk", frames, make_tracker("trackid", frame_rate=10), (640, 480), 10.0)
+    assert len(outputs) == 12 and len(tracks) == 2
+    for track in tracks:
+        assert np.all(np.diff(track.frames) > 0) and len(track.xyxy) == len(track)
+        assert ((track.score_rank >= 0) & (track.score_rank <= 1)).all()
+    reported = sum(len(out) for _, out in outputs)
+    assert reported == sum(len(t) for t in tracks)
+
+
+def test_labels_follow_the_share_of_frames_matched_to_a_person() -> None:
+    box = np.array([[100.0, 100, 140, 200]])
+    person = {f: box for f in range(1, 11)}
+    real = _track(list(range(1, 11)), np.repeat(box, 10, axis=0))
+    drifting = _track(
+        list(range(1, 11)), np.repeat(box, 10, axis=0) + np.array([[0, 0, 0, 0]] * 4 + [[200, 0, 200, 0]] * 6)
+    )
+    ghost = _track([3, 4, 5], np.repeat([[400.0, 100, 440, 200]], 3, axis=0))
+    statue = _track([1, 2, 3], np.repeat([[500.0, 100, 540, 200]], 3, axis=0))
+    distractors = {f: np.array([[500.0, 100, 540, 200]]) for f in range(1, 4)}
+    labels = label_tracks([real, drifting, ghost, statue], person, distractors)
+    assert labels.tolist() == [1, 0, 0, -1]
+
+
+def test_one_box_is_matched_to_one_person_only() -> None:
+    box = np.array([[100.0, 100, 140, 200]])
+    twins = [_track(list(range(1, 6)), np.repeat(box, 5, axis=0), track_id=k) for k in (1, 2)]
+    labels = label_tracks(twins, {f: box for f in range(1, 6)})
+    assert sorted(labels.tolist()) == [0, 1]  # two tracks on one person: one of them is a duplicate
+
+
+def test_features_are_finite_and_do_not_depend_on_image_scale() -> None:
+    boxes = np.array([[10.0 + 4 * k, 20 + k, 50 + 4 * k, 120 + k] for k in range(8)])
+    small = _track(list(range(1, 9)), boxes)
+    large = TrackRecord(
+        "seq", 1, small.frames, boxes * 2, small.score, small.score_rank, small.overlap, small.crowd, (1280, 960), 10.0
+    )
+    assert frame_features(small).shape == (8, len(FRAME_FEATURES))
+    assert np.isfinite(frame_features(small)).all()
+    np.testing.assert_allclose(frame_features(small), frame_features(large), atol=1e-5)
+    assert summary_features(small).shape == (len(SUMMARY_FEATURES),)
+    assert frame_features(small.prefix(3)).tolist() == frame_features(small)[:3].tolist()  # causal
+
+
+def test_filters_learn_a_separable_rule_and_refuse_bad_labels() -> None:
+    rng = np.random.default_rng(0)
+    tracks, labels = [], []
+    for k in range(60):
+        persistent = k % 2 == 0
+        n = int(rng.integers(15, 40)) if persistent else int(rng.integers(2, 6))
+        jitter = 1.0 if persistent else 25.0
+        boxes = np.array([[100.0 + 2 * i, 100, 140 + 2 * i, 200] for i in range(n)]) + rng.normal(0, jitter, (n, 4))
+        boxes[:, 2:] = np.maximum(boxes[:, 2:], boxes[:, :2] + 5)
+        tracks.append(_track(list(range(1, n + 1)), boxes, track_id=k))
+        labels.append(int(persistent))
+    for model in (LengthRule(), BoostedPersistence()):
+        model.fit(tracks[:40], labels[:40])
+        assert (model.predict(tracks[40:]) == np.array(labels[40:])).mean() >= 0.9
+        assert model.predict_proba(tracks[40:]).shape == (20, 2)
+    with pytest.raises(ValueError, match="ignored"):
+        LengthRule().fit(tracks[:3], [1, 0, -1])
+    with pytest.raises(ValueError, match="one class"):
+        BoostedPersistence().fit(tracks[:3], [1, 1, 1])
