@@ -55,6 +55,8 @@ class GroundCamera:
             image's bottom edge (the feet are outside the frame).
         position: where the camera stands on the ground (ground units), when the calibration says (OpenCV
             extrinsics: the centre -R^T t); a homography alone does not.
+        projection: the 3x4 camera matrix from world points in ground units (z up from the ground, in the same
+            units) to pixels, when the calibration is a full one (OpenCV); what triangulation needs.
     """
 
     name: str
@@ -63,6 +65,7 @@ class GroundCamera:
     foot_sigma: tuple[float, float] = (0.08, 0.1)
     cut_sigma: float = 0.5
     position: tuple[float, float] | None = None
+    projection: FloatArray | None = None
 
     def __post_init__(self) -> None:
         h = np.asarray(self.to_ground, np.float64)
@@ -109,6 +112,7 @@ class GroundCamera:
         to_ground = np.diag([unit, unit, 1.0]) @ np.linalg.inv(plane_to_image)
         centre = -rotation.T @ tvec * unit
         options.setdefault("position", (float(centre[0]), float(centre[1])))
+        options.setdefault("projection", k @ np.column_stack([rotation, tvec]) @ np.diag([1 / unit] * 3 + [1.0]))
         return cls(name, to_ground, **options)  # type: ignore[arg-type]
 
     def ground(self, pixels: ArrayLike) -> tuple[FloatArray, NDArray[np.bool_]]:
