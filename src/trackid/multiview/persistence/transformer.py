@@ -191,7 +191,7 @@ def _network(torch: Any, spec: TransformerPersistence, mean: NDArray[np.float32]
 
         def forward(self, h: Any, bias: Any) -> tuple[Any, Any]:
             b, t, _ = h.shape
-            q, k, v = self.qkv(self.norm1(h)).reshape(b, t, 3, spec.heads, -1).permute(2, 0, 3, 1, 4)
+            q, k, v = self.qkv(self.norm1(h)).reshape(b, t, 3, spec.heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
             attention = torch.softmax(q @ k.transpose(-1, -2) / (q.shape[-1] ** 0.5) + bias, dim=-1)
             h = h + self.out((attention @ v).transpose(1, 2).reshape(b, t, -1))
             return h + self.ff(self.norm2(h)), attention
