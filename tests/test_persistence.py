@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -105,3 +107,26 @@ def test_filters_learn_a_separable_rule_and_refuse_bad_labels() -> None:
         LengthRule().fit(tracks[:3], [1, 0, -1])
     with pytest.raises(ValueError, match="one class"):
         BoostedPersistence().fit(tracks[:3], [1, 1, 1])
+
+
+def test_the_transformer_learns_saves_and_explains(tmp_path: Path) -> None:
+    pytest.importorskip("torch", reason="training the transformer needs the 'train' extra (torch)")
+    from trackid.multiview.persistence.transformer import TransformerPersistence
+
+    rng = np.random.default_rng(1)
+    tracks, labels = [], []
+    for k in range(120):
+        persistent = k % 2 == 0
+        n = int(rng.integers(12, 40)) if persistent else int(rng.integers(3, 8))
+        jitter = 1.0 if persistent else 25.0
+        boxes = np.array([[100.0 + 2 * i, 100, 140 + 2 * i, 200] for i in range(n)]) + rng.normal(0, jitter, (n, 4))
+        boxes[:, 2:] = np.maximum(boxes[:, 2:], boxes[:, :2] + 5)
+        tracks.append(_track(list(range(1, n + 1)), boxes, track_id=k))
+        labels.append(int(persistent))
+    model = TransformerPersistence(epochs=15).fit(tracks[:90], labels[:90])
+    assert (model.predict(tracks[90:]) == np.array(labels[90:])).mean() >= 0.9
+    saved = TransformerPersistence(model_path=model.save(tmp_path / "persistence.onnx"))
+    np.testing.assert_allclose(saved.predict_proba(tracks[90:]), model.predict_proba(tracks[90:]), atol=1e-6)
+    frames, weight = saved.frame_importance(tracks[0])
+    assert len(frames) == len(weight) == min(len(tracks[0]), saved.max_frames)
+    assert weight.min() >= 0 and weight.sum() == pytest.approx(1.0)
