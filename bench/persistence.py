@@ -1,6 +1,8 @@
 """The persistence filter on real detectors' tracks: which tracks are people and which are transient false positives.
 
     .venv/bin/python bench/persistence.py [--sets mot15-frcnn mot15-acf mot17-frcnn pets-nanodet] [--no-append]
+    .venv/bin/python bench/persistence.py --save-transformer runs/persistence/transformer.onnx   # needs '.[train]'
+
 
 Per set (detections from `sets.py`), trackid (defaults) runs over every sequence; each output track is labelled
 persistent, transient or ignored by its frames' matches to the ground truth (`multiview.persistence.tracks`).
@@ -59,9 +61,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sets", nargs="+", default=DEFAULT_SETS)
     parser.add_argument("--folds", type=int, default=5, help="sequence folds of the by-sequence split")
+    parser.add_argument(
+        "--save-transformer",
+        type=Path,
+        default=None,
+        help="also fit the transformer on every labelled track and write its ONNX here (for `trackid stereo run "
+        "--filter`), then stop",
+    )
     parser.add_argument("--no-append", action="store_true")
     args = parser.parse_args(argv)
     collected = [_collect(s) for s in sets_by_name(args.sets)]
+    if args.save_transformer is not None:
+        everything = [(t, y) for c in collected for t, y in zip(c.tracks, c.labels, strict=True) if y >= 0]
+        model = TransformerPersistence().fit([t for t, _ in everything], [y for _, y in everything])
+        print(f"{len(everything)} tracks -> {model.save(args.save_transformer)}")
+        return 0
     header = (
         "| held-out | tracks (persistent / transient / ignored) | filter | accuracy | balanced accuracy | "
         "transient removed | persistent frames lost | HOTA off -> on | IDF1 off -> on | online accuracy @5/10/20 |\n"

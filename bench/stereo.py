@@ -19,21 +19,18 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import replace
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from multicam import Site, wildtrack
+from multicam import wildtrack
 from persistence import _collect
 from report import append_section
 from sets import sets_by_name
-from trackid.geometry import iou_matrix, xywh_to_xyxy
-from trackid.multiview.persistence import BoostedPersistence, collect_tracks
-from trackid.multiview.site_tracking import SiteView, track_site
+from trackid.multiview.persistence import BoostedPersistence
+from trackid.multiview.persistence.post_filter import drop_transient
+from trackid.multiview.site_tracking import track_site
 from trackid.multiview.triangulation import triangulate_tracks
-from trackid.sources import MotRows, detections_by_frame
-from trackid.track import make_tracker
 
 GATE_M = 1.0
 TRAIN_SETS = ["mot15-frcnn", "mot15-acf", "mot17-frcnn", "pets-nanodet"]
@@ -48,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     views = site.views(args.frames)
     model = _fitted_filter()
     rows = []
-    for label, site_views in (("filter off", views), ("filter on", [_filtered(v, model, site) for v in views])):
+    filtered = [drop_transient(v, model, site.fps)[0] for v in views]
+    for label, site_views in (("filter off", views), ("filter on", filtered)):
         tracks = track_site(site_views, fps=site.fps, unit_per_metre=site.per_metre)
         trajectories = triangulate_tracks(tracks, site.cameras)
         for kind, points in (
@@ -93,30 +91,6 @@ def _fitted_filter() -> BoostedPersistence:
         tracks += [t for t, k in zip(collected.tracks, keep, strict=True) if k]
         labels += collected.labels[keep].tolist()
     return BoostedPersistence().fit(tracks, labels)
-
-
-def _filtered(view: SiteView, model: BoostedPersistence, site: Site) -> SiteView:
-    """`view` without the detections of the tracks `model` calls transient (trackid run on the view alone)."""
-    d = view.detections
-    kept = d.score >= view.min_score
-    rows = MotRows(d.frame[kept], d.track_id[kept], d.xywh[kept], d.score[kept])
-    frames = detections_by_frame(rows, int(rows.frame.max(initial=0)))
-    size = view.camera.image_size or (1920, 1080)
-    tracks, outputs = collect_tracks(
-        view.camera.name, frames, make_tracker("trackid", frame_rate=site.fps), size, site.fps
-    )
-    transient = {t.track_id for t, p in zip(tracks, model.predict(tracks), strict=True) if p == 0}
-    drop = np.zeros(len(rows), bool)
-    boxes = xywh_to_xyxy(rows.xywh)
-    for number, tracked in outputs:
-        bad = np.isin(tracked.track_id, list(transient))
-        at = np.flatnonzero(rows.frame == number)
-        if not bad.any() or not len(at):
-            continue
-        iou = iou_matrix(boxes[at], tracked.xyxy[bad])
-        drop[at[iou.max(axis=1) >= 0.5]] = True
-    filtered = MotRows(rows.frame[~drop], rows.track_id[~drop], rows.xywh[~drop], rows.score[~drop])
-    return replace(view, detections=filtered)
 
 
 def _score(points: np.ndarray, truth: np.ndarray, per_metre: float, frames: int | None) -> dict[str, float]:

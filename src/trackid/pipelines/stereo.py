@@ -1,0 +1,146 @@
+"""A site's recorded detections -> 3D trajectories in a run folder: what `trackid stereo run` runs.
+
+The site file is `trackid multicam run`'s (every camera needs a full OpenCV calibration: a homography alone cannot
+triangulate). The views are tracked into global tracks (`track_site`) and each global track's feet triangulated
+(`multiview.triangulation`). With a persistence filter (`filter_model`: a `TransformerPersistence` ONNX file) the
+site is run twice, without and with the detections of transient per-camera tracks, so the report shows what the
+filter changed. The folder receives, each atomically:
+- `trajectories_3d.csv`: frame, time_s, global_id, x, y, z (ground units, z up), reprojection_px, views, for the
+  run with the filter when one is given;
+- `summary.json`: per run (`filter off`, `filter on`): global tracks, points, rejected and single-view points,
+  detections the filter dropped, warnings;
+- `report.html`: the same side by side.
+Cameras and the filter are loaded before the folder is touched, so a wrong file leaves an earlier run intact.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from trackid.artifacts import atomic_write_text
+from trackid.multiview.cameras import CalibrationError
+from trackid.multiview.persistence.post_filter import drop_transient
+from trackid.multiview.persistence.transformer import TransformerPersistence
+from trackid.multiview.site_tracking import SiteView, track_site
+from trackid.multiview.triangulation import Trajectories, triangulate_tracks
+from trackid.pipelines.multicam.run import load_views
+from trackid.pipelines.multicam.site import SiteConfig
+from trackid.reports.html import heading, page, table
+from trackid.run_folder import RunFolder
+
+__all__ = ["COMMAND", "FilterModelError", "StereoRun", "run_stereo"]
+
+COMMAND = "stereo-run"
+log = logging.getLogger(__name__)
+
+
+class FilterModelError(ValueError):
+    """The persistence filter's model file cannot be used (the message names it)."""
+
+
+@dataclass(frozen=True)
+class StereoRun:
+    out: Path
+    files: dict[str, Path]
+    summary: dict[str, Any]
+
+
+def run_stereo(
+    site: SiteConfig,
+    out: str | Path,
+    *,
+    filter_model: Path | None = None,
+    force: bool = False,
+    on_stage: Callable[[str], None] | None = None,
+) -> StereoRun:
+    """Triangulate the site's global tracks into the run folder `out` (see the module).
+
+    Raises:
+        CalibrationError: a camera has no full calibration, or a calibration file is unusable.
+        MotFormatError: a detections file is missing or malformed.
+        FileNotFoundError, FilterModelError: the filter model is missing or cannot be used.
+    """
+    out = Path(out)
+    views = load_views(site, on_camera=on_stage)
+    flat = [v.camera.name for v in views if v.camera.projection is None]
+    if flat:
+        raise CalibrationError(
+            f"{', '.join(flat)}: triangulation needs each camera's OpenCV calibration (intrinsics and extrinsics), "
+            "not a homography"
+        )
+    model = None
+    if filter_model is not None:
+        if not Path(filter_model).is_file():
+            raise FileNotFoundError(f"persistence filter model not found: {filter_model}")
+        try:
+            model = TransformerPersistence(model_path=filter_model)
+        except Exception as exc:  # onnxruntime's own errors for a file that is not its model
+            raise FilterModelError(f"{filter_model}: not a persistence filter model ({exc})") from None
+    inputs = [c.detections for c in site.cameras if c.detections is not None]
+    inputs += [Path(filter_model)] if filter_model is not None else []
+    config = {**site.model_dump(mode="json"), "filter_model": None if filter_model is None else str(filter_model)}
+    folder = RunFolder(out, COMMAND, config, inputs, {"site": site.site}, force=force)
+    with folder.running():
+        runs = {"filter off": _run(site, views)}
+        if model is not None:
+            kept, dropped = zip(*(drop_transient(v, model, site.fps) for v in views), strict=True)
+            runs["filter on"] = _run(site, list(kept), dropped=int(sum(dropped)))
+        if on_stage is not None:
+            on_stage("triangulating")
+        final = runs["filter on" if model is not None else "filter off"]
+        trajectories: Trajectories = final.pop("trajectories")
+        for other in runs.values():
+            other.pop("trajectories", None)
+        summary = {"site": site.site, "runs": runs, "warnings": trajectories.warnings}
+        files = {
+            "trajectories": atomic_write_text(out / "trajectories_3d.csv", _csv(trajectories, site.fps)),
+            "summary": atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n"),
+            "report": atomic_write_text(out / "report.html", _report(site, runs)),
+        }
+        if on_stage is not None:
+            on_stage("writing")
+        files["manifest"] = folder.complete(files, trajectories.warnings, points=len(trajectories.points))
+    return StereoRun(out, files, summary)
+
+
+def _run(site: SiteConfig, views: list[SiteView], dropped: int = 0) -> dict[str, Any]:
+    tracks = track_site(views, **site.tracking_options())
+    trajectories = triangulate_tracks(tracks, [v.camera for v in views])
+    log.info("%d global tracks, %d triangulated points", len(tracks.ids), len(trajectories.points))
+    return {
+        "global_tracks": len(tracks.ids),
+        "points": len(trajectories.points),
+        "rejected_by_reprojection": trajectories.rejected,
+        "single_view": trajectories.single_view,
+        "detections_dropped": dropped,
+        "median_reprojection_px": round(float(np.median(trajectories.points[:, 5])), 2)
+        if len(trajectories.points)
+        else None,
+        "warnings": tracks.warnings + trajectories.warnings,
+        "trajectories": trajectories,
+    }
+
+
+def _csv(trajectories: Trajectories, fps: float) -> str:
+    lines = ["frame,time_s,global_id,x,y,z,reprojection_px,views\n"]
+    for frame, gid, x, y, z, error, views in trajectories.points.tolist():
+        lines.append(f"{int(frame)},{frame / fps:.3f},{int(gid)},{x:.4f},{y:.4f},{z:.4f},{error:.2f},{int(views)}\n")
+    return "".join(lines)
+
+
+def _report(site: SiteConfig, runs: dict[str, dict[str, Any]]) -> str:
+    keys = ["global_tracks", "points", "rejected_by_reprojection", "single_view", "detections_dropped"]
+    keys.append("median_reprojection_px")
+    rows = [[k, *(str(r[k]) for r in runs.values())] for k in keys]
+    return page(
+        f"stereo {site.site}",
+        heading(f"3D trajectories of {site.site}"),
+        table(["", *runs], rows),
+    )

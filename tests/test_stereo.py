@@ -1,0 +1,74 @@
+"""`trackid stereo run`: WILDTRACK views (a few frames) into 3D trajectories, and clean failures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from test_multicam_run import _assert_clean_failure, _wildtrack_site, _write
+from trackid.cli import app
+
+runner = CliRunner()
+
+
+def test_a_calibrated_site_gives_feet_on_the_ground(data: Path, tmp_path: Path) -> None:
+    config = _write(_wildtrack_site(data, tmp_path, range(1, 13)), tmp_path)
+    result = runner.invoke(app, ["stereo", "run", "--config", str(config), "--out", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    table = np.loadtxt(tmp_path / "run" / "trajectories_3d.csv", delimiter=",", skiprows=1, ndmin=2)
+    assert len(table) > 50 and set(table[:, 7]) >= {2.0}  # every point from two views or more
+    assert np.abs(table[:, 5]).max() < 0.5  # z: feet within half a metre of the ground plane
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["runs"]["filter off"]["points"] == len(table)
+    assert (tmp_path / "run" / "report.html").read_text().count("filter off") >= 1
+    assert json.loads((tmp_path / "run" / "manifest.json").read_text())["status"] == "complete"
+
+
+def test_a_camera_with_only_a_homography_is_refused_by_name(data: Path, tmp_path: Path) -> None:
+    site = _wildtrack_site(data, tmp_path, range(1, 5))
+    flat = tmp_path / "flat.txt"
+    flat.write_text("1 0 0\n0 1 0\n0 0 1\n")
+    site["cameras"][1]["calibration"] = {"homography": str(flat)}  # type: ignore[index]
+    result = runner.invoke(
+        app, ["stereo", "run", "--config", str(_write(site, tmp_path)), "--out", str(tmp_path / "r")]
+    )
+    _assert_clean_failure(result, "WILDTRACK-C2", "OpenCV calibration")
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_missing_filter_model_is_refused_before_the_folder_is_touched(data: Path, tmp_path: Path) -> None:
+    config = _write(_wildtrack_site(data, tmp_path, range(1, 5)), tmp_path)
+    args = [
+        "stereo",
+        "run",
+        "--config",
+        str(config),
+        "--out",
+        str(tmp_path / "r"),
+        "--filter",
+        str(tmp_path / "no.onnx"),
+    ]
+    _assert_clean_failure(runner.invoke(app, args), "no.onnx")
+    assert not (tmp_path / "r").exists()
+
+
+def test_the_filter_runs_beside_the_unfiltered_site(data: Path, tmp_path: Path) -> None:
+    pytest.importorskip("torch", reason="a filter model is trained here, which needs the 'train' extra (torch)")
+    from test_persistence import _track
+    from trackid.multiview.persistence.transformer import TransformerPersistence
+
+    tracks = [
+        _track(list(range(1, n + 1)), np.tile([[100.0, 100, 140, 200]], (n, 1)), track_id=n) for n in range(2, 30)
+    ]
+    labels = [int(len(t) >= 6) for t in tracks]
+    model = TransformerPersistence(epochs=5).fit(tracks, labels).save(tmp_path / "filter.onnx")
+    config = _write(_wildtrack_site(data, tmp_path, range(1, 13)), tmp_path)
+    args = ["stereo", "run", "--config", str(config), "--out", str(tmp_path / "r"), "--filter", str(model)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    runs = json.loads((tmp_path / "r" / "summary.json").read_text())["runs"]
+    assert set(runs) == {"filter off", "filter on"} and runs["filter on"]["detections_dropped"] >= 0
