@@ -72,3 +72,12 @@ def test_the_filter_runs_beside_the_unfiltered_site(data: Path, tmp_path: Path) 
     assert result.exit_code == 0, result.output
     runs = json.loads((tmp_path / "r" / "summary.json").read_text())["runs"]
     assert set(runs) == {"filter off", "filter on"} and runs["filter on"]["detections_dropped"] >= 0
+
+
+def test_the_shipped_filter_loads_and_runs(data: Path, tmp_path: Path) -> None:
+    config = _write(_wildtrack_site(data, tmp_path, range(1, 13)), tmp_path)
+    args = ["stereo", "run", "--config", str(config), "--out", str(tmp_path / "r"), "--filter", "shipped"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    runs = json.loads((tmp_path / "r" / "summary.json").read_text())["runs"]
+    assert runs["filter on"]["points"] > 0 and runs["filter off"]["points"] >= runs["filter on"]["points"] * 0.8

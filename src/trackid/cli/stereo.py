@@ -25,12 +25,12 @@ def stereo_run(
     ],
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Run folder (default runs/stereo/<site>).")] = None,
     filter_model: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
             "--filter",
-            help="A persistence filter (TransformerPersistence ONNX, e.g. from `bench/persistence.py "
-            "--save-transformer`): the site also runs without the detections of transient per-camera tracks, and "
-            "the report shows both.",
+            help="A persistence filter: `shipped` (the transformer fitted on MOT15/MOT17/PETS tracks that ships "
+            "with trackid) or a TransformerPersistence ONNX file (`bench/persistence.py --save-transformer`). The "
+            "site also runs without the detections of transient per-camera tracks, and the report shows both.",
         ),
     ] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override a site key; repeatable.")] = None,
@@ -38,6 +38,7 @@ def stereo_run(
 ) -> None:
     """Track the site's views into global tracks and triangulate each track's feet from every view that sees it:
     trajectories_3d.csv, summary.json and report.html in one run folder."""
+    from trackid.multiview.persistence.transformer import SHIPPED
     from trackid.pipelines.multicam import load_site
     from trackid.pipelines.stereo import FilterModelError, run_stereo
 
@@ -49,7 +50,11 @@ def stereo_run(
             run = run_stereo(
                 site,
                 run_dir,
-                filter_model=filter_model,
+                filter_model=None
+                if filter_model is None
+                else SHIPPED
+                if filter_model == "shipped"
+                else Path(filter_model),
                 force=force,
                 on_stage=lambda stage: progress.update(task, advance=1, description=f"{site.site}: {stage}"),
             )

@@ -28,7 +28,11 @@ from trackid.multiview.persistence.features import FRAME_FEATURES, frame_feature
 from trackid.multiview.persistence.models import check_labels
 from trackid.multiview.persistence.tracks import TrackRecord
 
-__all__ = ["TransformerPersistence", "batch_frames"]
+__all__ = ["SHIPPED", "TransformerPersistence", "batch_frames"]
+
+SHIPPED = Path(__file__).with_name("persistence.onnx")
+"""The network fitted on every labelled track of `bench/persistence.py` (MOT15 FRCNN and ACF, MOT17 FRCNN, PETS09
+NanoDet: 1,283 tracks), which rebuilds it: `bench/persistence.py --save-transformer <this path>`."""
 
 
 def batch_frames(tracks: Sequence[TrackRecord], max_frames: int) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
@@ -53,7 +57,7 @@ class TransformerPersistence:
             quadratic cost.
         width, heads, layers: the network's size; larger fits the training sequences closer with few hundred tracks.
         epochs, learning_rate, weight_decay: training (Adam on class-balanced log loss).
-        model_path: a fitted model's ONNX file to predict with instead of fitting.
+        model_path: a fitted model's ONNX file to predict with instead of fitting (`SHIPPED`: ours).
         random_state: seeds the initial weights and batch order.
     """
 
