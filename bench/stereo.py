@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     views = site.views(args.frames)
     model = _fitted_filter()
     rows = []
-    filtered = [drop_transient(v, model, site.fps)[0] for v in views]
+    filtered = [drop_transient(v, model, site.fps).view for v in views]
     for label, site_views in (("filter off", views), ("filter on", filtered)):
         tracks = track_site(site_views, fps=site.fps, unit_per_metre=site.per_metre)
         trajectories = triangulate_tracks(tracks, site.cameras)

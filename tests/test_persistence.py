@@ -130,3 +130,19 @@ def test_the_transformer_learns_saves_and_explains(tmp_path: Path) -> None:
     frames, weight = saved.frame_importance(tracks[0])
     assert len(frames) == len(weight) == min(len(tracks[0]), saved.max_frames)
     assert weight.min() >= 0 and weight.sum() == pytest.approx(1.0)
+
+
+def test_explanations_name_the_decision_and_its_frames() -> None:
+    from trackid.multiview.persistence.explain import explain, failure_summary
+    from trackid.multiview.persistence.transformer import SHIPPED, TransformerPersistence
+
+    model = TransformerPersistence(model_path=SHIPPED)
+    boxes = np.array([[100.0 + 2 * i, 100, 140 + 2 * i, 200] for i in range(12)])
+    boxes[7] += [30, 0, 60, 0]  # one frame jumps
+    track = _track(list(range(1, 13)), boxes)
+    said = explain(model, track)
+    assert said.sentence.startswith(f"Track 1 of seq: {'persistent' if said.persistent >= 0.5 else 'transient'}")
+    assert "12 frames" in said.sentence and "rested most on frame" in said.sentence
+    assert said.importance.sum() == pytest.approx(1.0) and len(said.frames) == 12
+    summary = failure_summary([track, track], [0, 1], [1, 1])
+    assert "1 transient tracks kept" in summary and "No persistent tracks dropped." in summary

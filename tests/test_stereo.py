@@ -81,3 +81,9 @@ def test_the_shipped_filter_loads_and_runs(data: Path, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     runs = json.loads((tmp_path / "r" / "summary.json").read_text())["runs"]
     assert runs["filter on"]["points"] > 0 and runs["filter off"]["points"] >= runs["filter on"]["points"] * 0.8
+    report = (tmp_path / "r" / "report.html").read_text()
+    assert "p(persistent)" in report and "rested most on frame" in report and "importance.png" in report
+    assert (tmp_path / "r" / "importance.png").read_bytes()[:4] == b"\x89PNG"
+    # WILDTRACK runs at 2 fps, below the 7-30 fps the shipped filter learnt from: said, not silent
+    warnings = json.loads((tmp_path / "r" / "summary.json").read_text())["warnings"]
+    assert any("2 fps" in w for w in warnings) and "2 fps" in result.output

@@ -9,7 +9,8 @@ filter changed. The folder receives, each atomically:
   run with the filter when one is given;
 - `summary.json`: per run (`filter off`, `filter on`): global tracks, points, rejected and single-view points,
   detections the filter dropped, warnings;
-- `report.html`: the same side by side.
+- `report.html`: the same side by side, and with the filter a sample of its decisions in plain sentences
+  (`persistence.explain`) beside `importance.png`, each one's frame importance over the track.
 Cameras and the filter are loaded before the folder is touched, so a wrong file leaves an earlier run intact.
 """
 
@@ -23,21 +24,27 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from matplotlib.figure import Figure
 
-from trackid.artifacts import atomic_write_text
+from trackid.artifacts import atomic_write_bytes, atomic_write_text
 from trackid.multiview.cameras import CalibrationError
-from trackid.multiview.persistence.post_filter import drop_transient
-from trackid.multiview.persistence.transformer import TransformerPersistence
+from trackid.multiview.persistence.explain import Explanation, explain
+from trackid.multiview.persistence.post_filter import PostFiltered, drop_transient
+from trackid.multiview.persistence.transformer import SHIPPED, TransformerPersistence
 from trackid.multiview.site_tracking import SiteView, track_site
 from trackid.multiview.triangulation import Trajectories, triangulate_tracks
 from trackid.pipelines.multicam.run import load_views
 from trackid.pipelines.multicam.site import SiteConfig
-from trackid.reports.html import heading, page, table
+from trackid.reports.html import bullet_list, heading, image, page, table
+from trackid.reports.plots import figure_png
 from trackid.run_folder import RunFolder
 
 __all__ = ["COMMAND", "FilterModelError", "StereoRun", "run_stereo"]
 
 COMMAND = "stereo-run"
+EXPLAINED = 6  # decisions the report explains
+TRAINED_FPS = (7.0, 30.0)  # the frame rates of the sequences the shipped filter was fitted on
+MAX_POINTS_LOST = 0.2  # a filter that removes more of the points than this is warned about
 log = logging.getLogger(__name__)
 
 
@@ -89,24 +96,31 @@ def run_stereo(
     folder = RunFolder(out, COMMAND, config, inputs, {"site": site.site}, force=force)
     with folder.running():
         runs = {"filter off": _run(site, views)}
+        explained: list[Explanation] = []
         if model is not None:
-            kept, dropped = zip(*(drop_transient(v, model, site.fps) for v in views), strict=True)
-            runs["filter on"] = _run(site, list(kept), dropped=int(sum(dropped)))
+            judged = [drop_transient(v, model, site.fps) for v in views]
+            runs["filter on"] = _run(site, [j.view for j in judged], dropped=sum(j.dropped for j in judged))
+            explained = _sample_decisions(model, judged)
         if on_stage is not None:
             on_stage("triangulating")
         final = runs["filter on" if model is not None else "filter off"]
         trajectories: Trajectories = final.pop("trajectories")
         for other in runs.values():
             other.pop("trajectories", None)
-        summary = {"site": site.site, "runs": runs, "warnings": trajectories.warnings}
+        warnings = list(trajectories.warnings) + _filter_warnings(site, runs, filter_model)
+        for warning in warnings:
+            log.warning("%s", warning)
+        summary = {"site": site.site, "runs": runs, "warnings": warnings}
         files = {
             "trajectories": atomic_write_text(out / "trajectories_3d.csv", _csv(trajectories, site.fps)),
             "summary": atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n"),
-            "report": atomic_write_text(out / "report.html", _report(site, runs)),
+            "report": atomic_write_text(out / "report.html", _report(site, runs, explained)),
         }
+        if explained:
+            files["importance"] = atomic_write_bytes(out / "importance.png", _importance_png(explained))
         if on_stage is not None:
             on_stage("writing")
-        files["manifest"] = folder.complete(files, trajectories.warnings, points=len(trajectories.points))
+        files["manifest"] = folder.complete(files, warnings, points=len(trajectories.points))
     return StereoRun(out, files, summary)
 
 
@@ -135,12 +149,56 @@ def _csv(trajectories: Trajectories, fps: float) -> str:
     return "".join(lines)
 
 
-def _report(site: SiteConfig, runs: dict[str, dict[str, Any]]) -> str:
+def _filter_warnings(site: SiteConfig, runs: dict[str, dict[str, Any]], filter_model: Path | None) -> list[str]:
+    """What the summary must say about a filter that may not suit the site."""
+    out = []
+    if filter_model is not None and Path(filter_model) == SHIPPED and not TRAINED_FPS[0] <= site.fps <= TRAINED_FPS[1]:
+        out.append(
+            f"the shipped filter learnt from {TRAINED_FPS[0]:g}-{TRAINED_FPS[1]:g} fps sequences; at {site.fps:g} fps "
+            "boxes move further between frames than any it saw, and it may call real people transient"
+        )
+    if "filter on" in runs and runs["filter off"]["points"]:
+        lost = 1 - runs["filter on"]["points"] / runs["filter off"]["points"]
+        if lost > MAX_POINTS_LOST:
+            out.append(
+                f"the filter removed {lost:.0%} of the triangulated points: check that it suits this site's detector "
+                "and frame rate before trusting the filtered trajectories"
+            )
+    return out
+
+
+def _sample_decisions(model: TransformerPersistence, judged: list[PostFiltered]) -> list[Explanation]:
+    """Up to `EXPLAINED` // 2 decisions of each kind (transient, persistent), longest tracks first, explained."""
+    out = []
+    for verdict in (0, 1):
+        tracks = [t for j in judged for t, v in zip(j.tracks, j.verdicts, strict=True) if v == verdict and len(t) > 2]
+        for track in sorted(tracks, key=len, reverse=True)[: EXPLAINED // 2]:
+            out.append(explain(model, track))
+    return out
+
+
+def _importance_png(explained: list[Explanation]) -> bytes:
+    fig = Figure(figsize=(8, 1.6 * len(explained) + 0.6))
+    axes = fig.subplots(len(explained), 1, squeeze=False)[:, 0]
+    for ax, e in zip(axes, explained, strict=True):
+        ax.bar(e.frames, e.importance, width=max(1.0, float(np.ptp(e.frames)) / max(len(e.frames), 1)))
+        ax.set_title(f"{e.sequence} track {e.track_id}: p(persistent) {e.persistent:.2f}", fontsize=9)
+        ax.set_ylabel("importance")
+    axes[-1].set_xlabel("frame")
+    fig.tight_layout()
+    return figure_png(fig)
+
+
+def _report(site: SiteConfig, runs: dict[str, dict[str, Any]], explained: list[Explanation]) -> str:
     keys = ["global_tracks", "points", "rejected_by_reprojection", "single_view", "detections_dropped"]
     keys.append("median_reprojection_px")
     rows = [[k, *(str(r[k]) for r in runs.values())] for k in keys]
-    return page(
-        f"stereo {site.site}",
-        heading(f"3D trajectories of {site.site}"),
-        table(["", *runs], rows),
-    )
+    parts = [heading(f"3D trajectories of {site.site}"), table(["", *runs], rows)]
+    if explained:
+        parts += [
+            heading("The filter's decisions, explained (a sample)", 2),
+            bullet_list(e.sentence for e in explained),
+            heading("Frame importance (attention rollout) over each track", 2),
+            image("importance.png"),
+        ]
+    return page(f"stereo {site.site}", *parts)

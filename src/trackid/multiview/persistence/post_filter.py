@@ -9,7 +9,7 @@ they are: the filter has nothing to say about them, and the site tracker's own v
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import numpy as np
@@ -21,7 +21,7 @@ from trackid.multiview.site_tracking import SiteView
 from trackid.sources.motchallenge import MotRows, detections_by_frame
 from trackid.track import make_tracker
 
-__all__ = ["SAME_BOX", "PersistenceModel", "drop_transient"]
+__all__ = ["SAME_BOX", "PersistenceModel", "PostFiltered", "drop_transient"]
 
 SAME_BOX = 0.5
 
@@ -32,9 +32,19 @@ class PersistenceModel(Protocol):
     def predict(self, tracks: Sequence[TrackRecord]) -> NDArray[np.int64]: ...
 
 
-def drop_transient(view: SiteView, model: PersistenceModel, fps: float) -> tuple[SiteView, int]:
-    """`view` without the detections of its tracks that `model` calls transient; (the view, detections dropped).
-    Only detections at or above the view's `min_score` are tracked and kept, as the site tracker would."""
+@dataclass(frozen=True)
+class PostFiltered:
+    """The view without the transient tracks' detections, how many were dropped, and the tracks judged."""
+
+    view: SiteView
+    dropped: int
+    tracks: list[TrackRecord]
+    verdicts: NDArray[np.int64]  # 1 persistent, 0 transient, per track
+
+
+def drop_transient(view: SiteView, model: PersistenceModel, fps: float) -> PostFiltered:
+    """`view` without the detections of its tracks that `model` calls transient. Only detections at or above the
+    view's `min_score` are tracked and kept, as the site tracker would."""
     d = view.detections
     kept = d.score >= view.min_score
     rows = MotRows(d.frame[kept], d.track_id[kept], d.xywh[kept], d.score[kept])
@@ -51,7 +61,7 @@ def drop_transient(view: SiteView, model: PersistenceModel, fps: float) -> tuple
         if bad.any() and len(at):
             drop[at[iou_matrix(boxes[at], tracked.xyxy[bad]).max(axis=1) >= SAME_BOX]] = True
     filtered = MotRows(rows.frame[~drop], rows.track_id[~drop], rows.xywh[~drop], rows.score[~drop])
-    return replace(view, detections=filtered), int(drop.sum())
+    return PostFiltered(replace(view, detections=filtered), int(drop.sum()), tracks, verdicts)
 
 
 def _extent(rows: MotRows) -> tuple[int, int]:
