@@ -72,3 +72,24 @@ def test_a_homography_only_camera_cannot_triangulate() -> None:
     camera = GroundCamera("flat", np.eye(3))
     with pytest.raises(CalibrationError, match="full calibrations"):
         triangulate_tracks(GlobalTracks(np.empty((0, 4)), {"flat": np.empty((0, 7))}), [camera])
+
+
+def test_the_ground_check_refuses_two_views_of_different_people() -> None:
+    rng = np.random.default_rng(4)
+    projections = [_camera(p, str(i)) for i, p in enumerate([(12, 0, 6), (0, 12, 6)])]
+    cameras = [GroundCamera(str(i), np.linalg.inv(p[:, [0, 1, 3]]), projection=p) for i, p in enumerate(projections)]
+    feet = np.column_stack([rng.uniform(-3, 3, (40, 2)), np.zeros(40)])
+    views: dict[str, np.ndarray] = {}
+    for camera, p in zip(cameras, projections, strict=True):
+        uv = np.einsum("ij,nj->ni", p, np.column_stack([feet, np.ones(40)]))
+        uv = uv[:, :2] / uv[:, 2:] + rng.normal(0, 1.0, (40, 2))
+        if camera.name == "1":
+            uv[0] = uv[1]  # the second view's box of person 0 is really person 1's: a wrong association
+        boxes = np.column_stack([uv[:, 0] - 20, uv[:, 1] - 160, np.full(40, 40.0), np.full(40, 160.0)])
+        views[camera.name] = np.column_stack([np.ones(40), np.arange(40), boxes, np.ones(40)])
+    tracks = GlobalTracks(np.empty((0, 4)), views)
+    # the reprojection check would refuse this pair too; off here, to see the ground check alone
+    checked = triangulate_tracks(tracks, cameras, max_reprojection=10.0)
+    unchecked = triangulate_tracks(tracks, cameras, max_reprojection=10.0, ground_check=None)
+    assert 0 in unchecked.points[:, 1] and 0 not in checked.points[:, 1]
+    assert checked.off_ground >= 1 and len(checked.points) >= 34

@@ -62,7 +62,8 @@ def stereo_run(
         table.add_column("")
         for name in run.summary["runs"]:
             table.add_column(name, justify="right")
-        for key in ("global_tracks", "points", "rejected_by_reprojection", "single_view", "detections_dropped"):
+        keys = ("global_tracks", "points", "rejected_by_reprojection", "off_the_ground", "single_view")
+        for key in (*keys, "detections_dropped"):
             table.add_row(key.replace("_", " "), *(str(r[key]) for r in run.summary["runs"].values()))
         console = make_console()
         console.print(table)

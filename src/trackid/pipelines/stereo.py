@@ -132,6 +132,7 @@ def _run(site: SiteConfig, views: list[SiteView], dropped: int = 0) -> dict[str,
         "global_tracks": len(tracks.ids),
         "points": len(trajectories.points),
         "rejected_by_reprojection": trajectories.rejected,
+        "off_the_ground": trajectories.off_ground,
         "single_view": trajectories.single_view,
         "detections_dropped": dropped,
         "median_reprojection_px": round(float(np.median(trajectories.points[:, 5])), 2)
@@ -190,8 +191,8 @@ def _importance_png(explained: list[Explanation]) -> bytes:
 
 
 def _report(site: SiteConfig, runs: dict[str, dict[str, Any]], explained: list[Explanation]) -> str:
-    keys = ["global_tracks", "points", "rejected_by_reprojection", "single_view", "detections_dropped"]
-    keys.append("median_reprojection_px")
+    keys = ["global_tracks", "points", "rejected_by_reprojection", "off_the_ground", "single_view"]
+    keys += ["detections_dropped", "median_reprojection_px"]
     rows = [[k, *(str(r[k]) for r in runs.values())] for k in keys]
     parts = [heading(f"3D trajectories of {site.site}"), table(["", *runs], rows)]
     if explained:
