@@ -1,10 +1,12 @@
 """The persistence filter on real detectors' tracks: which tracks are people and which are transient false positives.
 
-    .venv/bin/python bench/persistence.py [--sets mot15-frcnn mot15-acf mot17-frcnn pets-nanodet] [--no-append]
+    .venv/bin/python bench/persistence.py [--sets mot15-frcnn mot15-acf mot17-frcnn pets-nanodet mot17-frcnn-5fps]
+        [--no-append]
     .venv/bin/python bench/persistence.py --save-transformer runs/persistence/transformer.onnx   # needs '.[train]'
 
 
-Per set (detections from `sets.py`), trackid (defaults) runs over every sequence; each output track is labelled
+Per set (detections from `sets.py`; MOT17 also every 6th frame, at 5 fps, to check that the filter holds at another
+frame rate), trackid (defaults) runs over every sequence; each output track is labelled
 persistent, transient or ignored by its frames' matches to the ground truth (`multiview.persistence.tracks`).
 Two splits, never by track: by sequence (folds of sequences, a sequence's tracks from every detector in one fold),
 and leave-one-set-out (fitted on the other sets' tracks minus any sequence the held-out set also has: PETS09-S2L1
@@ -40,7 +42,7 @@ from trackid.sources import write_mot_results
 from trackid.track import make_tracker
 from trackid.types import Detections
 
-DEFAULT_SETS = ["mot15-frcnn", "mot15-acf", "mot17-frcnn", "pets-nanodet"]
+DEFAULT_SETS = ["mot15-frcnn", "mot15-acf", "mot17-frcnn", "pets-nanodet", "mot17-frcnn-5fps"]
 DISTRACTOR_CLASSES = (2, 7, 8, 12)  # MOT17: person on vehicle, static person, distractor, reflection
 PREFIXES = (5, 10, 20)
 FILTERS: dict[str, Callable[[], Any]] = {"length rule": LengthRule, "boosted trees": BoostedPersistence}

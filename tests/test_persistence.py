@@ -146,3 +146,39 @@ def test_explanations_name_the_decision_and_its_frames() -> None:
     assert said.importance.sum() == pytest.approx(1.0) and len(said.frames) == 12
     summary = failure_summary([track, track], [0, 1], [1, 1])
     assert "1 transient tracks kept" in summary and "No persistent tracks dropped." in summary
+
+
+def test_motion_features_mean_the_same_at_2_and_30_fps() -> None:
+    from trackid.multiview.persistence import FRAME_FEATURES
+
+    t30 = np.arange(0, 6, 1 / 30)
+    walk = lambda t: np.column_stack([100 + 40 * t, 100 + 5 * t, 140 + 40 * t, 200 + 5 * t])  # noqa: E731
+    fast = TrackRecord(
+        "s",
+        1,
+        np.arange(1, len(t30) + 1),
+        walk(t30),
+        np.ones(len(t30)),
+        np.ones(len(t30)),
+        np.zeros(len(t30)),
+        np.ones(len(t30)),
+        (640, 480),
+        30.0,
+    )
+    t2 = np.arange(0, 6, 0.5)
+    slow = TrackRecord(
+        "s",
+        1,
+        np.arange(1, len(t2) + 1),
+        walk(t2),
+        np.ones(len(t2)),
+        np.ones(len(t2)),
+        np.zeros(len(t2)),
+        np.ones(len(t2)),
+        (640, 480),
+        2.0,
+    )
+    a, b = frame_features(fast)[-1], frame_features(slow)[-1]  # both at t = 5.5-5.97 s, long past the first lag
+    for name in ("speed_x", "speed_y", "growth", "iou_lag", "cv_residual", "missed_s"):
+        k = FRAME_FEATURES.index(name)
+        assert a[k] == pytest.approx(b[k], abs=0.02), name

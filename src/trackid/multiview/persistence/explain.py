@@ -23,12 +23,12 @@ __all__ = ["Explanation", "explain", "failure_summary", "traits"]
 
 _SAID = {
     "score_rank": "score rank",
-    "iou_last": "IoU with the last box",
+    "iou_lag": "IoU with its box 0.5 s before",
     "cv_residual": "constant-velocity miss (box heights)",
     "growth": "height change (per s)",
     "overlap": "overlap with another track",
     "observed": "detected",
-    "gap_s": "gap (s)",
+    "missed_s": "time unseen before (s)",
     "log_height": "log height",
     "speed_x": "sideways speed (heights/s)",
     "speed_y": "vertical speed (heights/s)",
@@ -53,7 +53,7 @@ def traits(track: TrackRecord) -> dict[str, float]:
         "frames": float(len(track)),
         "seconds": float((track.frames[-1] - track.frames[0] + 1) / track.frame_rate),
         "score_rank": float(np.median(column["score_rank"])),
-        "iou_last": float(np.median(column["iou_last"][1:])) if len(track) > 1 else 1.0,
+        "iou_lag": float(np.median(column["iou_lag"][1:])) if len(track) > 1 else 1.0,
         "overlap": float(column["overlap"].max()),
     }
 
@@ -67,8 +67,8 @@ def explain(model: TransformerPersistence, track: TrackRecord, top: int = 3) -> 
     sentence = (
         f"Track {track.track_id} of {track.sequence}: {verdict}, p(persistent) = {p:.2f}. "
         f"It lasted {t['frames']:.0f} frames ({t['seconds']:.1f} s); its scores rank {t['score_rank']:.2f} in the "
-        f"stream (median); its box overlaps its last position by IoU {t['iou_last']:.2f} (median) and another track "
-        f"by at most {t['overlap']:.2f}."
+        f"stream (median); its box overlaps where it was 0.5 s before by IoU {t['iou_lag']:.2f} (median) and "
+        f"another track by at most {t['overlap']:.2f}."
     )
     per_frame = frame_features(track)
     typical = np.median(per_frame, axis=0)
@@ -98,7 +98,7 @@ def failure_summary(tracks: Sequence[TrackRecord], labels: Sequence[int], verdic
             lines.append(f"No {name}.")
             continue
         parts = []
-        for key in ("frames", "score_rank", "iou_last", "overlap"):
+        for key in ("seconds", "score_rank", "iou_lag", "overlap"):
             a = np.median([table[i][key] for i in np.flatnonzero(wrong)])
             b = np.median([table[i][key] for i in np.flatnonzero(right)]) if right.any() else float("nan")
             parts.append(f"{key.replace('_', ' ')} {a:.2f} (right ones {b:.2f})")

@@ -7,12 +7,13 @@ in size and badly predicted by constant velocity; a person is the opposite, but 
 learnt.
 
 Per frame (`FRAME_FEATURES`): box centre x, y and bottom y, log height and log aspect; score rank and whether the
-frame was observed (a coasted frame has no detection); change of centre and log height since the last frame (box
-heights per second); IoU with the last box; the constant-velocity residual (where the last two boxes put this one,
-in box heights); the gap since the last frame and the age (seconds); log(1 + the frame's index in the track); the
-largest IoU with another reported box (a duplicate on one person) and log(1 + the boxes reported in the frame). The
-summary (`summary_features`) is the length in frames and seconds, and the mean, minimum, maximum and spread of each
-per-frame feature.
+frame was observed (a coasted frame has no detection); motion on a fixed time base of `LAG_S` (against the box that
+long before, whatever the frame rate): change of centre and log height (box heights per second), IoU, and the
+constant-velocity residual (where the two boxes before put this one, in box heights); the time not seen before this
+frame and the age (seconds, and log(1 + age)); the largest IoU with another reported box (a duplicate on one person)
+and log(1 + the boxes reported in the frame). The summary (`summary_features`) is the length in seconds and the
+mean, minimum, maximum and spread of each per-frame feature; nothing counts frames, which would mean another thing
+at another frame rate.
 """
 
 from __future__ import annotations
@@ -22,10 +23,12 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from trackid.geometry import iou_matrix
 from trackid.multiview.persistence.tracks import TrackRecord
 
-__all__ = ["FRAME_FEATURES", "SUMMARY_FEATURES", "frame_features", "summary_features", "summary_matrix"]
+__all__ = ["FRAME_FEATURES", "LAG_S", "SUMMARY_FEATURES", "frame_features", "summary_features", "summary_matrix"]
+
+LAG_S = 0.5
+"""The time base of the motion features (seconds): WILDTRACK's 2 fps is one frame, MOT17's 30 fps fifteen."""
 
 FRAME_FEATURES = (
     "centre_x",
@@ -38,16 +41,15 @@ FRAME_FEATURES = (
     "speed_x",
     "speed_y",
     "growth",
-    "iou_last",
+    "iou_lag",
     "cv_residual",
-    "gap_s",
+    "missed_s",
     "age_s",
-    "log_index",
+    "log_age",
     "overlap",
     "log_crowd",
 )
 SUMMARY_FEATURES = (
-    "frames",
     "seconds",
     *(f"{stat}_{name}" for name in FRAME_FEATURES for stat in ("mean", "min", "max", "std")),
 )
@@ -57,24 +59,24 @@ def frame_features(track: TrackRecord) -> NDArray[np.float32]:
     """(len(track), len(FRAME_FEATURES)) features of each frame, using only that frame and the ones before it."""
     width, height = track.image_size
     box = track.xyxy
-    n = len(box)
     h = np.maximum(box[:, 3] - box[:, 1], 1.0)
     w = np.maximum(box[:, 2] - box[:, 0], 1.0)
     cx, cy = (box[:, 0] + box[:, 2]) / 2, (box[:, 1] + box[:, 3]) / 2
-    seconds = (track.frames - track.frames[0]) / track.frame_rate
+    period = 1.0 / track.frame_rate
+    seconds = (track.frames - track.frames[0]) * period
     dt = np.diff(seconds, prepend=seconds[:1])
-    step = np.maximum(dt, 1.0 / track.frame_rate)
-    previous_h = np.concatenate([h[:1], h[:-1]])
-    speed_x = np.diff(cx, prepend=cx[:1]) / previous_h / step
-    speed_y = np.diff(cy, prepend=cy[:1]) / previous_h / step
-    growth = np.diff(np.log(h), prepend=np.log(h[:1])) / step
-    iou_last = np.ones(n)
-    if n > 1:
-        iou_last[1:] = np.diag(iou_matrix(box[1:], box[:-1]))
-    residual = np.zeros(n)
-    if n > 2:
-        predicted = 2 * box[1:-1] - box[:-2]
-        residual[2:] = np.abs(box[2:] - predicted).mean(axis=1) / h[1:-1]
+    # motion on a fixed time base: against the box LAG_S earlier, not the previous frame, so that 2 and 30 fps give
+    # the same numbers for the same walk (frame to frame, boxes barely move at 30 fps and jump at 2)
+    lag = np.maximum(np.searchsorted(seconds, seconds - LAG_S + 1e-9, side="right") - 1, 0)
+    span = np.maximum(seconds - seconds[lag], period)
+    speed_x = (cx - cx[lag]) / h[lag] / span
+    speed_y = (cy - cy[lag]) / h[lag] / span
+    growth = (np.log(h) - np.log(h[lag])) / span
+    iou_lag = _paired_iou(box, box[lag])
+    before = lag[lag]
+    earlier = np.maximum(seconds[lag] - seconds[before], period)
+    predicted = box[lag] + (box[lag] - box[before]) * (span / earlier)[:, None]
+    residual = np.where(before < lag, np.abs(box - predicted).mean(axis=1) / h[lag], 0.0)
     columns = [
         cx / width,
         cy / height,
@@ -86,11 +88,11 @@ def frame_features(track: TrackRecord) -> NDArray[np.float32]:
         speed_x,
         speed_y,
         growth,
-        iou_last,
+        iou_lag,
         residual,
-        dt,
+        np.maximum(dt - 1.5 * period, 0.0),
         seconds,
-        np.log1p(np.arange(n)),
+        np.log1p(seconds),
         track.overlap,
         np.log1p(track.crowd),
     ]
@@ -102,7 +104,16 @@ def summary_features(track: TrackRecord) -> NDArray[np.float32]:
     per_frame = frame_features(track)
     stats = np.stack([per_frame.mean(0), per_frame.min(0), per_frame.max(0), per_frame.std(0)], axis=1).ravel()
     seconds = (track.frames[-1] - track.frames[0] + 1) / track.frame_rate
-    return np.concatenate([[len(track), seconds], stats]).astype(np.float32)
+    return np.concatenate([[seconds], stats]).astype(np.float32)
+
+
+def _paired_iou(a: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray[np.float64]:
+    """IoU of each box of `a` with the box in the same row of `b`."""
+    width = np.maximum(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0.0)
+    height = np.maximum(np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]), 0.0)
+    inter = width * height
+    union = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]) + (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]) - inter
+    return inter / np.maximum(union, 1e-12)
 
 
 def summary_matrix(tracks: Sequence[TrackRecord]) -> NDArray[np.float32]:
