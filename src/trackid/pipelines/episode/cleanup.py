@@ -34,14 +34,9 @@ from numpy.typing import NDArray
 
 from trackid.artifacts import atomic_write_bytes, atomic_write_text
 from trackid.cluster import cosine_distances
-from trackid.pipelines.episode.embed_faces import embed_faces, face_embedder, npy_bytes, pool_tracks
-from trackid.pipelines.episode.identities import (
-    EpisodeTracks,
-    face_vectors,
-    identity_document,
-    identity_metrics,
-    load_tracks,
-)
+from trackid.pipelines.episode.detect_track import track_length_figures
+from trackid.pipelines.episode.embed_faces import embed_faces, face_embedder, face_vectors, npy_bytes, unit_sums
+from trackid.pipelines.episode.identities import EpisodeTracks, identity_document, identity_metrics, load_tracks
 from trackid.pipelines.episode.settings import EpisodeConfig
 
 __all__ = ["METRICS", "CleanupResult", "clean_episode", "find_jump", "find_switches", "is_switch", "jump_p_value"]
@@ -229,10 +224,8 @@ def clean_episode(video: Path, settings: EpisodeConfig, out: Path) -> CleanupRes
 def _renumber(faces: list[dict[str, Any]], vectors: NDArray[np.float32]) -> tuple[list[dict[str, Any]], NDArray]:
     """Faces kept from a larger list, their `row`s renumbered into the matching rows of `vectors`."""
     rows = [f["row"] for f in faces if f["row"] >= 0]
-    out = []
-    for face in faces:
-        out.append({**face, "row": rows.index(face["row"]) if face["row"] >= 0 else -1})
-    return out, vectors[rows]
+    new_row = {old: new for new, old in enumerate(rows)}
+    return [{**f, "row": new_row.get(f["row"], -1)} for f in faces], vectors[rows]
 
 
 def _jsonl(rows: list[dict[str, Any]]) -> str:
@@ -249,8 +242,9 @@ def _with_parts(
     """`tracks` with each split track replaced by its embedded parts."""
     cut = {s["track_id"] for s in splits}
     keep = [i for i, t in enumerate(tracks.track_ids) if t not in cut]
-    part_ids, pooled = pool_tracks(faces, vectors) if parts else ([], np.zeros((0, tracks.pooled.shape[1])))
+    part_ids = sorted({int(f["track_id"]) for f in faces if f["row"] >= 0})
     part_faces, part_frames = face_vectors(faces, vectors, part_ids)
+    pooled = unit_sums(part_faces, tracks.pooled.shape[1])
     parent = {p: s["track_id"] for s in splits for p in s["parts"]}
     return replace(
         tracks,
@@ -299,13 +293,11 @@ def _figures(
     id_switch_rate: float,
 ) -> dict[str, float]:
     step = metrics["frame_stride"] / metrics["frame_rate"]
-    lengths = np.array([r["end_s"] - r["start_s"] + step for r in rows], np.float64)
     cohesion = [i["cohesion_score"] for i in document["identities"]]
     figures = identity_metrics(document)
     return {
         "tracks": len(rows),
-        "tracks_per_minute": round(len(rows) / max(metrics["duration_s"] / 60, 1e-9), 3),
-        "short_track_fraction": round(float((lengths < settings.short_track_s).mean()), 4) if len(rows) else 0.0,
+        **track_length_figures(rows, metrics["duration_s"], step, settings.short_track_s),
         "id_switch_rate": round(id_switch_rate, 4),
         "identities": figures["identities"],
         "singleton_fraction": figures["singleton_fraction"],

@@ -33,7 +33,7 @@ from trackid.sources.video import VideoSource
 from trackid.track import Tracker, TrackletBuilder, make_tracker
 from trackid.types import Detections, Tracklet
 
-__all__ = ["DetectTrackResult", "detect_and_track", "effective_stride"]
+__all__ = ["DetectTrackResult", "detect_and_track", "effective_stride", "track_length_figures"]
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,6 @@ def detect_and_track(
     run = run_stages(_frames(source, shots, tracker), stages, sinks, progress)
     files = dict(run.files)
     duration_s = probe.info.frame_count / fps if probe.info.frame_count else run.frames * stride / fps
-    lengths = np.array([t["end_s"] - t["start_s"] + stride / fps for t in tracks.rows], np.float64)
     warnings = list(run.warnings)
     if run.frames and not tracks.rows:
         warnings.append(f"{video}: no face was found in {run.frames} frames")
@@ -100,12 +99,23 @@ def detect_and_track(
         "shots": shots.cuts + 1,
         "tracks": len(tracks.rows),
         "faces": faces,
-        "tracks_per_minute": round(len(tracks.rows) / max(duration_s / 60, 1e-9), 3),
-        "short_track_fraction": round(float((lengths < settings.short_track_s).mean()), 4) if len(lengths) else 0.0,
+        **track_length_figures(tracks.rows, duration_s, stride / fps, settings.short_track_s),
         "warnings": warnings,
     }
     files["track_metrics"] = atomic_write_text(out / "track_metrics.json", json.dumps(metrics, indent=2) + "\n")
     return DetectTrackResult(run.frames, len(tracks.rows), faces, run.seconds, warnings, files)
+
+
+def track_length_figures(
+    rows: list[dict[str, Any]], duration_s: float, step_s: float, short_track_s: float
+) -> dict[str, float]:
+    """tracks_per_minute and short_track_fraction of tracks.jsonl's `rows` (a track lasts from its first to its last
+    processed frame, plus one frame step)."""
+    lengths = np.array([r["end_s"] - r["start_s"] + step_s for r in rows], np.float64)
+    return {
+        "tracks_per_minute": round(len(rows) / max(duration_s / 60, 1e-9), 3),
+        "short_track_fraction": round(float((lengths < short_track_s).mean()), 4) if len(rows) else 0.0,
+    }
 
 
 def _frames(source: VideoSource, shots: ShotCuts, tracker: _ShotTracker) -> Iterator[Frame]:

@@ -43,11 +43,13 @@ __all__ = [
     "embed_faces",
     "embed_track_faces",
     "face_embedder",
+    "face_vectors",
     "npy_bytes",
     "pick_faces",
     "pool_tracks",
     "read_detections",
     "resolve_embedder",
+    "unit_sums",
 ]
 
 log = logging.getLogger(__name__)
@@ -168,17 +170,33 @@ def embed_faces(
     return faces, vectors
 
 
-def pool_tracks(faces: list[dict[str, Any]], vectors: NDArray[np.float32]) -> tuple[list[int], NDArray[np.float32]]:
-    """(track ids with an accepted face, sorted; the unit sum of each one's face vectors)."""
-    by_track: dict[int, list[int]] = defaultdict(list)
+def face_vectors(
+    faces: list[dict[str, Any]], vectors: NDArray[np.float32], track_ids: list[int]
+) -> tuple[list[NDArray[np.float64]], list[NDArray[np.int64]]]:
+    """Per track of `track_ids`: its accepted faces' embeddings (rows of `vectors`, as `faces`' `row` says) and their
+    frames, in frame order."""
+    rows: dict[int, list[tuple[int, int]]] = defaultdict(list)  # track -> (frame, row of vectors)
     for face in faces:
         if face["row"] >= 0:
-            by_track[face["track_id"]].append(face["row"])
-    ids = sorted(by_track)
-    dim = vectors.shape[1]
-    pooled = np.array([vectors[by_track[t]].sum(axis=0) for t in ids], np.float32).reshape(-1, dim)
+            rows[int(face["track_id"])].append((int(face["frame"]), int(face["row"])))
+    ordered = [sorted(rows[t]) for t in track_ids]
+    return (
+        [vectors[[row for _, row in o]].astype(np.float64).reshape(len(o), -1) for o in ordered],
+        [np.array([frame for frame, _ in o], np.int64) for o in ordered],
+    )
+
+
+def unit_sums(groups: list[NDArray[np.float64]], dim: int) -> NDArray[np.float32]:
+    """The unit-length sum of each group of vectors (a track's pooled embedding), stacked."""
+    pooled = np.array([g.sum(axis=0) for g in groups], np.float32).reshape(-1, dim)
     pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
-    return ids, pooled
+    return pooled
+
+
+def pool_tracks(faces: list[dict[str, Any]], vectors: NDArray[np.float32]) -> tuple[list[int], NDArray[np.float32]]:
+    """(track ids with an accepted face, sorted; the unit sum of each one's face vectors)."""
+    ids = sorted({int(f["track_id"]) for f in faces if f["row"] >= 0})
+    return ids, unit_sums(face_vectors(faces, vectors, ids)[0], vectors.shape[1])
 
 
 def _cut(

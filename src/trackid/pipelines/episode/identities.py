@@ -37,7 +37,7 @@ from trackid.cluster import (
     threshold_from_pairs,
 )
 from trackid.geometry import iou_matrix
-from trackid.pipelines.episode.embed_faces import FALLBACK_THRESHOLDS, read_detections
+from trackid.pipelines.episode.embed_faces import FALLBACK_THRESHOLDS, face_vectors, read_detections
 from trackid.pipelines.episode.settings import EpisodeConfig
 
 __all__ = [
@@ -45,7 +45,6 @@ __all__ = [
     "EpisodeTracks",
     "IdentitiesResult",
     "cluster_identities",
-    "face_vectors",
     "identity_document",
     "identity_metrics",
     "load_tracks",
@@ -211,21 +210,6 @@ def _threshold(tracks: EpisodeTracks, apart: list[tuple[int, int]], settings: Ep
         half_track_distances(tracks.faces),
         [distances[a, b] for a, b in apart],
         fallback=settings.fallback_threshold or FALLBACK_THRESHOLDS[tracks.embedder],
-    )
-
-
-def face_vectors(
-    faces: list[dict[str, Any]], vectors: NDArray[np.float32], track_ids: list[int]
-) -> tuple[list[NDArray[np.float64]], list[NDArray[np.int64]]]:
-    """Per track of `track_ids`: its accepted faces' embeddings (rows of `vectors`) and their frames, in frame order."""
-    rows: dict[int, list[tuple[int, int]]] = defaultdict(list)  # track -> (frame, row of vectors)
-    for face in faces:
-        if face["row"] >= 0:
-            rows[int(face["track_id"])].append((int(face["frame"]), int(face["row"])))
-    ordered = [sorted(rows[t]) for t in track_ids]
-    return (
-        [vectors[[row for _, row in o]].astype(np.float64).reshape(len(o), -1) for o in ordered],
-        [np.array([frame for frame, _ in o], np.int64) for o in ordered],
     )
 
 
