@@ -38,7 +38,6 @@ def stereo_run(
 ) -> None:
     """Track the site's views into global tracks and triangulate each track's feet from every view that sees it:
     trajectories_3d.csv, summary.json and report.html in one run folder."""
-    from trackid.multiview.persistence.transformer import SHIPPED
     from trackid.pipelines.multicam import load_site
     from trackid.pipelines.stereo import FilterModelError, run_stereo
 
@@ -50,11 +49,7 @@ def stereo_run(
             run = run_stereo(
                 site,
                 run_dir,
-                filter_model=None
-                if filter_model is None
-                else SHIPPED
-                if filter_model == "shipped"
-                else Path(filter_model),
+                filter_model=_filter_path(filter_model),
                 force=force,
                 on_stage=lambda stage: progress.update(task, advance=1, description=f"{site.site}: {stage}"),
             )
@@ -70,3 +65,12 @@ def stereo_run(
         print_warnings(run.summary["warnings"])
         for key in ("trajectories", "summary", "report", "manifest"):
             console.print(Text(f"{key:>12}: {run.files[key]}"), soft_wrap=True)
+
+
+def _filter_path(value: str | None) -> Path | None:
+    """`--filter`'s file: `shipped` names the model inside the package."""
+    if value is None:
+        return None
+    from trackid.multiview.persistence.transformer import SHIPPED
+
+    return SHIPPED if value == "shipped" else Path(value)

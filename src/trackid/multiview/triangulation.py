@@ -23,7 +23,7 @@ from trackid.geometry import triangulate
 from trackid.multiview.cameras import CalibrationError, GroundCamera
 from trackid.multiview.site_tracking import GlobalTracks
 
-__all__ = ["GROUND_CHECK", "MAX_REPROJECTION", "Trajectories", "triangulate_tracks"]
+__all__ = ["GROUND_CHECK", "MAX_REPROJECTION", "Trajectories", "require_projections", "triangulate_tracks"]
 
 MAX_REPROJECTION = 0.1
 """Mean reprojection error allowed, as a share of the boxes' median height; WILDTRACK's labelled boxes reproject
@@ -59,11 +59,7 @@ def triangulate_tracks(
 ) -> Trajectories:
     """The foot point of every (frame, global id) of `tracks` seen by two views or more, triangulated (see the
     module; `ground_check` None turns the height check off)."""
-    missing = [c.name for c in cameras if c.projection is None]
-    if missing:
-        raise CalibrationError(
-            f"triangulation needs full calibrations (OpenCV XML); {', '.join(missing)}: a homography only"
-        )
+    require_projections(cameras)
     rows = [tracks.views.get(c.name, np.empty((0, 7))) for c in cameras]
     keys = np.unique(np.concatenate([r[:, :2] for r in rows]), axis=0)
     if not len(keys):
@@ -105,6 +101,16 @@ def triangulate_tracks(
             "their boxes' height: are the calibrations those of these views?"
         )
     return Trajectories(table, rejected, off_ground, int((~two).sum()), warnings)
+
+
+def require_projections(cameras: Sequence[GroundCamera]) -> None:
+    """CalibrationError naming the cameras without a full calibration (a homography alone cannot triangulate)."""
+    missing = [c.name for c in cameras if c.projection is None]
+    if missing:
+        raise CalibrationError(
+            f"{', '.join(missing)}: triangulation needs full calibrations, an OpenCV calibration (intrinsics and "
+            "extrinsics) per camera, not a homography"
+        )
 
 
 def _without_worst_view(

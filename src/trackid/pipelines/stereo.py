@@ -27,12 +27,11 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from trackid.artifacts import atomic_write_bytes, atomic_write_text
-from trackid.multiview.cameras import CalibrationError
 from trackid.multiview.persistence.explain import Explanation, explain
 from trackid.multiview.persistence.post_filter import PostFiltered, drop_transient
 from trackid.multiview.persistence.transformer import SHIPPED, TransformerPersistence
 from trackid.multiview.site_tracking import SiteView, track_site
-from trackid.multiview.triangulation import Trajectories, triangulate_tracks
+from trackid.multiview.triangulation import Trajectories, require_projections, triangulate_tracks
 from trackid.pipelines.multicam.run import load_views
 from trackid.pipelines.multicam.site import SiteConfig
 from trackid.reports.html import bullet_list, heading, image, page, table
@@ -76,12 +75,7 @@ def run_stereo(
     """
     out = Path(out)
     views = load_views(site, on_camera=on_stage)
-    flat = [v.camera.name for v in views if v.camera.projection is None]
-    if flat:
-        raise CalibrationError(
-            f"{', '.join(flat)}: triangulation needs each camera's OpenCV calibration (intrinsics and extrinsics), "
-            "not a homography"
-        )
+    require_projections([v.camera for v in views])  # before the folder is touched
     model = None
     if filter_model is not None:
         if not Path(filter_model).is_file():
@@ -95,18 +89,15 @@ def run_stereo(
     config = {**site.model_dump(mode="json"), "filter_model": None if filter_model is None else str(filter_model)}
     folder = RunFolder(out, COMMAND, config, inputs, {"site": site.site}, force=force)
     with folder.running():
-        runs = {"filter off": _run(site, views)}
+        figures, trajectories = _run(site, views)
+        runs = {"filter off": figures}
         explained: list[Explanation] = []
         if model is not None:
             judged = [drop_transient(v, model, site.fps) for v in views]
-            runs["filter on"] = _run(site, [j.view for j in judged], dropped=sum(j.dropped for j in judged))
+            runs["filter on"], trajectories = _run(site, [j.view for j in judged], sum(j.dropped for j in judged))
             explained = _sample_decisions(model, judged)
         if on_stage is not None:
             on_stage("triangulating")
-        final = runs["filter on" if model is not None else "filter off"]
-        trajectories: Trajectories = final.pop("trajectories")
-        for other in runs.values():
-            other.pop("trajectories", None)
         warnings = list(trajectories.warnings) + _filter_warnings(site, runs, filter_model)
         for warning in warnings:
             log.warning("%s", warning)
@@ -124,7 +115,8 @@ def run_stereo(
     return StereoRun(out, files, summary)
 
 
-def _run(site: SiteConfig, views: list[SiteView], dropped: int = 0) -> dict[str, Any]:
+def _run(site: SiteConfig, views: list[SiteView], dropped: int = 0) -> tuple[dict[str, Any], Trajectories]:
+    """The site tracked and triangulated: (its figures for summary.json, its trajectories)."""
     tracks = track_site(views, **site.tracking_options())
     trajectories = triangulate_tracks(tracks, [v.camera for v in views])
     log.info("%d global tracks, %d triangulated points", len(tracks.ids), len(trajectories.points))
@@ -139,8 +131,7 @@ def _run(site: SiteConfig, views: list[SiteView], dropped: int = 0) -> dict[str,
         if len(trajectories.points)
         else None,
         "warnings": tracks.warnings + trajectories.warnings,
-        "trajectories": trajectories,
-    }
+    }, trajectories
 
 
 def _csv(trajectories: Trajectories, fps: float) -> str:
