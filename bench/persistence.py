@@ -218,19 +218,7 @@ def _deletion_test(collected: list[SetTracks], decisions: int = 20, k: int = 3) 
 
 
 def _without(track: TrackRecord, rows: np.ndarray) -> TrackRecord:
-    keep = np.setdiff1d(np.arange(len(track)), rows)
-    return TrackRecord(
-        track.sequence,
-        track.track_id,
-        track.frames[keep],
-        track.xyxy[keep],
-        track.score[keep],
-        track.score_rank[keep],
-        track.overlap[keep],
-        track.crowd[keep],
-        track.image_size,
-        track.frame_rate,
-    )
+    return track.select(np.setdiff1d(np.arange(len(track)), rows))
 
 
 def _collect(data: DetectionSet) -> SetTracks:

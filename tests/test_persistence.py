@@ -22,20 +22,43 @@ from trackid.track import make_tracker
 from trackid.types import Detections
 
 
-def _track(frames: list[int], boxes: np.ndarray, score: float = 0.9, track_id: int = 1) -> TrackRecord:
+def _track(
+    frames: list[int] | np.ndarray,
+    boxes: np.ndarray,
+    score: float = 0.9,
+    track_id: int = 1,
+    frame_rate: float = 10.0,
+    image_size: tuple[int, int] = (640, 480),
+) -> TrackRecord:
     n = len(frames)
     return TrackRecord(
         "seq",
         track_id,
-        np.array(frames),
+        np.asarray(frames),
         np.asarray(boxes, float),
         np.full(n, score),
         np.full(n, 0.5),
         np.zeros(n),
         np.ones(n),
-        (640, 480),
-        10.0,
+        image_size,
+        frame_rate,
     )
+
+
+def _separable(
+    rng: np.random.Generator, count: int, long: tuple[int, int], short: tuple[int, int]
+) -> tuple[list[TrackRecord], list[int]]:
+    """`count` tracks, every other one persistent: long and steady, or short and jittery."""
+    tracks, labels = [], []
+    for k in range(count):
+        persistent = k % 2 == 0
+        n = int(rng.integers(*long)) if persistent else int(rng.integers(*short))
+        jitter = 1.0 if persistent else 25.0
+        boxes = np.array([[100.0 + 2 * i, 100, 140 + 2 * i, 200] for i in range(n)]) + rng.normal(0, jitter, (n, 4))
+        boxes[:, 2:] = np.maximum(boxes[:, 2:], boxes[:, :2] + 5)
+        tracks.append(_track(list(range(1, n + 1)), boxes, track_id=k))
+        labels.append(int(persistent))
+    return tracks, labels
 
 
 def test_collect_tracks_keeps_every_reported_box_of_each_track() -> None:
@@ -78,9 +101,7 @@ def test_one_box_is_matched_to_one_person_only() -> None:
 def test_features_are_finite_and_do_not_depend_on_image_scale() -> None:
     boxes = np.array([[10.0 + 4 * k, 20 + k, 50 + 4 * k, 120 + k] for k in range(8)])
     small = _track(list(range(1, 9)), boxes)
-    large = TrackRecord(
-        "seq", 1, small.frames, boxes * 2, small.score, small.score_rank, small.overlap, small.crowd, (1280, 960), 10.0
-    )
+    large = _track(list(range(1, 9)), boxes * 2, image_size=(1280, 960))
     assert frame_features(small).shape == (8, len(FRAME_FEATURES))
     assert np.isfinite(frame_features(small)).all()
     np.testing.assert_allclose(frame_features(small), frame_features(large), atol=1e-5)
@@ -89,16 +110,7 @@ def test_features_are_finite_and_do_not_depend_on_image_scale() -> None:
 
 
 def test_filters_learn_a_separable_rule_and_refuse_bad_labels() -> None:
-    rng = np.random.default_rng(0)
-    tracks, labels = [], []
-    for k in range(60):
-        persistent = k % 2 == 0
-        n = int(rng.integers(15, 40)) if persistent else int(rng.integers(2, 6))
-        jitter = 1.0 if persistent else 25.0
-        boxes = np.array([[100.0 + 2 * i, 100, 140 + 2 * i, 200] for i in range(n)]) + rng.normal(0, jitter, (n, 4))
-        boxes[:, 2:] = np.maximum(boxes[:, 2:], boxes[:, :2] + 5)
-        tracks.append(_track(list(range(1, n + 1)), boxes, track_id=k))
-        labels.append(int(persistent))
+    tracks, labels = _separable(np.random.default_rng(0), 60, long=(15, 40), short=(2, 6))
     for model in (LengthRule(), BoostedPersistence()):
         model.fit(tracks[:40], labels[:40])
         assert (model.predict(tracks[40:]) == np.array(labels[40:])).mean() >= 0.9
@@ -113,16 +125,7 @@ def test_the_transformer_learns_saves_and_explains(tmp_path: Path) -> None:
     pytest.importorskip("torch", reason="training the transformer needs the 'train' extra (torch)")
     from trackid.multiview.persistence.transformer import TransformerPersistence
 
-    rng = np.random.default_rng(1)
-    tracks, labels = [], []
-    for k in range(120):
-        persistent = k % 2 == 0
-        n = int(rng.integers(12, 40)) if persistent else int(rng.integers(3, 8))
-        jitter = 1.0 if persistent else 25.0
-        boxes = np.array([[100.0 + 2 * i, 100, 140 + 2 * i, 200] for i in range(n)]) + rng.normal(0, jitter, (n, 4))
-        boxes[:, 2:] = np.maximum(boxes[:, 2:], boxes[:, :2] + 5)
-        tracks.append(_track(list(range(1, n + 1)), boxes, track_id=k))
-        labels.append(int(persistent))
+    tracks, labels = _separable(np.random.default_rng(1), 120, long=(12, 40), short=(3, 8))
     model = TransformerPersistence(epochs=15).fit(tracks[:90], labels[:90])
     assert (model.predict(tracks[90:]) == np.array(labels[90:])).mean() >= 0.9
     saved = TransformerPersistence(model_path=model.save(tmp_path / "persistence.onnx"))
@@ -153,31 +156,9 @@ def test_motion_features_mean_the_same_at_2_and_30_fps() -> None:
 
     t30 = np.arange(0, 6, 1 / 30)
     walk = lambda t: np.column_stack([100 + 40 * t, 100 + 5 * t, 140 + 40 * t, 200 + 5 * t])  # noqa: E731
-    fast = TrackRecord(
-        "s",
-        1,
-        np.arange(1, len(t30) + 1),
-        walk(t30),
-        np.ones(len(t30)),
-        np.ones(len(t30)),
-        np.zeros(len(t30)),
-        np.ones(len(t30)),
-        (640, 480),
-        30.0,
-    )
+    fast = _track(np.arange(1, len(t30) + 1), walk(t30), frame_rate=30.0)
     t2 = np.arange(0, 6, 0.5)
-    slow = TrackRecord(
-        "s",
-        1,
-        np.arange(1, len(t2) + 1),
-        walk(t2),
-        np.ones(len(t2)),
-        np.ones(len(t2)),
-        np.zeros(len(t2)),
-        np.ones(len(t2)),
-        (640, 480),
-        2.0,
-    )
+    slow = _track(np.arange(1, len(t2) + 1), walk(t2), frame_rate=2.0)
     a, b = frame_features(fast)[-1], frame_features(slow)[-1]  # both at t = 5.5-5.97 s, long past the first lag
     for name in ("speed_x", "speed_y", "growth", "iou_lag", "cv_residual", "missed_s"):
         k = FRAME_FEATURES.index(name)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.typing import NDArray
@@ -54,17 +54,18 @@ class TrackRecord:
 
     def prefix(self, n: int) -> TrackRecord:
         """The track's first `n` frames: what an online filter has seen of it by then."""
-        return TrackRecord(
-            self.sequence,
-            self.track_id,
-            self.frames[:n],
-            self.xyxy[:n],
-            self.score[:n],
-            self.score_rank[:n],
-            self.overlap[:n],
-            self.crowd[:n],
-            self.image_size,
-            self.frame_rate,
+        return self.select(slice(None, n))
+
+    def select(self, rows: slice | NDArray[np.int64]) -> TrackRecord:
+        """The track through the frames `rows` picks (in order), every per-frame field alike."""
+        return replace(
+            self,
+            frames=self.frames[rows],
+            xyxy=self.xyxy[rows],
+            score=self.score[rows],
+            score_rank=self.score_rank[rows],
+            overlap=self.overlap[rows],
+            crowd=self.crowd[rows],
         )
 
 

@@ -28,11 +28,18 @@ from trackid.multiview.persistence.features import FRAME_FEATURES, frame_feature
 from trackid.multiview.persistence.models import check_labels
 from trackid.multiview.persistence.tracks import TrackRecord
 
-__all__ = ["SHIPPED", "TransformerPersistence", "batch_frames"]
+__all__ = ["SHIPPED", "TransformerPersistence", "batch_frames", "seen_rows"]
 
 SHIPPED = Path(__file__).with_name("persistence.onnx")
 """The network fitted on every labelled track of `bench/persistence.py` (MOT15 FRCNN and ACF, MOT17 FRCNN, PETS09
 NanoDet: 1,283 tracks), which rebuilds it: `bench/persistence.py --save-transformer <this path>`."""
+
+
+def seen_rows(length: int, max_frames: int) -> NDArray[np.int64]:
+    """Which of a track's `length` frames the network sees: all of them, or `max_frames` spread evenly."""
+    if length <= max_frames:
+        return np.arange(length)
+    return np.linspace(0, length - 1, max_frames).round().astype(np.int64)
 
 
 def batch_frames(tracks: Sequence[TrackRecord], max_frames: int) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
@@ -41,9 +48,7 @@ def batch_frames(tracks: Sequence[TrackRecord], max_frames: int) -> tuple[NDArra
     x = np.zeros((len(tracks), max_frames, len(FRAME_FEATURES)), np.float32)
     mask = np.zeros((len(tracks), max_frames), np.float32)
     for i, track in enumerate(tracks):
-        per_frame = frame_features(track)
-        if len(per_frame) > max_frames:
-            per_frame = per_frame[np.linspace(0, len(per_frame) - 1, max_frames).round().astype(int)]
+        per_frame = frame_features(track)[seen_rows(len(track), max_frames)]
         x[i, : len(per_frame)] = per_frame
         mask[i, : len(per_frame)] = 1.0
     return x, mask
@@ -90,14 +95,16 @@ class TransformerPersistence:
     def fit(self, tracks: Sequence[TrackRecord], labels: ArrayLike) -> TransformerPersistence:
         y = check_labels(tracks, labels)
         x, mask = batch_frames(tracks, self.max_frames)
-        self.onnx_ = _train(self, x, mask, y.astype(np.float32))
-        self._session = ort.InferenceSession(self.onnx_, providers=["CPUExecutionProvider"])
-        return self
+        return self._open(_train(self, x, mask, y.astype(np.float32)))
 
     def load(self, path: str | Path) -> TransformerPersistence:
-        self.onnx_ = Path(path).read_bytes()
-        self._session = ort.InferenceSession(self.onnx_, providers=["CPUExecutionProvider"])
+        self._open(Path(path).read_bytes())
         self.max_frames = int(self._session.get_inputs()[0].shape[1])
+        return self
+
+    def _open(self, model: bytes) -> TransformerPersistence:
+        self.onnx_ = model
+        self._session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
         return self
 
     def save(self, path: str | Path) -> Path:
@@ -116,8 +123,8 @@ class TransformerPersistence:
         """(frames seen, their importance summing to 1): attention rollout (Abnar & Zuidema 2020) from the summary
         token through every layer, residual connections counted as identity."""
         _, attention = self._run([track])
-        n = min(len(track), self.max_frames)
-        picked = np.linspace(0, len(track) - 1, n).round().astype(int) if len(track) > n else np.arange(n)
+        picked = seen_rows(len(track), self.max_frames)
+        n = len(picked)
         rollout = np.eye(attention.shape[-1])
         for layer in attention[0]:  # (heads, T + 1, T + 1)
             mixed = 0.5 * layer.mean(axis=0) + 0.5 * np.eye(layer.shape[-1])
