@@ -87,3 +87,18 @@ def test_the_shipped_filter_loads_and_runs(data: Path, tmp_path: Path) -> None:
     # WILDTRACK runs at 2 fps, below the 7-30 fps the shipped filter learnt from: said, not silent
     warnings = json.loads((tmp_path / "r" / "summary.json").read_text())["warnings"]
     assert any("2 fps" in w for w in warnings) and "2 fps" in result.output
+
+
+def test_smoothing_moves_the_points_a_little_and_keeps_the_triangulated_ones(data: Path, tmp_path: Path) -> None:
+    config = _write(_wildtrack_site(data, tmp_path, range(1, 13)), tmp_path)
+    tables = {}
+    for flag in ("--smooth", "--no-smooth"):
+        result = runner.invoke(app, ["stereo", "run", "--config", str(config), "--out", str(tmp_path / flag), flag])
+        assert result.exit_code == 0, result.output
+        tables[flag] = np.loadtxt(tmp_path / flag / "trajectories_3d.csv", delimiter=",", skiprows=1, ndmin=2)
+        assert json.loads((tmp_path / flag / "summary.json").read_text())["smoothed"] == (flag == "--smooth")
+    smooth, plain = tables["--smooth"], tables["--no-smooth"]
+    assert np.array_equal(plain[:, 3:5], plain[:, 8:10])  # without smoothing x, y are the triangulated ones
+    assert np.allclose(smooth[:, 8:10], plain[:, 8:10])  # the triangulated ones are the same either way
+    moved = np.linalg.norm(smooth[:, 3:5] - smooth[:, 8:10], axis=1)
+    assert 0 < np.median(moved) < 0.3  # metres (WILDTRACK's ground unit): moved, and not far

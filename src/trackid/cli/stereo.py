@@ -33,6 +33,14 @@ def stereo_run(
             "site also runs without the detections of transient per-camera tracks, and the report shows both.",
         ),
     ] = None,
+    smooth: Annotated[
+        bool,
+        typer.Option(
+            "--smooth/--no-smooth",
+            help="Smooth each global track's ground positions with the world tracker's motion model (forward filter, "
+            "backward smoother); the triangulated positions stay beside them in the CSV.",
+        ),
+    ] = True,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override a site key; repeatable.")] = None,
     force: ForceOption = False,
 ) -> None:
@@ -50,6 +58,7 @@ def stereo_run(
                 site,
                 run_dir,
                 filter_model=_filter_path(filter_model),
+                smooth=smooth,
                 force=force,
                 on_stage=lambda stage: progress.update(task, advance=1, description=f"{site.site}: {stage}"),
             )

@@ -22,7 +22,7 @@ from scipy.stats import chi2
 
 from trackid.multiview.association import associate_views
 
-__all__ = ["TrackletTrust", "WorldStep", "WorldTracker"]
+__all__ = ["TrackletTrust", "WorldStep", "WorldTracker", "constant_velocity"]
 
 FloatArray = NDArray[np.float64]
 _UNMATCHED = 1e9
@@ -305,11 +305,7 @@ class WorldTracker:
         ]
 
     def _predict(self, dt: float) -> None:
-        f = np.eye(4)
-        f[0, 2] = f[1, 3] = dt
-        q_scale = (self.accel_sigma * self.unit_per_metre) ** 2
-        g = np.array([[dt**2 / 2, 0], [0, dt**2 / 2], [dt, 0], [0, dt]])
-        q = q_scale * g @ g.T
+        f, q = constant_velocity(dt, self.accel_sigma * self.unit_per_metre)
         for track in self._tracks:
             track.mean = f @ track.mean
             track.cov = f @ track.cov @ f.T + q
@@ -359,6 +355,15 @@ class WorldTracker:
         now = float(self._time or 0.0)
         self._tracks.append(_Track(self._next_id, np.r_[point, 0.0, 0.0], start, last_seen=now, row=row, born=now))
         self._next_id += 1
+
+
+def constant_velocity(dt: float, accel_sigma: float) -> tuple[FloatArray, FloatArray]:
+    """The (x, y, vx, vy) transition over `dt` seconds and its process noise for a white acceleration of
+    `accel_sigma` (ground units / s^2): the motion model of the world tracker and of `multiview.smoothing`."""
+    f = np.eye(4)
+    f[0, 2] = f[1, 3] = dt
+    g = np.array([[dt**2 / 2, 0], [0, dt**2 / 2], [dt, 0], [0, dt]])
+    return f, accel_sigma**2 * g @ g.T
 
 
 def _step(shown: list[_Track], rows: NDArray[np.int64]) -> WorldStep:

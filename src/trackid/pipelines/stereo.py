@@ -5,8 +5,10 @@ triangulate). The views are tracked into global tracks (`track_site`) and each g
 (`multiview.triangulation`). With a persistence filter (`filter_model`: a `TransformerPersistence` ONNX file) the
 site is run twice, without and with the detections of transient per-camera tracks, so the report shows what the
 filter changed. The folder receives, each atomically:
-- `trajectories_3d.csv`: frame, time_s, global_id, x, y, z (ground units, z up), reprojection_px, views, for the
-  run with the filter when one is given;
+- `trajectories_3d.csv`: frame, time_s, global_id, x, y, z (ground units, z up), reprojection_px, views,
+  x_triangulated, y_triangulated, for the run with the filter when one is given; with `smooth` (the default) x, y
+  are each global track's positions smoothed with the world tracker's motion model (`multiview.smoothing`), and
+  the triangulated ones stay beside them;
 - `summary.json`: per run (`filter off`, `filter on`): global tracks, points, rejected and single-view points,
   detections the filter dropped, warnings;
 - `report.html`: the same side by side, and with the filter a sample of its decisions in plain sentences
@@ -31,6 +33,7 @@ from trackid.multiview.persistence.explain import Explanation, explain
 from trackid.multiview.persistence.post_filter import PostFiltered, drop_transient
 from trackid.multiview.persistence.transformer import SHIPPED, TransformerPersistence
 from trackid.multiview.site_tracking import SiteView, track_site
+from trackid.multiview.smoothing import smooth_trajectories
 from trackid.multiview.triangulation import Trajectories, require_projections, triangulate_tracks
 from trackid.pipelines.multicam.run import load_views
 from trackid.pipelines.multicam.site import SiteConfig
@@ -63,6 +66,7 @@ def run_stereo(
     out: str | Path,
     *,
     filter_model: Path | None = None,
+    smooth: bool = True,
     force: bool = False,
     on_stage: Callable[[str], None] | None = None,
 ) -> StereoRun:
@@ -87,23 +91,26 @@ def run_stereo(
     inputs = [c.detections for c in site.cameras if c.detections is not None]
     inputs += [Path(filter_model)] if filter_model is not None else []
     config = {**site.model_dump(mode="json"), "filter_model": None if filter_model is None else str(filter_model)}
+    config["smooth"] = smooth
     folder = RunFolder(out, COMMAND, config, inputs, {"site": site.site}, force=force)
     with folder.running():
-        figures, trajectories = _run(site, views)
+        figures, measured = _run(site, views)
         runs = {"filter off": figures}
         explained: list[Explanation] = []
         if model is not None:
             judged = [drop_transient(v, model, site.fps) for v in views]
-            runs["filter on"], trajectories = _run(site, [j.view for j in judged], sum(j.dropped for j in judged))
+            runs["filter on"], measured = _run(site, [j.view for j in judged], sum(j.dropped for j in judged))
             explained = _sample_decisions(model, judged)
         if on_stage is not None:
             on_stage("triangulating")
+        tracker = site.world.tracker(site.unit_per_metre)
+        trajectories = smooth_trajectories(measured, site.fps, tracker) if smooth else measured
         warnings = list(trajectories.warnings) + _filter_warnings(site, runs, filter_model)
         for warning in warnings:
             log.warning("%s", warning)
-        summary = {"site": site.site, "runs": runs, "warnings": warnings}
+        summary = {"site": site.site, "smoothed": smooth, "runs": runs, "warnings": warnings}
         files = {
-            "trajectories": atomic_write_text(out / "trajectories_3d.csv", _csv(trajectories, site.fps)),
+            "trajectories": atomic_write_text(out / "trajectories_3d.csv", _csv(trajectories, measured, site.fps)),
             "summary": atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n"),
             "report": atomic_write_text(out / "report.html", _report(site, runs, explained)),
         }
@@ -134,10 +141,14 @@ def _run(site: SiteConfig, views: list[SiteView], dropped: int = 0) -> tuple[dic
     }, trajectories
 
 
-def _csv(trajectories: Trajectories, fps: float) -> str:
-    lines = ["frame,time_s,global_id,x,y,z,reprojection_px,views\n"]
-    for frame, gid, x, y, z, error, views in trajectories.points.tolist():
-        lines.append(f"{int(frame)},{frame / fps:.3f},{int(gid)},{x:.4f},{y:.4f},{z:.4f},{error:.2f},{int(views)}\n")
+def _csv(trajectories: Trajectories, measured: Trajectories, fps: float) -> str:
+    lines = ["frame,time_s,global_id,x,y,z,reprojection_px,views,x_triangulated,y_triangulated\n"]
+    rows = np.column_stack([trajectories.points, measured.points[:, 2:4]])
+    for frame, gid, x, y, z, error, views, tx, ty in rows.tolist():
+        lines.append(
+            f"{int(frame)},{frame / fps:.3f},{int(gid)},{x:.4f},{y:.4f},{z:.4f},{error:.2f},{int(views)},"
+            f"{tx:.4f},{ty:.4f}\n"
+        )
     return "".join(lines)
 
 
