@@ -17,6 +17,7 @@ from trackid.cli.gallery import gallery_app
 from trackid.cli.models import models_app
 from trackid.cli.multicam import multicam_app
 from trackid.cli.photos import photos_app
+from trackid.cli.serve import serve, token, worker
 from trackid.cli.stereo import stereo_app
 from trackid.cli.track import demo, evaluate, track
 from trackid.logs import setup_logging
@@ -54,3 +55,6 @@ app.add_typer(models_app, name="models")
 app.add_typer(photos_app, name="photos")
 app.add_typer(multicam_app, name="multicam")
 app.add_typer(stereo_app, name="stereo")
+app.command()(serve)
+app.command()(worker)
+app.command()(token)

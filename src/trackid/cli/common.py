@@ -9,7 +9,16 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 from rich.text import Text
 
@@ -17,6 +26,7 @@ from trackid.config import ConfigError, parse_value
 from trackid.identity.stores.base import StoreError
 from trackid.multiview.cameras import CalibrationError
 from trackid.pipelines.mot import MotInputError
+from trackid.progress import ProgressFile
 from trackid.run_folder import RunFolderError
 from trackid.sources.motchallenge import MotFormatError
 from trackid.sources.video import VideoError
@@ -82,16 +92,46 @@ class _Rate(ProgressColumn):
         return Text(f"-- {self.unit}/s" if speed is None else f"{speed:,.0f} {self.unit}/s", style="cyan")
 
 
+class _ReportingProgress(Progress):
+    """A rich progress bar that also writes the task last touched to a `trackid.progress.ProgressFile`."""
+
+    def __init__(self, *columns: Any, progress_file: ProgressFile, **kwargs: Any) -> None:
+        super().__init__(*columns, **kwargs)
+        self._file = progress_file
+
+    def update(self, task_id: TaskID, **kwargs: Any) -> None:
+        super().update(task_id, **kwargs)
+        self._report(task_id)
+
+    def advance(self, task_id: TaskID, advance: float = 1) -> None:
+        super().advance(task_id, advance)
+        self._report(task_id)
+
+    def add_task(self, description: str, *args: Any, **kwargs: Any) -> TaskID:
+        task_id = super().add_task(description, *args, **kwargs)
+        self._report(task_id, force=True)
+        return task_id
+
+    def stop(self) -> None:
+        for task in self.tasks[-1:]:
+            self._report(task.id, force=True)
+        super().stop()
+
+    def _report(self, task_id: TaskID, force: bool = False) -> None:
+        task = self._tasks[task_id]
+        self._file.report(str(task.description), task.completed, task.total, force=force)
+
+
 def progress_bar(unit: str = "frames") -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        _Rate(unit),
-        TimeElapsedColumn(),
-        console=Console(stderr=True),
-        transient=False,
-    )
+    """The bar every command shows; where `TRACKID_PROGRESS_FILE` is set (a job's worker) it also writes it."""
+    progress_file = ProgressFile.from_env()
+    if progress_file is not None:
+        return _ReportingProgress(*_columns(unit), progress_file=progress_file, console=Console(stderr=True))
+    return Progress(*_columns(unit), console=Console(stderr=True), transient=False)
+
+
+def _columns(unit: str) -> tuple[ProgressColumn, ...]:
+    return (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), _Rate(unit), TimeElapsedColumn())
 
 
 def score_table(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -96,22 +97,32 @@ def gallery_reprocess(
         float,
         typer.Option("--threshold", help="Probability threshold, e.g. the target-FMR one `gallery report` printed."),
     ] = 0.5,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Run folder for the manifest with the counts (default: none written)."),
+    ] = None,
 ) -> None:
     """Re-decide past unassigned sightings after the calibration or threshold changed. Each assignment is committed
     as it is made, so re-running an interrupted run continues it: reprocessed sightings are no longer unassigned."""
     from trackid.identity.calibration import MatchCalibrator
     from trackid.identity.gallery import Gallery
     from trackid.identity.stores import make_store
+    from trackid.run_folder import RunFolder, mask_password
 
     if not unassigned:
         fail("only --unassigned reprocessing exists: pass --unassigned")
     with user_errors(ValueError, KeyError):
         fitted = MatchCalibrator.load(calibrator)
-        with make_store(store, create=False) as gallery_store:
+        settings = {"store": mask_password(store), "model_id": model_id, "model_version": model_version}
+        config = {**settings, "threshold": threshold}
+        folder = None if out is None else RunFolder(out, "gallery-reprocess", config, [calibrator])
+        with make_store(store, create=False) as gallery_store, folder.running() if folder else nullcontext():
             gallery = Gallery(
                 gallery_store, model_id=model_id, model_version=model_version, calibrator=fitted, threshold=threshold
             )
             counts = gallery.reprocess_unassigned()
+            if folder is not None:
+                folder.complete({}, (), **counts)
         make_console().print(Text(", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in counts.items()), style="bold"))
 
 

@@ -1,0 +1,268 @@
+"""The job API (FastAPI): submit, watch, cancel and resume jobs, and fetch what they wrote.
+
+The web process never runs a pipeline: it writes jobs to the store and reads them back; workers run them. Every
+route but `/health` (and the OpenAPI schema) needs a bearer token; inputs must lie under the configured roots;
+bodies over `max_request_bytes` are refused before they are read; an unexpected error answers 500 with an error id
+and nothing of the traceback (which goes to the log); CORS stays closed unless origins are configured.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import anyio
+from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request, Response
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from pydantic import BaseModel, Field
+
+from trackid import __version__
+from trackid.service.auth import token_matches
+from trackid.service.job_types import JobRequest
+from trackid.service.paths import InputRefusedError, resolve_inputs
+from trackid.service.queue import publish
+from trackid.service.settings import ServiceSettings
+from trackid.service.store import RESUMABLE, TERMINAL, Job, JobStore
+
+__all__ = ["JobView", "create_app"]
+
+log = logging.getLogger(__name__)
+STATES = ("queued", "running", "cancelling", "complete", "failed", "cancelled", "interrupted")
+
+
+class JobView(BaseModel):
+    """A job as the API shows it."""
+
+    id: str
+    type: str
+    state: str = Field(description=f"One of {', '.join(STATES)}.")
+    phase: str | None = Field(description="What the command is doing (its progress bar's label).")
+    done: float | None
+    total: float | None
+    metrics: dict[str, Any] = Field(description="The run's summary (its manifest's fields) once it ended.")
+    error: str | None
+    request: dict[str, Any]
+    created: float
+    started: float | None
+    finished: float | None
+    attempts: int
+    links: dict[str, str]
+
+    @classmethod
+    def of(cls, job: Job) -> JobView:
+        base = f"/jobs/{job.id}"
+        return cls(
+            **{k: getattr(job, k) for k in ("id", "type", "state", "phase", "done", "total", "metrics", "error")},
+            request=job.request,
+            created=job.created,
+            started=job.started,
+            finished=job.finished,
+            attempts=job.attempts,
+            links={"self": base, "events": f"{base}/events", "artifacts": f"{base}/artifacts"},
+        )
+
+
+class Artifact(BaseModel):
+    name: str
+    bytes: int
+    sha256: str
+    url: str
+
+
+class Problem(BaseModel):
+    detail: str
+
+
+def create_app(settings: ServiceSettings) -> FastAPI:
+    """The app over `settings`' store; the store's stale running jobs are marked interrupted as it starts."""
+    store = JobStore(settings.store_url)
+    store.interrupt_stale(settings.stale_s)
+    app = FastAPI(
+        title="trackid job service",
+        version=__version__,
+        docs_url=None,
+        redoc_url=None,
+        responses={401: {"model": Problem}, 413: {"model": Problem}, 422: {"description": "Invalid request"}},
+    )
+    app.state.settings, app.state.store = settings, store
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST", "DELETE"],
+                           allow_headers=["Authorization", "Content-Type"])  # fmt: skip
+    app.add_middleware(_BodyLimit, limit=settings.max_request_bytes)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        error_id = uuid.uuid4().hex[:12]
+        log.error("error %s on %s %s", error_id, request.method, request.url.path, exc_info=exc)
+        return JSONResponse({"detail": f"internal error (id {error_id}, in the service log)"}, status_code=500)
+
+    def authorised(authorization: Annotated[str | None, Header()] = None) -> None:
+        if not token_matches(authorization, settings.token_hashes):
+            raise HTTPException(401, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"})
+
+    def job_or_404(job_id: str) -> Job:
+        job = store.get(job_id)
+        if job is None:
+            raise HTTPException(404, f"no job {job_id}")
+        return job
+
+    guarded = [Depends(authorised)]
+
+    @app.get("/health", tags=["service"])
+    def health() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    @app.post("/jobs", status_code=202, dependencies=guarded, tags=["jobs"], response_model=JobView,
+              responses={400: {"model": Problem}})  # fmt: skip
+    def submit(request: Annotated[JobRequest, Field(discriminator="type")], response: Response) -> JobView:
+        try:
+            resolve_inputs(request, settings)
+        except InputRefusedError as exc:
+            raise HTTPException(400, str(exc)) from None
+        job_id = uuid.uuid4().hex
+        job = store.create(request.type, request.model_dump(mode="json"), settings.jobs_dir / job_id / "run", job_id)
+        publish(settings, job.id)
+        response.headers["Location"] = f"/jobs/{job.id}"
+        return JobView.of(job)
+
+    @app.get("/jobs", dependencies=guarded, tags=["jobs"])
+    def jobs(
+        state: Annotated[str | None, Query(pattern="^(" + "|".join(STATES) + ")$")] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> list[JobView]:
+        store.interrupt_stale(settings.stale_s)
+        return [JobView.of(j) for j in store.recent(state, limit)]
+
+    @app.get("/jobs/{job_id}", dependencies=guarded, tags=["jobs"], responses={404: {"model": Problem}})
+    def job(job_id: str) -> JobView:
+        store.interrupt_stale(settings.stale_s)
+        return JobView.of(job_or_404(job_id))
+
+    @app.delete("/jobs/{job_id}", status_code=202, dependencies=guarded, tags=["jobs"],
+                responses={404: {"model": Problem}, 409: {"model": Problem}})  # fmt: skip
+    def cancel(job_id: str) -> JobView:
+        before = job_or_404(job_id)
+        if before.state in (*TERMINAL, "cancelling"):
+            raise HTTPException(409, f"job {job_id} is {before.state}: nothing to cancel")
+        after = store.cancel(job_id)
+        assert after is not None
+        return JobView.of(after)
+
+    @app.post("/jobs/{job_id}/resume", status_code=202, dependencies=guarded, tags=["jobs"],
+              responses={404: {"model": Problem}, 409: {"model": Problem}})  # fmt: skip
+    def resume(job_id: str) -> JobView:
+        store.interrupt_stale(settings.stale_s)
+        before = job_or_404(job_id)
+        if not store.resume(job_id):
+            raise HTTPException(409, f"job {job_id} is {before.state}; only {', '.join(RESUMABLE)} jobs resume")
+        publish(settings, job_id)
+        return JobView.of(job_or_404(job_id))
+
+    @app.get("/jobs/{job_id}/events", dependencies=guarded, tags=["jobs"], responses={404: {"model": Problem}},
+             response_class=StreamingResponse)  # fmt: skip
+    def events(job_id: str) -> StreamingResponse:
+        """Server-sent events: the job (as `GET /jobs/{id}`) each time it changes, until it ends."""
+        job_or_404(job_id)
+        return StreamingResponse(_event_stream(store, settings, job_id), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-store"})  # fmt: skip
+
+    @app.get("/jobs/{job_id}/artifacts", dependencies=guarded, tags=["artifacts"], responses={404: {"model": Problem}})
+    def artifacts(job_id: str) -> list[Artifact]:
+        run = Path(job_or_404(job_id).run_dir)
+        files = (
+            sorted(p for p in run.rglob("*") if p.is_file() and not _hidden(p.relative_to(run))) if run.is_dir() else []
+        )
+        return [_artifact(job_id, run, p) for p in files]
+
+    @app.get("/jobs/{job_id}/artifacts/{name:path}", dependencies=guarded, tags=["artifacts"],
+             responses={404: {"model": Problem}}, response_class=FileResponse)  # fmt: skip
+    def artifact(job_id: str, name: str) -> FileResponse:
+        run = Path(job_or_404(job_id).run_dir).resolve()
+        path = (run / name).resolve()
+        if ".." in Path(name).parts or not path.is_relative_to(run) or not path.is_file() or _hidden(Path(name)):
+            raise HTTPException(404, f"job {job_id} has no artifact {name!r}")
+        return FileResponse(path)
+
+    return app
+
+
+async def _event_stream(store: JobStore, settings: ServiceSettings, job_id: str) -> AsyncIterator[bytes]:
+    last = None
+    while True:
+        job = await anyio.to_thread.run_sync(store.get, job_id)
+        if job is None:
+            return
+        view = JobView.of(job).model_dump_json()
+        if view != last:
+            last = view
+            yield f"event: job\ndata: {view}\n\n".encode()
+        if job.state in (*TERMINAL, "interrupted"):
+            yield b"event: end\ndata: {}\n\n"
+            return
+        await asyncio.sleep(settings.event_poll_s)
+        if job.state in ("running", "cancelling"):
+            await anyio.to_thread.run_sync(store.interrupt_stale, settings.stale_s)
+
+
+def _hidden(relative: Path) -> bool:
+    return any(part.startswith(".") for part in relative.parts)
+
+
+def _artifact(job_id: str, run: Path, path: Path) -> Artifact:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    name = path.relative_to(run).as_posix()
+    return Artifact(
+        name=name, bytes=path.stat().st_size, sha256=digest.hexdigest(), url=f"/jobs/{job_id}/artifacts/{name}"
+    )
+
+
+class _BodyLimit:
+    """ASGI middleware: 413 for a body over `limit` bytes, by its Content-Length or as it streams in."""
+
+    def __init__(self, app: Callable[..., Awaitable[None]], limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        length = headers.get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.limit):
+            await _too_large(send, self.limit)
+            return
+        seen = 0
+
+        async def counted() -> dict[str, Any]:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise _TooLargeError
+            return message
+
+        try:
+            await self.app(scope, counted, send)
+        except _TooLargeError:
+            await _too_large(send, self.limit)
+
+
+class _TooLargeError(Exception):
+    pass
+
+
+async def _too_large(send: Callable[..., Any], limit: int) -> None:
+    body = json.dumps({"detail": f"request body over the {limit}-byte limit"}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 413, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
