@@ -2,7 +2,8 @@
 
 A path is refused when it has a `..` part (even one that would land inside a root: a request has no business
 climbing), a NUL byte, or resolves (symbolic links followed) outside every root; a relative path is read from the
-first root. A site file's own paths (cameras' detections and calibrations) are held to the same rule, so a site file
+first root. The command gets the path as named (absolute), not resolved, so a linked file's companions are found
+beside the link as the CLI would find them. A site file's own paths (cameras' detections and calibrations) are held to the same rule, so a site file
 cannot reach outside the roots for it. A gallery store given as a URL must be one of the service's `stores`.
 """
 
@@ -58,7 +59,7 @@ def _checked(field: str, value: str, settings: ServiceSettings, *, must_exist: b
         raise InputRefusedError(f"{field}: {value!r} does not exist")
     if not must_exist and not target.parent.is_dir():
         raise InputRefusedError(f"{field}: {value!r}: its folder does not exist")
-    return target
+    return path  # as named, links and all: a command looks beside a file for its companions (a det's seqinfo.ini)
 
 
 def _within_roots(field: str, target: Path, shown: Path, settings: ServiceSettings) -> None:
