@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 BENCH_VENV := .venv-bench
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test fuzz lint bench models clean
+.PHONY: demo test fuzz lint bench models clean openapi
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ test: $(STAMP)
 # bench/fuzz.py runs the same and records the counts in BENCHMARKS.md
 fuzz: $(STAMP)
 	TRACKID_FUZZ_EXAMPLES=10000 $(BIN)/pytest -q tests/fuzz
+
+# the job API's schema, checked in (docs/openapi.json; tests/test_service_fuzz.py checks it is the app's)
+openapi: $(STAMP)
+	$(BIN)/python -m trackid.service.openapi > docs/openapi.json
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
