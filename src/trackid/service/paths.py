@@ -3,8 +3,9 @@
 A path is refused when it has a `..` part (even one that would land inside a root: a request has no business
 climbing), a NUL byte, or resolves (symbolic links followed) outside every root; a relative path is read from the
 first root. The command gets the path as named (absolute), not resolved, so a linked file's companions are found
-beside the link as the CLI would find them. A site file's own paths (cameras' detections and calibrations) are held to the same rule, so a site file
-cannot reach outside the roots for it. A gallery store given as a URL must be one of the service's `stores`.
+beside the link as the CLI would find them. A site file's own paths (cameras' detections and calibrations) are held
+to the same rule, so a site file cannot reach outside the roots for it. A gallery store given as a URL must be one
+of the service's `stores`.
 """
 
 from __future__ import annotations
