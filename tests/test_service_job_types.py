@@ -26,7 +26,12 @@ from trackid.identity.stores import make_store
 
 REPO = Path(__file__).resolve().parent.parent
 UNCOMPARED = {"manifest.json", "log.jsonl", "progress.json"}  # they record times and process ids
-TIMINGS = {"timings_s", "realtime_factor", "seconds", "seconds_per_photo"}  # how long it took, in a result's JSON: not compared
+TIMINGS = {
+    "timings_s",
+    "realtime_factor",
+    "seconds",
+    "seconds_per_photo",
+}  # how long it took, in a result's JSON: not compared
 MODEL = {"model_id": "synthetic-embedder", "model_version": "1"}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import signal
 import subprocess
 import sys
@@ -42,6 +43,7 @@ def serve(
         )
     args = [sys.executable, "-m", "trackid", "worker", *(["--config", str(config)] if config else [])]
     children = [subprocess.Popen(args, preexec_fn=_die_with_parent) for _ in range(workers)]
+    gc.freeze()  # the app's start-up objects (pydantic schemas, numpy, ...) out of every later collection
     try:
         uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
     finally:
