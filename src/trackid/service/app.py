@@ -35,6 +35,7 @@ from trackid.service.auth import token_matches
 from trackid.service.job_types import JobRequest
 from trackid.service.paths import InputRefusedError, resolve_inputs
 from trackid.service.queue import publish
+from trackid.service.review import review_router
 from trackid.service.settings import ServiceSettings
 from trackid.service.store import RESUMABLE, TERMINAL, Job, JobStore
 
@@ -101,8 +102,12 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     )
     app.state.settings, app.state.store = settings, store
     if settings.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST", "DELETE"],
-                           allow_headers=["Authorization", "Content-Type"])  # fmt: skip
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
     app.add_middleware(_BodyLimit, limit=settings.max_request_bytes)
 
     @app.exception_handler(Exception)
@@ -122,13 +127,20 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         return job
 
     guarded = [Depends(authorised)]
+    app.include_router(review_router(settings))
 
     @app.get("/health", tags=["service"])
     async def health() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
-    @app.post("/jobs", status_code=202, dependencies=guarded, tags=["jobs"], response_model=JobView,
-              responses={400: {"model": Problem}})  # fmt: skip
+    @app.post(
+        "/jobs",
+        status_code=202,
+        dependencies=guarded,
+        tags=["jobs"],
+        response_model=JobView,
+        responses={400: {"model": Problem}},
+    )
     def submit(request: Annotated[JobRequest, Field(discriminator="type")], response: Response) -> JobView:
         try:
             resolve_inputs(request, settings)
@@ -153,8 +165,13 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         await sweep.when_due()
         return JobView.of(job_or_404(job_id))
 
-    @app.delete("/jobs/{job_id}", status_code=202, dependencies=guarded, tags=["jobs"],
-                responses={404: {"model": Problem}, 409: {"model": Problem}})  # fmt: skip
+    @app.delete(
+        "/jobs/{job_id}",
+        status_code=202,
+        dependencies=guarded,
+        tags=["jobs"],
+        responses={404: {"model": Problem}, 409: {"model": Problem}},
+    )
     def cancel(job_id: str) -> JobView:
         before = job_or_404(job_id)
         if before.state in (*TERMINAL, "cancelling"):
@@ -163,8 +180,13 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         assert after is not None
         return JobView.of(after)
 
-    @app.post("/jobs/{job_id}/resume", status_code=202, dependencies=guarded, tags=["jobs"],
-              responses={404: {"model": Problem}, 409: {"model": Problem}})  # fmt: skip
+    @app.post(
+        "/jobs/{job_id}/resume",
+        status_code=202,
+        dependencies=guarded,
+        tags=["jobs"],
+        responses={404: {"model": Problem}, 409: {"model": Problem}},
+    )
     def resume(job_id: str) -> JobView:
         sweep(now=True)
         before = job_or_404(job_id)
@@ -173,13 +195,21 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         publish(settings, job_id)
         return JobView.of(job_or_404(job_id))
 
-    @app.get("/jobs/{job_id}/events", dependencies=guarded, tags=["jobs"], responses={404: {"model": Problem}},
-             response_class=StreamingResponse)  # fmt: skip
+    @app.get(
+        "/jobs/{job_id}/events",
+        dependencies=guarded,
+        tags=["jobs"],
+        responses={404: {"model": Problem}},
+        response_class=StreamingResponse,
+    )
     def events(job_id: str) -> StreamingResponse:
         """Server-sent events: the job (as `GET /jobs/{id}`) each time it changes, until it ends."""
         job_or_404(job_id)
-        return StreamingResponse(_event_stream(store, settings, job_id, sweep), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-store"})  # fmt: skip
+        return StreamingResponse(
+            _event_stream(store, settings, job_id, sweep),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store"},
+        )
 
     @app.get("/jobs/{job_id}/artifacts", dependencies=guarded, tags=["artifacts"], responses={404: {"model": Problem}})
     def artifacts(job_id: str) -> list[Artifact]:
@@ -189,8 +219,13 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         )
         return [_artifact(job_id, run, p) for p in files]
 
-    @app.get("/jobs/{job_id}/artifacts/{name:path}", dependencies=guarded, tags=["artifacts"],
-             responses={404: {"model": Problem}}, response_class=FileResponse)  # fmt: skip
+    @app.get(
+        "/jobs/{job_id}/artifacts/{name:path}",
+        dependencies=guarded,
+        tags=["artifacts"],
+        responses={404: {"model": Problem}},
+        response_class=FileResponse,
+    )
     def artifact(job_id: str, name: str) -> FileResponse:
         run = Path(job_or_404(job_id).run_dir).resolve()
         path = (run / name).resolve()

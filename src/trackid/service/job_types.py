@@ -184,10 +184,21 @@ class GalleryReprocessJob(JobSpec):
 
     def argv(self, resolved: dict[str, list[Path]], run: Path) -> list[str]:
         return [
-            "gallery", "reprocess", *_store(self.store, resolved), "--model-id", self.model_id,
-            "--model-version", self.model_version, "--calibrator", str(resolved["calibrator"][0]),
-            "--threshold", repr(self.threshold), "--unassigned", "--out", str(run),
-        ]  # fmt: skip
+            "gallery",
+            "reprocess",
+            *_store(self.store, resolved),
+            "--model-id",
+            self.model_id,
+            "--model-version",
+            self.model_version,
+            "--calibrator",
+            str(resolved["calibrator"][0]),
+            "--threshold",
+            repr(self.threshold),
+            "--unassigned",
+            "--out",
+            str(run),
+        ]
 
 
 JobRequest = Annotated[

@@ -39,6 +39,9 @@ class ServiceSettings(BaseModel):
         default_factory=list, description="postgresql:// gallery URLs photo and gallery jobs may name."
     )
     token_hashes: list[str] = Field(default_factory=list, description="Accepted bearer tokens, as sha256:<hex>.")
+    gallery: str | None = Field(
+        None, description="The gallery the review page corrects: a SQLite path, or a postgresql:// URL."
+    )
     max_request_bytes: PositiveInt = Field(1 << 20, description="Largest request body accepted.")
     cors_origins: list[str] = Field(default_factory=list, description="Origins allowed cross-site; none: closed.")
     heartbeat_s: PositiveFloat = Field(1.0, description="How often a worker reports a running job.")
@@ -87,11 +90,14 @@ def load_settings(path: str | Path | None = None) -> ServiceSettings:
         update={
             "data_dir": _absolute(settings.data_dir, base),
             "roots": [_absolute(r, base).resolve() for r in settings.roots],
-            "store": settings.store
-            if settings.store is None or "://" in settings.store
-            else str(_absolute(Path(settings.store), base)),
+            "store": _absolute_store(settings.store, base),
+            "gallery": _absolute_store(settings.gallery, base),
         }
     )
+
+
+def _absolute_store(store: str | None, base: Path) -> str | None:
+    return store if store is None or "://" in store else str(_absolute(Path(store), base))
 
 
 def _absolute(path: Path, base: Path) -> Path:

@@ -105,10 +105,12 @@ class JobStore:
         job_id = job_id or uuid.uuid4().hex
         with self._cursor() as cur:
             cur.execute(
-                self._sql("INSERT INTO jobs (id, type, request, state, created, updated, run_dir) "
-                          "VALUES (?, ?, ?, 'queued', ?, ?, ?)"),
+                self._sql(
+                    "INSERT INTO jobs (id, type, request, state, created, updated, run_dir) "
+                    "VALUES (?, ?, ?, 'queued', ?, ?, ?)"
+                ),
                 (job_id, job_type, json.dumps(request), now, now, str(run_dir)),
-            )  # fmt: skip
+            )
         job = self.get(job_id)
         assert job is not None
         return job
