@@ -139,71 +139,55 @@ class JobStore:
     def progress(self, job_id: str, worker: str, phase: str | None, done: float | None, total: float | None) -> bool:
         """A running job's heartbeat and progress; False when the job is no longer this worker's to run."""
         now = time.time()
-        with self._cursor() as cur:
-            cur.execute(
-                self._sql(
-                    "UPDATE jobs SET phase = COALESCE(?, phase), done = COALESCE(?, done), total = COALESCE(?, total), "
-                    "heartbeat = ?, updated = ? WHERE id = ? AND worker = ? AND state IN ('running', 'cancelling')"
-                ),
-                (phase, done, total, now, now, job_id, worker),
-            )
-            return bool(cur.rowcount)
+        changed = self._update(
+            "UPDATE jobs SET phase = COALESCE(?, phase), done = COALESCE(?, done), total = COALESCE(?, total), "
+            "heartbeat = ?, updated = ? WHERE id = ? AND worker = ? AND state IN ('running', 'cancelling')",
+            (phase, done, total, now, now, job_id, worker),
+        )
+        return bool(changed)
 
     def finish(self, job_id: str, worker: str, state: str, metrics: dict[str, Any], error: str | None = None) -> bool:
         """End a running job as `state` (complete, failed, cancelled); False if it was not this worker's."""
         now = time.time()
-        with self._cursor() as cur:
-            cur.execute(
-                self._sql(
-                    "UPDATE jobs SET state = ?, metrics = ?, error = ?, finished = ?, updated = ? "
-                    "WHERE id = ? AND worker = ? AND state IN ('running', 'cancelling')"
-                ),
-                (state, json.dumps(metrics), error, now, now, job_id, worker),
-            )
-            return bool(cur.rowcount)
+        changed = self._update(
+            "UPDATE jobs SET state = ?, metrics = ?, error = ?, finished = ?, updated = ? "
+            "WHERE id = ? AND worker = ? AND state IN ('running', 'cancelling')",
+            (state, json.dumps(metrics), error, now, now, job_id, worker),
+        )
+        return bool(changed)
 
     def cancel(self, job_id: str) -> Job | None:
         """Cancel: a queued or interrupted job at once, a running one through its worker. None: no such job."""
         now = time.time()
-        with self._cursor() as cur:
-            cur.execute(
-                self._sql(
-                    "UPDATE jobs SET state = CASE WHEN state = 'running' THEN 'cancelling' ELSE 'cancelled' END, "
-                    "cancel = 1, updated = ?, finished = CASE WHEN state = 'running' THEN finished ELSE ? END "
-                    "WHERE id = ? AND state IN ('queued', 'running', 'interrupted')"
-                ),
-                (now, now, job_id),
-            )
+        self._update(
+            "UPDATE jobs SET state = CASE WHEN state = 'running' THEN 'cancelling' ELSE 'cancelled' END, "
+            "cancel = 1, updated = ?, finished = CASE WHEN state = 'running' THEN finished ELSE ? END "
+            "WHERE id = ? AND state IN ('queued', 'running', 'interrupted')",
+            (now, now, job_id),
+        )
         return self.get(job_id)
 
     def resume(self, job_id: str) -> bool:
         """Queue an interrupted, failed or cancelled job again; False if it is in another state (or absent)."""
         now = time.time()
         states = ", ".join(f"'{s}'" for s in RESUMABLE)
-        with self._cursor() as cur:
-            cur.execute(
-                self._sql(
-                    "UPDATE jobs SET state = 'queued', cancel = 0, worker = NULL, error = NULL, finished = NULL, "
-                    f"updated = ? WHERE id = ? AND state IN ({states})"
-                ),
-                (now, job_id),
-            )
-            return bool(cur.rowcount)
+        changed = self._update(
+            "UPDATE jobs SET state = 'queued', cancel = 0, worker = NULL, error = NULL, finished = NULL, "
+            f"updated = ? WHERE id = ? AND state IN ({states})",
+            (now, job_id),
+        )
+        return bool(changed)
 
     def interrupt_stale(self, stale_s: float) -> int:
         """Mark running jobs whose worker has been silent for `stale_s` interrupted (cancelling ones cancelled)."""
         now = time.time()
-        with self._cursor() as cur:
-            cur.execute(
-                self._sql(
-                    "UPDATE jobs SET state = CASE WHEN state = 'cancelling' THEN 'cancelled' ELSE 'interrupted' END, "
-                    "updated = ?, error = CASE WHEN state = 'cancelling' THEN error "
-                    "ELSE 'its worker stopped (killed or lost) while it ran: resume it' END "
-                    "WHERE state IN ('running', 'cancelling') AND heartbeat < ?"
-                ),
-                (now, now - stale_s),
-            )
-            return int(cur.rowcount)
+        return self._update(
+            "UPDATE jobs SET state = CASE WHEN state = 'cancelling' THEN 'cancelled' ELSE 'interrupted' END, "
+            "updated = ?, error = CASE WHEN state = 'cancelling' THEN error "
+            "ELSE 'its worker stopped (killed or lost) while it ran: resume it' END "
+            "WHERE state IN ('running', 'cancelling') AND heartbeat < ?",
+            (now, now - stale_s),
+        )
 
     # -- reads ----------------------------------------------------------------------------------------------------
 
@@ -232,6 +216,12 @@ class JobStore:
         if connection is not None:
             connection.close()
             self._local.connection = None
+
+    def _update(self, statement: str, args: tuple[Any, ...]) -> int:
+        """Run one write statement (with `?` placeholders); the rows it changed."""
+        with self._cursor() as cur:
+            cur.execute(self._sql(statement), args)
+            return int(cur.rowcount)
 
     def _sql(self, statement: str) -> str:
         return statement.replace("?", "%s") if self.postgres else statement
