@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,13 +33,17 @@ class Service:
     """`trackid serve` on a free port in its own process group (so kill() takes its workers too, as kill -9 of a
     service's processes would)."""
 
-    def __init__(self, folder: Path, roots: list[Path], workers: int = 1, queue: str | None = None) -> None:
+    def __init__(
+        self, folder: Path, roots: list[Path], workers: int = 1, queue: str | None = None, store: str | None = None
+    ) -> None:
         self.folder = folder
         self.config = folder / "service.yaml"
         settings: dict[str, Any] = {"data_dir": str(folder / "data"), "roots": [str(r) for r in roots]}
         settings |= {"token_hashes": [hash_token(TOKEN)], "heartbeat_s": 0.3, "stale_s": 2.0}
         if queue is not None:
             settings["queue"] = queue
+        if store is not None:
+            settings["store"] = store
         folder.mkdir(parents=True, exist_ok=True)
         self.config.write_text(yaml.safe_dump(settings))
         self.workers = workers
@@ -164,15 +169,27 @@ def test_a_killed_server_and_worker_leave_the_job_interrupted_and_resume_complet
     assert results == _cli_results(["track", "--detections", str(sequences)], tmp_path / "cli")
 
 
-@pytest.mark.parametrize("queue", ["store", "redis"])
+@pytest.mark.parametrize("queue", ["sqlite store", "redis queue", "redis queue, postgresql store"])
 def test_two_workers_sharing_one_queue_run_each_job_once(
-    data: Path, sequences: Path, tmp_path: Path, queue: str
+    data: Path, sequences: Path, tmp_path: Path, queue: str, request: pytest.FixtureRequest
 ) -> None:
-    broker = None
-    if queue == "redis":
+    """Two workers: claiming from one SQLite store, or reading one Redis stream (as workers on two machines would,
+    then with the job state in PostgreSQL, which every machine can reach)."""
+    broker, store = None, None
+    if "redis" in queue:
         broker = RedisServer(tmp_path / "redis")
         broker.start()
-    service = Service(tmp_path / "service", [data, sequences], workers=2, queue=broker.url if broker else None)
+    if "postgresql" in queue:
+        import psycopg
+
+        admin = request.getfixturevalue("postgres_uri")
+        name = f"jobs_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {name}")
+        store = admin.replace("/postgres?", f"/{name}?", 1)
+    service = Service(
+        tmp_path / "service", [data, sequences], workers=2, queue=broker.url if broker else None, store=store
+    )
     service.start()
     try:
         with service.client() as client:
