@@ -1,9 +1,11 @@
 """What the review page shows and what each of its actions will change, computed from the gallery store.
 
 The page lists identities most in need of a person first: by `uncertainty`, the similarity of an identity's centre
-to its nearest other identity's minus its own cohesion (its sightings' mean similarity to its centre), so a spread
-identity close to another comes before a tight one far from all. Similarities are cosines of the sightings'
-recorded vectors (each identity's centre is their normalised mean).
+to its nearest other identity's, minus its own cohesion (its sightings' mean similarity to its centre), plus the
+share of its sightings matched to it near the threshold (the similarity log's match decisions whose probability
+was within `NEAR_THRESHOLD` of the threshold). So a spread identity close to another, or one built from narrow
+matches, comes before a tight one far from all. Similarities are cosines of the sightings' recorded vectors (each
+identity's centre is their normalised mean).
 
 Every action is first a `Plan`: the exact sightings and identities it will touch, in words and as ids. Applying a
 plan re-reads the store and refuses (PlanChanged) when any of it changed since the preview, so a merge can never
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -25,6 +28,8 @@ from trackid.identity.stores.records import Correction, Identity, Sighting
 __all__ = ["IdentityCard", "Plan", "PlanChanged", "apply_plan", "cards", "plan"]
 
 Action = Literal["merge", "split", "relabel", "undo"]
+NEAR_THRESHOLD = 0.1  # a match whose probability was this close to the threshold was a narrow one
+LOGGED = 100_000  # the latest similarity-log records read for the narrow matches
 
 
 class PlanChanged(ValueError):  # noqa: N818 - a state, as the user reads it: "the plan changed"
@@ -37,6 +42,7 @@ class IdentityCard:
     sightings: list[Sighting]  # best quality first
     cohesion: float | None  # mean cosine of its sightings to its centre (None: one sighting)
     candidates: list[tuple[int, float]]  # other identities by centre similarity, most similar first
+    narrow_matches: int  # sightings matched to it within NEAR_THRESHOLD of the threshold
     uncertainty: float
 
 
@@ -70,6 +76,7 @@ def cards(store: GalleryStore, max_candidates: int = 5) -> list[IdentityCard]:
         centre /= np.linalg.norm(centre) + 1e-12
         centres.append(centre)
         cohesion.append(float((vectors @ centre).mean()) if len(vectors) > 1 else None)
+    narrow = _narrow_matches(store)
     similarity = np.stack(centres) @ np.stack(centres).T
     np.fill_diagonal(similarity, -np.inf)
     out = []
@@ -79,8 +86,21 @@ def cards(store: GalleryStore, max_candidates: int = 5) -> list[IdentityCard]:
         nearest = candidates[0][1] if candidates else -1.0
         own = cohesion[k]
         spread = 0.0 if own is None else 1.0 - own
-        out.append(IdentityCard(identity, sightings[identity.id], cohesion[k], candidates, nearest + spread))
+        close = narrow.get(identity.id, 0)
+        score = nearest + spread + close / max(identity.sighting_count, 1)
+        out.append(IdentityCard(identity, sightings[identity.id], cohesion[k], candidates, close, score))
     return sorted(out, key=lambda c: (-c.uncertainty, c.identity.id))
+
+
+def _narrow_matches(store: GalleryStore) -> Counter[int]:
+    """Per identity, the logged match decisions for it whose probability was near the threshold."""
+    out: Counter[int] = Counter()
+    for record in store.similarity_log(limit=LOGGED):
+        if record.decision != "match" or record.candidate is None:
+            continue
+        if record.probability is not None and record.threshold is not None:
+            out[record.candidate] += abs(record.probability - record.threshold) <= NEAR_THRESHOLD
+    return out
 
 
 def plan(
