@@ -78,3 +78,21 @@ def test_impossible_actions_are_refused_with_a_reason(open_store: OpenStore, kwa
         _person(store, centre, 3, rng)
     with pytest.raises(ValueError, match=message):
         plan(store, **kwargs)
+
+
+def test_the_photos_monitor_flags_an_identity_seen_at_two_sites_too_close_in_time(open_store: OpenStore) -> None:
+    store = open_store()
+    rng = np.random.default_rng(3)
+    centre = rng.normal(size=8)
+    identity = store.create_identity().id
+    for time, site in ((0.0, "north"), (60.0, "south")):  # one minute apart, sites an hour apart
+        store.add_sighting(centre + 0.1 * rng.normal(size=8), **MODEL, time=time, site=site, identity_id=identity)
+    _person(store, rng.normal(size=8), 2, rng)
+    plain = {c.identity.id: c for c in cards(store)}
+    flagged = {c.identity.id: c for c in cards(store, min_travel_s=3600)}
+    assert (
+        plain[identity].flags == []
+        and len(flagged[identity].flags) == 1
+        and "north and south" in flagged[identity].flags[0]
+    )
+    assert flagged[identity].uncertainty == pytest.approx(plain[identity].uncertainty + 1.0)

@@ -107,7 +107,7 @@ def review_router(settings: ServiceSettings) -> APIRouter:
         if not token_matches(f"Bearer {request.cookies.get(COOKIE)}", settings.token_hashes):
             return RedirectResponse("/review/login", status_code=303)
         with gallery.store() as store:
-            shown = cards(store)
+            shown = cards(store, min_travel_s=settings.review_min_travel_s)
         return HTMLResponse(_review_page(shown, settings.gallery or ""))
 
     @router.get("/review/review.js", include_in_schema=False)
@@ -189,7 +189,8 @@ header button{font-size:1em}
 ol{list-style:none;padding:0 1em}.identity{background:#fff;border:1px solid #ccd;border-radius:6px;margin:.6em 0;
 padding:.6em}.identity:focus{outline:3px solid #3a7bd5}.meta{color:#556;font-size:.9em}
 .sightings{display:flex;flex-wrap:wrap;gap:.4em;margin:.4em 0}figure{margin:0;text-align:center;font-size:.75em}
-figure img{height:96px;display:block;border:1px solid #ddd}.candidates{font-size:.85em;color:#335}
+figure img{height:96px;display:block;border:1px solid #ddd}.flag{color:#a11;margin:.2em 0}
+.candidates{font-size:.85em;color:#335}
 footer{margin:1em;color:#556;font-size:.85em}
 """
 
@@ -233,6 +234,7 @@ def _review_page(shown: list[IdentityCard], gallery: str) -> str:
             f"<input type='text' class='label-input' value='{html.escape(identity.label or '')}' "
             f"placeholder='label' size='14'> <button class='relabel'>Relabel</button>"
             f"<div class='sightings'>{sightings}{f'<span class=meta>+{more} more</span>' if more > 0 else ''}</div>"
+            f"{''.join(f'<p class=flag>{html.escape(f)}</p>' for f in card.flags)}"
             f"<ul class='candidates'>{candidates}</ul></li>"
         )
     body = "".join(items) or "<li>No identities in this gallery yet.</li>"

@@ -2,10 +2,11 @@
 
 The page lists identities most in need of a person first: by `uncertainty`, the similarity of an identity's centre
 to its nearest other identity's, minus its own cohesion (its sightings' mean similarity to its centre), plus the
-share of its sightings matched to it near the threshold (the similarity log's match decisions whose probability
-was within `NEAR_THRESHOLD` of the threshold). So a spread identity close to another, or one built from narrow
-matches, comes before a tight one far from all. Similarities are cosines of the sightings' recorded vectors (each
-identity's centre is their normalised mean).
+share of its sightings matched to it near the threshold (the similarity log's match decisions whose probability was
+within `NEAR_THRESHOLD` of the threshold), plus one for each finding of the photos monitor (an individual at two
+sites too close in time, contradicting attributes; `photos.monitor.monitor_findings`). So a spread identity close to
+another, or one built from narrow matches, comes before a tight one far from all. Similarities are cosines of the
+sightings' recorded vectors (each identity's centre is their normalised mean).
 
 Every action is first a `Plan`: the exact sightings and identities it will touch, in words and as ids. Applying a
 plan re-reads the store and refuses (PlanChanged) when any of it changed since the preview, so a merge can never
@@ -24,6 +25,7 @@ import numpy as np
 
 from trackid.identity.stores.base import GalleryStore
 from trackid.identity.stores.records import Correction, Identity, Sighting
+from trackid.pipelines.photos.monitor import monitor_findings
 
 __all__ = ["IdentityCard", "Plan", "PlanChanged", "apply_plan", "cards", "plan"]
 
@@ -43,6 +45,7 @@ class IdentityCard:
     cohesion: float | None  # mean cosine of its sightings to its centre (None: one sighting)
     candidates: list[tuple[int, float]]  # other identities by centre similarity, most similar first
     narrow_matches: int  # sightings matched to it within NEAR_THRESHOLD of the threshold
+    flags: list[str]  # the photos monitor's findings, as sentences
     uncertainty: float
 
 
@@ -62,8 +65,9 @@ class Plan:
         return asdict(self)
 
 
-def cards(store: GalleryStore, max_candidates: int = 5) -> list[IdentityCard]:
-    """Every live identity with its sightings, cohesion and nearest others, most uncertain first."""
+def cards(store: GalleryStore, max_candidates: int = 5, min_travel_s: float | None = None) -> list[IdentityCard]:
+    """Every live identity with its sightings, cohesion, nearest others, narrow matches and monitor findings (the
+    travel check with `min_travel_s`), most uncertain first."""
     identities = [i for i in store.identities() if i.sighting_count > 0]
     if not identities:
         return []
@@ -77,6 +81,9 @@ def cards(store: GalleryStore, max_candidates: int = 5) -> list[IdentityCard]:
         centres.append(centre)
         cohesion.append(float((vectors @ centre).mean()) if len(vectors) > 1 else None)
     narrow = _narrow_matches(store)
+    flags: dict[int, list[str]] = {}
+    for finding in monitor_findings(store, min_travel_s):
+        flags.setdefault(int(finding["identity"]), []).append(str(finding["message"]))
     similarity = np.stack(centres) @ np.stack(centres).T
     np.fill_diagonal(similarity, -np.inf)
     out = []
@@ -87,8 +94,9 @@ def cards(store: GalleryStore, max_candidates: int = 5) -> list[IdentityCard]:
         own = cohesion[k]
         spread = 0.0 if own is None else 1.0 - own
         close = narrow.get(identity.id, 0)
-        score = nearest + spread + close / max(identity.sighting_count, 1)
-        out.append(IdentityCard(identity, sightings[identity.id], cohesion[k], candidates, close, score))
+        flagged = flags.get(identity.id, [])
+        score = nearest + spread + close / max(identity.sighting_count, 1) + len(flagged)
+        out.append(IdentityCard(identity, sightings[identity.id], cohesion[k], candidates, close, flagged, score))
     return sorted(out, key=lambda c: (-c.uncertainty, c.identity.id))
 
 

@@ -42,6 +42,9 @@ class ServiceSettings(BaseModel):
     gallery: str | None = Field(
         None, description="The gallery the review page corrects: a SQLite path, or a postgresql:// URL."
     )
+    review_min_travel_s: PositiveFloat | None = Field(
+        None, description="Seconds of travel between sites below which the review page flags an identity."
+    )
     max_request_bytes: PositiveInt = Field(1 << 20, description="Largest request body accepted.")
     cors_origins: list[str] = Field(default_factory=list, description="Origins allowed cross-site; none: closed.")
     heartbeat_s: PositiveFloat = Field(1.0, description="How often a worker reports a running job.")

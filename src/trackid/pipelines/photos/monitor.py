@@ -17,17 +17,12 @@ from trackid.artifacts import atomic_write_text
 from trackid.identity.stores import GalleryStore, Sighting
 from trackid.reports import bullet_list, heading, page
 
-__all__ = ["monitor"]
+__all__ = ["monitor", "monitor_findings"]
 
 
 def monitor(store: GalleryStore, min_travel_s: float, out: Path) -> dict[str, Any]:
-    """Assignments a person should look at: one individual at two sites closer in time than `min_travel_s`, and
-    sightings whose attributes (e.g. sex) contradict each other within one profile."""
-    findings: list[dict[str, Any]] = []
-    for identity in store.identities():
-        sightings = store.sightings(identity.id)
-        findings += _travel_findings(identity.id, sightings, min_travel_s)
-        findings += _attribute_findings(identity.id, identity.attributes, sightings)
+    """Assignments a person should look at (`monitor_findings`), written to out/monitor.json and monitor.html."""
+    findings = monitor_findings(store, min_travel_s)
     result = {"identities_checked": len(store.identities()), "findings": findings, "min_travel_s": min_travel_s}
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "monitor.json", json.dumps(result, indent=2) + "\n")
@@ -40,6 +35,18 @@ def monitor(store: GalleryStore, min_travel_s: float, out: Path) -> dict[str, An
         ),
     )
     return result
+
+
+def monitor_findings(store: GalleryStore, min_travel_s: float | None) -> list[dict[str, Any]]:
+    """One individual at two sites closer in time than `min_travel_s` (None: not checked), and sightings whose
+    attributes (e.g. sex) contradict each other within one profile; each names its `identity`."""
+    findings: list[dict[str, Any]] = []
+    for identity in store.identities():
+        sightings = store.sightings(identity.id)
+        if min_travel_s is not None:
+            findings += _travel_findings(identity.id, sightings, min_travel_s)
+        findings += _attribute_findings(identity.id, identity.attributes, sightings)
+    return findings
 
 
 def _travel_findings(identity_id: int, sightings: list[Sighting], min_travel_s: float) -> list[dict[str, Any]]:
