@@ -8,7 +8,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +21,7 @@ from trackid.identity.stores.base import GalleryStore, StoreLockedError
 from trackid.service.review_plans import cards
 
 webdriver = pytest.importorskip("selenium.webdriver")
+from selenium.common.exceptions import WebDriverException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support import expected_conditions as ec  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
@@ -91,7 +92,7 @@ def _sign_in(driver: object, service: Service) -> None:
     driver.get(f"{service.url}/review")  # type: ignore[attr-defined]
     assert "sign in" in driver.title  # type: ignore[attr-defined]
     driver.find_element(By.ID, "token").send_keys(TOKEN)  # type: ignore[attr-defined]
-    driver.find_element(By.ID, "sign-in").click()  # type: ignore[attr-defined]
+    _reloaded(driver, driver.find_element(By.ID, "sign-in").click)  # type: ignore[attr-defined]
     WebDriverWait(driver, 20).until(ec.presence_of_element_located((By.ID, "identities")))
 
 
@@ -100,11 +101,18 @@ def _shown_plan(driver: object) -> str:
     return str(driver.find_element(By.ID, "plan-summary").text)  # type: ignore[attr-defined]
 
 
+def _reloaded(driver: object, action: Callable[[], None]) -> None:
+    """Do `action` and wait for the page it reloads (a mark on the old window is gone on the new one); the driver's
+    errors while the page is between documents are waited out."""
+    driver.execute_script("window.trackidOldPage = true")  # type: ignore[attr-defined]
+    action()
+    new_page = "return document.readyState === 'complete' && window.trackidOldPage === undefined"
+    WebDriverWait(driver, 30, ignored_exceptions=[WebDriverException]).until(lambda d: d.execute_script(new_page))
+
+
 def _apply(driver: object) -> str:
     """Apply what is shown; the page reloads with the result."""
-    old = driver.find_element(By.ID, "identities")  # type: ignore[attr-defined]
-    driver.find_element(By.ID, "apply").click()  # type: ignore[attr-defined]
-    WebDriverWait(driver, 20).until(ec.staleness_of(old))
+    _reloaded(driver, driver.find_element(By.ID, "apply").click)  # type: ignore[attr-defined]
     WebDriverWait(driver, 20).until(ec.text_to_be_present_in_element((By.ID, "message"), "Applied"))
     _images_loaded(driver)
     return str(driver.find_element(By.ID, "message").text)  # type: ignore[attr-defined]
@@ -221,5 +229,5 @@ def test_the_page_needs_a_sign_in(page: tuple[object, Service]) -> None:
     driver.get(f"{service.url}/review")  # type: ignore[attr-defined]
     assert "sign in" in driver.title  # type: ignore[attr-defined]
     driver.find_element(By.ID, "token").send_keys("not-the-token")  # type: ignore[attr-defined]
-    driver.find_element(By.ID, "sign-in").click()  # type: ignore[attr-defined]
+    _reloaded(driver, driver.find_element(By.ID, "sign-in").click)  # type: ignore[attr-defined]
     assert "not accepted" in driver.page_source  # type: ignore[attr-defined]
