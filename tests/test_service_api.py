@@ -210,3 +210,37 @@ def test_a_job_is_claimed_once_and_a_silent_worker_leaves_it_interrupted(job_sto
     done = job_store.get(first.id)
     assert done is not None and done.state == "complete" and done.metrics == {"points": 3}
     assert second.id != first.id and not job_store.resume(first.id)  # complete: not resumable
+
+
+def test_an_upload_is_stored_whole_and_can_be_named_in_a_job(client: TestClient) -> None:
+    body = b"1,-1,10,10,20,40,0.9,-1,-1,-1\n" * 100
+    response = client.put("/uploads/det.txt", content=body, headers=AUTH)
+    assert response.status_code == 201, response.text
+    stored = Path(response.json()["path"])
+    assert stored.read_bytes() == body and response.json()["bytes"] == len(body)
+    assert [p.name for p in stored.parent.iterdir()] == ["det.txt"]  # no temporary file left
+    job = client.post("/jobs", json=_mot(str(stored)), headers=AUTH)
+    assert job.status_code == 202 and job.json()["request"]["detections"] == str(stored)
+
+
+@pytest.mark.parametrize("name", ["..", ".hidden", "a/b.txt", "a%2Fb.txt", "x" * 300, "sp ace.txt"])
+def test_upload_names_must_be_plain_file_names(client: TestClient, name: str) -> None:
+    response = client.put(f"/uploads/{name}", content=b"x", headers=AUTH)
+    assert response.status_code in (404, 405, 422), (name, response.status_code)
+
+
+def test_uploads_have_their_own_limit_and_need_the_token(tmp_path: Path, roots: Path) -> None:
+    settings = ServiceSettings(data_dir=tmp_path / "s", roots=[roots], token_hashes=[hash_token(TOKEN)],
+                               max_request_bytes=100, max_upload_bytes=1000)  # fmt: skip
+    with TestClient(create_app(settings)) as small:
+        assert small.put("/uploads/a.txt", content=b"x" * 500, headers=AUTH).status_code == 201  # over 100: fine
+        assert small.put("/uploads/b.txt", content=b"x" * 1001, headers=AUTH).status_code == 413
+
+        def chunks():  # no Content-Length: counted as it streams
+            for _ in range(20):
+                yield b"x" * 100
+
+        assert small.put("/uploads/c.txt", content=chunks(), headers=AUTH).status_code == 413
+        assert small.put("/uploads/d.txt", content=b"x").status_code == 401
+    names = sorted(p.name for p in (tmp_path / "s" / "uploads").rglob("*") if p.is_file())
+    assert names == ["a.txt"]  # the refused ones left nothing behind

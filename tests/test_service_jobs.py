@@ -254,3 +254,14 @@ def test_a_failing_command_fails_the_job_with_its_own_error_line(service: Servic
         job = _wait(client, job_id, ("complete", "failed"))
     assert job["state"] == "failed" and job["error"].startswith("error: ") and "broken.txt" in job["error"]
     assert "Traceback" not in job["error"]
+
+
+def test_an_uploaded_file_runs_as_a_job(service: Service, data: Path) -> None:
+    det = data / "mot17" / "det_frcnn" / "MOT17-09-FRCNN" / "det" / "det.txt"
+    seqinfo = data / "mot17" / "gt" / "MOT17-train" / "MOT17-09-FRCNN" / "seqinfo.ini"
+    with service.client() as client:
+        uploaded = client.put("/uploads/det.txt", content=det.read_bytes())
+        assert uploaded.status_code == 201
+        request = {"type": "mot", "detections": uploaded.json()["path"], "seqinfo": str(seqinfo)}
+        job = _wait(client, client.post("/jobs", json=request).json()["id"], ("complete", "failed"))
+    assert job["state"] == "complete" and job["done"] == 525, job

@@ -38,6 +38,7 @@ from trackid.service.queue import publish
 from trackid.service.review import review_router
 from trackid.service.settings import ServiceSettings
 from trackid.service.store import RESUMABLE, TERMINAL, Job, JobStore
+from trackid.service.uploads import body_limit, uploads_router
 
 __all__ = ["JobView", "create_app"]
 
@@ -108,7 +109,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
             allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Authorization", "Content-Type"],
         )
-    app.add_middleware(_BodyLimit, limit=settings.max_request_bytes)
+    app.add_middleware(_BodyLimit, settings=settings)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -128,6 +129,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
 
     guarded = [Depends(authorised)]
     app.include_router(review_router(settings))
+    app.include_router(uploads_router(settings, guarded))
 
     @app.get("/health", tags=["service"])
     async def health() -> dict[str, str]:
@@ -294,19 +296,21 @@ def _artifact(job_id: str, run: Path, path: Path) -> Artifact:
 
 
 class _BodyLimit:
-    """ASGI middleware: 413 for a body over `limit` bytes, by its Content-Length or as it streams in."""
+    """ASGI middleware: 413 for a body over the path's limit (`uploads.body_limit`), by its Content-Length or as
+    it streams in."""
 
-    def __init__(self, app: Callable[..., Awaitable[None]], limit: int) -> None:
-        self.app, self.limit = app, limit
+    def __init__(self, app: Callable[..., Awaitable[None]], settings: ServiceSettings) -> None:
+        self.app, self.settings = app, settings
 
     async def __call__(self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = body_limit(scope.get("path", ""), self.settings)
         headers = dict(scope.get("headers") or [])
         length = headers.get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.limit):
-            await _too_large(send, self.limit)
+        if length is not None and (not length.isdigit() or int(length) > limit):
+            await _too_large(send, limit)
             return
         seen = 0
 
@@ -314,14 +318,14 @@ class _BodyLimit:
             nonlocal seen
             message = await receive()
             seen += len(message.get("body", b""))
-            if seen > self.limit:
+            if seen > limit:
                 raise _TooLargeError
             return message
 
         try:
             await self.app(scope, counted, send)
         except _TooLargeError:
-            await _too_large(send, self.limit)
+            await _too_large(send, limit)
 
 
 class _TooLargeError(Exception):

@@ -4,8 +4,8 @@ A path is refused when it has a `..` part (even one that would land inside a roo
 climbing), a NUL byte, or resolves (symbolic links followed) outside every root; a relative path is read from the
 first root. The command gets the path as named (absolute), not resolved, so a linked file's companions are found
 beside the link as the CLI would find them. A site file's own paths (cameras' detections and calibrations) are held
-to the same rule, so a site file cannot reach outside the roots for it. A gallery store given as a URL must be one
-of the service's `stores`.
+to the same rule, so a site file cannot reach outside the roots for it. Uploaded files (`service.uploads`) are under
+a root too. A gallery store given as a URL must be one of the service's `stores`.
 """
 
 from __future__ import annotations
@@ -51,9 +51,8 @@ def _checked(field: str, value: str, settings: ServiceSettings, *, must_exist: b
         raise InputRefusedError(f"{field}: a path cannot hold a NUL byte")
     if ".." in PurePath(value).parts:
         raise InputRefusedError(f"{field}: {value!r}: '..' is not allowed in an input path")
-    if not settings.roots:
-        raise InputRefusedError(f"{field}: this service has no input roots configured, so it reads no files")
-    path = Path(value) if Path(value).is_absolute() else settings.roots[0] / value
+    roots = settings.input_roots
+    path = Path(value) if Path(value).is_absolute() else roots[0] / value
     target = path.resolve() if must_exist else path.parent.resolve() / path.name
     _within_roots(field, target, Path(value), settings)
     if must_exist and not target.exists():
@@ -64,7 +63,7 @@ def _checked(field: str, value: str, settings: ServiceSettings, *, must_exist: b
 
 
 def _within_roots(field: str, target: Path, shown: Path, settings: ServiceSettings) -> None:
-    if not any(target.resolve().is_relative_to(root) for root in settings.roots):
+    if not any(target.resolve().is_relative_to(root) for root in settings.input_roots):
         raise InputRefusedError(f"{field}: {str(shown)!r} is outside the service's input roots")
 
 

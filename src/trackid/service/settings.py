@@ -45,7 +45,8 @@ class ServiceSettings(BaseModel):
     review_min_travel_s: PositiveFloat | None = Field(
         None, description="Seconds of travel between sites below which the review page flags an identity."
     )
-    max_request_bytes: PositiveInt = Field(1 << 20, description="Largest request body accepted.")
+    max_request_bytes: PositiveInt = Field(1 << 20, description="Largest request body accepted (but uploads).")
+    max_upload_bytes: PositiveInt = Field(1 << 30, description="Largest file `PUT /uploads/{name}` accepts.")
     cors_origins: list[str] = Field(default_factory=list, description="Origins allowed cross-site; none: closed.")
     heartbeat_s: PositiveFloat = Field(1.0, description="How often a worker reports a running job.")
     stale_s: PositiveFloat = Field(15.0, description="A running job silent this long is interrupted.")
@@ -66,6 +67,15 @@ class ServiceSettings(BaseModel):
     @property
     def jobs_dir(self) -> Path:
         return self.data_dir / "jobs"
+
+    @property
+    def uploads_dir(self) -> Path:
+        return self.data_dir / "uploads"
+
+    @property
+    def input_roots(self) -> list[Path]:
+        """The configured roots and the uploads folder."""
+        return [*self.roots, self.uploads_dir.resolve()]
 
 
 def load_settings(path: str | Path | None = None) -> ServiceSettings:
