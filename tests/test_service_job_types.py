@@ -4,7 +4,6 @@ and a gallery's unassigned sightings reprocessed."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import subprocess
@@ -20,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 from episode_assembly import assemble
 from test_multicam_run import _wildtrack_site, _write
 from test_service_jobs import Service, _results, _wait
+from trackid.artifacts import file_sha256
 from trackid.identity.calibration import MatchCalibrator
 from trackid.identity.gallery import Gallery
 from trackid.identity.stores import make_store
@@ -72,7 +72,7 @@ def _through_both(service: Service, request: dict[str, Any], argv: list[str], ou
     files = [
         p for p in sorted(out.rglob("*")) if p.is_file() and p.name not in UNCOMPARED and ".previous" not in p.parts
     ]
-    cli = {p.relative_to(out).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+    cli = {p.relative_to(out).as_posix(): file_sha256(p) for p in files}
     assert set(api) == set(cli) and api, (sorted(api), sorted(cli))
     for name in sorted(n for n in api if api[n] != cli[n]):  # JSON results may differ in their timings only
         assert name.endswith(".json"), f"{name} differs"

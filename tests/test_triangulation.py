@@ -38,19 +38,11 @@ def test_points_seen_by_several_views_are_recovered_and_single_views_are_not() -
     assert np.isnan(points[2]).all() and np.isnan(error[2])
 
 
-def test_wildtrack_labelled_feet_triangulate_to_the_ground_truth(data: Path) -> None:
+def test_wildtrack_labelled_feet_triangulate_to_the_ground_truth(
+    data: Path, wildtrack_cameras: list[GroundCamera]
+) -> None:
     root = data / "multicam" / "wildtrack"
-    names = ["CVLab1", "CVLab2", "CVLab3", "CVLab4", "IDIAP1", "IDIAP2", "IDIAP3"]
-    cameras = [
-        GroundCamera.from_opencv(
-            f"WILDTRACK-C{v + 1}",
-            root / "cameras" / "intrinsic_zero" / f"intr_{n}.xml",
-            root / "cameras" / "extrinsic" / f"extr_{n}.xml",
-            unit=0.01,
-            image_size=(1920, 1080),
-        )
-        for v, n in enumerate(names)
-    ]
+    cameras = wildtrack_cameras
     views = {}
     for camera in cameras:
         gt = read_mot_file(root / "gt" / "WILDTRACK-train" / camera.name / "gt" / "gt.txt")

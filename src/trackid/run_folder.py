@@ -43,6 +43,7 @@ __all__ = [
     "LOG_FILE",
     "MANIFEST",
     "PREVIOUS",
+    "RUN_KEYS",
     "SCHEMA",
     "RunFolder",
     "RunFolderError",
@@ -54,6 +55,9 @@ SCHEMA = 1
 """Version of the manifest layout; raised when a key changes meaning."""
 LOG_FILE = "log.jsonl"
 MANIFEST = "manifest.json"
+RUN_KEYS = ("schema", "command", "status", "created", "trackid", "versions", "process", "config", "inputs", "files")
+"""The manifest's own keys (what ran, how it went); the others are the command's summary (and `seconds`,
+`warnings`, `error`)."""
 PREVIOUS = ".previous"
 """Where `force` keeps the replaced run's outputs until a run in the folder completes."""
 log = logging.getLogger(__name__)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gc
 import signal
 import subprocess
@@ -33,6 +34,7 @@ def serve(
 
     from trackid.service.app import create_app
     from trackid.service.settings import load_settings
+    from trackid.service.worker import die_with_parent
 
     with user_errors():
         settings = load_settings(config)
@@ -42,7 +44,9 @@ def serve(
             Text("warning: no tokens configured: every request will be refused (see `trackid token`)", "yellow")
         )
     args = [sys.executable, "-m", "trackid", "worker", *(["--config", str(config)] if config else [])]
-    children = [subprocess.Popen(args, preexec_fn=_die_with_parent) for _ in range(workers)]
+    # imported here, not in the forked child: the child only calls it before exec
+    bound = functools.partial(die_with_parent, new_group=False)
+    children = [subprocess.Popen(args, preexec_fn=bound) for _ in range(workers)]
     gc.freeze()  # the app's start-up objects (pydantic schemas, numpy, ...) out of every later collection
     try:
         uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
@@ -77,9 +81,3 @@ def token() -> None:
     console = make_console()
     console.print(Text(f"token: {value}"), soft_wrap=True)
     console.print(Text(f"hash:  {hash_token(value)}"), soft_wrap=True)
-
-
-def _die_with_parent() -> None:
-    from trackid.service.worker import die_with_parent
-
-    die_with_parent(new_group=False)

@@ -14,11 +14,8 @@ hashing stay in the thread pool, where a wait for the store's lock blocks no one
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import logging
-import threading
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -31,19 +28,19 @@ from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from trackid import __version__
+from trackid.artifacts import file_sha256
 from trackid.service.auth import token_matches
 from trackid.service.job_types import JobRequest
 from trackid.service.paths import InputRefusedError, resolve_inputs
 from trackid.service.queue import publish
 from trackid.service.review import review_router
 from trackid.service.settings import ServiceSettings
-from trackid.service.store import RESUMABLE, TERMINAL, Job, JobStore
+from trackid.service.store import RESUMABLE, STATES, TERMINAL, Job, JobStore, StaleSweeper
 from trackid.service.uploads import body_limit, uploads_router
 
 __all__ = ["JobView", "create_app"]
 
 log = logging.getLogger(__name__)
-STATES = ("queued", "running", "cancelling", "complete", "failed", "cancelled", "interrupted")
 
 
 class JobView(BaseModel):
@@ -92,8 +89,8 @@ class Problem(BaseModel):
 def create_app(settings: ServiceSettings) -> FastAPI:
     """The app over `settings`' store; the store's stale running jobs are marked interrupted as it starts."""
     store = JobStore(settings.store_url)
-    store.interrupt_stale(settings.stale_s)
-    sweep = _Sweeper(store, settings.stale_s)
+    sweep = StaleSweeper(store, settings.stale_s)
+    sweep(now=True)
     app = FastAPI(
         title="trackid job service",
         version=__version__,
@@ -159,12 +156,12 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         state: Annotated[str | None, Query(pattern="^(" + "|".join(STATES) + ")$")] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> list[JobView]:
-        await sweep.when_due()
+        await _sweep_when_due(sweep)
         return [JobView.of(j) for j in store.recent(state, limit)]
 
     @app.get("/jobs/{job_id}", dependencies=guarded, tags=["jobs"], responses={404: {"model": Problem}})
     async def job(job_id: str) -> JobView:
-        await sweep.when_due()
+        await _sweep_when_due(sweep)
         return JobView.of(job_or_404(job_id))
 
     @app.delete(
@@ -239,11 +236,11 @@ def create_app(settings: ServiceSettings) -> FastAPI:
 
 
 async def _event_stream(
-    store: JobStore, settings: ServiceSettings, job_id: str, sweep: _Sweeper
+    store: JobStore, settings: ServiceSettings, job_id: str, sweep: StaleSweeper
 ) -> AsyncIterator[bytes]:
     last = None
     while True:
-        job = await anyio.to_thread.run_sync(store.get, job_id)
+        job = store.get(job_id)  # a read, on the loop (see the module)
         if job is None:
             return
         view = JobView.of(job).model_dump_json()
@@ -255,29 +252,13 @@ async def _event_stream(
             return
         await asyncio.sleep(settings.event_poll_s)
         if job.state in ("running", "cancelling"):
-            await sweep.when_due()
+            await _sweep_when_due(sweep)
 
 
-class _Sweeper:
-    """Marks stale running jobs interrupted, at most every quarter of `stale_s`: a status poll stays a read (a
-    write per poll would queue 50 polling clients behind SQLite's one writer), and a job is still shown interrupted
-    within 1.25 x `stale_s` of its worker's last heartbeat."""
-
-    def __init__(self, store: JobStore, stale_s: float) -> None:
-        self.store, self.stale_s, self._last = store, stale_s, time.monotonic()
-        self._lock = threading.Lock()
-
-    async def when_due(self) -> None:
-        """For the event loop: the (rare) write in a thread, never blocking the loop on the store's lock."""
-        if time.monotonic() - self._last >= self.stale_s / 4:
-            await anyio.to_thread.run_sync(self)
-
-    def __call__(self, now: bool = False) -> None:
-        with self._lock:
-            if not now and time.monotonic() - self._last < self.stale_s / 4:
-                return
-            self._last = time.monotonic()
-        self.store.interrupt_stale(self.stale_s)
+async def _sweep_when_due(sweep: StaleSweeper) -> None:
+    """For the event loop: the (rare) write in a thread, never blocking the loop on the store's lock."""
+    if sweep.due():
+        await anyio.to_thread.run_sync(sweep)
 
 
 def _hidden(relative: Path) -> bool:
@@ -285,13 +266,9 @@ def _hidden(relative: Path) -> bool:
 
 
 def _artifact(job_id: str, run: Path, path: Path) -> Artifact:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
     name = path.relative_to(run).as_posix()
     return Artifact(
-        name=name, bytes=path.stat().st_size, sha256=digest.hexdigest(), url=f"/jobs/{job_id}/artifacts/{name}"
+        name=name, bytes=path.stat().st_size, sha256=file_sha256(path), url=f"/jobs/{job_id}/artifacts/{name}"
     )
 
 

@@ -23,8 +23,10 @@ from fastapi import APIRouter, Cookie, Depends, HTTPException, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import BaseModel, Field
 
+from trackid.embed.crops import crop_boxes
 from trackid.identity.stores import make_store
 from trackid.identity.stores.base import GalleryStore, StoreLockedError
+from trackid.images import read_image
 from trackid.service.auth import token_matches
 from trackid.service.review_plans import IdentityCard, Plan, PlanChanged, apply_plan, cards, plan
 from trackid.service.settings import ServiceSettings
@@ -153,28 +155,30 @@ def _or_400(call: Callable[[], Any]) -> Any:
 
 
 def _crop_jpeg(source: Any, settings: ServiceSettings) -> bytes:
-    """The sighting's box from its photo, when the photo lies under the roots; a grey tile otherwise."""
+    """The sighting's box from its photo (the whole photo without a usable box), when the photo lies under the
+    roots and can be read; a grey tile otherwise."""
     tile = np.full((CROP_SIDE, CROP_SIDE, 3), 200, np.uint8)
     image_path = source.get("image") if isinstance(source, dict) else None
-    if isinstance(image_path, str):
-        path = Path(image_path).resolve()
-        if any(path.is_relative_to(r) for r in settings.roots) and path.is_file():
-            image = cv2.imread(str(path))
-            if image is not None:
-                tile = _cut(image, source.get("box"))
+    if isinstance(image_path, str) and any(Path(image_path).resolve().is_relative_to(r) for r in settings.roots):
+        try:
+            image = read_image(image_path)
+        except ValueError:
+            image = None
+        if image is not None:
+            tile = _scaled(_cut(image, source.get("box")))
     ok, encoded = cv2.imencode(".jpg", tile, [cv2.IMWRITE_JPEG_QUALITY, 85])
     return bytes(encoded) if ok else b""
 
 
 def _cut(image: np.ndarray, box: Any) -> np.ndarray:
-    h, w = image.shape[:2]
-    x1, y1, x2, y2 = (0, 0, w, h)
     if isinstance(box, list) and len(box) == 4 and all(isinstance(v, int | float) for v in box):
-        x1, y1 = max(0, int(box[0])), max(0, int(box[1]))
-        x2, y2 = min(w, int(np.ceil(box[2]))), min(h, int(np.ceil(box[3])))
-    if x2 <= x1 or y2 <= y1:
-        x1, y1, x2, y2 = 0, 0, w, h
-    crop = image[y1:y2, x1:x2]
+        crop = crop_boxes(image, [box])[0]
+        if crop.size:
+            return crop
+    return image
+
+
+def _scaled(crop: np.ndarray) -> np.ndarray:
     scale = CROP_SIDE / max(crop.shape[:2])
     return cv2.resize(crop, (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale))))
 

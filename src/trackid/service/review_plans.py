@@ -18,11 +18,12 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
 
+from trackid.embed.crops import l2_normalise
 from trackid.identity.stores.base import GalleryStore
 from trackid.identity.stores.records import Correction, Identity, Sighting
 from trackid.pipelines.photos.monitor import monitor_findings
@@ -74,10 +75,8 @@ def cards(store: GalleryStore, max_candidates: int = 5, min_travel_s: float | No
     sightings = {i.id: sorted(store.sightings(i.id), key=lambda s: -s.quality) for i in identities}
     centres, cohesion = [], []
     for identity in identities:
-        vectors = np.stack([s.vector for s in sightings[identity.id]]).astype(np.float64)
-        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True) + 1e-12
-        centre = vectors.mean(axis=0)
-        centre /= np.linalg.norm(centre) + 1e-12
+        vectors = l2_normalise(np.stack([s.vector for s in sightings[identity.id]]))
+        centre = l2_normalise(vectors.mean(axis=0, keepdims=True))[0]
         centres.append(centre)
         cohesion.append(float((vectors @ centre).mean()) if len(vectors) > 1 else None)
     narrow = _narrow_matches(store)
@@ -192,7 +191,7 @@ def _fingerprinted(store: GalleryStore, planned: Plan) -> Plan:
     touched = [i for i in (planned.identity_id, planned.other_identity_id) if i is not None]
     state: dict[str, Any] = {"latest": getattr(_latest_correction(store), "id", None)}
     for identity_id in touched:
-        identity = next((i for i in store.identities(include_deleted=True) if i.id == identity_id), None)
+        identity = _identity(store, identity_id)
         state[str(identity_id)] = (
             None
             if identity is None
@@ -203,24 +202,23 @@ def _fingerprinted(store: GalleryStore, planned: Plan) -> Plan:
             }
         )
     digest = hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()[:16]
-    return Plan(
-        planned.action,
-        planned.summary,
-        planned.identity_id,
-        planned.other_identity_id,
-        planned.sighting_ids,
-        planned.label,
-        digest,
-    )
+    return replace(planned, fingerprint=digest)
 
 
 def _live(store: GalleryStore, identity_id: int | None, name: str) -> Identity:
     if identity_id is None:
         raise ValueError(f"{name} is required")
-    for identity in store.identities():
-        if identity.id == identity_id:
-            return identity
-    raise ValueError(f"{name}: no live identity {identity_id}")
+    identity = _identity(store, identity_id)
+    if identity is None or identity.deleted:
+        raise ValueError(f"{name}: no live identity {identity_id}")
+    return identity
+
+
+def _identity(store: GalleryStore, identity_id: int) -> Identity | None:
+    try:
+        return store.get_identity(identity_id)
+    except KeyError:
+        return None
 
 
 def _latest_correction(store: GalleryStore) -> Correction | None:

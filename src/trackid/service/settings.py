@@ -91,7 +91,7 @@ def load_settings(path: str | Path | None = None) -> ServiceSettings:
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: a service file is a mapping of settings")
         base = Path(path).resolve().parent
-    hashes = [*list(data.get("token_hashes") or [])]  # type: ignore[call-overload]
+    hashes = list(data.get("token_hashes") or [])  # type: ignore[call-overload]
     hashes += [h.strip() for h in os.environ.get(HASHES_ENV, "").split(",") if h.strip()]
     hashes += [hash_token(t.strip()) for t in os.environ.get(TOKENS_ENV, "").split(",") if t.strip()]
     data["token_hashes"] = hashes

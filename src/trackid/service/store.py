@@ -22,8 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["RESUMABLE", "TERMINAL", "Job", "JobStore"]
+__all__ = ["RESUMABLE", "STATES", "TERMINAL", "Job", "JobStore", "StaleSweeper"]
 
+STATES = ("queued", "running", "cancelling", "complete", "failed", "cancelled", "interrupted")
 TERMINAL = ("complete", "failed", "cancelled")
 RESUMABLE = ("interrupted", "failed", "cancelled")
 _COLUMNS = (
@@ -192,22 +193,17 @@ class JobStore:
     # -- reads ----------------------------------------------------------------------------------------------------
 
     def get(self, job_id: str) -> Job | None:
-        with self._cursor() as cur:
-            cur.execute(self._sql(f"SELECT {_COLUMNS} FROM jobs WHERE id = ?"), (job_id,))
-            row = cur.fetchone()
-        return None if row is None else Job.from_row(row)
+        rows = self._select(f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", (job_id,))
+        return Job.from_row(rows[0]) if rows else None
 
     def cancel_requested(self, job_id: str) -> bool:
-        with self._cursor() as cur:
-            cur.execute(self._sql("SELECT cancel FROM jobs WHERE id = ?"), (job_id,))
-            row = cur.fetchone()
-        return bool(row and row[0])
+        rows = self._select("SELECT cancel FROM jobs WHERE id = ?", (job_id,))
+        return bool(rows and rows[0][0])
 
     def recent(self, state: str | None = None, limit: int = 100) -> list[Job]:
         where, args = ("WHERE state = ?", (state, limit)) if state else ("", (limit,))
-        with self._cursor() as cur:
-            cur.execute(self._sql(f"SELECT {_COLUMNS} FROM jobs {where} ORDER BY created DESC, id LIMIT ?"), args)
-            return [Job.from_row(r) for r in cur.fetchall()]
+        rows = self._select(f"SELECT {_COLUMNS} FROM jobs {where} ORDER BY created DESC, id LIMIT ?", args)
+        return [Job.from_row(r) for r in rows]
 
     # -- connections ----------------------------------------------------------------------------------------------
 
@@ -216,6 +212,11 @@ class JobStore:
         if connection is not None:
             connection.close()
             self._local.connection = None
+
+    def _select(self, statement: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        with self._cursor() as cur:
+            cur.execute(self._sql(statement), args)
+            return list(cur.fetchall())
 
     def _update(self, statement: str, args: tuple[Any, ...]) -> int:
         """Run one write statement (with `?` placeholders); the rows it changed."""
@@ -253,3 +254,23 @@ class JobStore:
         connection.execute("PRAGMA busy_timeout=30000")
         connection.isolation_level = "IMMEDIATE"  # every write transaction takes the write lock at once
         return connection
+
+
+class StaleSweeper:
+    """`interrupt_stale`, at most every quarter of `stale_s`: a status poll (or a worker's idle loop) stays a read
+    (a write per poll would queue 50 polling clients behind SQLite's one writer), and a job is still shown
+    interrupted within 1.25 x `stale_s` of its worker's last heartbeat."""
+
+    def __init__(self, store: JobStore, stale_s: float) -> None:
+        self.store, self.stale_s, self._last = store, stale_s, -float("inf")
+        self._lock = threading.Lock()
+
+    def due(self) -> bool:
+        return time.monotonic() - self._last >= self.stale_s / 4
+
+    def __call__(self, now: bool = False) -> None:
+        with self._lock:
+            if not now and not self.due():
+                return
+            self._last = time.monotonic()
+        self.store.interrupt_stale(self.stale_s)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import json
 import logging
 import os
 import signal
@@ -26,18 +25,17 @@ from pydantic import TypeAdapter
 
 from trackid.progress import ENV as PROGRESS_ENV
 from trackid.progress import read_progress
-from trackid.run_folder import MANIFEST
+from trackid.run_folder import RUN_KEYS, RunFolderError, read_manifest
 from trackid.service.job_types import JobRequest
 from trackid.service.paths import InputRefusedError, resolve_inputs
 from trackid.service.queue import JobQueue, make_queue
 from trackid.service.settings import ServiceSettings
-from trackid.service.store import Job, JobStore
+from trackid.service.store import Job, JobStore, StaleSweeper
 
 __all__ = ["OUTPUT_LOG", "PROGRESS_FILE", "Worker", "die_with_parent"]
 
 OUTPUT_LOG = "output.log"
 PROGRESS_FILE = "progress.json"
-_MANIFEST_KEYS = ("command", "config", "inputs", "versions", "process", "files", "status", "schema", "created")
 _REQUEST = TypeAdapter(JobRequest)
 log = logging.getLogger(__name__)
 
@@ -54,8 +52,9 @@ class Worker:
 
     def run_forever(self, idle_s: float = 0.2) -> None:
         log.info("worker %s: taking jobs from %s", self.name, self.queue.describe())
+        sweep = StaleSweeper(self.store, self.settings.stale_s)
         while not self.stop.is_set():
-            self.store.interrupt_stale(self.settings.stale_s)
+            sweep()
             if not self.run_one(wait_s=idle_s):
                 self.stop.wait(0 if self.queue.blocks else idle_s)
 
@@ -144,12 +143,13 @@ def _stop(child: subprocess.Popen[bytes], grace_s: float = 5.0) -> None:
 
 
 def _metrics(run_dir: Path) -> dict[str, Any]:
-    """The run folder manifest's own summary fields (what each command reports), and its status and warnings."""
+    """The run folder manifest's summary fields (what each command reports, its warnings), and its status; none
+    for a command that writes no run folder."""
     try:
-        manifest = json.loads((run_dir / MANIFEST).read_text())
-    except (OSError, ValueError):
+        manifest = read_manifest(run_dir)
+    except RunFolderError:
         return {}
-    return {k: v for k, v in manifest.items() if k not in _MANIFEST_KEYS} | {"run_status": manifest.get("status")}
+    return {k: v for k, v in manifest.items() if k not in RUN_KEYS} | {"run_status": manifest["status"]}
 
 
 def _last_error(output: Path, code: int) -> str:
