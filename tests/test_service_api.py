@@ -244,3 +244,25 @@ def test_uploads_have_their_own_limit_and_need_the_token(tmp_path: Path, roots: 
         assert small.put("/uploads/d.txt", content=b"x").status_code == 401
     names = sorted(p.name for p in (tmp_path / "s" / "uploads").rglob("*") if p.is_file())
     assert names == ["a.txt"]  # the refused ones left nothing behind
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("token_hashes: [plain]\n", "token_hashes: not a token hash"),
+        ("bogus: 1\n", "bogus: Extra inputs are not permitted"),
+        ("stale_s: .inf\n", "stale_s is inf"),
+        ("- a list\n", "expected a mapping at the top level"),
+    ],
+)
+def test_a_bad_service_file_is_refused_in_one_line_naming_the_key(tmp_path: Path, text: str, message: str) -> None:
+    from typer.testing import CliRunner
+
+    from trackid.cli import app
+
+    config = tmp_path / "service.yaml"
+    config.write_text(text)
+    for command in ("serve", "worker"):
+        result = CliRunner().invoke(app, [command, "--config", str(config)])
+        assert result.exit_code == 2 and message in result.output, result.output
+        assert "Traceback" not in result.output and "errors.pydantic.dev" not in result.output

@@ -43,6 +43,7 @@ __all__ = [
     "parse_value",
     "read_yaml",
     "refuse_non_finite",
+    "validation_problems",
 ]
 
 ENV_PREFIX = "TRACKID_"
@@ -313,10 +314,14 @@ def load_config(
             _merge(merged, copy.deepcopy(layer))
         return RunConfig.model_validate(merged), chosen
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {_message(e)}" for e in exc.errors())
-        raise ConfigError(f"invalid configuration: {problems}") from None
+        raise ConfigError(f"invalid configuration: {validation_problems(exc)}") from None
     except RecursionError:  # a YAML alias that contains itself, or nesting no config has
         raise ConfigError(f"{config_file}: nested too deeply (or refers to itself) to be a config file") from None
+
+
+def validation_problems(exc: ValidationError) -> str:
+    """pydantic's errors on one line, each as `dotted.key: message` (no pydantic links or input echoes)."""
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {_message(e)}" for e in exc.errors())
 
 
 def _message(error: Mapping[str, Any]) -> str:

@@ -11,9 +11,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError, field_validator
 
-from trackid.config import ConfigError, read_yaml
+from trackid.config import ConfigError, read_yaml, refuse_non_finite, validation_problems
 from trackid.service.auth import hash_token, is_token_hash
 
 __all__ = ["HASHES_ENV", "TOKENS_ENV", "ServiceSettings", "load_settings"]
@@ -87,18 +87,17 @@ def load_settings(path: str | Path | None = None) -> ServiceSettings:
     data: dict[str, object] = {}
     base = Path.cwd()
     if path is not None:
-        data = read_yaml(Path(path)) or {}
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: a service file is a mapping of settings")
+        data = read_yaml(Path(path))  # a mapping (or ConfigError)
         base = Path(path).resolve().parent
     hashes = list(data.get("token_hashes") or [])  # type: ignore[call-overload]
     hashes += [h.strip() for h in os.environ.get(HASHES_ENV, "").split(",") if h.strip()]
     hashes += [hash_token(t.strip()) for t in os.environ.get(TOKENS_ENV, "").split(",") if t.strip()]
     data["token_hashes"] = hashes
+    refuse_non_finite(data, str(path or "service settings"))
     try:
         settings = ServiceSettings.model_validate(data)
-    except ValueError as exc:
-        raise ConfigError(f"{path or 'service settings'}: {exc}") from None
+    except ValidationError as exc:
+        raise ConfigError(f"{path or 'service settings'}: {validation_problems(exc)}") from None
     return settings.model_copy(
         update={
             "data_dir": _absolute(settings.data_dir, base),
