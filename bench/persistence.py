@@ -1,12 +1,16 @@
 """The persistence filter on real detectors' tracks: which tracks are people and which are transient false positives.
 
-    .venv/bin/python bench/persistence.py [--sets mot15-frcnn mot15-acf mot17-frcnn pets-nanodet mot17-frcnn-5fps]
-        [--no-append]
-    .venv/bin/python bench/persistence.py --save-transformer runs/persistence/transformer.onnx   # needs '.[train]'
+    .venv/bin/python bench/persistence.py [--sets mot15-frcnn mot15-acf mot17-frcnn mot17-deepsort pets-nanodet
+        mot17-frcnn-5fps] [--no-append]
+    .venv/bin/python bench/persistence.py --save-boosted src/trackid/multiview/persistence/persistence_boosted.npz
+    .venv/bin/python bench/persistence.py --save-transformer src/trackid/multiview/persistence/persistence.onnx
+        # the transformer needs '.[train]'; these two rebuild the filters that ship in the package
 
 
 Per set (detections from `sets.py`; MOT17 also every 6th frame, at 5 fps, to check that the filter holds at another
-frame rate), trackid (defaults) runs over every sequence; each output track is labelled
+frame rate; `mot17-deepsort`: MOT17-05 and -09, the two sequences whose FRCNN detections come with DeepSORT re-ID
+embeddings in `../shared/data`, tracked with them, so the appearance-consistency features are real there and zero
+elsewhere), trackid (defaults) runs over every sequence; each output track is labelled
 persistent, transient or ignored by its frames' matches to the ground truth (`multiview.persistence.tracks`).
 Two splits, never by track: by sequence (folds of sequences, a sequence's tracks from every detector in one fold),
 and leave-one-set-out (fitted on the other sets' tracks minus any sequence the held-out set also has: PETS09-S2L1
@@ -15,7 +19,8 @@ and the ACF sequences are MOT15 sequences too). Scored on the held-out tracks:
 - as a post-filter on the tracker's output: the share of transient tracks removed, the share of persistent
   track-frames lost, and HOTA / IDF1 (TrackEval) with and without the filter;
 - online: the accuracy when each track is judged on its first 5 / 10 / 20 frames only;
-- the transformer's frame importance, by a deletion test (`_deletion_test`).
+- each filter's frame importance, by a deletion test (`_deletion_test`);
+- with `--no-appearance`, the same without the appearance-consistency features (the ablation that decides them).
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import sys
 import tempfile
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,15 +39,15 @@ import numpy as np
 from sklearn.metrics import accuracy_score, balanced_accuracy_score
 
 from report import append_section
-from sets import DetectionSet, sets_by_name
+from sets import DATA, DetectionSet, frcnn, set_builders
 from trackid.eval.mot import evaluate_mot
 from trackid.multiview.persistence import BoostedPersistence, LengthRule, TrackRecord, collect_tracks, label_tracks
 from trackid.multiview.persistence.transformer import TransformerPersistence
-from trackid.sources import write_mot_results
+from trackid.sources import read_deepsort_detections, write_mot_results
 from trackid.track import make_tracker
 from trackid.types import Detections
 
-DEFAULT_SETS = ["mot15-frcnn", "mot15-acf", "mot17-frcnn", "pets-nanodet", "mot17-frcnn-5fps"]
+DEFAULT_SETS = ["mot15-frcnn", "mot15-acf", "mot17-frcnn", "mot17-deepsort", "pets-nanodet", "mot17-frcnn-5fps"]
 DISTRACTOR_CLASSES = (2, 7, 8, 12)  # MOT17: person on vehicle, static person, distractor, reflection
 PREFIXES = (5, 10, 20)
 FILTERS: dict[str, Callable[[], Any]] = {"length rule": LengthRule, "boosted trees": BoostedPersistence}
@@ -70,13 +75,35 @@ def main(argv: list[str] | None = None) -> int:
         help="also fit the transformer on every labelled track and write its ONNX here (for `trackid stereo run "
         "--filter`), then stop",
     )
+    parser.add_argument(
+        "--save-boosted",
+        type=Path,
+        default=None,
+        help="also fit the boosted trees on every labelled track and write their file here, then stop",
+    )
+    parser.add_argument(
+        "--no-appearance", action="store_true", help="leave out the appearance-consistency features (ablation)"
+    )
+    parser.add_argument("--filters", nargs="+", default=list(FILTERS), choices=list(FILTERS), help="filters to compare")
     parser.add_argument("--no-append", action="store_true")
     args = parser.parse_args(argv)
-    collected = [_collect(s) for s in sets_by_name(args.sets)]
-    if args.save_transformer is not None:
+    for name in set(FILTERS) - set(args.filters):
+        del FILTERS[name]
+    builders = {**set_builders(), "mot17-deepsort": _deepsort_set}
+    unknown = sorted(set(args.sets) - set(builders))
+    if unknown:
+        parser.error(f"unknown sets {unknown}; choose from {list(builders)}")
+    collected = [_collect(builders[name](), appearance=not args.no_appearance) for name in args.sets]
+    saving = [
+        (make, path)
+        for make, path in ((BoostedPersistence, args.save_boosted), (TransformerPersistence, args.save_transformer))
+        if path is not None
+    ]
+    if saving:
         everything = [(t, y) for c in collected for t, y in zip(c.tracks, c.labels, strict=True) if y >= 0]
-        model = TransformerPersistence().fit([t for t, _ in everything], [y for _, y in everything])
-        print(f"{len(everything)} tracks -> {model.save(args.save_transformer)}")
+        for make, path in saving:
+            model = make().fit([t for t, _ in everything], [y for _, y in everything])
+            print(f"{len(everything)} tracks -> {model.save(path)}")
         return 0
     header = (
         "| held-out | tracks (persistent / transient / ignored) | filter | accuracy | balanced accuracy | "
@@ -99,8 +126,9 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(_row(held, name, split[name], off))
                 print(rows[-1], flush=True)
         sections.append(f"{title}:\n\n{header}" + "\n".join(rows) + "\n")
-    if "transformer" in FILTERS:
-        sections.append(_deletion_test(collected))
+    for name in ("boosted trees", "transformer"):
+        if name in FILTERS:
+            sections.append(_deletion_test(collected, name))
     table = "\n".join(sections)
     print(table)
     if not args.no_append:
@@ -111,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
                 "person at IoU >= 0.5 (Hungarian per frame), ignored when they match MOT17 distractors",
                 "HOTA / IDF1 by TrackEval on the held-out tracks with the filter off and on (on: tracks judged "
                 "transient removed from the output)",
+                "appearance-consistency features "
+                + ("left out (--no-appearance)" if args.no_appearance else "on (real on mot17-deepsort only)"),
             ],
             table,
         )
@@ -189,16 +219,18 @@ def _row(held: SetTracks, name: str, verdicts: Verdicts, off: dict[str, float]) 
     )
 
 
-def _deletion_test(collected: list[SetTracks], decisions: int = 20, k: int = 3) -> str:
-    """Do the frames the transformer names most important move its score most? For `decisions` tracks of one
-    set (the model fitted on the others, minus shared sequences; tracks it sees whole, 8-32 frames), the change
-    of the persistent probability when the `k` most important frames are deleted, against `k` random ones. MOT17 is
-    held out where it is among the sets (the others then train it)."""
+def _deletion_test(collected: list[SetTracks], name: str, decisions: int = 20, k: int = 3) -> str:
+    """Do the frames a filter names most important move its score most? For `decisions` tracks of one set (the
+    model fitted on the others, minus shared sequences; tracks it sees whole, 8-32 frames), the change of the
+    persistent probability when the `k` most important frames are deleted, against `k` random ones. MOT17 is held
+    out where it is among the sets (the others then train it). For the trees, importance is itself measured by
+    deleting one frame at a time, so this checks only that one-frame effects add up; for the transformer's
+    attention it is a real test."""
     held = next((c for c in collected if c.name == "mot17-frcnn"), collected[-1])
     train = _training_tracks(collected, held)
-    model = TransformerPersistence().fit([t for t, _ in train], [y for _, y in train])
+    model = FILTERS[name]().fit([t for t, _ in train], [y for _, y in train])
     rng = np.random.default_rng(0)
-    pool = [t for t in held.tracks if 8 <= len(t) <= model.max_frames]
+    pool = [t for t in held.tracks if 8 <= len(t) <= 32]
     sample = [pool[i] for i in rng.choice(len(pool), min(decisions, len(pool)), replace=False)]
     top, random, wins = [], [], 0
     for track in sample:
@@ -210,10 +242,10 @@ def _deletion_test(collected: list[SetTracks], decisions: int = 20, k: int = 3) 
         random.append(abs(model.predict_proba([_without(track, others)])[0, 1] - base))
         wins += top[-1] > random[-1]
     return (
-        f"Frame importance, deletion test ({held.name} held out, {len(sample)} decisions, {k} frames deleted): "
-        f"mean |change of p(persistent)| {np.mean(top):.3f} deleting the most important frames (attention "
-        f"rollout) vs {np.mean(random):.3f} deleting random ones; the important frames moved it more in "
-        f"{wins} of {len(sample)}.\n"
+        f"Frame importance of the {name}, deletion test ({held.name} held out, {len(sample)} decisions, {k} frames "
+        f"deleted): mean |change of p(persistent)| {np.mean(top):.3f} deleting the most important frames "
+        f"({model.importance_method}) vs {np.mean(random):.3f} deleting random ones; the important frames moved it "
+        f"more in {wins} of {len(sample)}.\n"
     )
 
 
@@ -221,8 +253,21 @@ def _without(track: TrackRecord, rows: np.ndarray) -> TrackRecord:
     return track.select(np.setdiff1d(np.arange(len(track)), rows))
 
 
-def _collect(data: DetectionSet) -> SetTracks:
-    """Run trackid over every sequence of `data`; its tracks, their labels and the per-frame output."""
+def _deepsort_set() -> DetectionSet:
+    """MOT17's FRCNN sequences that come with DeepSORT embeddings of their detections (the same rows as det.txt)."""
+    base = frcnn("mot17")
+    features = DATA / "mot17" / "deepsort_features"
+    sequences = [
+        replace(seq, frames=read_deepsort_detections(features / f"{seq.name}.npy", len(seq.frames)))
+        for seq in base.sequences
+        if (features / f"{seq.name}.npy").is_file()
+    ]
+    return DetectionSet("mot17-deepsort", "MOT17 train, FRCNN + DeepSORT embeddings", base.gt, sequences)
+
+
+def _collect(data: DetectionSet, appearance: bool = True) -> SetTracks:
+    """Run trackid over every sequence of `data`; its tracks (without their embeddings unless `appearance`), their
+    labels and the per-frame output."""
     split = next(data.gt.glob("*-train"))
     tracks: list[TrackRecord] = []
     labels = []
@@ -230,6 +275,8 @@ def _collect(data: DetectionSet) -> SetTracks:
     for seq in data.sequences:
         tracker = make_tracker("trackid", frame_rate=seq.frame_rate)
         found, outputs[seq.name] = collect_tracks(seq.name, seq.frames, tracker, seq.size, seq.frame_rate)
+        if not appearance:
+            found = [replace(t, embedding=np.zeros((len(t), 0), np.float32)) for t in found]
         people, distractors = _ground_truth(
             split / seq.name / "gt" / "gt.txt", classes=not split.name.startswith("MOT15")
         )

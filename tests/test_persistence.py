@@ -135,11 +135,12 @@ def test_the_transformer_learns_saves_and_explains(tmp_path: Path) -> None:
     assert weight.min() >= 0 and weight.sum() == pytest.approx(1.0)
 
 
-def test_explanations_name_the_decision_and_its_frames() -> None:
+@pytest.mark.parametrize("kind", ["boosted", "transformer"])
+def test_explanations_name_the_decision_and_its_frames(kind: str) -> None:
     from trackid.multiview.persistence.explain import explain, failure_summary
-    from trackid.multiview.persistence.transformer import SHIPPED, TransformerPersistence
+    from trackid.multiview.persistence.shipped import SHIPPED, load_filter
 
-    model = TransformerPersistence(model_path=SHIPPED)
+    model = load_filter(SHIPPED[kind])
     boxes = np.array([[100.0 + 2 * i, 100, 140 + 2 * i, 200] for i in range(12)])
     boxes[7] += [30, 0, 60, 0]  # one frame jumps
     track = _track(list(range(1, 13)), boxes)
@@ -163,3 +164,95 @@ def test_motion_features_mean_the_same_at_2_and_30_fps() -> None:
     for name in ("speed_x", "speed_y", "growth", "iou_lag", "cv_residual", "missed_s"):
         k = FRAME_FEATURES.index(name)
         assert a[k] == pytest.approx(b[k], abs=0.02), name
+
+
+def _with_looks(track: TrackRecord, looks: np.ndarray) -> TrackRecord:
+    from dataclasses import replace
+
+    return replace(track, embedding=np.asarray(looks, np.float32))
+
+
+def test_appearance_consistency_marks_a_change_of_look_and_says_where_none_was_seen() -> None:
+    from trackid.multiview.persistence.features import appearance_consistency
+
+    boxes = np.array([[100.0 + 2 * i, 100, 140 + 2 * i, 200] for i in range(8)])
+    looks = np.tile([[1.0, 0.0, 0.0]], (8, 1))
+    looks[5] = [0.0, 1.0, 0.0]  # another person's look in one frame
+    looks[2] = 0.0  # a coasted frame: no vector
+    change, seen = appearance_consistency(_with_looks(_track(list(range(1, 9)), boxes), looks))
+    assert seen.tolist() == [1, 1, 0, 1, 1, 1, 1, 1]
+    assert change[5] == pytest.approx(1.0) and change[[0, 1, 2, 3, 4]].max() == pytest.approx(0.0, abs=1e-6)
+    assert 0 < change[6] < 0.3  # after the odd frame the mean look has moved a little
+    plain = _track(list(range(1, 9)), boxes)
+    assert [c.tolist() for c in appearance_consistency(plain)] == [[0.0] * 8, [0.0] * 8]  # no frames seen
+    k = FRAME_FEATURES.index("appearance_change")
+    full = frame_features(_with_looks(plain, looks))
+    assert frame_features(_with_looks(plain, looks).prefix(6))[:, k].tolist() == full[:6, k].tolist()  # causal
+
+
+def test_collected_tracks_keep_their_detections_vectors() -> None:
+    looks = np.eye(2, 4, dtype=np.float32)
+    frames = [
+        Detections.from_arrays(
+            np.array([[10.0 + 3 * k, 10, 50 + 3 * k, 110], [300, 200, 340, 300]]), np.array([0.9, 0.8]), embedding=looks
+        )
+        for k in range(6)
+    ]
+    tracks, _ = collect_tracks("walk", frames, make_tracker("trackid", frame_rate=10), (640, 480), 10.0)
+    assert len(tracks) == 2 and all(t.embedding.shape == (6, 4) for t in tracks)
+    assert sorted(int(np.argmax(t.embedding[0])) for t in tracks) == [0, 1]
+    assert tracks[0].prefix(3).embedding.shape == (3, 4)
+
+
+def test_boosted_filter_saves_its_training_set_and_refits_the_same(tmp_path: Path) -> None:
+    tracks, labels = _separable(np.random.default_rng(3), 60, long=(15, 40), short=(2, 6))
+    model = BoostedPersistence(max_iter=50).fit(tracks[:40], labels[:40])
+    loaded = BoostedPersistence(model_path=model.save(tmp_path / "f.npz"))
+    assert loaded.max_iter == 50
+    np.testing.assert_array_equal(loaded.predict_proba(tracks[40:]), model.predict_proba(tracks[40:]))
+    np.savez(
+        tmp_path / "other.npz",
+        features=np.zeros((2, 3)),
+        labels=np.array([0, 1]),
+        feature_names=np.array(["a", "b", "c"]),
+        settings=np.array("{}"),
+    )
+    with pytest.raises(ValueError, match="rebuild it"):
+        BoostedPersistence(model_path=tmp_path / "other.npz")
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match=r"junk\.npz: not a saved BoostedPersistence"):
+        BoostedPersistence(model_path=tmp_path / "junk.npz")
+
+
+def test_deletion_importance_names_the_frame_that_moves_the_score() -> None:
+    from trackid.multiview.persistence.models import deletion_importance
+
+    class LowestScore:  # p(persistent) is the track's lowest score: only the frame holding it matters
+        importance_method = "test"
+
+        def predict_proba(self, tracks: list[TrackRecord]) -> np.ndarray:
+            p = np.array([t.score.min() for t in tracks])
+            return np.stack([1 - p, p], axis=1)
+
+    boxes = np.array([[100.0 + 2 * i, 100, 140 + 2 * i, 200] for i in range(10)])
+    track = _track(list(range(11, 21)), boxes)
+    from dataclasses import replace
+
+    track = replace(track, score=np.where(np.arange(10) == 6, 0.2, 0.9))
+    frames, weight = deletion_importance(LowestScore(), track)  # type: ignore[arg-type]
+    assert frames.tolist() == list(range(11, 21)) and weight.sum() == pytest.approx(1.0)
+    assert int(frames[np.argmax(weight)]) == 17 and weight.max() == pytest.approx(1.0)
+    long = replace(_track(list(range(1, 101)), np.tile(boxes[:1], (100, 1))), score=np.full(100, 0.9))
+    frames, weight = deletion_importance(LowestScore(), long, max_frames=32)  # type: ignore[arg-type]
+    assert len(frames) == 32 and np.allclose(weight, 1 / 32)  # nothing moves it: equal shares, not NaN
+
+
+def test_the_shipped_filters_match_this_trackids_features() -> None:
+    from trackid.multiview.persistence.shipped import DEFAULT, SHIPPED, load_filter
+
+    boxes = np.array([[100.0 + 2 * i, 100, 140 + 2 * i, 200] for i in range(30)])
+    track = _track(list(range(1, 31)), boxes)
+    for kind, path in SHIPPED.items():
+        p = load_filter(path).predict_proba([track, track.prefix(2)])
+        assert p.shape == (2, 2) and np.isfinite(p).all(), kind
+    assert DEFAULT in SHIPPED

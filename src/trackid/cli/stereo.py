@@ -28,9 +28,11 @@ def stereo_run(
         str | None,
         typer.Option(
             "--filter",
-            help="A persistence filter: `shipped` (the transformer fitted on MOT15/MOT17/PETS tracks that ships "
-            "with trackid) or a TransformerPersistence ONNX file (`bench/persistence.py --save-transformer`). The "
-            "site also runs without the detections of transient per-camera tracks, and the report shows both.",
+            help="A persistence filter: `shipped` (the default of those that ship with trackid, fitted on "
+            "MOT15/MOT17/PETS tracks: the boosted trees), `boosted` or `transformer` (either shipped one), or a "
+            "file: a BoostedPersistence .npz (`bench/persistence.py --save-boosted`) or a TransformerPersistence "
+            "ONNX file (`--save-transformer`). The site also runs without the detections of transient per-camera "
+            "tracks, and the report shows both.",
         ),
     ] = None,
     smooth: Annotated[
@@ -77,9 +79,9 @@ def stereo_run(
 
 
 def _filter_path(value: str | None) -> Path | None:
-    """`--filter`'s file: `shipped` names the model inside the package."""
+    """`--filter`'s file: `shipped`, `boosted` and `transformer` name the models inside the package."""
     if value is None:
         return None
-    from trackid.multiview.persistence.transformer import SHIPPED
+    from trackid.multiview.persistence.shipped import DEFAULT, SHIPPED
 
-    return SHIPPED if value == "shipped" else Path(value)
+    return SHIPPED.get(DEFAULT if value == "shipped" else value, Path(value))

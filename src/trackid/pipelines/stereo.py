@@ -2,9 +2,10 @@
 
 The site file is `trackid multicam run`'s (every camera needs a full OpenCV calibration: a homography alone cannot
 triangulate). The views are tracked into global tracks (`track_site`) and each global track's feet triangulated
-(`multiview.triangulation`). With a persistence filter (`filter_model`: a `TransformerPersistence` ONNX file) the
-site is run twice, without and with the detections of transient per-camera tracks, so the report shows what the
-filter changed. The folder receives, each atomically:
+(`multiview.triangulation`). With a persistence filter (`filter_model`: a `BoostedPersistence` file or a
+`TransformerPersistence` ONNX file, `persistence.shipped.load_filter`) the site is run twice, without and with the
+detections of transient per-camera tracks, so the report shows what the filter changed. The folder receives, each
+atomically:
 - `trajectories_3d.csv`: frame, time_s, global_id, x, y, z (ground units, z up), reprojection_px, views,
   x_triangulated, y_triangulated, for the run with the filter when one is given; with `smooth` (the default) x, y
   are each global track's positions smoothed with the world tracker's motion model (`multiview.smoothing`), and
@@ -30,8 +31,9 @@ from matplotlib.figure import Figure
 
 from trackid.artifacts import atomic_write_bytes, atomic_write_text
 from trackid.multiview.persistence.explain import Explanation, explain
+from trackid.multiview.persistence.models import PersistenceFilter
 from trackid.multiview.persistence.post_filter import PostFiltered, drop_transient
-from trackid.multiview.persistence.transformer import SHIPPED, TransformerPersistence
+from trackid.multiview.persistence.shipped import SHIPPED, TRAINED_FPS, load_filter
 from trackid.multiview.site_tracking import SiteView, track_site
 from trackid.multiview.smoothing import smooth_trajectories
 from trackid.multiview.triangulation import Trajectories, require_projections, triangulate_tracks
@@ -45,7 +47,6 @@ __all__ = ["COMMAND", "FilterModelError", "StereoRun", "run_stereo"]
 
 COMMAND = "stereo-run"
 EXPLAINED = 6  # decisions the report explains
-TRAINED_FPS = (7.0, 30.0)  # the frame rates of the sequences the shipped filter was fitted on
 MAX_POINTS_LOST = 0.2  # a filter that removes more of the points than this is warned about
 log = logging.getLogger(__name__)
 
@@ -82,12 +83,10 @@ def run_stereo(
     require_projections([v.camera for v in views])  # before the folder is touched
     model = None
     if filter_model is not None:
-        if not Path(filter_model).is_file():
-            raise FileNotFoundError(f"persistence filter model not found: {filter_model}")
         try:
-            model = TransformerPersistence(model_path=filter_model)
-        except Exception as exc:  # onnxruntime's own errors for a file that is not its model
-            raise FilterModelError(f"{filter_model}: not a persistence filter model ({exc})") from None
+            model = load_filter(filter_model)
+        except ValueError as exc:
+            raise FilterModelError(str(exc)) from None
     inputs = [c.detections for c in site.cameras if c.detections is not None]
     inputs += [Path(filter_model)] if filter_model is not None else []
     config = {**site.model_dump(mode="json"), "filter_model": None if filter_model is None else str(filter_model)}
@@ -101,6 +100,7 @@ def run_stereo(
             judged = [drop_transient(v, model, site.fps) for v in views]
             runs["filter on"], measured = _run(site, [j.view for j in judged], sum(j.dropped for j in judged))
             explained = _sample_decisions(model, judged)
+            runs["filter on"]["filter"] = type(model).__name__
         if on_stage is not None:
             on_stage("triangulating")
         tracker = site.world.tracker(site.unit_per_metre)
@@ -112,7 +112,7 @@ def run_stereo(
         files = {
             "trajectories": atomic_write_text(out / "trajectories_3d.csv", _csv(trajectories, measured, site.fps)),
             "summary": atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n"),
-            "report": atomic_write_text(out / "report.html", _report(site, runs, explained)),
+            "report": atomic_write_text(out / "report.html", _report(site, runs, explained, model)),
         }
         if explained:
             files["importance"] = atomic_write_bytes(out / "importance.png", _importance_png(explained))
@@ -155,11 +155,11 @@ def _csv(trajectories: Trajectories, measured: Trajectories, fps: float) -> str:
 def _filter_warnings(site: SiteConfig, runs: dict[str, dict[str, Any]], filter_model: Path | None) -> list[str]:
     """What the summary must say about a filter that may not suit the site."""
     out = []
-    if filter_model is not None and Path(filter_model) == SHIPPED and not TRAINED_FPS[0] <= site.fps <= TRAINED_FPS[1]:
+    shipped = filter_model is not None and Path(filter_model) in SHIPPED.values()
+    if shipped and not TRAINED_FPS[0] <= site.fps <= TRAINED_FPS[1]:
         out.append(
             f"the shipped filter learnt from {TRAINED_FPS[0]:g}-{TRAINED_FPS[1]:g} fps sequences; at {site.fps:g} fps "
-            "its track lengths and motion are outside what it saw (on WILDTRACK's 2 fps it removes ~20 % of the "
-            "points, real people among them)"
+            "its track lengths and motion are outside what it saw (check how many points it removes and of whom)"
         )
     if "filter on" in runs and runs["filter off"]["points"]:
         lost = 1 - runs["filter on"]["points"] / runs["filter off"]["points"]
@@ -171,7 +171,7 @@ def _filter_warnings(site: SiteConfig, runs: dict[str, dict[str, Any]], filter_m
     return out
 
 
-def _sample_decisions(model: TransformerPersistence, judged: list[PostFiltered]) -> list[Explanation]:
+def _sample_decisions(model: PersistenceFilter, judged: list[PostFiltered]) -> list[Explanation]:
     """Up to `EXPLAINED` // 2 decisions of each kind (transient, persistent), longest tracks first, explained."""
     out = []
     for verdict in (0, 1):
@@ -193,7 +193,9 @@ def _importance_png(explained: list[Explanation]) -> bytes:
     return figure_png(fig)
 
 
-def _report(site: SiteConfig, runs: dict[str, dict[str, Any]], explained: list[Explanation]) -> str:
+def _report(
+    site: SiteConfig, runs: dict[str, dict[str, Any]], explained: list[Explanation], model: PersistenceFilter | None
+) -> str:
     keys = ["global_tracks", "points", "rejected_by_reprojection", "off_the_ground", "single_view"]
     keys += ["detections_dropped", "median_reprojection_px"]
     rows = [[k, *(str(r[k]) for r in runs.values())] for k in keys]
@@ -202,7 +204,7 @@ def _report(site: SiteConfig, runs: dict[str, dict[str, Any]], explained: list[E
         parts += [
             heading("The filter's decisions, explained (a sample)", 2),
             bullet_list(e.sentence for e in explained),
-            heading("Frame importance (attention rollout) over each track", 2),
+            heading(f"Frame importance ({model.importance_method if model else ''}) over each track", 2),
             image("importance.png"),
         ]
     return page(f"stereo {site.site}", *parts)

@@ -113,7 +113,11 @@ class StereoJob(JobSpec):
 
     type: Literal["stereo"]
     site: InputPath
-    filter: Literal["shipped"] | None = Field(None, description="`shipped`: the persistence filter trackid ships.")
+    filter: Literal["shipped", "boosted", "transformer"] | None = Field(
+        None,
+        description="A persistence filter trackid ships: `shipped` (the default one, the boosted trees), `boosted` "
+        "or `transformer`.",
+    )
     smooth: bool = True
     overrides: Overrides = []
     paths: ClassVar[tuple[str, ...]] = ("site",)

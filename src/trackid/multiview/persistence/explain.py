@@ -1,10 +1,10 @@
 """Plain sentences for the persistence filter's decisions, from the weights and the features alone (no service).
 
-Each decision says what was decided and how sure, the track's traits that matter most on average (its length,
-where its scores rank in the stream, how steady its box is, how much it overlaps another track), and the frames
-the transformer's attention rested on (`frame_importance`, attention rollout) with what was unusual there: the
-features of those frames furthest from the track's own typical frame. `failure_summary` groups the wrong decisions
-of a labelled set and says how the traits of each group differ from the right ones.
+Each decision says what was decided and how sure, the track's traits that matter most on average (its length, where its
+scores rank in the stream, how steady its box is, how much it overlaps another track), and the frames the decision
+rested on (the filter's `frame_importance`: attention rollout for the transformer, deletion for the trees) with what was
+unusual there: the features of those frames furthest from the track's own typical frame. `failure_summary` groups the
+wrong decisions of a labelled set and says how the traits of each group differ from the right ones.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from trackid.multiview.persistence.features import FRAME_FEATURES, frame_features
+from trackid.multiview.persistence.models import PersistenceFilter
 from trackid.multiview.persistence.tracks import TrackRecord
-from trackid.multiview.persistence.transformer import TransformerPersistence
 
 __all__ = ["Explanation", "explain", "failure_summary", "traits"]
 
@@ -32,6 +32,7 @@ _SAID = {
     "log_height": "log height",
     "speed_x": "sideways speed (heights/s)",
     "speed_y": "vertical speed (heights/s)",
+    "appearance_change": "change of look from the track's earlier frames (cosine)",
 }
 
 
@@ -58,7 +59,7 @@ def traits(track: TrackRecord) -> dict[str, float]:
     }
 
 
-def explain(model: TransformerPersistence, track: TrackRecord, top: int = 3) -> Explanation:
+def explain(model: PersistenceFilter, track: TrackRecord, top: int = 3) -> Explanation:
     """One decision, in words (see the module)."""
     p = float(model.predict_proba([track])[0, 1])
     frames, importance = model.frame_importance(track)

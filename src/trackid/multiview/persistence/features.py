@@ -1,19 +1,21 @@
 """What the persistence filter sees of a track: a feature vector per frame, and a summary per track.
 
-Everything is in units that do not depend on the camera, the detector or the frame rate: positions and sizes as
-shares of the image, motion in box heights per second, scores as ranks in the stream's own distribution (see
-`tracks.py`). A false positive (a reflection, a shadow, a flicker on a wall) tends to be short, low-ranked, jittery
-in size and badly predicted by constant velocity; a person is the opposite, but only on average: that is what is
-learnt.
+Everything is in units that do not depend on the camera, the detector or the frame rate: positions and sizes as shares
+of the image, motion in box heights per second, scores as ranks in the stream's own distribution (see `tracks.py`). A
+false positive (a reflection, a shadow, a flicker on a wall) tends to be short, low-ranked, jittery in size and badly
+predicted by constant velocity; a person is the opposite, but only on average: that is what is learnt.
 
-Per frame (`FRAME_FEATURES`): box centre x, y and bottom y, log height and log aspect; score rank and whether the
-frame was observed (a coasted frame has no detection); motion on a fixed time base of `LAG_S` (against the box that
-long before, whatever the frame rate): change of centre and log height (box heights per second), IoU, and the
-constant-velocity residual (where the two boxes before put this one, in box heights); the time not seen before this
-frame and the age (seconds, and log(1 + age)); the largest IoU with another reported box (a duplicate on one person)
-and log(1 + the boxes reported in the frame). The summary (`summary_features`) is the length in seconds and the
-mean, minimum, maximum and spread of each per-frame feature; nothing counts frames, which would mean another thing
-at another frame rate.
+Per frame (`FRAME_FEATURES`): box centre x, y and bottom y, log height and log aspect; score rank and whether the frame
+was observed (a coasted frame has no detection); motion on a fixed time base of `LAG_S` (against the box that long
+before, whatever the frame rate): change of centre and log height (box heights per second), IoU, and the constant-
+velocity residual (where the two boxes before put this one, in box heights); the time not seen before this frame and the
+age (seconds, and log(1 + age)); the largest IoU with another reported box (a duplicate on one person) and log(1 + the
+boxes reported in the frame); where frames were seen (the detections carry embeddings), the appearance consistency: the
+cosine distance of the frame's vector from the mean of the track's vectors before it (a person keeps one look; a
+flicker, a reflection or a box that slides between people does not), and whether the frame had a vector at all, so that
+"no frames" is not read as "consistent". The summary (`summary_features`) is the length in seconds and the mean,
+minimum, maximum and spread of each per-frame feature; nothing counts frames, which would mean another thing at another
+frame rate.
 """
 
 from __future__ import annotations
@@ -25,7 +27,15 @@ from numpy.typing import NDArray
 
 from trackid.multiview.persistence.tracks import TrackRecord
 
-__all__ = ["FRAME_FEATURES", "LAG_S", "SUMMARY_FEATURES", "frame_features", "summary_features", "summary_matrix"]
+__all__ = [
+    "FRAME_FEATURES",
+    "LAG_S",
+    "SUMMARY_FEATURES",
+    "appearance_consistency",
+    "frame_features",
+    "summary_features",
+    "summary_matrix",
+]
 
 LAG_S = 0.5
 """The time base of the motion features (seconds): WILDTRACK's 2 fps is one frame, MOT17's 30 fps fifteen."""
@@ -48,6 +58,8 @@ FRAME_FEATURES = (
     "log_age",
     "overlap",
     "log_crowd",
+    "appearance_change",
+    "appearance_seen",
 )
 SUMMARY_FEATURES = (
     "seconds",
@@ -95,8 +107,26 @@ def frame_features(track: TrackRecord) -> NDArray[np.float32]:
         np.log1p(seconds),
         track.overlap,
         np.log1p(track.crowd),
+        *appearance_consistency(track),
     ]
     return np.nan_to_num(np.stack(columns, axis=1), nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
+
+
+def appearance_consistency(track: TrackRecord) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """(cosine distance of each frame's vector from the mean of the track's earlier vectors, 1 where the frame had
+    a vector): 0 and 0 where it had none, and a distance of 0 on a track's first vector (nothing to compare with)."""
+    n = len(track)
+    if track.embedding.ndim != 2 or track.embedding.shape[1] == 0:
+        return np.zeros(n), np.zeros(n)
+    vectors = track.embedding.astype(np.float64)
+    norm = np.linalg.norm(vectors, axis=1)
+    seen = norm > 1e-9
+    unit = np.where(seen[:, None], vectors / np.maximum(norm, 1e-12)[:, None], 0.0)
+    before = np.cumsum(unit, axis=0) - unit  # the sum of the earlier vectors
+    length = np.linalg.norm(before, axis=1)
+    compared = seen & (length > 1e-9)
+    cosine = np.einsum("ij,ij->i", unit, before) / np.maximum(length, 1e-12)
+    return np.where(compared, 1.0 - cosine, 0.0), seen.astype(np.float64)
 
 
 def summary_features(track: TrackRecord) -> NDArray[np.float32]:

@@ -8,28 +8,21 @@ they are: the filter has nothing to say about them, and the site tracker's own v
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
 from trackid.geometry import iou_matrix, xywh_to_xyxy
+from trackid.multiview.persistence.models import PersistenceFilter
 from trackid.multiview.persistence.tracks import TrackRecord, collect_tracks
 from trackid.multiview.site_tracking import SiteView
 from trackid.sources.motchallenge import MotRows, detections_by_frame
 from trackid.track import make_tracker
 
-__all__ = ["SAME_BOX", "PersistenceModel", "PostFiltered", "drop_transient"]
+__all__ = ["SAME_BOX", "PostFiltered", "drop_transient"]
 
 SAME_BOX = 0.5
-
-
-class PersistenceModel(Protocol):
-    """What the post-filter needs of a fitted filter."""
-
-    def predict(self, tracks: Sequence[TrackRecord]) -> NDArray[np.int64]: ...
 
 
 @dataclass(frozen=True)
@@ -42,7 +35,7 @@ class PostFiltered:
     verdicts: NDArray[np.int64]  # 1 persistent, 0 transient, per track
 
 
-def drop_transient(view: SiteView, model: PersistenceModel, fps: float) -> PostFiltered:
+def drop_transient(view: SiteView, model: PersistenceFilter, fps: float) -> PostFiltered:
     """`view` without the detections of its tracks that `model` calls transient. Only detections at or above the
     view's `min_score` are tracked and kept, as the site tracker would."""
     d = view.detections

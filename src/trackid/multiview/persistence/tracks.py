@@ -3,7 +3,8 @@
 The persistence filter learns from real detectors' mistakes, so its training data is what the tracker reports on
 real sequences: `collect_tracks` runs a tracker over a sequence's detections and keeps, per track, its frames,
 boxes, raw scores and the scores' ranks in the stream (`ScoreScale`: a rank means the same for FRCNN's 0.5-1.0
-probabilities and ACF's unbounded margins).
+probabilities and ACF's unbounded margins), and, where the detections carry appearance embeddings (frames were
+seen), each frame's detection vector, from which the features measure how consistent the track's look is.
 
 Labels (`label_tracks`): per frame, the tracker's boxes are matched one-to-one to the ground truth's by the
 Hungarian algorithm on IoU, keeping pairs at IoU >= 0.5 (the similarity and threshold TrackEval's CLEAR metrics
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from numpy.typing import NDArray
@@ -48,6 +49,8 @@ class TrackRecord:
     crowd: NDArray[np.float64]  # how many boxes the tracker reported in that frame
     image_size: tuple[int, int]  # width, height
     frame_rate: float
+    # (len, D) the detection's appearance vector per frame (zeros where it coasted); D == 0 where no frames were seen
+    embedding: NDArray[np.float32] = field(default_factory=lambda: np.zeros((0, 0), np.float32))
 
     def __len__(self) -> int:
         return len(self.frames)
@@ -66,6 +69,7 @@ class TrackRecord:
             score_rank=self.score_rank[rows],
             overlap=self.overlap[rows],
             crowd=self.crowd[rows],
+            embedding=self.embedding[rows] if self.embedding.shape[1] else self.embedding,
         )
 
 
@@ -76,9 +80,11 @@ def collect_tracks(
     image_size: tuple[int, int],
     frame_rate: float,
 ) -> tuple[list[TrackRecord], list[tuple[int, Detections]]]:
-    """Run `tracker` over `frames` (index k is frame k + 1): (its tracks, its output per frame)."""
+    """Run `tracker` over `frames` (index k is frame k + 1): (its tracks, its output per frame). Detections with
+    embeddings are tracked with them, as a video run would, and each track keeps its detections' vectors."""
     scale = ScoreScale()
-    rows: dict[int, list[tuple[int, NDArray[np.float64], float, float, float, int]]] = defaultdict(list)
+    rows: dict[int, list[tuple[int, NDArray[np.float64], float, float, float, int, NDArray[np.float32]]]]
+    rows = defaultdict(list)
     outputs = []
     for index, detections in enumerate(frames):
         scale.update(detections.score)
@@ -95,6 +101,7 @@ def collect_tracks(
                 float(ranks[k]),
                 float(overlap[k]),
                 len(tracked),
+                tracked.embedding[k],
             )
             rows[int(track_id)].append(row)
         outputs.append((index + 1, tracked))
@@ -110,10 +117,19 @@ def collect_tracks(
             np.array([r[5] for r in track], np.float64),
             image_size,
             frame_rate,
+            _stacked_embeddings([r[6] for r in track]),
         )
         for track_id, track in sorted(rows.items())
     ]
     return tracks, outputs
+
+
+def _stacked_embeddings(vectors: list[NDArray[np.float32]]) -> NDArray[np.float32]:
+    """A track's vectors as (len, D), or (len, 0) when the detections had none (or changed width midway)."""
+    widths = {len(v) for v in vectors}
+    if len(widths) != 1 or 0 in widths:
+        return np.zeros((len(vectors), 0), np.float32)
+    return np.stack(vectors).astype(np.float32)
 
 
 def label_tracks(

@@ -66,6 +66,8 @@ class TransformerPersistence:
         random_state: seeds the initial weights and batch order.
     """
 
+    importance_method = "attention rollout"
+
     def __init__(
         self,
         max_frames: int = 32,
@@ -93,7 +95,7 @@ class TransformerPersistence:
             self.load(model_path)
 
     def fit(self, tracks: Sequence[TrackRecord], labels: ArrayLike) -> TransformerPersistence:
-        y = check_labels(tracks, labels)
+        y = check_labels(labels, len(tracks))
         x, mask = batch_frames(tracks, self.max_frames)
         return self._open(_train(self, x, mask, y.astype(np.float32)))
 

@@ -1,0 +1,37 @@
+"""The persistence filters that ship inside the package, and loading a filter file by its kind.
+
+Both are rebuilt by `bench/persistence.py` from every labelled track of its sets (MOT15 FRCNN and ACF, MOT17 FRCNN
+at 30 and 5 fps and with DeepSORT embeddings, PETS09-S2L1 with NanoDet): `--save-boosted` writes the trees' file,
+`--save-transformer` the transformer's ONNX. `DEFAULT` is the one that won on held-out sequences there.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from trackid.multiview.persistence.models import BoostedPersistence, PersistenceFilter
+from trackid.multiview.persistence.transformer import SHIPPED as SHIPPED_TRANSFORMER
+from trackid.multiview.persistence.transformer import TransformerPersistence
+
+__all__ = ["DEFAULT", "SHIPPED", "SHIPPED_BOOSTED", "SHIPPED_TRANSFORMER", "TRAINED_FPS", "load_filter"]
+
+SHIPPED_BOOSTED = Path(__file__).with_name("persistence_boosted.npz")
+SHIPPED = {"boosted": SHIPPED_BOOSTED, "transformer": SHIPPED_TRANSFORMER}
+DEFAULT = "boosted"
+"""The boosted trees: more accurate than the transformer on held-out sequences of every set (bench/persistence.py)."""
+TRAINED_FPS = (5.0, 30.0)
+"""The frame rates of the sequences the shipped filters learnt from; outside it a run is warned."""
+
+
+def load_filter(path: str | Path) -> PersistenceFilter:
+    """The filter in `path`: a `.npz` is `BoostedPersistence.save`'s, anything else a transformer's ONNX.
+    FileNotFoundError when it is missing; ValueError naming the file when it is not a filter of its kind."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"persistence filter model not found: {path}")
+    if path.suffix == ".npz":
+        return BoostedPersistence(model_path=path)
+    try:
+        return TransformerPersistence(model_path=path)
+    except Exception as exc:  # onnxruntime's own errors for a file that is not its model
+        raise ValueError(f"{path}: not a persistence filter model ({exc})") from None
