@@ -10,8 +10,11 @@
 Per set (detections from `sets.py`; MOT17 also every 6th frame, at 5 fps, to check that the filter holds at another
 frame rate; `mot17-deepsort`: MOT17-05 and -09, the two sequences whose FRCNN detections come with DeepSORT re-ID
 embeddings in `../shared/data`, tracked with them, so the appearance-consistency features are real there and zero
-elsewhere), trackid (defaults) runs over every sequence; each output track is labelled
-persistent, transient or ignored by its frames' matches to the ground truth (`multiview.persistence.tracks`).
+elsewhere; `pets-hog-video` and `pets-ssdlite-video`: PETS09-S2L1 with two of trackid's own detectors, whose false
+positives on a real video are the transient tracks with real appearance, each box embedded from the video by
+MobileNetV2 as the `balanced` profile does, vectors cached), trackid (defaults) runs over every sequence; each
+output track is labelled persistent, transient or ignored by its frames' matches to the ground truth
+(`multiview.persistence.tracks`).
 Two splits, never by track: by sequence (folds of sequences, a sequence's tracks from every detector in one fold),
 and leave-one-set-out (fitted on the other sets' tracks minus any sequence the held-out set also has: PETS09-S2L1
 and the ACF sequences are MOT15 sequences too). Scored on the held-out tracks:
@@ -20,12 +23,14 @@ and the ACF sequences are MOT15 sequences too). Scored on the held-out tracks:
   track-frames lost, and HOTA / IDF1 (TrackEval) with and without the filter;
 - online: the accuracy when each track is judged on its first 5 / 10 / 20 frames only;
 - each filter's frame importance, by a deletion test (`_deletion_test`);
-- with `--no-appearance`, the same without the appearance-consistency features (the ablation that decides them).
+- with `--appearance`, the same with the appearance-consistency features (the ablation that decided to leave them
+  out by default).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import sys
 import tempfile
@@ -39,15 +44,27 @@ import numpy as np
 from sklearn.metrics import accuracy_score, balanced_accuracy_score
 
 from report import append_section
-from sets import DATA, DetectionSet, frcnn, set_builders
+from sets import CACHE, DATA, PETS_FRAME_RATE, PETS_VIDEO, DetectionSet, frcnn, pets_own, set_builders
+from trackid.embed import make_embedder
+from trackid.embed.crops import crop_boxes
 from trackid.eval.mot import evaluate_mot
 from trackid.multiview.persistence import BoostedPersistence, LengthRule, TrackRecord, collect_tracks, label_tracks
 from trackid.multiview.persistence.transformer import TransformerPersistence
 from trackid.sources import read_deepsort_detections, write_mot_results
+from trackid.sources.video import VideoSource
 from trackid.track import make_tracker
 from trackid.types import Detections
 
-DEFAULT_SETS = ["mot15-frcnn", "mot15-acf", "mot17-frcnn", "mot17-deepsort", "pets-nanodet", "mot17-frcnn-5fps"]
+DEFAULT_SETS = [
+    "mot15-frcnn",
+    "mot15-acf",
+    "mot17-frcnn",
+    "mot17-deepsort",
+    "pets-nanodet",
+    "pets-hog-video",
+    "pets-ssdlite-video",
+    "mot17-frcnn-5fps",
+]
 DISTRACTOR_CLASSES = (2, 7, 8, 12)  # MOT17: person on vehicle, static person, distractor, reflection
 PREFIXES = (5, 10, 20)
 FILTERS: dict[str, Callable[[], Any]] = {"length rule": LengthRule, "boosted trees": BoostedPersistence}
@@ -82,18 +99,27 @@ def main(argv: list[str] | None = None) -> int:
         help="also fit the boosted trees on every labelled track and write their file here, then stop",
     )
     parser.add_argument(
-        "--no-appearance", action="store_true", help="leave out the appearance-consistency features (ablation)"
+        "--appearance", action="store_true", help="fit the filters with the appearance-consistency features (ablation)"
     )
     parser.add_argument("--filters", nargs="+", default=list(FILTERS), choices=list(FILTERS), help="filters to compare")
     parser.add_argument("--no-append", action="store_true")
     args = parser.parse_args(argv)
     for name in set(FILTERS) - set(args.filters):
         del FILTERS[name]
-    builders = {**set_builders(), "mot17-deepsort": _deepsort_set}
+    if args.appearance:
+        for name in ("boosted trees", "transformer"):
+            if name in FILTERS:
+                FILTERS[name] = functools.partial(FILTERS[name], appearance=True)
+    builders = {
+        **set_builders(),
+        "mot17-deepsort": _deepsort_set,
+        "pets-hog-video": lambda: _pets_with_looks("hog"),
+        "pets-ssdlite-video": lambda: _pets_with_looks("ssdlite"),
+    }
     unknown = sorted(set(args.sets) - set(builders))
     if unknown:
         parser.error(f"unknown sets {unknown}; choose from {list(builders)}")
-    collected = [_collect(builders[name](), appearance=not args.no_appearance) for name in args.sets]
+    collected = [_collect(builders[name]()) for name in args.sets]
     saving = [
         (make, path)
         for make, path in ((BoostedPersistence, args.save_boosted), (TransformerPersistence, args.save_transformer))
@@ -102,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     if saving:
         everything = [(t, y) for c in collected for t, y in zip(c.tracks, c.labels, strict=True) if y >= 0]
         for make, path in saving:
-            model = make().fit([t for t, _ in everything], [y for _, y in everything])
+            model = make(appearance=args.appearance).fit([t for t, _ in everything], [y for _, y in everything])
             print(f"{len(everything)} tracks -> {model.save(path)}")
         return 0
     header = (
@@ -140,7 +166,11 @@ def main(argv: list[str] | None = None) -> int:
                 "HOTA / IDF1 by TrackEval on the held-out tracks with the filter off and on (on: tracks judged "
                 "transient removed from the output)",
                 "appearance-consistency features "
-                + ("left out (--no-appearance)" if args.no_appearance else "on (real on mot17-deepsort only)"),
+                + (
+                    "on (--appearance; real where detections carry embeddings: mot17-deepsort, pets-*-video)"
+                    if args.appearance
+                    else "off (the default)"
+                ),
             ],
             table,
         )
@@ -214,7 +244,7 @@ def _row(held: SetTracks, name: str, verdicts: Verdicts, off: dict[str, float]) 
     counts = f"{(y == 1).sum()} / {(y == 0).sum()} / {(~labelled).sum()}"
     return (
         f"| {held.name} | {counts} | {name} | {accuracy_score(y, judged):.3f} | "
-        f"{balanced_accuracy_score(y, judged):.3f} | {removed:.1%} | {lost:.2%} | "
+        f"{balanced_accuracy_score(y, judged):.3f} | {'-' if np.isnan(removed) else f'{removed:.1%}'} | {lost:.2%} | "
         f"{off['HOTA']:.2f} -> {on['HOTA']:.2f} | {off['IDF1']:.2f} -> {on['IDF1']:.2f} | {online} |"
     )
 
@@ -265,9 +295,39 @@ def _deepsort_set() -> DetectionSet:
     return DetectionSet("mot17-deepsort", "MOT17 train, FRCNN + DeepSORT embeddings", base.gt, sequences)
 
 
-def _collect(data: DetectionSet, appearance: bool = True) -> SetTracks:
-    """Run trackid over every sequence of `data`; its tracks (without their embeddings unless `appearance`), their
-    labels and the per-frame output."""
+def _pets_with_looks(detector: str) -> DetectionSet:
+    """PETS09-S2L1 with one of trackid's detectors (`sets.pets_own`), every box embedded from the video frame by
+    MobileNetV2 (cached beside the detections)."""
+    base = pets_own(detector)
+    seq = base.sequences[0]
+    cache = CACHE / f"pets-{detector}-mobilenetv2.npz"
+    counts = np.array([len(d) for d in seq.frames])
+    if cache.is_file():
+        with np.load(cache) as saved:
+            vectors, cached_counts = saved["vectors"], saved["counts"]
+    if not cache.is_file() or not np.array_equal(cached_counts, counts):
+        embedder = make_embedder("mobilenetv2")
+        parts = []
+        for (_, image), d in zip(VideoSource(PETS_VIDEO, frame_rate=PETS_FRAME_RATE), seq.frames, strict=True):
+            crops = crop_boxes(image, d.xyxy)
+            good = np.array([c.size > 0 for c in crops], bool)
+            part = np.zeros((len(d), 0), np.float32)
+            if good.any():
+                got = embedder.embed([c for c, g in zip(crops, good, strict=True) if g])
+                part = np.zeros((len(d), got.shape[1]), np.float32)
+                part[good] = got
+            parts.append(part)
+        width = max(p.shape[1] for p in parts)
+        vectors = np.concatenate([p if p.shape[1] else np.zeros((len(p), width), np.float32) for p in parts])
+        np.savez(cache, vectors=vectors, counts=counts)
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    frames = [replace(d, embedding=vectors[starts[k] : starts[k + 1]]) for k, d in enumerate(seq.frames)]
+    name = f"pets-{detector}-video"
+    return DetectionSet(name, f"{base.description} + MobileNetV2 embeddings", base.gt, [replace(seq, frames=frames)])
+
+
+def _collect(data: DetectionSet) -> SetTracks:
+    """Run trackid over every sequence of `data`; its tracks, their labels and the per-frame output."""
     split = next(data.gt.glob("*-train"))
     tracks: list[TrackRecord] = []
     labels = []
@@ -275,8 +335,6 @@ def _collect(data: DetectionSet, appearance: bool = True) -> SetTracks:
     for seq in data.sequences:
         tracker = make_tracker("trackid", frame_rate=seq.frame_rate)
         found, outputs[seq.name] = collect_tracks(seq.name, seq.frames, tracker, seq.size, seq.frame_rate)
-        if not appearance:
-            found = [replace(t, embedding=np.zeros((len(t), 0), np.float32)) for t in found]
         people, distractors = _ground_truth(
             split / seq.name / "gt" / "gt.txt", classes=not split.name.startswith("MOT15")
         )

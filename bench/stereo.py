@@ -8,8 +8,9 @@ The site's SIMULATED detections (`../shared/data/multicam/wildtrack`, see its RE
 more is triangulated from its boxes' foot points (`multiview.triangulation`, DLT over all views, reprojection and
 ground checks; also without the ground check, to show what it removes).
 With the filter, each view is first tracked on its own (trackid) and the detections of the tracks the persistence
-filter calls transient are removed; the filter is `BoostedPersistence` fitted on the MOT15 / MOT17 / PETS tracks
-of `bench/persistence.py` (real detectors; none of WILDTRACK). Scored per frame against the ground truth:
+filter calls transient are removed; the filter is the one `trackid stereo run --filter` takes by default (`shipped`,
+or `--filter`: `boosted`, `transformer` or a file), fitted on the MOT15 / MOT17 / PETS tracks of
+`bench/persistence.py` (real detectors; none of WILDTRACK). Scored per frame against the ground truth:
 - the ground error of each point matched (Hungarian, within 1 m) to a person: median and 90th percentile;
 - spurious points: further than 1 m from every person in the frame;
 - people covered: the share of ground-truth (frame, person) pairs with a matched point.
@@ -28,31 +29,26 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from multicam import terrace, wildtrack
-from persistence import _collect
 from report import append_section
-from sets import sets_by_name
-from trackid.multiview.persistence import BoostedPersistence
 from trackid.multiview.persistence.post_filter import drop_transient
+from trackid.multiview.persistence.shipped import filter_file, load_filter
 from trackid.multiview.site_tracking import track_site
 from trackid.multiview.smoothing import smooth_ground, smooth_trajectories
 from trackid.multiview.triangulation import triangulate_tracks
 from trackid.multiview.world_tracking import WorldTracker
 
 GATE_M = 1.0
-TRAIN_SETS = ["mot15-frcnn", "mot15-acf", "mot17-frcnn", "pets-nanodet"]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--frames", type=int, default=None, help="first N frames only (default: all 400)")
-    parser.add_argument(
-        "--train-sets", nargs="+", default=TRAIN_SETS, help="the sets (bench/sets.py) the filter is fitted on"
-    )
+    parser.add_argument("--filter", default="shipped", help="the persistence filter, as `trackid stereo run` takes it")
     parser.add_argument("--no-append", action="store_true")
     args = parser.parse_args(argv)
     site = wildtrack()
     views = site.views(args.frames)
-    model = _fitted_filter(args.train_sets)
+    model = load_filter(filter_file(args.filter))
     rows = []
     filtered = [drop_transient(v, model, site.fps).view for v in views]
     for label, site_views in (("filter off", views), ("filter on", filtered)):
@@ -96,8 +92,9 @@ def main(argv: list[str] | None = None) -> int:
             [
                 f"WILDTRACK, 7 views, {args.frames or 400} frames at 2 fps, SIMULATED detections (score >= 0.5); "
                 "positions matched to the ground truth per frame (Hungarian, 1 m gate)",
-                "filter: BoostedPersistence fitted on the MOT15/MOT17/PETS tracks of bench/persistence.py; the "
-                "detections of per-view tracks it calls transient removed before the site is tracked",
+                f"filter: {args.filter} ({type(model).__name__}, fitted on the MOT15/MOT17/PETS tracks of "
+                "bench/persistence.py); the detections of per-view tracks it calls transient removed before the site "
+                "is tracked",
             ],
             table,
         )
@@ -123,16 +120,6 @@ def _smoothing_table(frames: int | None) -> str:
                 f"| {s['covered']:.1%} |\n"
             )
     return out
-
-
-def _fitted_filter(names: list[str]) -> BoostedPersistence:
-    tracks, labels = [], []
-    for data in sets_by_name(names):
-        collected = _collect(data)
-        keep = collected.labels >= 0
-        tracks += [t for t, k in zip(collected.tracks, keep, strict=True) if k]
-        labels += collected.labels[keep].tolist()
-    return BoostedPersistence().fit(tracks, labels)
 
 
 def _score(points: np.ndarray, truth: np.ndarray, per_metre: float, frames: int | None) -> dict[str, float]:

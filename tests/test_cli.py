@@ -278,3 +278,33 @@ def test_a_declared_length_far_beyond_the_file_is_refused_before_anything_is_all
         result = runner.invoke(app, ["track", "-d", str(det), "-o", str(tmp_path / "o.txt")])
         _assert_clean_failure(result, str(ini), *fragments)
         ini.write_text(ini.read_text().replace(f"seqLength={length}", "seqLength=71"))
+
+
+def test_a_persistence_filter_leaves_out_whole_tracks_and_says_how_many(data: Path, tmp_path: Path) -> None:
+    """KITTI-13's FRCNN detections (10 fps, many short false positives): the shipped filter drops some tracks,
+    each one whole, and keeps every box of the others."""
+    det, ini = _mot15_paths(data, "KITTI-13")
+    plain, filtered = tmp_path / "plain.txt", tmp_path / "filtered.txt"
+    for out, extra in ((plain, []), (filtered, ["--filter", "shipped"])):
+        result = runner.invoke(app, ["track", "-d", str(det), "-s", str(ini), "-o", str(out), *extra])
+        assert result.exit_code == 0, result.output
+    assert "transient tracks left out" in result.output
+    rows = {path: read_mot_file(path) for path in (plain, filtered)}
+    kept = set(rows[filtered].track_id.tolist())
+    dropped = set(rows[plain].track_id.tolist()) - kept
+    assert dropped and kept  # it judged: some tracks out, most in
+    assert f"{len(dropped)} transient tracks left out" in result.output
+    whole = [line for line in plain.read_text().splitlines() if int(line.split(",")[1]) in kept]
+    assert filtered.read_text().splitlines() == whole  # the kept tracks' every box, as without the filter
+
+
+def test_a_persistence_filter_is_refused_with_a_video_or_from_a_bad_file(data: Path, tmp_path: Path) -> None:
+    det, ini = _mot15_paths(data, "TUD-Campus")
+    video = runner.invoke(app, ["track", str(data / "pets09_s2l1" / "vtest.avi"), "--filter", "shipped"])
+    _assert_clean_failure(video, "--filter", "without a VIDEO")
+    (tmp_path / "bad.npz").write_bytes(b"not a filter")
+    for path, said in ((tmp_path / "bad.npz", "not a saved BoostedPersistence"), (tmp_path / "no.npz", "not found")):
+        out = tmp_path / "out.txt"
+        result = runner.invoke(app, ["track", "-d", str(det), "-s", str(ini), "-o", str(out), "--filter", str(path)])
+        _assert_clean_failure(result, path.name, said)
+        assert not out.exists()

@@ -185,9 +185,13 @@ def test_appearance_consistency_marks_a_change_of_look_and_says_where_none_was_s
     assert 0 < change[6] < 0.3  # after the odd frame the mean look has moved a little
     plain = _track(list(range(1, 9)), boxes)
     assert [c.tolist() for c in appearance_consistency(plain)] == [[0.0] * 8, [0.0] * 8]  # no frames seen
-    k = FRAME_FEATURES.index("appearance_change")
-    full = frame_features(_with_looks(plain, looks))
-    assert frame_features(_with_looks(plain, looks).prefix(6))[:, k].tolist() == full[:6, k].tolist()  # causal
+    from trackid.multiview.persistence.features import frame_feature_names
+
+    k = frame_feature_names(appearance=True).index("appearance_change")
+    full = frame_features(_with_looks(plain, looks), appearance=True)
+    assert full.shape == (8, len(FRAME_FEATURES) + 2) and frame_features(plain).shape == (8, len(FRAME_FEATURES))
+    looked = frame_features(_with_looks(plain, looks).prefix(6), appearance=True)
+    assert looked[:, k].tolist() == full[:6, k].tolist()  # causal
 
 
 def test_collected_tracks_keep_their_detections_vectors() -> None:
@@ -208,7 +212,9 @@ def test_boosted_filter_saves_its_training_set_and_refits_the_same(tmp_path: Pat
     tracks, labels = _separable(np.random.default_rng(3), 60, long=(15, 40), short=(2, 6))
     model = BoostedPersistence(max_iter=50).fit(tracks[:40], labels[:40])
     loaded = BoostedPersistence(model_path=model.save(tmp_path / "f.npz"))
-    assert loaded.max_iter == 50
+    assert loaded.max_iter == 50 and not loaded.appearance
+    looking = BoostedPersistence(max_iter=20, appearance=True).fit(tracks[:40], labels[:40])
+    assert BoostedPersistence(model_path=looking.save(tmp_path / "a.npz")).appearance
     np.testing.assert_array_equal(loaded.predict_proba(tracks[40:]), model.predict_proba(tracks[40:]))
     np.savez(
         tmp_path / "other.npz",

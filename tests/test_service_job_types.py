@@ -179,3 +179,19 @@ def _gallery_with_unassigned(folder: Path) -> None:
     strict = Gallery(store, calibrator=calibrator, threshold=1.0, create_new=False, **MODEL)  # type: ignore[arg-type]
     assert all(r.identity_id is None for r in strict.identify_vectors(views(people[:6], 5), time=2.0))
     store.close()
+
+
+def test_a_mot_job_passes_its_persistence_filter_and_refuses_an_unknown_one(tmp_path: Path) -> None:
+    from pydantic import ValidationError
+
+    from trackid.service.job_types import MotJob
+
+    det = tmp_path / "seq" / "det" / "det.txt"
+    job = MotJob.model_validate({"type": "mot", "detections": str(det), "filter": "shipped"})
+    argv = job.argv({"detections": [det]}, tmp_path / "run")
+    assert argv[argv.index("--filter") + 1] == "shipped"
+    assert "--filter" not in MotJob.model_validate({"type": "mot", "detections": str(det)}).argv(
+        {"detections": [det]}, tmp_path / "run"
+    )
+    with pytest.raises(ValidationError):
+        MotJob.model_validate({"type": "mot", "detections": str(det), "filter": "/etc/passwd"})

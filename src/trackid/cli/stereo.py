@@ -48,6 +48,7 @@ def stereo_run(
 ) -> None:
     """Track the site's views into global tracks and triangulate each track's feet from every view that sees it:
     trajectories_3d.csv, summary.json and report.html in one run folder."""
+    from trackid.multiview.persistence.shipped import filter_file
     from trackid.pipelines.multicam import load_site
     from trackid.pipelines.stereo import FilterModelError, run_stereo
 
@@ -59,7 +60,7 @@ def stereo_run(
             run = run_stereo(
                 site,
                 run_dir,
-                filter_model=_filter_path(filter_model),
+                filter_model=None if filter_model is None else filter_file(filter_model),
                 smooth=smooth,
                 force=force,
                 on_stage=lambda stage: progress.update(task, advance=1, description=f"{site.site}: {stage}"),
@@ -76,12 +77,3 @@ def stereo_run(
         print_warnings(run.summary["warnings"])
         for key in ("trajectories", "summary", "report", "manifest"):
             console.print(Text(f"{key:>12}: {run.files[key]}"), soft_wrap=True)
-
-
-def _filter_path(value: str | None) -> Path | None:
-    """`--filter`'s file: `shipped`, `boosted` and `transformer` name the models inside the package."""
-    if value is None:
-        return None
-    from trackid.multiview.persistence.shipped import DEFAULT, SHIPPED
-
-    return SHIPPED.get(DEFAULT if value == "shipped" else value, Path(value))

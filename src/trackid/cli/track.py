@@ -97,10 +97,21 @@ def track(
             "keys apply (others are refused); with VIDEO and --detections, detector.* keys other than min_score are.",
         ),
     ] = None,
+    filter_model: Annotated[
+        str | None,
+        typer.Option(
+            "--filter",
+            help="With --detections alone: leave out of each result the tracks a persistence filter calls transient "
+            "(false positives): `shipped` (the boosted trees that ship), `boosted`, `transformer`, or a filter file "
+            "(bench/persistence.py --save-boosted / --save-transformer). Tracks are judged whole, at the end.",
+        ),
+    ] = None,
     force: ForceOption = False,
 ) -> None:
     """Track a video into a run folder, or MOTChallenge detections into MOT result files."""
     sets = list(set_ or [])
+    if video is not None and filter_model is not None:
+        fail("--filter: applies to --detections without a VIDEO (it judges replayed detections' tracks)")
     if video is not None:
         _track_video(video, detections, out, seqinfo, profile, config, sets, param or [], min_score, tracker, force)
         return
@@ -113,10 +124,12 @@ def track(
         params = _replay_tracker_params(tracker, config, profile, sets, param or [])
         jobs = plan_jobs(detections, seqinfo, out)
         loaded = load_jobs(jobs)
+        persistence, trained_fps, filter_path = _persistence_filter(filter_model)
         folder = None
         if detections.is_dir():  # a batch writes a run folder; a single file is just its result file
-            settings = {"tracker": tracker, "params": params, "min_score": min_score}
+            settings = {"tracker": tracker, "params": params, "min_score": min_score, "filter": filter_model}
             inputs = [job.detections for job in jobs] + [job.seqinfo for job in jobs]
+            inputs += [filter_path] if filter_path is not None else []
             folder = RunFolder(out, "track", settings, inputs, force=force)
         with folder.running() if folder is not None else nullcontext(), progress_bar() as progress:
             task = progress.add_task("tracking", total=sum(info.length for _, _, info in loaded))
@@ -127,13 +140,31 @@ def track(
                 min_score,
                 on_sequence=lambda seq: progress.update(task, description=seq),
                 on_frame=lambda: progress.advance(task),
+                persistence=persistence,
+                trained_fps=trained_fps,
             )
             summary = [(r.seq, r.frames, r.tracks, r.boxes, r.out) for r in results]
             warnings = [f"{r.seq}: {w}" for r in results for w in r.warnings]
             if folder is not None:
                 folder.complete({r.seq: r.out for r in results}, warnings, sequences=len(results))
         _print_track_summary(summary)
+        if persistence is not None:
+            make_console().print(f"persistence filter: {sum(r.dropped for r in results)} transient tracks left out")
         print_warnings(warnings)
+
+
+def _persistence_filter(choice: str | None) -> tuple[Any, tuple[float, float] | None, Path | None]:
+    """`--filter` loaded: (the filter, the frame rates it learnt from when it is a shipped one, its file)."""
+    if choice is None:
+        return None, None, None
+    from trackid.multiview.persistence.shipped import TRAINED_FPS, filter_file, is_shipped, load_filter
+
+    path = filter_file(choice)
+    try:
+        model = load_filter(path)
+    except ValueError as exc:
+        raise InputError(f"--filter: {exc}") from None
+    return model, TRAINED_FPS if is_shipped(path) else None, path
 
 
 def _replay_tracker_params(

@@ -7,7 +7,8 @@ it, or a declared length far beyond the last detection, which would have the tra
 the million) is refused; detections partly past it are tracked up to it, with a warning. Each sequence is tracked with
 a fresh tracker at its own frame rate, through the frame loop every front door runs (`stages.run_stages`, no images:
 the detect, embed and camera-motion stages have nothing to do); the stream warnings (`trackid.track.health`) come back
-with the result.
+with the result. With a persistence filter, each sequence's transient tracks (`multiview.persistence`) are left out
+of its result file.
 """
 
 from __future__ import annotations
@@ -15,19 +16,25 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
 
-from trackid.pipelines.sinks import MotResultFile, TrackRows
+from trackid.pipelines.sinks import FilteredMotResultFile, MotResultFile, TrackRows
 from trackid.pipelines.stages import StageRun, Stages, replayed_frames, run_stages
 from trackid.sources.motchallenge import FrameDetections, MotRows, SeqInfo, read_mot_file, read_seqinfo
 from trackid.track.tracker import make_tracker
 from trackid.types import Detections
 
+if TYPE_CHECKING:  # the filter's module imports scikit-learn: only its type is needed here
+    from trackid.multiview.persistence.models import PersistenceFilter
+
 __all__ = ["MotInputError", "MotJob", "SequenceResult", "load_jobs", "plan_jobs", "run_tracker", "track_jobs"]
 
+MAX_BOXES_DROPPED = 0.2
+"""A persistence filter that leaves out more of a sequence's boxes than this is warned about: on the sets it was
+measured on it drops under 10 %, so more says the detector or frame rate is not one it suits."""
 EMPTY_TAIL = 10_000
 """Frames a `seqLength` may declare past twice the file's last detection frame before it is taken for a mistake: a
 sequence ends with a few empty frames, not with millions (each costs tracker time and memory)."""
@@ -44,6 +51,7 @@ class SequenceResult(NamedTuple):
     boxes: int
     out: Path
     warnings: list[str]
+    dropped: int = 0  # tracks a persistence filter left out of the result
 
 
 class MotInputError(ValueError):
@@ -117,9 +125,13 @@ def track_jobs(
     min_score: float | None = None,
     on_sequence: Callable[[str], object] | None = None,
     on_frame: Callable[[], object] | None = None,
+    persistence: PersistenceFilter | None = None,
+    trained_fps: tuple[float, float] | None = None,
 ) -> list[SequenceResult]:
-    """Track each loaded sequence with a fresh `tracker` and write its MOT result file (atomically). Detections past
-    the sequence's end, or all dropped by `min_score`, are warned about in the result and the log."""
+    """Track each loaded sequence with a fresh `tracker` and write its MOT result file (atomically), without the
+    tracks `persistence` calls transient when a filter is given. Detections past the sequence's end, all dropped by
+    `min_score`, a filter that drops much or runs outside the frame rates it learnt from (`trained_fps`, where
+    known), are warned about in the result and the log."""
     if min_score is not None and np.isnan(min_score):
         raise ValueError("min_score must be a number, got nan")
     floor = -np.inf if min_score is None else min_score
@@ -128,14 +140,39 @@ def track_jobs(
         if on_sequence is not None:
             on_sequence(job.seq)
         frames = FrameDetections.from_rows(rows, info.length, floor)
-        result = MotResultFile(job.out)
+        size = (info.width, info.height)
+        result = (
+            MotResultFile(job.out)
+            if persistence is None
+            else FilteredMotResultFile(job.out, persistence, job.seq, size, info.frame_rate)
+        )
         run = _replay(frames, tracker, info, params, result, on_frame)
-        tracks = len(np.unique(result.arrays()[1]))
+        written = result.kept() if isinstance(result, FilteredMotResultFile) else result.arrays()
+        dropped = len(result.dropped) if isinstance(result, FilteredMotResultFile) else 0
         warnings = [*_input_warnings(job, rows, info, floor), *run.warnings]
+        if persistence is not None:
+            warnings += _filter_warnings(info, run.boxes, len(written[0]), trained_fps)
         for warning in warnings:
             log.warning("%s: %s", job.seq, warning)
-        results.append(SequenceResult(job.seq, run.frames, tracks, run.boxes, job.out, warnings))
+        tracks = len(np.unique(written[1]))
+        results.append(SequenceResult(job.seq, run.frames, tracks, len(written[0]), job.out, warnings, dropped))
     return results
+
+
+def _filter_warnings(info: SeqInfo, boxes: int, kept: int, trained_fps: tuple[float, float] | None) -> list[str]:
+    """What the result must say about a persistence filter that may not suit the sequence."""
+    out = []
+    if trained_fps is not None and not trained_fps[0] <= info.frame_rate <= trained_fps[1]:
+        out.append(
+            f"the persistence filter learnt from {trained_fps[0]:g}-{trained_fps[1]:g} fps sequences; at "
+            f"{info.frame_rate:g} fps its track lengths and motion are outside what it saw"
+        )
+    if boxes and 1 - kept / boxes > MAX_BOXES_DROPPED:
+        out.append(
+            f"the persistence filter left out {1 - kept / boxes:.0%} of the tracked boxes: check that it suits this "
+            "detector and frame rate"
+        )
+    return out
 
 
 def _replay(

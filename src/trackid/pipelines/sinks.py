@@ -10,17 +10,22 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 from numpy.typing import NDArray
 
 from trackid.artifacts import atomic_write_bytes, atomic_write_text
+from trackid.multiview.persistence.tracks import TrackCollector
 from trackid.pipelines.stages import Frame, Sink
 from trackid.sources.motchallenge import write_mot_results
 from trackid.types import Detections, Tracklet
 
-__all__ = ["AnnotatedVideo", "MotResultFile", "TrackRows", "TrackletFiles", "TracksJsonl"]
+if TYPE_CHECKING:  # the filter's module imports scikit-learn: only its type is needed here
+    from trackid.multiview.persistence.models import PersistenceFilter
+
+__all__ = ["AnnotatedVideo", "FilteredMotResultFile", "MotResultFile", "TrackRows", "TrackletFiles", "TracksJsonl"]
 
 
 class TrackRows(Sink):
@@ -54,6 +59,36 @@ class MotResultFile(TrackRows):
 
     def close(self) -> dict[str, Path]:
         return {"tracks_mot": write_mot_results(self.path, *self.arrays())}
+
+
+class FilteredMotResultFile(MotResultFile):
+    """The MOT result file without the tracks a persistence filter calls transient. Tracks are judged whole, at
+    close (the filter reads every frame of a track), so this is for replayed detections, whose frames carry them:
+    score ranks are ranks among all of a stream's detections, not only the tracked ones."""
+
+    def __init__(
+        self, path: Path, model: PersistenceFilter, sequence: str, image_size: tuple[int, int], frame_rate: float
+    ) -> None:
+        super().__init__(path)
+        self.model = model
+        self.collector = TrackCollector(sequence, image_size, frame_rate)
+        self.dropped: list[int] = []  # the transient tracks' ids, once closed
+
+    def on_frame(self, frame: Frame, tracked: Detections) -> None:
+        super().on_frame(frame, tracked)
+        self.collector.add(frame.number, tracked if frame.detections is None else frame.detections, tracked)
+
+    def kept(self) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
+        """`arrays()` without the dropped tracks' boxes (everything until `close` has judged them)."""
+        frames, ids, boxes = self.arrays()
+        keep = ~np.isin(ids, self.dropped)
+        return frames[keep], ids[keep], boxes[keep]
+
+    def close(self) -> dict[str, Path]:
+        tracks = self.collector.tracks()
+        verdicts = self.model.predict(tracks) if tracks else np.zeros(0, np.int64)
+        self.dropped = [t.track_id for t, v in zip(tracks, verdicts.tolist(), strict=True) if v == 0]
+        return {"tracks_mot": write_mot_results(self.path, *self.kept())}
 
 
 class TracksJsonl(Sink):

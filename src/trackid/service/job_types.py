@@ -23,6 +23,13 @@ Overrides = Annotated[
     Field(max_length=64, description="Config overrides, key=value (the command's --set); beat the profile."),
 ]
 Profile = Literal["fast_cpu", "balanced", "high_accuracy"]
+ShippedFilter = Annotated[
+    Literal["shipped", "boosted", "transformer"],
+    Field(
+        description="A persistence filter trackid ships: `shipped` (the default one, the boosted trees), `boosted` "
+        "or `transformer`."
+    ),
+]
 
 
 class JobSpec(BaseModel):
@@ -65,6 +72,9 @@ class MotJob(JobSpec):
     config: InputPath | None = None
     profile: Profile | None = None
     overrides: Overrides = []
+    filter: ShippedFilter | None = Field(
+        None, description="Leave out the tracks a shipped persistence filter calls transient."
+    )
     paths: ClassVar[tuple[str, ...]] = ("detections", "seqinfo", "config")
 
     def argv(self, resolved: dict[str, list[Path]], run: Path) -> list[str]:
@@ -74,7 +84,7 @@ class MotJob(JobSpec):
         argv += _option("--seqinfo", resolved.get("seqinfo")) + _option("--config", resolved.get("config"))
         argv += [a for p in self.params for a in ("--param", p)]
         argv += [] if self.min_score is None else ["--min-score", repr(self.min_score)]
-        return argv + _flag("--profile", self.profile) + _sets(self.overrides)
+        return argv + _flag("--profile", self.profile) + _flag("--filter", self.filter) + _sets(self.overrides)
 
 
 class EpisodeJob(JobSpec):
@@ -113,11 +123,7 @@ class StereoJob(JobSpec):
 
     type: Literal["stereo"]
     site: InputPath
-    filter: Literal["shipped", "boosted", "transformer"] | None = Field(
-        None,
-        description="A persistence filter trackid ships: `shipped` (the default one, the boosted trees), `boosted` "
-        "or `transformer`.",
-    )
+    filter: ShippedFilter | None = Field(None, description="A persistence filter trackid ships.")
     smooth: bool = True
     overrides: Overrides = []
     paths: ClassVar[tuple[str, ...]] = ("site",)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from trackid.multiview.persistence.features import FRAME_FEATURES, frame_features
+from trackid.multiview.persistence.features import frame_feature_names, frame_features
 from trackid.multiview.persistence.models import PersistenceFilter
 from trackid.multiview.persistence.tracks import TrackRecord
 
@@ -49,7 +49,7 @@ class Explanation:
 def traits(track: TrackRecord) -> dict[str, float]:
     """The track-level figures a sentence quotes."""
     per_frame = frame_features(track)
-    column = {name: per_frame[:, i] for i, name in enumerate(FRAME_FEATURES)}
+    column = {name: per_frame[:, i] for i, name in enumerate(frame_feature_names())}
     return {
         "frames": float(len(track)),
         "seconds": float((track.frames[-1] - track.frames[0] + 1) / track.frame_rate),
@@ -71,7 +71,9 @@ def explain(model: PersistenceFilter, track: TrackRecord, top: int = 3) -> Expla
         f"stream (median); its box overlaps where it was 0.5 s before by IoU {t['iou_lag']:.2f} (median) and "
         f"another track by at most {t['overlap']:.2f}."
     )
-    per_frame = frame_features(track)
+    appearance = bool(getattr(model, "appearance", False))
+    names = frame_feature_names(appearance)
+    per_frame = frame_features(track, appearance)
     typical = np.median(per_frame, axis=0)
     spread = np.maximum(np.percentile(per_frame, 75, axis=0) - np.percentile(per_frame, 25, axis=0), 1e-3)
     seen = {int(f): i for i, f in enumerate(track.frames.tolist())}
@@ -79,8 +81,8 @@ def explain(model: PersistenceFilter, track: TrackRecord, top: int = 3) -> Expla
     for k in np.argsort(-importance)[:top]:
         row = per_frame[seen[int(frames[k])]]
         z = np.abs(row - typical) / spread
-        said = [i for i in np.argsort(-z) if FRAME_FEATURES[i] in _SAID][:2]
-        unusual = ", ".join(f"{_SAID[FRAME_FEATURES[i]]} {row[i]:.2f}" for i in said if z[i] > 1)
+        said = [i for i in np.argsort(-z) if names[i] in _SAID][:2]
+        unusual = ", ".join(f"{_SAID[names[i]]} {row[i]:.2f}" for i in said if z[i] > 1)
         notes.append(f"frame {int(frames[k])} ({importance[k]:.0%}" + (f": {unusual})" if unusual else ")"))
     sentence += " The decision rested most on " + "; ".join(notes) + "."
     return Explanation(track.track_id, track.sequence, p, frames, importance, sentence)

@@ -10,10 +10,13 @@ was observed (a coasted frame has no detection); motion on a fixed time base of 
 before, whatever the frame rate): change of centre and log height (box heights per second), IoU, and the constant-
 velocity residual (where the two boxes before put this one, in box heights); the time not seen before this frame and the
 age (seconds, and log(1 + age)); the largest IoU with another reported box (a duplicate on one person) and log(1 + the
-boxes reported in the frame); where frames were seen (the detections carry embeddings), the appearance consistency: the
-cosine distance of the frame's vector from the mean of the track's vectors before it (a person keeps one look; a
-flicker, a reflection or a box that slides between people does not), and whether the frame had a vector at all, so that
-"no frames" is not read as "consistent". The summary (`summary_features`) is the length in seconds and the mean,
+boxes reported in the frame). With `appearance` (`APPEARANCE_FEATURES`), where frames were seen (the detections carry
+embeddings), the appearance consistency too: the cosine distance of the frame's vector from the mean of the track's
+vectors before it (a person keeps one look; a flicker or a box that slides between people does not), and whether the
+frame had a vector at all, so that "no frames" is not read as "consistent". The filters leave them out by default: on
+PETS09-S2L1's HOG and SSDLite false positives (real video, MobileNetV2 vectors) they did not raise held-out accuracy, a
+static false positive on the background keeping its look as steadily as a person (bench/persistence.py
+--appearance). The summary (`summary_features`) is the length in seconds and the mean,
 minimum, maximum and spread of each per-frame feature; nothing counts frames, which would mean another thing at another
 frame rate.
 """
@@ -28,11 +31,14 @@ from numpy.typing import NDArray
 from trackid.multiview.persistence.tracks import TrackRecord
 
 __all__ = [
+    "APPEARANCE_FEATURES",
     "FRAME_FEATURES",
     "LAG_S",
     "SUMMARY_FEATURES",
     "appearance_consistency",
+    "frame_feature_names",
     "frame_features",
+    "summary_feature_names",
     "summary_features",
     "summary_matrix",
 ]
@@ -58,17 +64,27 @@ FRAME_FEATURES = (
     "log_age",
     "overlap",
     "log_crowd",
-    "appearance_change",
-    "appearance_seen",
 )
-SUMMARY_FEATURES = (
-    "seconds",
-    *(f"{stat}_{name}" for name in FRAME_FEATURES for stat in ("mean", "min", "max", "std")),
-)
+APPEARANCE_FEATURES = ("appearance_change", "appearance_seen")
 
 
-def frame_features(track: TrackRecord) -> NDArray[np.float32]:
-    """(len(track), len(FRAME_FEATURES)) features of each frame, using only that frame and the ones before it."""
+def frame_feature_names(appearance: bool = False) -> tuple[str, ...]:
+    """The columns of `frame_features(..., appearance)`."""
+    return FRAME_FEATURES + APPEARANCE_FEATURES if appearance else FRAME_FEATURES
+
+
+def summary_feature_names(appearance: bool = False) -> tuple[str, ...]:
+    """The entries of `summary_features(..., appearance)`."""
+    stats = ("mean", "min", "max", "std")
+    return ("seconds", *(f"{stat}_{name}" for name in frame_feature_names(appearance) for stat in stats))
+
+
+SUMMARY_FEATURES = summary_feature_names()
+
+
+def frame_features(track: TrackRecord, appearance: bool = False) -> NDArray[np.float32]:
+    """(len(track), len(frame_feature_names(appearance))) features of each frame, using only that frame and the ones
+    before it."""
     width, height = track.image_size
     box = track.xyxy
     h = np.maximum(box[:, 3] - box[:, 1], 1.0)
@@ -107,7 +123,7 @@ def frame_features(track: TrackRecord) -> NDArray[np.float32]:
         np.log1p(seconds),
         track.overlap,
         np.log1p(track.crowd),
-        *appearance_consistency(track),
+        *(appearance_consistency(track) if appearance else ()),
     ]
     return np.nan_to_num(np.stack(columns, axis=1), nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
 
@@ -129,9 +145,9 @@ def appearance_consistency(track: TrackRecord) -> tuple[NDArray[np.float64], NDA
     return np.where(compared, 1.0 - cosine, 0.0), seen.astype(np.float64)
 
 
-def summary_features(track: TrackRecord) -> NDArray[np.float32]:
-    """(len(SUMMARY_FEATURES),) features of the whole track (or of the part seen so far)."""
-    per_frame = frame_features(track)
+def summary_features(track: TrackRecord, appearance: bool = False) -> NDArray[np.float32]:
+    """(len(summary_feature_names(appearance)),) features of the whole track (or of the part seen so far)."""
+    per_frame = frame_features(track, appearance)
     stats = np.stack([per_frame.mean(0), per_frame.min(0), per_frame.max(0), per_frame.std(0)], axis=1).ravel()
     seconds = (track.frames[-1] - track.frames[0] + 1) / track.frame_rate
     return np.concatenate([[seconds], stats]).astype(np.float32)
@@ -146,8 +162,8 @@ def _paired_iou(a: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray[np.fl
     return inter / np.maximum(union, 1e-12)
 
 
-def summary_matrix(tracks: Sequence[TrackRecord]) -> NDArray[np.float32]:
+def summary_matrix(tracks: Sequence[TrackRecord], appearance: bool = False) -> NDArray[np.float32]:
     """`summary_features` of each track, stacked."""
     if not tracks:
-        return np.zeros((0, len(SUMMARY_FEATURES)), np.float32)
-    return np.stack([summary_features(t) for t in tracks])
+        return np.zeros((0, len(summary_feature_names(appearance))), np.float32)
+    return np.stack([summary_features(t, appearance) for t in tracks])

@@ -25,7 +25,7 @@ from numpy.typing import ArrayLike, NDArray
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import balanced_accuracy_score
 
-from trackid.multiview.persistence.features import SUMMARY_FEATURES, summary_matrix
+from trackid.multiview.persistence.features import summary_feature_names, summary_matrix
 from trackid.multiview.persistence.tracks import TrackRecord
 
 __all__ = ["BoostedPersistence", "LengthRule", "PersistenceFilter", "check_labels", "deletion_importance"]
@@ -41,6 +41,10 @@ class PersistenceFilter(Protocol):
     def predict(self, tracks: Sequence[TrackRecord]) -> NDArray[np.int64]: ...
 
     def frame_importance(self, track: TrackRecord) -> tuple[NDArray[np.int64], NDArray[np.float64]]: ...
+
+
+_SETTINGS = ("max_iter", "learning_rate", "max_leaf_nodes", "random_state", "appearance")
+"""What `BoostedPersistence.save` keeps of its settings."""
 
 
 class LengthRule:
@@ -78,6 +82,8 @@ class BoostedPersistence:
         max_iter, learning_rate, max_leaf_nodes: `HistGradientBoostingClassifier`'s; more iterations or leaves fit
             the training sequences closer and risk learning their detector rather than what a false positive is.
         random_state: seeds the early-stopping split, so a fit is repeatable.
+        appearance: also use the appearance-consistency features (`features.APPEARANCE_FEATURES`), for detections
+            that carry embeddings; off by default, see `features`.
         model_path: a file `save` wrote (`SHIPPED_BOOSTED`: ours) to fit from instead of tracks.
 
     `save` writes the training set (summary features, labels, feature names, these settings), not the trees: the
@@ -93,19 +99,21 @@ class BoostedPersistence:
         learning_rate: float = 0.05,
         max_leaf_nodes: int = 15,
         random_state: int = 0,
+        appearance: bool = False,
         model_path: str | Path | None = None,
     ) -> None:
         self.max_iter = max_iter
         self.learning_rate = learning_rate
         self.max_leaf_nodes = max_leaf_nodes
         self.random_state = random_state
+        self.appearance = appearance
         self.model_path = model_path
         if model_path is not None:
             self.load(model_path)
 
     def fit(self, tracks: Sequence[TrackRecord], labels: ArrayLike) -> BoostedPersistence:
         y = check_labels(labels, len(tracks))
-        return self._fit_matrix(summary_matrix(tracks), y)
+        return self._fit_matrix(summary_matrix(tracks, self.appearance), y)
 
     def _fit_matrix(self, x: NDArray[np.float32], y: NDArray[np.int64]) -> BoostedPersistence:
         self.training_ = (x, y)
@@ -123,13 +131,13 @@ class BoostedPersistence:
         from trackid.artifacts import atomic_write_bytes
 
         x, y = self.training_
-        settings = {k: getattr(self, k) for k in ("max_iter", "learning_rate", "max_leaf_nodes", "random_state")}
+        settings = {k: getattr(self, k) for k in _SETTINGS}
         buffer = io.BytesIO()
         np.savez_compressed(
             buffer,
             features=x,
             labels=y.astype(np.int8),
-            feature_names=np.array(SUMMARY_FEATURES),
+            feature_names=np.array(summary_feature_names(self.appearance)),
             settings=np.array(json.dumps(settings)),
         )
         return atomic_write_bytes(Path(path), buffer.getvalue())
@@ -143,19 +151,20 @@ class BoostedPersistence:
                 settings = json.loads(str(saved["settings"]))
         except (OSError, KeyError, ValueError, json.JSONDecodeError) as exc:
             raise ValueError(f"{path}: not a saved BoostedPersistence ({exc})") from None
-        if names != SUMMARY_FEATURES:
+        expected = summary_feature_names(bool(settings.get("appearance", False)))
+        if names != expected:
             raise ValueError(
-                f"{path}: saved for {len(names)} other features than this trackid's {len(SUMMARY_FEATURES)}; "
+                f"{path}: saved for {len(names)} other features than this trackid's {len(expected)}; "
                 "rebuild it (bench/persistence.py --save-boosted)"
             )
-        for key in ("max_iter", "learning_rate", "max_leaf_nodes", "random_state"):
-            setattr(self, key, settings[key])
+        for key in _SETTINGS:
+            setattr(self, key, settings.get(key, getattr(self, key)))
         return self._fit_matrix(x, check_labels(y, len(y)))
 
     def predict_proba(self, tracks: Sequence[TrackRecord]) -> NDArray[np.float64]:
         if not tracks:
             return np.zeros((0, 2))
-        return np.asarray(self.model_.predict_proba(summary_matrix(tracks)), np.float64)
+        return np.asarray(self.model_.predict_proba(summary_matrix(tracks, self.appearance)), np.float64)
 
     def predict(self, tracks: Sequence[TrackRecord]) -> NDArray[np.int64]:
         return (self.predict_proba(tracks)[:, 1] >= 0.5).astype(np.int64)

@@ -13,7 +13,16 @@ from trackid.multiview.persistence.models import BoostedPersistence, Persistence
 from trackid.multiview.persistence.transformer import SHIPPED as SHIPPED_TRANSFORMER
 from trackid.multiview.persistence.transformer import TransformerPersistence
 
-__all__ = ["DEFAULT", "SHIPPED", "SHIPPED_BOOSTED", "SHIPPED_TRANSFORMER", "TRAINED_FPS", "load_filter"]
+__all__ = [
+    "DEFAULT",
+    "SHIPPED",
+    "SHIPPED_BOOSTED",
+    "SHIPPED_TRANSFORMER",
+    "TRAINED_FPS",
+    "filter_file",
+    "is_shipped",
+    "load_filter",
+]
 
 SHIPPED_BOOSTED = Path(__file__).with_name("persistence_boosted.npz")
 SHIPPED = {"boosted": SHIPPED_BOOSTED, "transformer": SHIPPED_TRANSFORMER}
@@ -35,3 +44,14 @@ def load_filter(path: str | Path) -> PersistenceFilter:
         return TransformerPersistence(model_path=path)
     except Exception as exc:  # onnxruntime's own errors for a file that is not its model
         raise ValueError(f"{path}: not a persistence filter model ({exc})") from None
+
+
+def filter_file(choice: str) -> Path:
+    """A `--filter` value as a file: `shipped` is `DEFAULT`'s, `boosted` and `transformer` name the shipped ones,
+    anything else is a path."""
+    return SHIPPED.get(DEFAULT if choice == "shipped" else choice, Path(choice))
+
+
+def is_shipped(path: str | Path) -> bool:
+    """Whether `path` is one of the filters that ship (their frame rates, `TRAINED_FPS`, are known)."""
+    return Path(path) in SHIPPED.values()

@@ -29,7 +29,15 @@ from trackid.track import Tracker
 from trackid.track.score_scale import ScoreScale
 from trackid.types import Detections
 
-__all__ = ["MATCH_IOU", "PERSISTENT_SHARE", "TrackRecord", "collect_tracks", "label_tracks"]
+__all__ = [
+    "MATCH_IOU",
+    "PERSISTENT_SHARE",
+    "TrackCollector",
+    "TrackRecord",
+    "collect_tracks",
+    "label_tracks",
+    "match_shares",
+]
 
 MATCH_IOU = 0.5
 PERSISTENT_SHARE = 0.5
@@ -73,6 +81,58 @@ class TrackRecord:
         )
 
 
+class TrackCollector:
+    """A tracker's output gathered frame by frame into `TrackRecord`s, for a loop that runs the tracker itself (a
+    run's sink) or for `collect_tracks`. `add` needs the frame's detections too: score ranks are ranks among every
+    detection of the stream so far, not only the tracked ones."""
+
+    def __init__(self, sequence: str, image_size: tuple[int, int], frame_rate: float) -> None:
+        self.sequence = sequence
+        self.image_size = image_size
+        self.frame_rate = frame_rate
+        self._scale = ScoreScale()
+        self._rows: dict[int, list[tuple[int, NDArray[np.float64], float, float, float, int, NDArray[np.float32]]]]
+        self._rows = defaultdict(list)
+
+    def add(self, number: int, detections: Detections, tracked: Detections) -> None:
+        """Frame `number`'s detections and what the tracker reported for it."""
+        self._scale.update(detections.score)
+        ranks = np.where(tracked.score > 0, self._scale.transform(tracked.score), 0.0)
+        iou = iou_matrix(tracked.xyxy, tracked.xyxy)
+        np.fill_diagonal(iou, 0.0)
+        overlap = iou.max(axis=1, initial=0.0)
+        for k, track_id in enumerate(tracked.track_id.tolist()):
+            row = (
+                number,
+                tracked.xyxy[k],
+                float(tracked.score[k]),
+                float(ranks[k]),
+                float(overlap[k]),
+                len(tracked),
+                tracked.embedding[k],
+            )
+            self._rows[int(track_id)].append(row)
+
+    def tracks(self) -> list[TrackRecord]:
+        """Every track so far, by id."""
+        return [
+            TrackRecord(
+                self.sequence,
+                track_id,
+                np.array([r[0] for r in track], np.int64),
+                np.array([r[1] for r in track], np.float64).reshape(-1, 4),
+                np.array([r[2] for r in track], np.float64),
+                np.array([r[3] for r in track], np.float64),
+                np.array([r[4] for r in track], np.float64),
+                np.array([r[5] for r in track], np.float64),
+                self.image_size,
+                self.frame_rate,
+                _stacked_embeddings([r[6] for r in track]),
+            )
+            for track_id, track in sorted(self._rows.items())
+        ]
+
+
 def collect_tracks(
     sequence: str,
     frames: Sequence[Detections],
@@ -82,46 +142,13 @@ def collect_tracks(
 ) -> tuple[list[TrackRecord], list[tuple[int, Detections]]]:
     """Run `tracker` over `frames` (index k is frame k + 1): (its tracks, its output per frame). Detections with
     embeddings are tracked with them, as a video run would, and each track keeps its detections' vectors."""
-    scale = ScoreScale()
-    rows: dict[int, list[tuple[int, NDArray[np.float64], float, float, float, int, NDArray[np.float32]]]]
-    rows = defaultdict(list)
+    collector = TrackCollector(sequence, image_size, frame_rate)
     outputs = []
     for index, detections in enumerate(frames):
-        scale.update(detections.score)
         tracked = tracker.update(detections)
-        ranks = np.where(tracked.score > 0, scale.transform(tracked.score), 0.0)
-        iou = iou_matrix(tracked.xyxy, tracked.xyxy)
-        np.fill_diagonal(iou, 0.0)
-        overlap = iou.max(axis=1, initial=0.0)
-        for k, track_id in enumerate(tracked.track_id.tolist()):
-            row = (
-                index + 1,
-                tracked.xyxy[k],
-                float(tracked.score[k]),
-                float(ranks[k]),
-                float(overlap[k]),
-                len(tracked),
-                tracked.embedding[k],
-            )
-            rows[int(track_id)].append(row)
+        collector.add(index + 1, detections, tracked)
         outputs.append((index + 1, tracked))
-    tracks = [
-        TrackRecord(
-            sequence,
-            track_id,
-            np.array([r[0] for r in track], np.int64),
-            np.array([r[1] for r in track], np.float64).reshape(-1, 4),
-            np.array([r[2] for r in track], np.float64),
-            np.array([r[3] for r in track], np.float64),
-            np.array([r[4] for r in track], np.float64),
-            np.array([r[5] for r in track], np.float64),
-            image_size,
-            frame_rate,
-            _stacked_embeddings([r[6] for r in track]),
-        )
-        for track_id, track in sorted(rows.items())
-    ]
-    return tracks, outputs
+    return collector.tracks(), outputs
 
 
 def _stacked_embeddings(vectors: list[NDArray[np.float32]]) -> NDArray[np.float32]:
@@ -139,6 +166,20 @@ def label_tracks(
 ) -> NDArray[np.int64]:
     """1 persistent, 0 transient, -1 ignored, per track (see the module); `people` / `distractors`: frame ->
     (n, 4) ground-truth boxes (xyxy)."""
+    person, distractor = match_shares(tracks, people, distractors)
+    labels = (person >= PERSISTENT_SHARE).astype(np.int64)
+    labels[(labels == 0) & (distractor >= PERSISTENT_SHARE)] = -1
+    return labels
+
+
+def match_shares(
+    tracks: Iterable[TrackRecord],
+    people: dict[int, NDArray[np.float64]],
+    distractors: dict[int, NDArray[np.float64]] | None = None,
+    min_iou: float = MATCH_IOU,
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Per track, the share of its frames matched one-to-one (Hungarian on IoU, pairs at >= `min_iou`) to a person,
+    and to a distractor: what `label_tracks` thresholds, and how close to the threshold each label is."""
     tracks = list(tracks)
     by_frame: dict[int, list[tuple[int, NDArray[np.float64]]]] = defaultdict(list)
     for t, track in enumerate(tracks):
@@ -155,9 +196,7 @@ def label_tracks(
                 continue
             iou = iou_matrix(boxes, truth)
             rows, cols = linear_sum_assignment(-iou)
-            matched = rows[iou[rows, cols] >= MATCH_IOU]
+            matched = rows[iou[rows, cols] >= min_iou]
             np.add.at(tally, owners[matched], 1)
-    length = np.array([len(t) for t in tracks], np.float64)
-    labels = (person >= PERSISTENT_SHARE * length).astype(np.int64)
-    labels[(labels == 0) & (distractor >= PERSISTENT_SHARE * length)] = -1
-    return labels
+    length = np.maximum([len(t) for t in tracks], 1).astype(np.float64)
+    return person / length, distractor / length

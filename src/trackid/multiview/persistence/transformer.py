@@ -24,7 +24,7 @@ import numpy as np
 import onnxruntime as ort
 from numpy.typing import ArrayLike, NDArray
 
-from trackid.multiview.persistence.features import FRAME_FEATURES, frame_features
+from trackid.multiview.persistence.features import frame_feature_names, frame_features
 from trackid.multiview.persistence.models import check_labels
 from trackid.multiview.persistence.tracks import TrackRecord
 
@@ -42,13 +42,15 @@ def seen_rows(length: int, max_frames: int) -> NDArray[np.int64]:
     return np.linspace(0, length - 1, max_frames).round().astype(np.int64)
 
 
-def batch_frames(tracks: Sequence[TrackRecord], max_frames: int) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+def batch_frames(
+    tracks: Sequence[TrackRecord], max_frames: int, appearance: bool = False
+) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
     """(features (n, max_frames, F), mask (n, max_frames): 1 where a frame is real): each track's frames, at most
     `max_frames` of them spread evenly over it, padded at the end."""
-    x = np.zeros((len(tracks), max_frames, len(FRAME_FEATURES)), np.float32)
+    x = np.zeros((len(tracks), max_frames, len(frame_feature_names(appearance))), np.float32)
     mask = np.zeros((len(tracks), max_frames), np.float32)
     for i, track in enumerate(tracks):
-        per_frame = frame_features(track)[seen_rows(len(track), max_frames)]
+        per_frame = frame_features(track, appearance)[seen_rows(len(track), max_frames)]
         x[i, : len(per_frame)] = per_frame
         mask[i, : len(per_frame)] = 1.0
     return x, mask
@@ -62,6 +64,8 @@ class TransformerPersistence:
             quadratic cost.
         width, heads, layers: the network's size; larger fits the training sequences closer with few hundred tracks.
         epochs, learning_rate, weight_decay: training (Adam on class-balanced log loss).
+        appearance: also read the appearance-consistency features (`features.APPEARANCE_FEATURES`); off by
+            default, see `features`. A loaded model's own input width says whether it does.
         model_path: a fitted model's ONNX file to predict with instead of fitting (`SHIPPED`: ours).
         random_state: seeds the initial weights and batch order.
     """
@@ -77,6 +81,7 @@ class TransformerPersistence:
         epochs: int = 30,
         learning_rate: float = 2e-3,
         weight_decay: float = 1e-3,
+        appearance: bool = False,
         model_path: str | Path | None = None,
         random_state: int = 0,
     ) -> None:
@@ -89,6 +94,7 @@ class TransformerPersistence:
         self.epochs = epochs
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
+        self.appearance = appearance
         self.model_path = model_path
         self.random_state = random_state
         if model_path is not None:
@@ -96,12 +102,14 @@ class TransformerPersistence:
 
     def fit(self, tracks: Sequence[TrackRecord], labels: ArrayLike) -> TransformerPersistence:
         y = check_labels(labels, len(tracks))
-        x, mask = batch_frames(tracks, self.max_frames)
+        x, mask = batch_frames(tracks, self.max_frames, self.appearance)
         return self._open(_train(self, x, mask, y.astype(np.float32)))
 
     def load(self, path: str | Path) -> TransformerPersistence:
         self._open(Path(path).read_bytes())
-        self.max_frames = int(self._session.get_inputs()[0].shape[1])
+        shape = self._session.get_inputs()[0].shape  # (tracks, frames, features)
+        self.max_frames = int(shape[1])
+        self.appearance = int(shape[2]) == len(frame_feature_names(appearance=True))
         return self
 
     def _open(self, model: bytes) -> TransformerPersistence:
@@ -137,7 +145,7 @@ class TransformerPersistence:
     def _run(self, tracks: Sequence[TrackRecord]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         if not tracks:
             return np.zeros(0), np.zeros((0, self.layers, self.heads, 1, 1))
-        x, mask = batch_frames(tracks, self.max_frames)
+        x, mask = batch_frames(tracks, self.max_frames, self.appearance)
         p, attention = self._session.run(None, {"frames": x, "mask": mask})
         return np.asarray(p, np.float64).ravel(), np.asarray(attention, np.float64)
 
@@ -214,7 +222,7 @@ def _network(torch: Any, spec: TransformerPersistence, mean: NDArray[np.float32]
             super().__init__()
             self.register_buffer("mean", torch.tensor(mean))
             self.register_buffer("scale", torch.tensor(scale))
-            self.embed = nn.Linear(len(FRAME_FEATURES), spec.width)
+            self.embed = nn.Linear(len(frame_feature_names(spec.appearance)), spec.width)
             self.token = nn.Parameter(torch.zeros(1, 1, spec.width))
             self.blocks = nn.ModuleList([Layer() for _ in range(spec.layers)])
             self.head = nn.Sequential(nn.LayerNorm(spec.width), nn.Linear(spec.width, 1))
