@@ -40,20 +40,23 @@ def test_a_camera_with_only_a_homography_is_refused_by_name(data: Path, tmp_path
     assert not (tmp_path / "r").exists()
 
 
-def test_a_missing_filter_model_is_refused_before_the_folder_is_touched(data: Path, tmp_path: Path) -> None:
+def test_a_missing_or_wrong_filter_file_is_refused_before_the_folder_is_touched(data: Path, tmp_path: Path) -> None:
     config = _write(_wildtrack_site(data, tmp_path, range(1, 5)), tmp_path)
-    args = [
-        "stereo",
-        "run",
-        "--config",
-        str(config),
-        "--out",
-        str(tmp_path / "r"),
-        "--filter",
-        str(tmp_path / "no.onnx"),
-    ]
-    _assert_clean_failure(runner.invoke(app, args), "no.onnx")
-    assert not (tmp_path / "r").exists()
+    (tmp_path / "bad.npz").write_bytes(b"neither")
+    (tmp_path / "bad.onnx").write_bytes(b"neither")
+    for name, said in (("no.onnx", "not found"), ("bad.npz", "not a"), ("bad.onnx", "not a")):
+        args = [
+            "stereo",
+            "run",
+            "--config",
+            str(config),
+            "--out",
+            str(tmp_path / "r"),
+            "--filter",
+            str(tmp_path / name),
+        ]
+        _assert_clean_failure(runner.invoke(app, args), name, said)
+        assert not (tmp_path / "r").exists()
 
 
 @pytest.mark.parametrize("kind", ["boosted", "transformer"])
@@ -79,24 +82,6 @@ def test_the_filter_runs_beside_the_unfiltered_site(data: Path, tmp_path: Path, 
     runs = json.loads((tmp_path / "r" / "summary.json").read_text())["runs"]
     assert set(runs) == {"filter off", "filter on"} and runs["filter on"]["detections_dropped"] >= 0
     assert runs["filter on"]["filter"] == ("TransformerPersistence" if kind == "transformer" else "BoostedPersistence")
-
-
-def test_a_file_that_is_not_a_filter_is_refused_by_name(data: Path, tmp_path: Path) -> None:
-    config = _write(_wildtrack_site(data, tmp_path, range(1, 5)), tmp_path)
-    for name in ("bad.npz", "bad.onnx"):
-        (tmp_path / name).write_bytes(b"neither")
-        args = [
-            "stereo",
-            "run",
-            "--config",
-            str(config),
-            "--out",
-            str(tmp_path / "r"),
-            "--filter",
-            str(tmp_path / name),
-        ]
-        _assert_clean_failure(runner.invoke(app, args), name, "not a")
-        assert not (tmp_path / "r").exists()
 
 
 @pytest.mark.parametrize(
