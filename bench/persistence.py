@@ -1,7 +1,7 @@
 """The persistence filter on real detectors' tracks: which tracks are people and which are transient false positives.
 
     .venv/bin/python bench/persistence.py [--sets mot15-frcnn mot15-acf mot17-frcnn mot17-deepsort pets-nanodet
-        mot17-frcnn-5fps] [--no-append]
+        pets-hog-video pets-ssdlite-video mot17-frcnn-5fps] [--filters ...] [--appearance] [--margins] [--no-append]
     .venv/bin/python bench/persistence.py --save-boosted src/trackid/multiview/persistence/persistence_boosted.npz
     .venv/bin/python bench/persistence.py --save-transformer src/trackid/multiview/persistence/persistence.onnx
         # the transformer needs '.[train]'; these two rebuild the filters that ship in the package

@@ -308,3 +308,15 @@ def test_a_persistence_filter_is_refused_with_a_video_or_from_a_bad_file(data: P
         result = runner.invoke(app, ["track", "-d", str(det), "-s", str(ini), "-o", str(out), "--filter", str(path)])
         _assert_clean_failure(result, path.name, said)
         assert not out.exists()
+
+
+def test_a_shipped_filter_outside_its_frame_rates_is_warned_about(data: Path, tmp_path: Path) -> None:
+    det, ini = _mot15_paths(data, "TUD-Campus")
+    fast = tmp_path / "seqinfo.ini"
+    fast.write_text(ini.read_text().replace("frameRate=25", "frameRate=60"))
+    out = tmp_path / "out.txt"
+    result = runner.invoke(app, ["track", "-d", str(det), "-s", str(fast), "-o", str(out), "--filter", "shipped"])
+    assert result.exit_code == 0, result.output
+    assert "learnt from 5-30 fps" in result.output and "at 60 fps" in result.output
+    inside = runner.invoke(app, ["track", "-d", str(det), "-s", str(ini), "-o", str(out), "--filter", "shipped"])
+    assert inside.exit_code == 0 and "learnt from" not in inside.output

@@ -124,7 +124,7 @@ def track(
         params = _replay_tracker_params(tracker, config, profile, sets, param or [])
         jobs = plan_jobs(detections, seqinfo, out)
         loaded = load_jobs(jobs)
-        persistence, trained_fps, filter_path = _persistence_filter(filter_model)
+        persistence, filter_path = _persistence_filter(filter_model)
         folder = None
         if detections.is_dir():  # a batch writes a run folder; a single file is just its result file
             settings = {"tracker": tracker, "params": params, "min_score": min_score, "filter": filter_model}
@@ -141,7 +141,6 @@ def track(
                 on_sequence=lambda seq: progress.update(task, description=seq),
                 on_frame=lambda: progress.advance(task),
                 persistence=persistence,
-                trained_fps=trained_fps,
             )
             summary = [(r.seq, r.frames, r.tracks, r.boxes, r.out) for r in results]
             warnings = [f"{r.seq}: {w}" for r in results for w in r.warnings]
@@ -153,18 +152,18 @@ def track(
         print_warnings(warnings)
 
 
-def _persistence_filter(choice: str | None) -> tuple[Any, tuple[float, float] | None, Path | None]:
-    """`--filter` loaded: (the filter, the frame rates it learnt from when it is a shipped one, its file)."""
+def _persistence_filter(choice: str | None) -> tuple[Any, Path | None]:
+    """`--filter` loaded: (the filter, its file)."""
     if choice is None:
-        return None, None, None
-    from trackid.multiview.persistence.shipped import TRAINED_FPS, filter_file, is_shipped, load_filter
+        return None, None
+    from trackid.multiview.persistence.shipped import filter_file, load_filter
 
     path = filter_file(choice)
     try:
         model = load_filter(path)
     except ValueError as exc:
         raise InputError(f"--filter: {exc}") from None
-    return model, TRAINED_FPS if is_shipped(path) else None, path
+    return model, path
 
 
 def _replay_tracker_params(

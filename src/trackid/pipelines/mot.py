@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
+from trackid.multiview.persistence.shipped import frame_rate_warning
 from trackid.pipelines.sinks import FilteredMotResultFile, MotResultFile, TrackRows
 from trackid.pipelines.stages import StageRun, Stages, replayed_frames, run_stages
 from trackid.sources.motchallenge import FrameDetections, MotRows, SeqInfo, read_mot_file, read_seqinfo
@@ -126,12 +127,11 @@ def track_jobs(
     on_sequence: Callable[[str], object] | None = None,
     on_frame: Callable[[], object] | None = None,
     persistence: PersistenceFilter | None = None,
-    trained_fps: tuple[float, float] | None = None,
 ) -> list[SequenceResult]:
     """Track each loaded sequence with a fresh `tracker` and write its MOT result file (atomically), without the
     tracks `persistence` calls transient when a filter is given. Detections past the sequence's end, all dropped by
-    `min_score`, a filter that drops much or runs outside the frame rates it learnt from (`trained_fps`, where
-    known), are warned about in the result and the log."""
+    `min_score`, a filter that drops much or runs outside the frame rates a shipped filter learnt from, are warned
+    about in the result and the log."""
     if min_score is not None and np.isnan(min_score):
         raise ValueError("min_score must be a number, got nan")
     floor = -np.inf if min_score is None else min_score
@@ -147,26 +147,22 @@ def track_jobs(
             else FilteredMotResultFile(job.out, persistence, job.seq, size, info.frame_rate)
         )
         run = _replay(frames, tracker, info, params, result, on_frame)
-        written = result.kept() if isinstance(result, FilteredMotResultFile) else result.arrays()
-        dropped = len(result.dropped) if isinstance(result, FilteredMotResultFile) else 0
+        written = result.written()
         warnings = [*_input_warnings(job, rows, info, floor), *run.warnings]
         if persistence is not None:
-            warnings += _filter_warnings(info, run.boxes, len(written[0]), trained_fps)
+            warnings += _filter_warnings(persistence, info, run.boxes, len(written[0]))
         for warning in warnings:
             log.warning("%s: %s", job.seq, warning)
         tracks = len(np.unique(written[1]))
-        results.append(SequenceResult(job.seq, run.frames, tracks, len(written[0]), job.out, warnings, dropped))
+        results.append(
+            SequenceResult(job.seq, run.frames, tracks, len(written[0]), job.out, warnings, len(result.dropped))
+        )
     return results
 
 
-def _filter_warnings(info: SeqInfo, boxes: int, kept: int, trained_fps: tuple[float, float] | None) -> list[str]:
+def _filter_warnings(model: PersistenceFilter, info: SeqInfo, boxes: int, kept: int) -> list[str]:
     """What the result must say about a persistence filter that may not suit the sequence."""
-    out = []
-    if trained_fps is not None and not trained_fps[0] <= info.frame_rate <= trained_fps[1]:
-        out.append(
-            f"the persistence filter learnt from {trained_fps[0]:g}-{trained_fps[1]:g} fps sequences; at "
-            f"{info.frame_rate:g} fps its track lengths and motion are outside what it saw"
-        )
+    out = [w for w in [frame_rate_warning(getattr(model, "model_path", None), info.frame_rate)] if w is not None]
     if boxes and 1 - kept / boxes > MAX_BOXES_DROPPED:
         out.append(
             f"the persistence filter left out {1 - kept / boxes:.0%} of the tracked boxes: check that it suits this "

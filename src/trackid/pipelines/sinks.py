@@ -56,9 +56,18 @@ class MotResultFile(TrackRows):
     def __init__(self, path: Path) -> None:
         super().__init__()
         self.path = path
+        self.dropped: list[int] = []  # ids of tracks left out of the file (a filter's, below)
+
+    def written(self) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
+        """The (frame, track id, xyxy) rows the file holds: `arrays()` without the `dropped` tracks' boxes."""
+        frames, ids, boxes = self.arrays()
+        if not self.dropped:
+            return frames, ids, boxes
+        keep = ~np.isin(ids, self.dropped)
+        return frames[keep], ids[keep], boxes[keep]
 
     def close(self) -> dict[str, Path]:
-        return {"tracks_mot": write_mot_results(self.path, *self.arrays())}
+        return {"tracks_mot": write_mot_results(self.path, *self.written())}
 
 
 class FilteredMotResultFile(MotResultFile):
@@ -72,23 +81,16 @@ class FilteredMotResultFile(MotResultFile):
         super().__init__(path)
         self.model = model
         self.collector = TrackCollector(sequence, image_size, frame_rate)
-        self.dropped: list[int] = []  # the transient tracks' ids, once closed
 
     def on_frame(self, frame: Frame, tracked: Detections) -> None:
         super().on_frame(frame, tracked)
         self.collector.add(frame.number, tracked if frame.detections is None else frame.detections, tracked)
 
-    def kept(self) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
-        """`arrays()` without the dropped tracks' boxes (everything until `close` has judged them)."""
-        frames, ids, boxes = self.arrays()
-        keep = ~np.isin(ids, self.dropped)
-        return frames[keep], ids[keep], boxes[keep]
-
     def close(self) -> dict[str, Path]:
         tracks = self.collector.tracks()
         verdicts = self.model.predict(tracks) if tracks else np.zeros(0, np.int64)
         self.dropped = [t.track_id for t, v in zip(tracks, verdicts.tolist(), strict=True) if v == 0]
-        return {"tracks_mot": write_mot_results(self.path, *self.kept())}
+        return super().close()
 
 
 class TracksJsonl(Sink):

@@ -33,7 +33,7 @@ from trackid.artifacts import atomic_write_bytes, atomic_write_text
 from trackid.multiview.persistence.explain import Explanation, explain
 from trackid.multiview.persistence.models import PersistenceFilter
 from trackid.multiview.persistence.post_filter import PostFiltered, drop_transient
-from trackid.multiview.persistence.shipped import TRAINED_FPS, is_shipped, load_filter
+from trackid.multiview.persistence.shipped import frame_rate_warning, load_filter
 from trackid.multiview.site_tracking import SiteView, track_site
 from trackid.multiview.smoothing import smooth_trajectories
 from trackid.multiview.triangulation import Trajectories, require_projections, triangulate_tracks
@@ -154,13 +154,7 @@ def _csv(trajectories: Trajectories, measured: Trajectories, fps: float) -> str:
 
 def _filter_warnings(site: SiteConfig, runs: dict[str, dict[str, Any]], filter_model: Path | None) -> list[str]:
     """What the summary must say about a filter that may not suit the site."""
-    out = []
-    shipped = filter_model is not None and is_shipped(filter_model)
-    if shipped and not TRAINED_FPS[0] <= site.fps <= TRAINED_FPS[1]:
-        out.append(
-            f"the shipped filter learnt from {TRAINED_FPS[0]:g}-{TRAINED_FPS[1]:g} fps sequences; at {site.fps:g} fps "
-            "its track lengths and motion are outside what it saw (check how many points it removes and of whom)"
-        )
+    out = [w for w in [frame_rate_warning(filter_model, site.fps)] if w is not None]
     if "filter on" in runs and runs["filter off"]["points"]:
         lost = 1 - runs["filter on"]["points"] / runs["filter off"]["points"]
         if lost > MAX_POINTS_LOST:
