@@ -47,7 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profiles", nargs="+", default=["fast_cpu", "balanced", "high_accuracy"])
     parser.add_argument(
-        "--embedder", choices=["auto", "dlib", "faceres"], default="auto", help="episode.embedder (default: auto)"
+        "--embedder",
+        choices=["auto", "dlib", "faceres", "faceres-aligned"],
+        default="auto",
+        help="episode.embedder (default: auto)",
     )
     parser.add_argument("--no-append", action="store_true")
     args = parser.parse_args(argv)

@@ -16,6 +16,7 @@ import argparse
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -40,9 +41,14 @@ def main(argv: list[str] | None = None) -> int:
     people, segments, crops = _track_crops(folder, info)
     shutil.rmtree(folder, ignore_errors=True)
     rows = []
-    for name, make in [("dlib ResNet", DlibFaceEmbedder), ("HSE FaceRes (fetched)", FaceResEmbedder)]:
+    choices: list[tuple[str, Callable[[], Embedder]]] = [
+        ("dlib ResNet", DlibFaceEmbedder),
+        ("HSE FaceRes (fetched)", FaceResEmbedder),
+        ("HSE FaceRes, aligned on 5 points", lambda: FaceResEmbedder(align=True)),
+    ]
+    for name, make in choices:
         try:
-            embedder: Embedder = make()
+            embedder = make()
         except FileNotFoundError as missing:
             print(f"{name}: skipped ({missing})", file=sys.stderr)
             continue

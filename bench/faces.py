@@ -1,4 +1,5 @@
-"""Face embedders for [episodes] to choose from: dlib's ResNet (shipped) vs HSE FaceRes (fetched), on real faces.
+"""Face embedders for [episodes] to choose from: dlib's ResNet (shipped) vs HSE FaceRes (fetched, on the crop as it is
+and aligned on five landmarks), on real faces.
 
     .venv/bin/python bench/faces.py                 # prints the table and appends it to BENCHMARKS.md
 
@@ -42,7 +43,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "| YTF cross-clip AUC | cross-clip TAR@FAR1% | ms/face |"
     )
     rows = [header, "|" + "---|" * 11]
-    for name, embedder in [("dlib ResNet (5-point alignment)", DlibFaceEmbedder()), ("HSE FaceRes", FaceResEmbedder())]:
+    embedders: list[tuple[str, Embedder]] = [
+        ("dlib ResNet (5-point alignment)", DlibFaceEmbedder()),
+        ("HSE FaceRes", FaceResEmbedder()),
+        ("HSE FaceRes, aligned on 5 points (align=true)", FaceResEmbedder(align=True)),
+    ]
+    for name, embedder in embedders:
         o = embedder.embed(orl)
         y = embedder.embed(ytf)
         cross = ytf_clips[:, None] != ytf_clips[None, :]

